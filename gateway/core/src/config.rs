@@ -1,0 +1,465 @@
+//! The main configuration, `gerbang.toml`: where to listen, where the DWH is, how errors
+//! are reported, how failed logins are throttled, and where the PKS files live. Relative
+//! paths are relative to the directory of `gerbang.toml`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{ConfigError, ConfigErrors, Source, read_file};
+use crate::element::Vocabulary;
+use crate::pks::PksSet;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    /// Name of this instance in logs.
+    #[serde(default = "default_instance")]
+    instance: String,
+    listen: ListenFile,
+    upstream: UpstreamFile,
+    #[serde(default)]
+    api: ApiFile,
+    #[serde(default)]
+    auth: AuthFile,
+    pks: PksFile,
+    #[serde(default)]
+    server: ServerFile,
+}
+
+fn default_instance() -> String {
+    "gerbang".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenFile {
+    /// `IP:port` to accept Pengguna connections on.
+    address: Spanned<String>,
+    /// PEM certificate chain for TLS.
+    tls_cert: Option<Spanned<String>>,
+    /// PEM private key for TLS.
+    tls_key: Option<Spanned<String>>,
+    /// Serve without TLS. Must be said explicitly; only for a closed test network.
+    #[serde(default)]
+    plaintext: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamFile {
+    /// `host:port` of the DWH Terpusat (or dwh-sim).
+    address: Spanned<String>,
+    /// Connect to the DWH over TLS.
+    #[serde(default)]
+    tls: bool,
+    /// Server name to verify when `tls = true`.
+    #[serde(default)]
+    sni: String,
+    /// PEM CA bundle to verify the DWH with (default: system roots).
+    ca: Option<String>,
+    /// Time to establish a connection, in milliseconds.
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout_ms: u64,
+    /// Time the DWH may take to answer, in milliseconds.
+    #[serde(default = "default_timeout")]
+    timeout_ms: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    1_000
+}
+fn default_timeout() -> u64 {
+    10_000
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    /// `dwh`: errors as HTTP 200 like the DWH; `rest`: 400/401/403/429/502.
+    #[serde(default)]
+    status_mode: StatusMode,
+    /// Largest request body accepted, in bytes.
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    /// Failed logins (per source IP, and per User ID) before a lockout.
+    max_failures: Option<u32>,
+    /// Window the failures are counted in, in seconds.
+    failure_window_secs: Option<u64>,
+    /// How long a lockout lasts, in seconds.
+    lockout_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PksFile {
+    /// Directory of PKS files (`*.toml`).
+    dir: String,
+    /// Element vocabulary file (default: the embedded one).
+    vocabulary: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    /// Worker threads (default: number of cores).
+    threads: Option<usize>,
+}
+
+/// How refusals map to HTTP statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusMode {
+    /// HTTP 200 with the error in the body, as the DWH does.
+    #[default]
+    Dwh,
+    /// 400/401/403/404/413/429/502/504 as REST clients expect.
+    Rest,
+}
+
+/// Validated main configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    pub instance: String,
+    pub listen: Listen,
+    pub upstream: Upstream,
+    pub api: Api,
+    pub auth: Auth,
+    pub pks_dir: PathBuf,
+    pub vocabulary: Option<PathBuf>,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub address: SocketAddr,
+    /// `None` only when `plaintext = true` was configured.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Resolved once at load, so no DNS lookup happens per request.
+    pub address: SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+    pub ca: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub status_mode: StatusMode,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub max_failures: NonZeroU32,
+    pub failure_window: Duration,
+    pub lockout: Duration,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            max_failures: NonZeroU32::MIN.saturating_add(4),
+            failure_window: Duration::from_secs(300),
+            lockout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Default largest request body: a lookup is a few hundred bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
+/// Hard ceiling for `max_body_bytes`: the proxy buffers the body to authenticate it.
+pub const MAX_BODY_CEILING: usize = 60 * 1024;
+
+impl Config {
+    /// Loads and validates the main configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = read_file(path)?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates a configuration text; `path` locates relative paths and errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
+        let src = Source::new(path, text);
+        let file: ConfigFile = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut errors = Vec::new();
+
+        let listen_address = match file.listen.address.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                errors.push(src.error(
+                    Some(file.listen.address.span()),
+                    "listen.address",
+                    format!(
+                        "`{}` is not `IP:port` (e.g. `0.0.0.0:8443`)",
+                        file.listen.address.get_ref()
+                    ),
+                ));
+                None
+            }
+        };
+        let tls = match (
+            &file.listen.tls_cert,
+            &file.listen.tls_key,
+            file.listen.plaintext,
+        ) {
+            (Some(cert), Some(key), false) => Some(TlsFiles {
+                cert: base.join(cert.get_ref()),
+                key: base.join(key.get_ref()),
+            }),
+            (None, None, true) => None,
+            (Some(c), _, true) | (_, Some(c), true) => {
+                errors.push(src.error(
+                    Some(c.span()),
+                    "listen.plaintext",
+                    "choose one: TLS (tls_cert + tls_key) or plaintext = true, not both",
+                ));
+                None
+            }
+            (Some(c), None, false) | (None, Some(c), false) => {
+                errors.push(src.error(
+                    Some(c.span()),
+                    "listen",
+                    "TLS needs both tls_cert and tls_key",
+                ));
+                None
+            }
+            (None, None, false) => {
+                errors.push(src.error(
+                    Some(file.listen.address.span()),
+                    "listen",
+                    "no TLS certificate configured: set tls_cert and tls_key (`gerbang certs dev` makes development ones), or set plaintext = true explicitly for a closed test network",
+                ));
+                None
+            }
+        };
+
+        let upstream_address = match file
+            .upstream
+            .address
+            .get_ref()
+            .to_socket_addrs()
+            .map(|mut a| a.next())
+        {
+            Ok(Some(a)) => Some(a),
+            _ => {
+                errors.push(src.error(
+                    Some(file.upstream.address.span()),
+                    "upstream.address",
+                    format!(
+                        "`{}` is not a reachable `host:port`",
+                        file.upstream.address.get_ref()
+                    ),
+                ));
+                None
+            }
+        };
+        if file.upstream.tls && file.upstream.sni.is_empty() {
+            errors.push(src.error(
+                None,
+                "upstream.sni",
+                "with tls = true, set the DWH's server name to verify",
+            ));
+        }
+        for (field, value) in [
+            (
+                "upstream.connect_timeout_ms",
+                file.upstream.connect_timeout_ms,
+            ),
+            ("upstream.timeout_ms", file.upstream.timeout_ms),
+        ] {
+            if value == 0 {
+                errors.push(src.error(None, field, "must be more than 0 milliseconds"));
+            }
+        }
+
+        let max_body_bytes = file.api.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if !(256..=MAX_BODY_CEILING).contains(&max_body_bytes) {
+            errors.push(src.error(
+                None,
+                "api.max_body_bytes",
+                format!("must be between 256 and {MAX_BODY_CEILING} bytes"),
+            ));
+        }
+
+        let defaults = Auth::default();
+        let max_failures = match file.auth.max_failures.map(NonZeroU32::new) {
+            None => defaults.max_failures,
+            Some(Some(n)) => n,
+            Some(None) => {
+                errors.push(src.error(None, "auth.max_failures", "must be at least 1"));
+                defaults.max_failures
+            }
+        };
+        let threads = file.server.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        });
+        if threads == 0 {
+            errors.push(src.error(None, "server.threads", "must be at least 1"));
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let (Some(address), Some(upstream_address)) = (listen_address, upstream_address) else {
+            return Err(ConfigErrors(errors));
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            instance: file.instance,
+            listen: Listen { address, tls },
+            upstream: Upstream {
+                address: upstream_address,
+                tls: file.upstream.tls,
+                sni: file.upstream.sni,
+                ca: file.upstream.ca.map(|c| base.join(c)),
+                connect_timeout: Duration::from_millis(file.upstream.connect_timeout_ms),
+                timeout: Duration::from_millis(file.upstream.timeout_ms),
+            },
+            api: Api {
+                status_mode: file.api.status_mode,
+                max_body_bytes,
+            },
+            auth: Auth {
+                max_failures,
+                failure_window: file
+                    .auth
+                    .failure_window_secs
+                    .map_or(defaults.failure_window, Duration::from_secs),
+                lockout: file
+                    .auth
+                    .lockout_secs
+                    .map_or(defaults.lockout, Duration::from_secs),
+            },
+            pks_dir: base.join(file.pks.dir),
+            vocabulary: file.pks.vocabulary.map(|v| base.join(v)),
+            threads,
+        })
+    }
+
+    /// Loads the vocabulary this configuration names (or the embedded one).
+    pub fn load_vocabulary(&self) -> Result<Vocabulary, ConfigErrors> {
+        match &self.vocabulary {
+            Some(path) => Vocabulary::load(path),
+            None => Ok(Vocabulary::embedded()),
+        }
+    }
+
+    /// Loads the vocabulary and every PKS file this configuration names.
+    pub fn load_agreements(&self) -> Result<(Vocabulary, PksSet), ConfigErrors> {
+        let vocab = self.load_vocabulary()?;
+        let set = PksSet::load_dir(&self.pks_dir, &vocab)?;
+        Ok((vocab, set))
+    }
+}
+
+/// Checks everything `gerbang serve` would load, returning all problems at once.
+pub fn check(path: &Path) -> Result<(Config, Vocabulary, PksSet), ConfigErrors> {
+    let config = Config::load(path)?;
+    let (vocab, set) = config.load_agreements()?;
+    let mut errors = Vec::new();
+    if let Some(tls) = &config.listen.tls {
+        for (field, file) in [("listen.tls_cert", &tls.cert), ("listen.tls_key", &tls.key)] {
+            if !file.is_file() {
+                errors.push(ConfigError {
+                    file: config.path.clone(),
+                    line: None,
+                    column: None,
+                    field: field.to_string(),
+                    message: format!(
+                        "{} does not exist (`gerbang certs dev` makes development certificates)",
+                        file.display()
+                    ),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((config, vocab, set))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[listen]
+address = "127.0.0.1:8443"
+plaintext = true
+
+[upstream]
+address = "127.0.0.1:9080"
+
+[pks]
+dir = "pks"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_relative_paths() {
+        let c = Config::parse(Path::new("/etc/gerbang/gerbang.toml"), MINIMAL).expect("valid");
+        assert!(c.listen.tls.is_none());
+        assert_eq!(c.pks_dir, Path::new("/etc/gerbang/pks"));
+        assert_eq!(c.api.status_mode, StatusMode::Dwh);
+        assert_eq!(c.api.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.upstream.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn tls_or_explicit_plaintext_is_required() {
+        let text = MINIMAL.replace("plaintext = true\n", "");
+        let err = Config::parse(Path::new("g.toml"), &text).expect_err("no tls");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("g.toml:3:") && shown.contains("plaintext = true explicitly"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let text = MINIMAL
+            .replace("127.0.0.1:8443", "localhost")
+            .replace("[pks]", "[pks]\nfoo = 1");
+        let err = Config::parse(Path::new("g.toml"), &text).expect_err("invalid");
+        assert!(err.to_string().contains("foo"), "{err}");
+        let text = MINIMAL.replace("127.0.0.1:8443", "localhost");
+        let err = Config::parse(Path::new("g.toml"), &text).expect_err("invalid");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("g.toml:3:") && shown.contains("listen.address"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn body_limit_is_bounded() {
+        let text = MINIMAL.to_string() + "\n[api]\nmax_body_bytes = 10000000\n";
+        let err = Config::parse(Path::new("g.toml"), &text).expect_err("too big");
+        assert!(err.to_string().contains("api.max_body_bytes"), "{err}");
+    }
+}

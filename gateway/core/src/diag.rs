@@ -1,0 +1,170 @@
+//! Configuration errors that name the file, the line and the field, in words an operator
+//! understands. Every loader collects all the problems it finds instead of stopping at the
+//! first, so one `gerbang check` run shows everything to fix.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem in one configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// 1-based line, when the problem can be pinned to one.
+    pub line: Option<usize>,
+    /// 1-based column on that line.
+    pub column: Option<usize>,
+    /// The field, as written in the file (`user[2].ip_lan`), or empty for the whole file.
+    pub field: String,
+    /// What is wrong and, where possible, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Every problem found while loading; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The problems, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        Self(vec![e])
+    }
+}
+
+/// A configuration file's text, kept to turn byte spans into lines and columns.
+#[derive(Debug)]
+pub struct Source<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(path: &'a Path, text: &'a str) -> Self {
+        Self { path, text }
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        (line, offset - line_start + 1)
+    }
+
+    /// An error at a span of this file.
+    pub fn error(
+        &self,
+        span: Option<Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = match span {
+            Some(span) => {
+                let (l, c) = self.line_col(span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Turns a TOML syntax or shape error (unknown field, wrong type, missing field) into a
+    /// located error. The field name is taken from toml's message where it gives one.
+    pub fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let message = e.message().trim().to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.contains("field"))
+            .unwrap_or_default()
+            .to_string();
+        let message = if message.starts_with("unknown field") {
+            format!("{message} (check the spelling; unknown fields are refused)")
+        } else {
+            message
+        };
+        self.error(e.span(), field, message)
+    }
+}
+
+/// Reads a file as UTF-8, as a located error on failure.
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: format!("cannot read the file: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        let src = Source::new(Path::new("x.toml"), "a = 1\nbb = 2\n");
+        assert_eq!(src.line_col(0), (1, 1));
+        assert_eq!(src.line_col(6), (2, 1));
+        assert_eq!(src.line_col(9), (2, 4));
+    }
+
+    #[test]
+    fn display_names_file_line_and_field() {
+        let src = Source::new(Path::new("config/pks/a.toml"), "x = 1\ny = 2\n");
+        let e = src.error(Some(6..7), "y", "must be a string");
+        assert_eq!(
+            e.to_string(),
+            "config/pks/a.toml:2:1: field `y`: must be a string"
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! Gerbang's domain, with no network code: NIK and No KK, the data element vocabulary, the
+//! PKS and main configuration files with operator-readable errors, the DWH wire format and
+//! the element filter. The proxy, the policy engine and the tools all build on it, and it
+//! tests without linking pingora.
+#![forbid(unsafe_code)]
+
+mod clock;
+mod config;
+mod diag;
+mod element;
+mod filter;
+mod nik;
+mod pks;
+mod wire;
+
+pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
+pub use config::{
+    Api, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING, StatusMode, TlsFiles,
+    Upstream, check,
+};
+pub use diag::{ConfigError, ConfigErrors, Source};
+pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
+pub use filter::{FilterError, Filtered, Shape, filter_answer};
+pub use nik::{Nik, NikError, NoKk, Sex, is_province_code};
+pub use pks::{
+    Channel, JenisPengguna, KunciAkses, Pks, PksSet, PksStatus, Sam, SamStatus, Tingkat, User,
+    UserStatus, canonical_ip,
+};
+pub use wire::{BodyError, Pairs, Refusal, RequestBody, ValueError, envelope, push_json_string};

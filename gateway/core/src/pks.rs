@@ -1,0 +1,953 @@
+//! The PKS file: one TOML file per cooperation agreement, its fields named as in Ditjen's
+//! approval table (DESIGN §5), so the person who reads the signed PKS can check the file line
+//! by line. Loading parses every file, validates it and checks the set as a whole (unique
+//! numbers, User IDs and SAMs, no IP LAN shared by two User IDs), collecting every error.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use chrono::NaiveDate;
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{ConfigError, ConfigErrors, Source, read_file};
+use crate::element::{ElementSet, Vocabulary, unknown_element};
+
+/// Kind of user institution (Permendagri 102/2019 art. 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JenisPengguna {
+    LembagaNegara,
+    Kementerian,
+    Lpnk,
+    /// Badan Hukum Indonesia (an Indonesian legal entity).
+    Bhi,
+    /// Organisasi Perangkat Daerah (a regional office).
+    Opd,
+}
+
+/// Government level of the agreement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tingkat {
+    Pusat,
+    Provinsi,
+    KabupatenKota,
+}
+
+/// An access method a PKS grants; the gateway calls it the request's channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Machine-to-machine JSON API.
+    WebService,
+    /// The browser application (read-only, art. 30(2)).
+    WebPortal,
+    /// A KTP-el card reader with an activated SAM (art. 24–26).
+    CardReader,
+}
+
+impl Channel {
+    /// The name used in PKS files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebService => "web_service",
+            Self::WebPortal => "web_portal",
+            Self::CardReader => "card_reader",
+        }
+    }
+}
+
+/// A key the PKS lets the Pengguna look people up by (art. 29(1), 31).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum KunciAkses {
+    #[serde(rename = "NIK")]
+    Nik,
+    #[serde(rename = "NO_KK")]
+    NoKk,
+    /// Search by a combination of elements: law enforcement only (art. 31).
+    #[serde(rename = "ELEMEN")]
+    Elemen,
+}
+
+/// State of an agreement; `dibekukan` (frozen) and `diakhiri` (ended) are art. 45 sanctions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PksStatus {
+    Aktif,
+    Dibekukan,
+    Diakhiri,
+}
+
+/// State of a User ID; `nonaktif` is the art. 45 deactivation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Aktif,
+    Nonaktif,
+}
+
+/// State of a card reader's SAM (art. 25, 45 d–e).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamStatus {
+    Aktif,
+    Nonaktif,
+    Dicabut,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PksFile {
+    /// The PKS number, unique.
+    nomor: Spanned<String>,
+    /// Stable id of the institution (lower case, digits, `-`).
+    pengguna: Spanned<String>,
+    /// The institution's full name.
+    nama_pengguna: String,
+    jenis_pengguna: JenisPengguna,
+    tingkat: Tingkat,
+    /// The purpose of use, as in the PKS.
+    tujuan: String,
+    /// Allowed data elements or groups (vocabulary names).
+    elemen_data: Spanned<Vec<Spanned<String>>>,
+    /// Allowed access methods.
+    metode_akses: Spanned<Vec<Channel>>,
+    /// Allowed lookup keys.
+    kunci_akses: Spanned<Vec<KunciAkses>>,
+    /// Data the Pengguna sends back (informative).
+    #[serde(default)]
+    data_balikan: Vec<String>,
+    /// First day of validity (inclusive, WIB).
+    mulai: Spanned<toml::value::Datetime>,
+    /// Last day of validity (inclusive, WIB).
+    sampai: Spanned<toml::value::Datetime>,
+    /// Foreign-majority BHI: verification only (art. 29(4)).
+    #[serde(default)]
+    kepemilikan_asing_mayoritas: bool,
+    /// Law enforcement: may search by element combination (art. 31).
+    #[serde(default)]
+    penegak_hukum: bool,
+    /// Protected elements the Minister approved (UU 24/2013 art. 84).
+    #[serde(default)]
+    persetujuan_menteri: Vec<Spanned<String>>,
+    status: PksStatus,
+    #[serde(default, rename = "user")]
+    users: Vec<Spanned<UserFile>>,
+    #[serde(default, rename = "sam")]
+    sams: Vec<Spanned<SamFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    /// The User ID the PKS grants.
+    id: Spanned<String>,
+    /// argon2id PHC string (`gerbang passwd` prints one).
+    password_hash: Spanned<String>,
+    /// Registered LAN addresses (CIDR or single address).
+    ip_lan: Spanned<Vec<Spanned<String>>>,
+    /// NIK hits per calendar day (WIB).
+    kuota_harian: Spanned<u32>,
+    status: UserStatus,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamFile {
+    /// The SAM's id as personalised by Ditjen.
+    id: Spanned<String>,
+    /// `ed25519:` followed by the base64 public key.
+    public_key: Spanned<String>,
+    status: SamStatus,
+}
+
+/// A validated cooperation agreement.
+#[derive(Debug, Clone)]
+pub struct Pks {
+    /// The file it was loaded from.
+    pub source: PathBuf,
+    pub nomor: String,
+    pub pengguna: String,
+    pub nama_pengguna: String,
+    pub jenis_pengguna: JenisPengguna,
+    pub tingkat: Tingkat,
+    pub tujuan: String,
+    /// Granted elements, groups expanded.
+    pub elemen_data: ElementSet,
+    pub metode_akses: Vec<Channel>,
+    pub kunci_akses: Vec<KunciAkses>,
+    pub data_balikan: Vec<String>,
+    pub mulai: NaiveDate,
+    pub sampai: NaiveDate,
+    pub kepemilikan_asing_mayoritas: bool,
+    pub penegak_hukum: bool,
+    /// Protected elements the Minister approved.
+    pub persetujuan_menteri: ElementSet,
+    pub status: PksStatus,
+    pub users: Vec<User>,
+    pub sams: Vec<Sam>,
+}
+
+impl Pks {
+    /// Whether `day` (a WIB calendar day) lies within the agreement's period.
+    pub fn valid_on(&self, day: NaiveDate) -> bool {
+        self.mulai <= day && day <= self.sampai
+    }
+
+    /// Whether the PKS grants this access method.
+    pub fn allows_channel(&self, channel: Channel) -> bool {
+        self.metode_akses.contains(&channel)
+    }
+
+    /// Whether the PKS grants this lookup key.
+    pub fn allows_key(&self, key: KunciAkses) -> bool {
+        self.kunci_akses.contains(&key)
+    }
+}
+
+/// A User ID of a PKS.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    /// argon2id PHC string; checked well-formed at load.
+    pub password_hash: String,
+    pub ip_lan: Vec<IpNet>,
+    pub kuota_harian: NonZeroU32,
+    pub status: UserStatus,
+    /// Line of the `[[user]]` table, for messages.
+    pub line: usize,
+}
+
+impl User {
+    /// Whether `ip` is one of the registered LAN addresses.
+    pub fn ip_registered(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.ip_lan.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// An IPv4 address seen through an IPv4-mapped IPv6 socket is the IPv4 address.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// A card reader's SAM, bound to the Pengguna of its PKS.
+#[derive(Debug, Clone)]
+pub struct Sam {
+    pub id: String,
+    /// Ed25519 public key.
+    pub public_key: [u8; 32],
+    pub status: SamStatus,
+}
+
+/// All loaded agreements.
+#[derive(Debug, Clone, Default)]
+pub struct PksSet {
+    pub agreements: Vec<Pks>,
+}
+
+impl PksSet {
+    /// Loads every `*.toml` file of a directory (sorted by name) and checks the set.
+    pub fn load_dir(dir: &Path, vocab: &Vocabulary) -> Result<Self, ConfigErrors> {
+        let entries = std::fs::read_dir(dir).map_err(|e| ConfigError {
+            file: dir.to_path_buf(),
+            line: None,
+            column: None,
+            field: String::new(),
+            message: format!("cannot read the PKS directory: {e}"),
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect();
+        paths.sort();
+        let mut files = Vec::with_capacity(paths.len());
+        let mut errors = Vec::new();
+        for path in paths {
+            match read_file(&path) {
+                Ok(text) => files.push((path, text)),
+                Err(e) => errors.push(e),
+            }
+        }
+        match Self::parse_all(&files, vocab) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(ConfigErrors(errors)),
+            Err(more) => {
+                errors.extend(more.0);
+                Err(ConfigErrors(errors))
+            }
+        }
+    }
+
+    /// Parses and checks a set of `(path, text)` PKS files.
+    pub fn parse_all(
+        files: &[(PathBuf, String)],
+        vocab: &Vocabulary,
+    ) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut agreements = Vec::with_capacity(files.len());
+        let mut spans = Vec::with_capacity(files.len());
+        for (path, text) in files {
+            let src = Source::new(path, text);
+            match parse_one(&src, vocab) {
+                Ok((pks, s)) => {
+                    agreements.push(pks);
+                    spans.push(s);
+                }
+                Err(e) => errors.extend(e.0),
+            }
+        }
+        let set = Self { agreements };
+        set.check_unique(files, &spans, &mut errors);
+        set.check_ip_overlap(files, &spans, &mut errors);
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    fn check_unique(
+        &self,
+        files: &[(PathBuf, String)],
+        spans: &[Spans],
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let text_of = |path: &Path| {
+            files
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, t)| t.as_str())
+        };
+        let mut nomor: HashMap<&str, &Path> = HashMap::new();
+        let mut users: HashMap<&str, &Path> = HashMap::new();
+        let mut sams: HashMap<&str, &Path> = HashMap::new();
+        for (pks, span) in self.agreements.iter().zip(spans) {
+            let src = Source::new(&pks.source, text_of(&pks.source).unwrap_or_default());
+            if let Some(first) = nomor.insert(&pks.nomor, &pks.source) {
+                errors.push(src.error(
+                    Some(span.nomor.clone()),
+                    "nomor",
+                    format!(
+                        "PKS number `{}` is also used by {}",
+                        pks.nomor,
+                        first.display()
+                    ),
+                ));
+            }
+            for (user, uspan) in pks.users.iter().zip(&span.users) {
+                if let Some(first) = users.insert(&user.id, &pks.source) {
+                    errors.push(src.error(
+                        Some(uspan.clone()),
+                        "user.id",
+                        format!(
+                            "User ID `{}` is also granted by {}",
+                            user.id,
+                            first.display()
+                        ),
+                    ));
+                }
+            }
+            for (sam, sspan) in pks.sams.iter().zip(&span.sams) {
+                if let Some(first) = sams.insert(&sam.id, &pks.source) {
+                    errors.push(src.error(
+                        Some(sspan.clone()),
+                        "sam.id",
+                        format!("SAM `{}` is also registered in {} (a reader belongs to one Pengguna, art. 26)", sam.id, first.display()),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// An address must identify one User ID: two User IDs whose IP LAN overlap are refused.
+    /// Sort-and-sweep, so 50,000 User IDs cost O(n log n), not O(n²).
+    fn check_ip_overlap(
+        &self,
+        files: &[(PathBuf, String)],
+        spans: &[Spans],
+        errors: &mut Vec<ConfigError>,
+    ) {
+        struct Range128 {
+            start: u128,
+            end: u128,
+            v6: bool,
+            pks: usize,
+            user: usize,
+            net: usize,
+        }
+        let mut ranges = Vec::new();
+        for (p, pks) in self.agreements.iter().enumerate() {
+            for (u, user) in pks.users.iter().enumerate() {
+                for (n, net) in user.ip_lan.iter().enumerate() {
+                    let (start, end, v6) = match net {
+                        IpNet::V4(v4) => (
+                            u128::from(u32::from(v4.network())),
+                            u128::from(u32::from(v4.broadcast())),
+                            false,
+                        ),
+                        IpNet::V6(v6) => {
+                            (u128::from(v6.network()), u128::from(v6.broadcast()), true)
+                        }
+                    };
+                    ranges.push(Range128 {
+                        start,
+                        end,
+                        v6,
+                        pks: p,
+                        user: u,
+                        net: n,
+                    });
+                }
+            }
+        }
+        ranges.sort_by_key(|r| (r.v6, r.start));
+        let mut widest: Option<usize> = None;
+        for i in 0..ranges.len() {
+            let r = &ranges[i];
+            if let Some(w) = widest {
+                let prev = &ranges[w];
+                let same_user = prev.pks == r.pks && prev.user == r.user;
+                if prev.v6 == r.v6 && r.start <= prev.end && !same_user {
+                    let pks = &self.agreements[r.pks];
+                    let other = &self.agreements[prev.pks];
+                    let text = files
+                        .iter()
+                        .find(|(p, _)| *p == pks.source)
+                        .map(|(_, t)| t.as_str())
+                        .unwrap_or_default();
+                    let src = Source::new(&pks.source, text);
+                    let span = spans[r.pks].ip_lan[r.user][r.net].clone();
+                    let other_line = other.users[prev.user].line;
+                    errors.push(src.error(
+                        Some(span),
+                        format!("user `{}`.ip_lan", pks.users[r.user].id),
+                        format!(
+                            "{} overlaps {} of User ID `{}` ({}:{}): an address must identify exactly one User ID",
+                            pks.users[r.user].ip_lan[r.net],
+                            other.users[prev.user].ip_lan[prev.net],
+                            other.users[prev.user].id,
+                            other.source.display(),
+                            other_line,
+                        ),
+                    ));
+                }
+                if prev.v6 != r.v6 || r.end > prev.end {
+                    widest = Some(i);
+                }
+            } else {
+                widest = Some(i);
+            }
+        }
+    }
+}
+
+/// Spans kept from parsing for the set-wide checks' messages.
+struct Spans {
+    nomor: Range<usize>,
+    users: Vec<Range<usize>>,
+    ip_lan: Vec<Vec<Range<usize>>>,
+    sams: Vec<Range<usize>>,
+}
+
+fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), ConfigErrors> {
+    let file: PksFile = toml::from_str(src.text).map_err(|e| src.toml_error(&e))?;
+    let mut errors = Vec::new();
+
+    if file.nomor.get_ref().trim().is_empty() {
+        errors.push(src.error(Some(file.nomor.span()), "nomor", "the PKS number is empty"));
+    }
+    let pengguna = file.pengguna.get_ref();
+    if pengguna.is_empty()
+        || !pengguna
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        errors.push(src.error(
+            Some(file.pengguna.span()),
+            "pengguna",
+            format!("`{pengguna}` is not a stable id: use lower-case letters, digits and `-` (e.g. `bkd-karanganyar`)"),
+        ));
+    }
+
+    let mut elemen_data = ElementSet::EMPTY;
+    for name in file.elemen_data.get_ref() {
+        match vocab.resolve(name.get_ref()) {
+            Some(set) => elemen_data = elemen_data.union(set),
+            None => errors.push(unknown_element(
+                src,
+                name.span(),
+                "elemen_data",
+                name.get_ref(),
+                vocab,
+            )),
+        }
+    }
+    if file.elemen_data.get_ref().is_empty() {
+        errors.push(src.error(
+            Some(file.elemen_data.span()),
+            "elemen_data",
+            "a PKS grants at least one element",
+        ));
+    }
+    let mut persetujuan = ElementSet::EMPTY;
+    for name in &file.persetujuan_menteri {
+        match vocab.resolve(name.get_ref()) {
+            Some(set) if set.difference(vocab.protected()).is_empty() => {
+                persetujuan = persetujuan.union(set)
+            }
+            Some(_) => errors.push(src.error(
+                Some(name.span()),
+                "persetujuan_menteri",
+                format!(
+                    "`{}` is not protected data; list only protected elements here",
+                    name.get_ref()
+                ),
+            )),
+            None => errors.push(unknown_element(
+                src,
+                name.span(),
+                "persetujuan_menteri",
+                name.get_ref(),
+                vocab,
+            )),
+        }
+    }
+    let unapproved = elemen_data
+        .intersection(vocab.protected())
+        .difference(persetujuan);
+    if !unapproved.is_empty() {
+        errors.push(src.error(
+            Some(file.elemen_data.span()),
+            "elemen_data",
+            format!(
+                "{} is protected personal data (UU 24/2013 art. 84) and needs the Minister's approval: add it to `persetujuan_menteri` or remove it",
+                vocab.names(unapproved).join(", ")
+            ),
+        ));
+    }
+
+    if file.metode_akses.get_ref().is_empty() {
+        errors.push(src.error(
+            Some(file.metode_akses.span()),
+            "metode_akses",
+            "a PKS grants at least one access method",
+        ));
+    }
+    if file.kunci_akses.get_ref().is_empty() {
+        errors.push(src.error(
+            Some(file.kunci_akses.span()),
+            "kunci_akses",
+            "a PKS grants at least one lookup key (usually \"NIK\")",
+        ));
+    }
+    if file.kunci_akses.get_ref().contains(&KunciAkses::Elemen) && !file.penegak_hukum {
+        errors.push(src.error(
+            Some(file.kunci_akses.span()),
+            "kunci_akses",
+            "search by element combination (\"ELEMEN\") is given only to law enforcement (art. 31; letter 470/18754): set `penegak_hukum = true` or remove it",
+        ));
+    }
+    if file.kepemilikan_asing_mayoritas && file.jenis_pengguna != JenisPengguna::Bhi {
+        errors.push(src.error(
+            None,
+            "kepemilikan_asing_mayoritas",
+            "only a BHI (jenis_pengguna = \"bhi\") can be foreign-majority owned",
+        ));
+    }
+
+    let mulai = date_field(src, &file.mulai, "mulai", &mut errors);
+    let sampai = date_field(src, &file.sampai, "sampai", &mut errors);
+    if let (Some(m), Some(s)) = (mulai, sampai)
+        && s < m
+    {
+        errors.push(src.error(
+            Some(file.sampai.span()),
+            "sampai",
+            format!("the end date {s} is before the start date {m}"),
+        ));
+    }
+
+    let mut users = Vec::with_capacity(file.users.len());
+    let mut user_spans = Vec::new();
+    let mut ip_spans = Vec::new();
+    for (i, u) in file.users.iter().enumerate() {
+        let u_span = u.span();
+        let u = u.get_ref();
+        if let Some(user) = parse_user(src, i, u, &mut errors) {
+            users.push(user);
+            user_spans.push(u.id.span());
+            ip_spans.push(u.ip_lan.get_ref().iter().map(Spanned::span).collect());
+        } else {
+            let _ = u_span;
+        }
+    }
+    if file.users.is_empty() {
+        errors.push(src.error(
+            None,
+            "user",
+            "a PKS grants at least one User ID: add a [[user]] table",
+        ));
+    }
+
+    let mut sams = Vec::with_capacity(file.sams.len());
+    let mut sam_spans = Vec::new();
+    for (i, s) in file.sams.iter().enumerate() {
+        let s = s.get_ref();
+        if let Some(key) = parse_public_key(s.public_key.get_ref()) {
+            sams.push(Sam {
+                id: s.id.get_ref().clone(),
+                public_key: key,
+                status: s.status,
+            });
+            sam_spans.push(s.id.span());
+        } else {
+            errors.push(src.error(
+                Some(s.public_key.span()),
+                format!("sam[{i}].public_key"),
+                "must be `ed25519:` followed by the base64 of a 32-byte public key (`gerbang sam keygen` prints one)",
+            ));
+        }
+        if s.id.get_ref().trim().is_empty() {
+            errors.push(src.error(
+                Some(s.id.span()),
+                format!("sam[{i}].id"),
+                "the SAM id is empty",
+            ));
+        }
+    }
+    if !sams.is_empty() && !file.metode_akses.get_ref().contains(&Channel::CardReader) {
+        errors.push(src.error(
+            Some(file.metode_akses.span()),
+            "metode_akses",
+            "the file registers SAMs but does not grant \"card_reader\"",
+        ));
+    }
+
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let (Some(mulai), Some(sampai)) = (mulai, sampai) else {
+        return Err(ConfigErrors(errors));
+    };
+    let spans = Spans {
+        nomor: file.nomor.span(),
+        users: user_spans,
+        ip_lan: ip_spans,
+        sams: sam_spans,
+    };
+    let pks = Pks {
+        source: src.path.to_path_buf(),
+        nomor: file.nomor.into_inner(),
+        pengguna: file.pengguna.into_inner(),
+        nama_pengguna: file.nama_pengguna,
+        jenis_pengguna: file.jenis_pengguna,
+        tingkat: file.tingkat,
+        tujuan: file.tujuan,
+        elemen_data,
+        metode_akses: file.metode_akses.into_inner(),
+        kunci_akses: file.kunci_akses.into_inner(),
+        data_balikan: file.data_balikan,
+        mulai,
+        sampai,
+        kepemilikan_asing_mayoritas: file.kepemilikan_asing_mayoritas,
+        penegak_hukum: file.penegak_hukum,
+        persetujuan_menteri: persetujuan,
+        status: file.status,
+        users,
+        sams,
+    };
+    Ok((pks, spans))
+}
+
+fn parse_user(
+    src: &Source<'_>,
+    i: usize,
+    u: &UserFile,
+    errors: &mut Vec<ConfigError>,
+) -> Option<User> {
+    let before = errors.len();
+    let id = u.id.get_ref();
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        errors.push(src.error(
+            Some(u.id.span()),
+            format!("user[{i}].id"),
+            format!("`{id}` is not a valid User ID: 1 to 64 letters, digits, `_`, `.` or `-`"),
+        ));
+    }
+    let hash = u.password_hash.get_ref();
+    match argon2::PasswordHash::new(hash) {
+        Ok(parsed) if parsed.algorithm.as_str() == "argon2id" && parsed.hash.is_some() => {}
+        Ok(parsed) => errors.push(src.error(
+            Some(u.password_hash.span()),
+            format!("user[{i}].password_hash"),
+            format!(
+                "is a `{}` hash; Gerbang accepts argon2id only (`gerbang passwd` prints one)",
+                parsed.algorithm
+            ),
+        )),
+        Err(e) => errors.push(src.error(
+            Some(u.password_hash.span()),
+            format!("user[{i}].password_hash"),
+            format!("is not an argon2id PHC string ({e}); `gerbang passwd` prints one"),
+        )),
+    }
+    let mut ip_lan = Vec::new();
+    for net in u.ip_lan.get_ref() {
+        match parse_ip_lan(net.get_ref()) {
+            Ok(n) => ip_lan.push(n),
+            Err(msg) => errors.push(src.error(Some(net.span()), format!("user[{i}].ip_lan"), msg)),
+        }
+    }
+    if u.ip_lan.get_ref().is_empty() {
+        errors.push(src.error(
+            Some(u.ip_lan.span()),
+            format!("user[{i}].ip_lan"),
+            "at least one registered LAN address is needed (art. 28: closed network only)",
+        ));
+    }
+    let kuota = NonZeroU32::new(*u.kuota_harian.get_ref());
+    if kuota.is_none() {
+        errors.push(src.error(
+            Some(u.kuota_harian.span()),
+            format!("user[{i}].kuota_harian"),
+            "must be at least 1; to stop a User ID set status = \"nonaktif\"",
+        ));
+    }
+    if errors.len() != before {
+        return None;
+    }
+    Some(User {
+        id: id.clone(),
+        password_hash: hash.clone(),
+        ip_lan,
+        kuota_harian: kuota?,
+        status: u.status,
+        line: src.line_col(u.id.span().start).0,
+    })
+}
+
+/// Parses one IP LAN entry: a single address or a CIDR without host bits.
+fn parse_ip_lan(s: &str) -> Result<IpNet, String> {
+    let net = if s.contains('/') {
+        let net: IpNet = s
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR"))?;
+        if net.trunc() != net {
+            return Err(format!(
+                "`{s}` has host bits set; did you mean `{}`?",
+                net.trunc()
+            ));
+        }
+        net
+    } else {
+        let ip: IpAddr = s
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR"))?;
+        IpNet::from(ip)
+    };
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "`{s}` would accept every address; register the LAN's own range"
+        ));
+    }
+    Ok(net)
+}
+
+fn parse_public_key(s: &str) -> Option<[u8; 32]> {
+    let b64 = s.strip_prefix("ed25519:")?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    bytes.try_into().ok()
+}
+
+fn date_field(
+    src: &Source<'_>,
+    value: &Spanned<toml::value::Datetime>,
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<NaiveDate> {
+    let dt = value.get_ref();
+    let date = match (dt.date, dt.time, dt.offset) {
+        (Some(d), None, None) => {
+            NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+        }
+        _ => None,
+    };
+    if date.is_none() {
+        errors.push(src.error(
+            Some(value.span()),
+            field,
+            format!("`{dt}` must be a plain date such as 2024-11-09 (a day in WIB, no time)"),
+        ));
+    }
+    date
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3ZRqpb8Z+dLwDBTqW3nkCw0ZqXYjz6Rqi4AbH5l3eXM";
+
+    fn pks(nomor: &str, user: &str, ip: &str, extra: &str) -> String {
+        format!(
+            r#"nomor = "{nomor}"
+pengguna = "contoh"
+nama_pengguna = "Dinas Contoh"
+jenis_pengguna = "opd"
+tingkat = "kabupaten_kota"
+tujuan = "uji"
+elemen_data = ["NIK", "NAMA_LGKP", "ALAMAT_SEKARANG"]
+metode_akses = ["web_service"]
+kunci_akses = ["NIK"]
+mulai = 2025-01-01
+sampai = 2027-12-31
+status = "aktif"
+{extra}
+[[user]]
+id = "{user}"
+password_hash = "{HASH}"
+ip_lan = ["{ip}"]
+kuota_harian = 75
+status = "aktif"
+"#
+        )
+    }
+
+    fn load(files: &[(&str, String)]) -> Result<PksSet, ConfigErrors> {
+        let files: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|(p, t)| (PathBuf::from(p), t.clone()))
+            .collect();
+        PksSet::parse_all(&files, &Vocabulary::embedded())
+    }
+
+    #[test]
+    fn loads_a_valid_file_and_expands_groups() {
+        let set = load(&[("a.toml", pks("1/A", "u1", "127.0.0.2", ""))]).expect("valid");
+        let p = &set.agreements[0];
+        let vocab = Vocabulary::embedded();
+        assert!(p.elemen_data.contains(vocab.id("KEL_NAME").expect("known")));
+        assert!(!p.elemen_data.contains(vocab.id("AGAMA").expect("known")));
+        assert!(p.users[0].ip_registered("127.0.0.2".parse().expect("ip")));
+        assert!(p.users[0].ip_registered("::ffff:127.0.0.2".parse().expect("ip")));
+        assert!(!p.users[0].ip_registered("127.0.0.3".parse().expect("ip")));
+        assert!(p.valid_on(NaiveDate::from_ymd_opt(2027, 12, 31).expect("date")));
+        assert!(!p.valid_on(NaiveDate::from_ymd_opt(2028, 1, 1).expect("date")));
+    }
+
+    #[test]
+    fn unknown_element_names_file_line_and_field() {
+        let text = pks("1/A", "u1", "127.0.0.2", "").replace("\"NAMA_LGKP\"", "\"NAMA_LENGKAP\"");
+        let err = load(&[("config/pks/a.toml", text)]).expect_err("invalid");
+        let shown = err.to_string();
+        assert!(shown.starts_with("config/pks/a.toml:7:"), "{shown}");
+        assert!(shown.contains("field `elemen_data`"), "{shown}");
+        assert!(shown.contains("NAMA_LENGKAP"), "{shown}");
+    }
+
+    #[test]
+    fn end_before_start_and_bad_hash_and_bad_ip_are_all_reported() {
+        let text = pks("1/A", "u1", "10.0.0.1/24", "")
+            .replace("sampai = 2027-12-31", "sampai = 2024-12-31")
+            .replace(HASH, "$2b$12$notargon");
+        let err = load(&[("a.toml", text)]).expect_err("invalid");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("a.toml:11:") && shown.contains("before the start date"),
+            "{shown}"
+        );
+        assert!(shown.contains("password_hash"), "{shown}");
+        assert!(shown.contains("did you mean `10.0.0.0/24`"), "{shown}");
+        assert_eq!(err.0.len(), 3, "{shown}");
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_its_line() {
+        let text = pks("1/A", "u1", "127.0.0.2", "kuota = 5\n");
+        let err = load(&[("a.toml", text)]).expect_err("invalid");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("a.toml:13:") && shown.contains("kuota"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn overlapping_ip_lan_between_users_is_refused() {
+        let err = load(&[
+            ("a.toml", pks("1/A", "u1", "127.0.0.0/24", "")),
+            ("b.toml", pks("1/B", "u2", "127.0.0.9", "")),
+        ])
+        .expect_err("overlap");
+        let shown = err.to_string();
+        assert!(shown.contains("b.toml:17:"), "{shown}");
+        assert!(
+            shown.contains("overlaps 127.0.0.0/24 of User ID `u1`"),
+            "{shown}"
+        );
+        // Disjoint ranges load.
+        load(&[
+            ("a.toml", pks("1/A", "u1", "127.0.0.0/25", "")),
+            ("b.toml", pks("1/B", "u2", "127.0.0.128/25", "")),
+        ])
+        .expect("disjoint");
+    }
+
+    #[test]
+    fn duplicate_numbers_and_users_are_refused() {
+        let err = load(&[
+            ("a.toml", pks("1/A", "u1", "127.0.0.2", "")),
+            ("b.toml", pks("1/A", "u1", "127.0.0.3", "")),
+        ])
+        .expect_err("duplicates");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("PKS number `1/A` is also used by a.toml"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("User ID `u1` is also granted by a.toml"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn protected_elements_need_the_ministers_approval() {
+        let text = pks("1/A", "u1", "127.0.0.2", "")
+            .replace("\"NIK\", \"NAMA_LGKP\"", "\"NIK\", \"PNYDNG_CACAT\"");
+        let err = load(&[("a.toml", text.clone())]).expect_err("unapproved");
+        assert!(err.to_string().contains("Minister's approval"), "{err}");
+        let approved = text.replace(
+            "status = \"aktif\"\n\n",
+            "status = \"aktif\"\npersetujuan_menteri = [\"PNYDNG_CACAT\"]\n\n",
+        );
+        let set = load(&[("a.toml", approved)]).expect("approved");
+        assert!(!set.agreements[0].persetujuan_menteri.is_empty());
+    }
+
+    #[test]
+    fn element_search_needs_law_enforcement() {
+        let text = pks("1/A", "u1", "127.0.0.2", "").replace(
+            "kunci_akses = [\"NIK\"]",
+            "kunci_akses = [\"NIK\", \"ELEMEN\"]",
+        );
+        let err = load(&[("a.toml", text)]).expect_err("not law enforcement");
+        assert!(err.to_string().contains("art. 31"), "{err}");
+    }
+}

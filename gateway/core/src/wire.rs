@@ -1,0 +1,446 @@
+//! The DWH wire format: request bodies as integrators send them, the Spring-style answer
+//! envelope, and refusals with the DWH's own texts and codes (see `shared/DWH-API.md`).
+//!
+//! Bodies are parsed into ordered `(key, raw value)` pairs: keys are matched
+//! case-insensitively, a key present twice in any case is refused, and values are kept as
+//! raw JSON text so 16-digit numbers never pass through `f64`.
+
+use std::collections::HashSet;
+use std::fmt::{self, Write as _};
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::config::StatusMode;
+
+/// A JSON object as ordered `(key, raw value)` pairs.
+#[derive(Debug, Default)]
+pub struct Pairs(pub Vec<(String, Box<RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
+                    out.push((k, v));
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(PairsVisitor)
+    }
+}
+
+/// Why a request body was refused before anything else looked at it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("the key \"{0}\" appears more than once (keys are compared without case)")]
+    DuplicateKey(String),
+}
+
+/// A parsed request body.
+#[derive(Debug)]
+pub struct RequestBody {
+    pairs: Vec<(String, Box<RawValue>)>,
+    /// Lower-cased keys, index-aligned with `pairs`.
+    lower: Vec<String>,
+}
+
+/// Why a field's value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{key}\" must be {expected}")]
+pub struct ValueError {
+    pub key: String,
+    pub expected: &'static str,
+}
+
+impl RequestBody {
+    /// Parses a body, refusing anything but a JSON object with unique keys.
+    pub fn parse(bytes: &[u8]) -> Result<Self, BodyError> {
+        let Pairs(pairs) =
+            serde_json::from_slice(bytes).map_err(|e| BodyError::NotJson(e.to_string()))?;
+        let mut lower = Vec::with_capacity(pairs.len());
+        let mut seen = HashSet::with_capacity(pairs.len());
+        for (k, _) in &pairs {
+            let l = k.to_lowercase();
+            if !seen.insert(l.clone()) {
+                return Err(BodyError::DuplicateKey(k.clone()));
+            }
+            lower.push(l);
+        }
+        Ok(Self { pairs, lower })
+    }
+
+    fn raw(&self, key_lower: &str) -> Option<&RawValue> {
+        self.lower
+            .iter()
+            .position(|k| k == key_lower)
+            .map(|i| &*self.pairs[i].1)
+    }
+
+    /// Whether the key is present (any case).
+    pub fn has(&self, key_lower: &str) -> bool {
+        self.raw(key_lower).is_some()
+    }
+
+    /// A string-or-number field as text: `"123"` and `123` both give `123`; `null` and a
+    /// missing key give `None`; objects, arrays and booleans are refused.
+    pub fn text(&self, key_lower: &str) -> Result<Option<String>, ValueError> {
+        let Some(raw) = self.raw(key_lower) else {
+            return Ok(None);
+        };
+        let s = raw.get().trim();
+        let err = || ValueError {
+            key: key_lower.to_string(),
+            expected: "a string or a number",
+        };
+        match s.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(s)
+                .map(Some)
+                .map_err(|_| err()),
+            Some(b'-' | b'0'..=b'9') => Ok(Some(s.to_string())),
+            Some(b'n') if s == "null" => Ok(None),
+            _ => Err(err()),
+        }
+    }
+
+    /// The element claims or search values: every key that is not a credential or control
+    /// field, upper-cased, with its raw value.
+    pub fn element_fields(&self) -> impl Iterator<Item = (String, &RawValue)> {
+        self.pairs
+            .iter()
+            .zip(&self.lower)
+            .filter(|(_, l)| !CONTROL_KEYS.contains(&l.as_str()))
+            .map(|((k, v), _)| (k.to_uppercase(), &**v))
+    }
+
+    /// Serializes the body again with `key_lower` set to the JSON string `value` (added if
+    /// absent, keeping the client's spelling of the key if present).
+    pub fn to_json_with(&self, key_lower: &str, value: &str) -> Vec<u8> {
+        let mut out = String::with_capacity(256);
+        out.push('{');
+        let mut replaced = false;
+        for ((k, v), l) in self.pairs.iter().zip(&self.lower) {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            push_json_string(&mut out, k);
+            out.push(':');
+            if l == key_lower {
+                push_json_string(&mut out, value);
+                replaced = true;
+            } else {
+                out.push_str(v.get());
+            }
+        }
+        if !replaced {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            push_json_string(&mut out, key_lower);
+            out.push(':');
+            push_json_string(&mut out, value);
+        }
+        out.push('}');
+        out.into_bytes()
+    }
+}
+
+/// Keys that carry credentials or options rather than element values.
+const CONTROL_KEYS: &[&str] = &["user_id", "password", "ip_user", "treshold", "threshold"];
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Wraps raw JSON objects in the DWH's page envelope.
+pub fn envelope(records: &[String]) -> String {
+    let mut out = String::with_capacity(128 + records.iter().map(String::len).sum::<usize>());
+    out.push_str("{\"content\":[");
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r);
+    }
+    let n = records.len();
+    let _ = write!(
+        out,
+        "],\"lastPage\":true,\"numberOfElements\":{n},\"sort\":null,\"totalElements\":{n},\"firstPage\":true,\"number\":0,\"size\":{n}}}"
+    );
+    out
+}
+
+/// Every reason Gerbang answers a request itself instead of with the DWH's data.
+///
+/// Codes and texts are the DWH's where the DWH has one (clients compare the texts
+/// case-insensitively); Gerbang's own conditions use codes from 20 up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// Wrong password or unknown User ID (never says which).
+    LoginFailed,
+    /// Too many failed logins from this address or for this User ID.
+    LoginLocked,
+    /// Registered IP LAN of another User ID, or a body `ip_user` that is not the peer.
+    IpMismatch,
+    /// The connecting address is registered to no User ID.
+    IpNotRegistered,
+    /// `ip_user` is not an IP address.
+    InvalidIp,
+    /// Daily NIK hits used up.
+    QuotaExhausted,
+    /// Outside the PKS validity period.
+    OutsideValidity,
+    /// A required parameter is missing, or the body is not usable JSON.
+    IncompleteParameters,
+    /// User ID or password empty.
+    EmptyCredentials,
+    /// The NIK does not follow the Dukcapil format.
+    NikFormat,
+    /// The PKS is frozen or ended (art. 45).
+    InstitutionInactive,
+    /// The User ID is deactivated (art. 45).
+    UserInactive,
+    /// The PKS does not grant this action, channel or lookup key.
+    NotPermitted,
+    /// The body is larger than the configured limit.
+    BodyTooLarge,
+    /// No such service path.
+    UnknownService,
+    /// Only POST is served on the API paths.
+    MethodNotAllowed,
+    /// Card-reader request that could not be validated (fail closed).
+    CardReaderUnavailable,
+    /// The DWH could not be reached or failed.
+    UpstreamUnavailable,
+    /// The DWH did not answer in time.
+    UpstreamTimeout,
+    /// The DWH answered something Gerbang cannot filter; nothing of it is passed on.
+    UpstreamInvalid,
+}
+
+impl Refusal {
+    /// The `RESPONSE_CODE`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::LoginFailed | Self::LoginLocked => "03",
+            Self::IpMismatch => "04",
+            Self::QuotaExhausted => "05",
+            Self::OutsideValidity => "06",
+            Self::IncompleteParameters | Self::BodyTooLarge => "07",
+            Self::EmptyCredentials => "09",
+            Self::IpNotRegistered | Self::InvalidIp => "10",
+            Self::NikFormat => "15",
+            Self::InstitutionInactive => "16",
+            Self::UserInactive => "17",
+            Self::NotPermitted => "21",
+            Self::UnknownService | Self::MethodNotAllowed => "22",
+            Self::CardReaderUnavailable => "23",
+            Self::UpstreamUnavailable | Self::UpstreamInvalid => "31",
+            Self::UpstreamTimeout => "32",
+        }
+    }
+
+    /// The `RESPON` text.
+    pub fn respon(self) -> &'static str {
+        match self {
+            Self::LoginFailed => "Login Gagal",
+            Self::LoginLocked => "Login Gagal, Akun Dikunci Sementara",
+            Self::IpMismatch => "IP Address Tidak Sesuai",
+            Self::IpNotRegistered => "IP Client Tidak Terdaftar",
+            Self::InvalidIp => "IP Address Tidak Valid",
+            Self::QuotaExhausted => "Kuota Akses Hari ini telah Habis",
+            Self::OutsideValidity => "Akses di Luar Waktu yang Diizinkan",
+            Self::IncompleteParameters => "Parameter Tidak Lengkap",
+            Self::EmptyCredentials => "User ID, Password atau IP Kosong",
+            Self::NikFormat => "NIK Tidak Sesuai Format Dukcapil",
+            Self::InstitutionInactive => "Lembaga Tidak Aktif",
+            Self::UserInactive => "User ID Tidak Aktif",
+            Self::NotPermitted => "Akses Tidak Diizinkan oleh PKS",
+            Self::BodyTooLarge => "Permintaan Terlalu Besar",
+            Self::UnknownService => "Layanan Tidak Dikenal",
+            Self::MethodNotAllowed => "Metode Tidak Diizinkan",
+            Self::CardReaderUnavailable => "Validasi Card Reader Gagal",
+            Self::UpstreamUnavailable => "Layanan DWH Tidak Tersedia",
+            Self::UpstreamTimeout => "Layanan DWH Tidak Merespons",
+            Self::UpstreamInvalid => "Jawaban DWH Tidak Dapat Diproses",
+        }
+    }
+
+    /// The HTTP status in `rest` mode.
+    pub fn rest_status(self) -> u16 {
+        match self {
+            Self::LoginFailed | Self::EmptyCredentials => 401,
+            Self::IpMismatch
+            | Self::IpNotRegistered
+            | Self::OutsideValidity
+            | Self::InstitutionInactive
+            | Self::UserInactive
+            | Self::NotPermitted
+            | Self::CardReaderUnavailable => 403,
+            Self::LoginLocked | Self::QuotaExhausted => 429,
+            Self::IncompleteParameters | Self::NikFormat | Self::InvalidIp => 400,
+            Self::BodyTooLarge => 413,
+            Self::UnknownService => 404,
+            Self::MethodNotAllowed => 405,
+            Self::UpstreamUnavailable | Self::UpstreamInvalid => 502,
+            Self::UpstreamTimeout => 504,
+        }
+    }
+
+    /// The HTTP status in the configured mode.
+    pub fn status(self, mode: StatusMode) -> u16 {
+        match mode {
+            StatusMode::Dwh => 200,
+            StatusMode::Rest => self.rest_status(),
+        }
+    }
+
+    /// A short stable name for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LoginFailed => "login_failed",
+            Self::LoginLocked => "login_locked",
+            Self::IpMismatch => "ip_mismatch",
+            Self::IpNotRegistered => "ip_not_registered",
+            Self::InvalidIp => "invalid_ip",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::OutsideValidity => "outside_validity",
+            Self::IncompleteParameters => "incomplete_parameters",
+            Self::EmptyCredentials => "empty_credentials",
+            Self::NikFormat => "nik_format",
+            Self::InstitutionInactive => "institution_inactive",
+            Self::UserInactive => "user_inactive",
+            Self::NotPermitted => "not_permitted",
+            Self::BodyTooLarge => "body_too_large",
+            Self::UnknownService => "unknown_service",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::CardReaderUnavailable => "card_reader_unavailable",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamInvalid => "upstream_invalid",
+        }
+    }
+
+    /// The answer body: the DWH envelope with `RESPON`, `RESPONSE_CODE` and, when given, a
+    /// `RESPONSE_DESC` saying why in more words. The detail must never hold population data.
+    pub fn body(self, detail: &str) -> String {
+        let mut obj = String::with_capacity(96 + detail.len());
+        obj.push_str("{\"RESPON\":");
+        push_json_string(&mut obj, self.respon());
+        obj.push_str(",\"RESPONSE_CODE\":");
+        push_json_string(&mut obj, self.code());
+        if !detail.is_empty() {
+            obj.push_str(",\"RESPONSE_DESC\":");
+            push_json_string(&mut obj, detail);
+        }
+        obj.push('}');
+        envelope(&[obj])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_without_case_and_duplicates_are_refused() {
+        let b = RequestBody::parse(br#"{"NIK":"3201011501900001","User_Id":"u","password":"p"}"#)
+            .expect("valid");
+        assert_eq!(
+            b.text("nik").expect("ok").as_deref(),
+            Some("3201011501900001")
+        );
+        assert_eq!(b.text("user_id").expect("ok").as_deref(), Some("u"));
+        assert_eq!(b.text("ip_user").expect("ok"), None);
+        let e = RequestBody::parse(br#"{"nik":"1","NIK":"2"}"#).expect_err("dup");
+        assert_eq!(e, BodyError::DuplicateKey("NIK".into()));
+    }
+
+    #[test]
+    fn numbers_stay_digit_exact() {
+        // 2^53 + 1 cannot be represented as f64.
+        let b = RequestBody::parse(br#"{"nik":9007199254740993}"#).expect("valid");
+        assert_eq!(
+            b.text("nik").expect("ok").as_deref(),
+            Some("9007199254740993")
+        );
+    }
+
+    #[test]
+    fn non_objects_and_wrong_types_are_refused() {
+        assert!(matches!(
+            RequestBody::parse(b"[1,2]"),
+            Err(BodyError::NotJson(_))
+        ));
+        assert!(matches!(
+            RequestBody::parse(b"{\"nik\":"),
+            Err(BodyError::NotJson(_))
+        ));
+        assert!(matches!(
+            RequestBody::parse(b""),
+            Err(BodyError::NotJson(_))
+        ));
+        let b = RequestBody::parse(br#"{"nik":{"a":1},"x":true}"#).expect("valid");
+        assert!(b.text("nik").is_err());
+        assert!(b.text("x").is_err());
+    }
+
+    #[test]
+    fn rewriting_keeps_other_fields_verbatim() {
+        let b = RequestBody::parse(br#"{"NIK":3201011501900001,"IP_USER":"1.2.3.4","x":"a\"b"}"#)
+            .expect("valid");
+        let out = b.to_json_with("ip_user", "127.0.0.5");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            r#"{"NIK":3201011501900001,"IP_USER":"127.0.0.5","x":"a\"b"}"#
+        );
+        let b = RequestBody::parse(br#"{"nik":"1"}"#).expect("valid");
+        assert_eq!(
+            String::from_utf8(b.to_json_with("ip_user", "::1")).expect("utf8"),
+            r#"{"nik":"1","ip_user":"::1"}"#
+        );
+    }
+
+    #[test]
+    fn refusal_body_is_a_dwh_envelope() {
+        let body = Refusal::LoginFailed.body("");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["content"][0]["RESPON"], "Login Gagal");
+        assert_eq!(v["content"][0]["RESPONSE_CODE"], "03");
+        assert_eq!(v["numberOfElements"], 1);
+        assert!(v["sort"].is_null());
+        assert_eq!(Refusal::QuotaExhausted.status(StatusMode::Rest), 429);
+        assert_eq!(Refusal::QuotaExhausted.status(StatusMode::Dwh), 200);
+    }
+
+    #[test]
+    fn element_fields_skip_credentials() {
+        let b = RequestBody::parse(br#"{"USER_ID":"u","password":"p","ip_user":"x","TRESHOLD":90,"nama_lgkp":"A","NIK":"1"}"#).expect("valid");
+        let keys: Vec<String> = b.element_fields().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["NAMA_LGKP", "NIK"]);
+    }
+}
