@@ -1,0 +1,217 @@
+//! Authentication: User ID + password (argon2id) **and** the TCP peer inside that User ID's
+//! registered IP LAN (Permendagri 102/2019 art. 28, 32; the juknis).
+//!
+//! argon2id costs tens of milliseconds by design, far too much for every request of a
+//! machine client. After one successful argon2 check the credential is remembered as an
+//! HMAC-SHA256 of the password under a key that lives only in this process; later requests
+//! compare that digest in constant time. The entry is tied to the exact password hash in the
+//! PKS file, so changing the password (or reloading a changed file) forgets it. Failures are
+//! never cached: every wrong password pays the full argon2 cost and counts toward a lockout.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use dashmap::DashMap;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use gerbang_core::{Refusal, canonical_ip};
+
+use crate::snapshot::{Snapshot, UserRef};
+use crate::throttle::LoginThrottle;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A hash nobody's password matches, verified for unknown User IDs so that "no such user"
+/// costs the same time as "wrong password".
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Z2VyYmFuZ2R1bW15c2FsdA$K5Y4wS1u5sNq2Zr0q8y9m2Jx3m0Jj1Tq0m5sY8c3l2U";
+
+/// What a request presents.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub user_id: &'a str,
+    pub password: &'a str,
+    /// The TCP peer address.
+    pub peer: IpAddr,
+}
+
+/// A refusal with the detail an operator (not the client) needs in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure {
+    pub refusal: Refusal,
+    /// Said to the client in `RESPONSE_DESC`; never reveals whether a User ID exists.
+    pub detail: String,
+    /// Seconds until a lockout ends, when locked.
+    pub retry_after: Option<Duration>,
+}
+
+impl AuthFailure {
+    fn new(refusal: Refusal, detail: impl Into<String>) -> Self {
+        Self {
+            refusal,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// The outcome of the cheap checks: either an answer, or a password to verify with argon2.
+#[derive(Debug)]
+pub enum Precheck {
+    /// Authenticated from the credential cache.
+    Done(UserRef),
+    /// Needs [`Authenticator::verify_slow`] (run it on a blocking thread).
+    NeedsArgon2(SlowCheck),
+}
+
+/// The state carried from [`Authenticator::precheck`] to [`Authenticator::verify_slow`].
+#[derive(Debug)]
+pub struct SlowCheck {
+    user: Option<UserRef>,
+    ip_user: UserRef,
+    pub(crate) phc: Arc<str>,
+}
+
+#[derive(Debug)]
+struct CachedCredential {
+    phc: Arc<str>,
+    digest: [u8; 32],
+}
+
+/// Authenticates requests against a snapshot; holds the credential cache and the throttle.
+#[derive(Debug)]
+pub struct Authenticator {
+    key: [u8; 32],
+    cache: DashMap<String, CachedCredential>,
+    throttle: LoginThrottle,
+    argon2: Argon2<'static>,
+}
+
+impl Authenticator {
+    pub fn new(throttle: LoginThrottle) -> Self {
+        Self {
+            key: rand::random(),
+            cache: DashMap::new(),
+            throttle,
+            argon2: Argon2::default(),
+        }
+    }
+
+    fn digest(&self, user_id: &str, password: &str) -> [u8; 32] {
+        // new_from_slice accepts any key length for HMAC; 32 bytes always works.
+        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        mac.update(user_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The checks that need no argon2: the source address, lockouts, and the cache.
+    pub fn precheck(&self, snap: &Snapshot, c: Credentials<'_>) -> Result<Precheck, AuthFailure> {
+        let peer = canonical_ip(c.peer);
+        // An address outside every IP LAN is refused before any password work: the closed
+        // network rule (art. 28), and no argon2 cost for strangers.
+        let Some(ip_user) = snap.user_by_ip(peer) else {
+            return Err(AuthFailure::new(
+                Refusal::IpNotRegistered,
+                "alamat asal koneksi tidak terdaftar sebagai IP LAN User ID mana pun",
+            ));
+        };
+        if let Some(wait) = self.throttle.locked(peer, c.user_id) {
+            return Err(AuthFailure {
+                refusal: Refusal::LoginLocked,
+                detail: format!(
+                    "terlalu banyak login gagal; coba lagi dalam {} detik",
+                    wait.as_secs().max(1)
+                ),
+                retry_after: Some(wait),
+            });
+        }
+        let user = snap.user_by_id(c.user_id);
+        let phc: Arc<str> = match user {
+            Some(r) => Arc::from(snap.user(r).password_hash.as_str()),
+            None => Arc::from(DUMMY_HASH),
+        };
+        if let Some(r) = user
+            && let Some(cached) = self.cache.get(c.user_id)
+            && cached.phc == phc
+            && bool::from(cached.digest.ct_eq(&self.digest(c.user_id, c.password)))
+        {
+            drop(cached);
+            return self
+                .finish(snap, peer, c.user_id, r, ip_user)
+                .map(Precheck::Done);
+        }
+        Ok(Precheck::NeedsArgon2(SlowCheck { user, ip_user, phc }))
+    }
+
+    /// The argon2 check; CPU-heavy, so callers run it on a blocking thread.
+    pub fn verify_slow(
+        &self,
+        snap: &Snapshot,
+        c: Credentials<'_>,
+        check: SlowCheck,
+    ) -> Result<UserRef, AuthFailure> {
+        let peer = canonical_ip(c.peer);
+        let ok = PasswordHash::new(&check.phc)
+            .map(|h| {
+                self.argon2
+                    .verify_password(c.password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        let Some(user) = check.user.filter(|_| ok) else {
+            self.throttle.failure(peer, c.user_id);
+            return Err(AuthFailure::new(
+                Refusal::LoginFailed,
+                "User ID atau password salah",
+            ));
+        };
+        self.cache.insert(
+            c.user_id.to_string(),
+            CachedCredential {
+                phc: check.phc,
+                digest: self.digest(c.user_id, c.password),
+            },
+        );
+        self.finish(snap, peer, c.user_id, user, check.ip_user)
+    }
+
+    /// Right credentials: now the address must be this User ID's own IP LAN.
+    fn finish(
+        &self,
+        snap: &Snapshot,
+        peer: IpAddr,
+        user_id: &str,
+        user: UserRef,
+        ip_user: UserRef,
+    ) -> Result<UserRef, AuthFailure> {
+        if user != ip_user || !snap.user(user).ip_registered(peer) {
+            self.throttle.failure(peer, user_id);
+            return Err(AuthFailure::new(
+                Refusal::IpMismatch,
+                "alamat asal koneksi bukan IP LAN yang terdaftar untuk User ID ini",
+            ));
+        }
+        self.throttle.success(peer, user_id);
+        Ok(user)
+    }
+
+    /// Forgets cached credentials (after a reload, so a removed user is checked afresh).
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+}
+
+/// Hashes a password as Gerbang expects it in PKS files (argon2id, default parameters).
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    use argon2::PasswordHasher;
+    use argon2::password_hash::SaltString;
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}

@@ -1,0 +1,128 @@
+//! An immutable view of everything a decision needs: the vocabulary, the agreements, and
+//! indexes from User ID and from source address to a user. A reload builds a new snapshot
+//! and swaps it in whole, so a request sees one consistent set from start to end.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use gerbang_core::{Pks, PksSet, User, Vocabulary, canonical_ip};
+use ipnet_index::IpIndex;
+
+/// A user of a snapshot: indexes into its agreements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserRef {
+    pks: u32,
+    user: u32,
+}
+
+/// The loaded agreements with their indexes.
+#[derive(Debug)]
+pub struct Snapshot {
+    vocab: Vocabulary,
+    agreements: Vec<Pks>,
+    by_id: HashMap<String, UserRef>,
+    by_ip: IpIndex,
+}
+
+impl Snapshot {
+    /// Builds the indexes. The PKS set was validated on load (unique User IDs, no IP LAN
+    /// shared by two User IDs), so every address maps to at most one user.
+    pub fn new(vocab: Vocabulary, set: PksSet) -> Self {
+        let agreements = set.agreements;
+        let mut by_id = HashMap::new();
+        let mut ranges = Vec::new();
+        for (p, pks) in agreements.iter().enumerate() {
+            for (u, user) in pks.users.iter().enumerate() {
+                let r = UserRef {
+                    pks: p as u32,
+                    user: u as u32,
+                };
+                by_id.insert(user.id.clone(), r);
+                ranges.extend(user.ip_lan.iter().map(|net| (*net, r)));
+            }
+        }
+        Self {
+            vocab,
+            agreements,
+            by_id,
+            by_ip: IpIndex::new(ranges),
+        }
+    }
+
+    /// The element vocabulary.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocab
+    }
+
+    /// Every agreement.
+    pub fn agreements(&self) -> &[Pks] {
+        &self.agreements
+    }
+
+    /// The user with this User ID.
+    pub fn user_by_id(&self, id: &str) -> Option<UserRef> {
+        self.by_id.get(id).copied()
+    }
+
+    /// The user whose IP LAN holds this address (read from the TCP peer, never from headers).
+    pub fn user_by_ip(&self, ip: IpAddr) -> Option<UserRef> {
+        self.by_ip.find(canonical_ip(ip))
+    }
+
+    pub fn user(&self, r: UserRef) -> &User {
+        &self.agreements[r.pks as usize].users[r.user as usize]
+    }
+
+    pub fn pks(&self, r: UserRef) -> &Pks {
+        &self.agreements[r.pks as usize]
+    }
+
+    /// Number of User IDs.
+    pub fn user_count(&self) -> usize {
+        self.by_id.len()
+    }
+}
+
+mod ipnet_index {
+    //! Non-overlapping address ranges, sorted for binary search.
+    use std::net::IpAddr;
+
+    use super::UserRef;
+
+    #[derive(Debug, Default)]
+    pub(super) struct IpIndex {
+        v4: Vec<(u32, u32, UserRef)>,
+        v6: Vec<(u128, u128, UserRef)>,
+    }
+
+    impl IpIndex {
+        pub(super) fn new(ranges: Vec<(ipnet::IpNet, UserRef)>) -> Self {
+            let mut index = Self::default();
+            for (net, r) in ranges {
+                match net {
+                    ipnet::IpNet::V4(n) => {
+                        index.v4.push((n.network().into(), n.broadcast().into(), r))
+                    }
+                    ipnet::IpNet::V6(n) => {
+                        index.v6.push((n.network().into(), n.broadcast().into(), r))
+                    }
+                }
+            }
+            index.v4.sort_unstable_by_key(|e| e.0);
+            index.v6.sort_unstable_by_key(|e| e.0);
+            index
+        }
+
+        pub(super) fn find(&self, ip: IpAddr) -> Option<UserRef> {
+            fn search<T: Ord + Copy>(list: &[(T, T, UserRef)], x: T) -> Option<UserRef> {
+                let i = list.partition_point(|e| e.0 <= x);
+                let (start, end, r) = *list.get(i.checked_sub(1)?)?;
+                (start <= x && x <= end).then_some(r)
+            }
+            match ip {
+                IpAddr::V4(a) => search(&self.v4, u32::from(a)),
+                IpAddr::V6(a) => search(&self.v6, u128::from(a)),
+            }
+        }
+    }
+}
