@@ -1,0 +1,135 @@
+//! `gerbang`: the gateway binary and Ditjen's tools.
+#![forbid(unsafe_code)]
+
+mod certs;
+mod demo;
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gerbang",
+    version,
+    about = "Policy gateway in front of the DWH Terpusat"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve: load and check the configuration, then proxy until stopped (SIGHUP reloads the PKS files).
+    Serve {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+    },
+    /// Check the configuration, the vocabulary and every PKS file; list every problem with file, line and field.
+    Check {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+    },
+    /// Read a password from standard input and print its argon2id hash for a PKS file.
+    Passwd,
+    /// Certificates for development.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Run dwh-sim and the gateway with the example configuration, show a tour, and keep serving.
+    Demo {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// A development CA with server and client certificates (keys stay on this machine).
+    Dev {
+        #[arg(long, default_value = "certs/dev")]
+        dir: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Serve { config } => {
+            init_logging();
+            gerbang_proxy::serve(&config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => match gerbang_core::check(&config) {
+            Ok((config, _vocab, set)) => {
+                let users: usize = set.agreements.iter().map(|p| p.users.len()).sum();
+                println!(
+                    "ok: {} and {} PKS file(s) with {} User ID(s) in {} are valid",
+                    config.path.display(),
+                    set.agreements.len(),
+                    users,
+                    config.pks_dir.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                for e in errors.iter() {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} problem(s) found; nothing was loaded", errors.0.len());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Passwd => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!password.is_empty(), "the password is empty");
+            let hash = gerbang_policy::hash_password(password)
+                .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+            println!("{hash}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Certs {
+            command: CertsCommand::Dev { dir, force },
+        } => {
+            certs::dev(&dir, force)?;
+            println!(
+                "wrote a development CA and server/client certificates to {}",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { config } => demo::run(&config),
+    }
+}

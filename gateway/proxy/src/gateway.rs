@@ -1,0 +1,599 @@
+//! The pingora service. `request_filter` identifies, authenticates and authorizes, answering
+//! a refusal itself; `upstream_peer` only routes; the response filters only shape the
+//! answer; `logging` records the outcome once.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+
+use gerbang_core::{
+    Channel, Clock, Config, ElementSet, Nik, Refusal, RequestBody, Shape, StatusMode, filter_answer,
+};
+use gerbang_policy::{
+    Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize,
+};
+
+use crate::route::route;
+
+/// Largest DWH answer Gerbang buffers for filtering. A lookup answer is a few kilobytes; a
+/// search page at most tens of records.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long a client may take to send its request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shared state of the data plane.
+pub struct Gateway {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    auth: Arc<Authenticator>,
+    clock: Arc<dyn Clock>,
+    status_mode: StatusMode,
+    max_body_bytes: usize,
+    peer: HttpPeer,
+    upstream_host: String,
+}
+
+/// Per-request state, from the first filter to `logging`.
+pub struct GatewayCtx {
+    started: Instant,
+    peer: Option<IpAddr>,
+    action: Option<Action>,
+    user_id: Option<String>,
+    pks: Option<String>,
+    snapshot: Option<Arc<Snapshot>>,
+    decision: Option<Decision>,
+    /// The request body as forwarded (with `ip_user` set to the real peer).
+    upstream_body: Bytes,
+    upstream_status: Option<u16>,
+    answer: BytesMut,
+    answer_too_large: bool,
+    /// Why Gerbang answered itself, if it did.
+    refusal: Option<Refusal>,
+    released: ElementSet,
+    records: usize,
+}
+
+/// A refusal decided before forwarding.
+struct Reject {
+    refusal: Refusal,
+    detail: String,
+    retry_after: Option<Duration>,
+    /// Whether the request body was read to its end (so the connection can be reused).
+    body_consumed: bool,
+}
+
+impl Reject {
+    fn new(refusal: Refusal, detail: impl Into<String>) -> Self {
+        Self {
+            refusal,
+            detail: detail.into(),
+            retry_after: None,
+            body_consumed: true,
+        }
+    }
+}
+
+impl Gateway {
+    /// Builds the service over a snapshot the caller may later swap (reload).
+    pub fn new(
+        config: &Config,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        auth: Arc<Authenticator>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let up = &config.upstream;
+        let mut peer = HttpPeer::new(up.address, up.tls, up.sni.clone());
+        peer.options.connection_timeout = Some(up.connect_timeout);
+        peer.options.total_connection_timeout = Some(up.connect_timeout);
+        peer.options.read_timeout = Some(up.timeout);
+        peer.options.write_timeout = Some(up.timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        let upstream_host = if up.sni.is_empty() {
+            up.address.to_string()
+        } else {
+            up.sni.clone()
+        };
+        Self {
+            snapshot,
+            auth,
+            clock,
+            status_mode: config.api.status_mode,
+            max_body_bytes: config.api.max_body_bytes,
+            peer,
+            upstream_host,
+        }
+    }
+
+    /// Everything before forwarding. `Ok(None)`: forward; `Ok(Some(reject))`: answer it.
+    async fn admit(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<Option<Reject>> {
+        let Some(peer) = ctx.peer else {
+            return Ok(Some(Reject::new(
+                Refusal::IpNotRegistered,
+                "koneksi tanpa alamat IP",
+            )));
+        };
+        let req = session.req_header();
+        let Some(action) = route(req.uri.path()) else {
+            return Ok(Some(Reject {
+                body_consumed: false,
+                ..Reject::new(Refusal::UnknownService, "")
+            }));
+        };
+        ctx.action = Some(action);
+        if req.method != http::Method::POST {
+            return Ok(Some(Reject {
+                body_consumed: false,
+                ..Reject::new(Refusal::MethodNotAllowed, "gunakan POST")
+            }));
+        }
+        // Card-reader requests must be validated by the SAM sidecar; until it is configured
+        // they are refused, never treated as web-service calls (fail closed, art. 24–25).
+        if req.headers.keys().any(|k| k.as_str().starts_with("x-sam-")) {
+            return Ok(Some(Reject {
+                body_consumed: false,
+                ..Reject::new(
+                    Refusal::CardReaderUnavailable,
+                    "validasi SAM card reader belum dikonfigurasi pada gateway ini",
+                )
+            }));
+        }
+        let body = match self.read_body(session).await? {
+            Ok(b) => b,
+            Err(reject) => return Ok(Some(reject)),
+        };
+        let parsed = match RequestBody::parse(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                return Ok(Some(Reject::new(
+                    Refusal::IncompleteParameters,
+                    e.to_string(),
+                )));
+            }
+        };
+
+        let text = |key: &str| {
+            parsed
+                .text(key)
+                .map_err(|e| Reject::new(Refusal::IncompleteParameters, e.to_string()))
+        };
+        let (user_id, password, ip_user, nik) = match (
+            text("user_id"),
+            text("password"),
+            text("ip_user"),
+            text("nik"),
+        ) {
+            (Ok(u), Ok(p), Ok(i), Ok(n)) => (u.unwrap_or_default(), p.unwrap_or_default(), i, n),
+            (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => {
+                return Ok(Some(r));
+            }
+        };
+        if user_id.is_empty() || password.is_empty() {
+            return Ok(Some(Reject::new(
+                Refusal::EmptyCredentials,
+                "user_id dan password wajib diisi",
+            )));
+        }
+        ctx.user_id = Some(user_id.clone());
+        // The NIK is checked before anything reaches the DWH: a malformed one costs no hit.
+        if matches!(action, Action::CallNik | Action::VerifyByElement) {
+            let Some(nik) = nik else {
+                return Ok(Some(Reject::new(
+                    Refusal::IncompleteParameters,
+                    "parameter nik wajib diisi",
+                )));
+            };
+            if let Err(e) = Nik::parse(&nik) {
+                return Ok(Some(Reject::new(Refusal::NikFormat, format!("NIK {e}"))));
+            }
+        }
+        // A body `ip_user` grants nothing; one that is not the real peer is refused.
+        if let Some(claimed) = ip_user.filter(|s| !s.is_empty()) {
+            match claimed.parse::<IpAddr>() {
+                Ok(ip) if gerbang_core::canonical_ip(ip) == gerbang_core::canonical_ip(peer) => {}
+                Ok(_) => {
+                    return Ok(Some(Reject::new(
+                        Refusal::IpMismatch,
+                        "ip_user tidak sama dengan alamat asal koneksi",
+                    )));
+                }
+                Err(_) => {
+                    return Ok(Some(Reject::new(
+                        Refusal::InvalidIp,
+                        "ip_user bukan alamat IP",
+                    )));
+                }
+            }
+        }
+
+        let snap = self.snapshot.load_full();
+        let user = match self.authenticate(&snap, &user_id, &password, peer).await {
+            Ok(u) => u,
+            Err(reject) => return Ok(Some(reject)),
+        };
+        let pks = snap.pks(user);
+        ctx.pks = Some(pks.nomor.clone());
+        let decision = authorize(
+            &snap,
+            &Request {
+                user,
+                action,
+                channel: Channel::WebService,
+                day: self.clock.today(),
+            },
+        );
+        if let Some(refusal) = decision.refusal {
+            let reject = Reject::new(refusal, decision.reason.clone());
+            ctx.decision = Some(decision);
+            return Ok(Some(reject));
+        }
+        ctx.upstream_body = Bytes::from(
+            parsed.to_json_with("ip_user", &gerbang_core::canonical_ip(peer).to_string()),
+        );
+        ctx.decision = Some(decision);
+        ctx.snapshot = Some(snap);
+        Ok(None)
+    }
+
+    /// Reads the whole body, refusing it past the configured size. The retry buffer is
+    /// enabled first so pingora replays the body through `request_body_filter`, where the
+    /// rewritten body replaces it.
+    async fn read_body(&self, session: &mut Session) -> Result<std::result::Result<Bytes, Reject>> {
+        let too_large = || Reject {
+            body_consumed: false,
+            ..Reject::new(
+                Refusal::BodyTooLarge,
+                format!("badan permintaan melebihi {} byte", self.max_body_bytes),
+            )
+        };
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            return Ok(Err(too_large()));
+        }
+        let downstream = session.as_downstream_mut();
+        downstream.set_read_timeout(Some(BODY_READ_TIMEOUT));
+        downstream.enable_retry_buffering();
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(512));
+        while let Some(chunk) = session.read_request_body().await? {
+            if buf.len() + chunk.len() > self.max_body_bytes {
+                return Ok(Err(too_large()));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Ok(buf.freeze()))
+    }
+
+    async fn authenticate(
+        &self,
+        snap: &Arc<Snapshot>,
+        user_id: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> std::result::Result<gerbang_policy::UserRef, Reject> {
+        let creds = Credentials {
+            user_id,
+            password,
+            peer,
+        };
+        let to_reject = |f: gerbang_policy::AuthFailure| Reject {
+            retry_after: f.retry_after,
+            ..Reject::new(f.refusal, f.detail)
+        };
+        match self.auth.precheck(snap, creds).map_err(to_reject)? {
+            Precheck::Done(user) => Ok(user),
+            Precheck::NeedsArgon2(slow) => {
+                // argon2 takes tens of milliseconds of CPU: keep it off the proxy's threads.
+                let (auth, snap) = (Arc::clone(&self.auth), Arc::clone(snap));
+                let (user_id, password) = (user_id.to_string(), password.to_string());
+                let joined = tokio::task::spawn_blocking(move || {
+                    auth.verify_slow(
+                        &snap,
+                        Credentials {
+                            user_id: &user_id,
+                            password: &password,
+                            peer,
+                        },
+                        slow,
+                    )
+                })
+                .await;
+                match joined {
+                    Ok(result) => result.map_err(to_reject),
+                    Err(e) => {
+                        tracing::error!(error = %e, "password check task failed");
+                        Err(Reject::new(Refusal::LoginFailed, ""))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a refusal in the DWH envelope.
+    async fn answer(&self, session: &mut Session, reject: &Reject) -> Result<()> {
+        let body = Bytes::from(reject.refusal.body(&reject.detail));
+        let mut resp = ResponseHeader::build(reject.refusal.status(self.status_mode), Some(4))?;
+        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+        resp.set_content_length(body.len())?;
+        if let (Some(wait), StatusMode::Rest) = (reject.retry_after, self.status_mode) {
+            resp.insert_header(http::header::RETRY_AFTER, wait.as_secs().max(1).to_string())?;
+        }
+        if !reject.body_consumed {
+            // Unread body bytes would be taken for the next request: close instead.
+            session.set_keepalive(None);
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(body), true).await
+    }
+
+    fn answer_header(&self, status: u16) -> Result<ResponseHeader> {
+        let mut resp = ResponseHeader::build(status, Some(4))?;
+        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        // PKS: the gateway stores no population data, and neither may anything on the way.
+        resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+        resp.insert_header("X-Content-Type-Options", "nosniff")?;
+        Ok(resp)
+    }
+
+    /// Turns the buffered DWH answer into what the Pengguna may see.
+    fn finish_answer(&self, ctx: &mut GatewayCtx) -> Bytes {
+        let refuse = |ctx: &mut GatewayCtx, refusal: Refusal, detail: &str| {
+            ctx.refusal = Some(refusal);
+            Bytes::from(refusal.body(detail))
+        };
+        match ctx.upstream_status {
+            Some(200) => {}
+            Some(status) => {
+                return refuse(
+                    ctx,
+                    Refusal::UpstreamUnavailable,
+                    &format!("DWH menjawab HTTP {status}"),
+                );
+            }
+            None => return refuse(ctx, Refusal::UpstreamUnavailable, ""),
+        }
+        if ctx.answer_too_large {
+            return refuse(ctx, Refusal::UpstreamInvalid, "jawaban DWH terlalu besar");
+        }
+        let (Some(snap), Some(decision)) = (&ctx.snapshot, &ctx.decision) else {
+            return refuse(ctx, Refusal::UpstreamInvalid, "");
+        };
+        match filter_answer(
+            &ctx.answer,
+            snap.vocabulary(),
+            decision.elements,
+            decision.shape,
+        ) {
+            Ok(f) => {
+                ctx.released = f.released;
+                ctx.records = f.records;
+                Bytes::from(f.body)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "DWH answer could not be filtered; nothing of it was passed on");
+                refuse(ctx, Refusal::UpstreamInvalid, "")
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = GatewayCtx;
+
+    fn new_ctx(&self) -> GatewayCtx {
+        GatewayCtx {
+            started: Instant::now(),
+            peer: None,
+            action: None,
+            user_id: None,
+            pks: None,
+            snapshot: None,
+            decision: None,
+            upstream_body: Bytes::new(),
+            upstream_status: None,
+            answer: BytesMut::new(),
+            answer_too_large: false,
+            refusal: None,
+            released: ElementSet::EMPTY,
+            records: 0,
+        }
+    }
+
+    /// Runs first for every request: identify, authenticate, authorize. A refusal is
+    /// answered here and the request ends.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<bool> {
+        // The TCP peer address is the only source of the client's address (art. 28).
+        ctx.peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        match self.admit(session, ctx).await? {
+            None => Ok(false),
+            Some(reject) => {
+                ctx.refusal = Some(reject.refusal);
+                self.answer(session, &reject).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut GatewayCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(self.peer.clone()))
+    }
+
+    /// Sends the DWH only what it needs: the path, the rewritten body, and the real peer.
+    /// Client headers (including any `X-Forwarded-For`) are not passed on.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        let path = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let mut req = RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?;
+        req.insert_header(http::header::HOST, self.upstream_host.as_str())?;
+        req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        req.insert_header(
+            http::header::CONTENT_LENGTH,
+            ctx.upstream_body.len().to_string(),
+        )?;
+        if let Some(peer) = ctx.peer {
+            req.insert_header(
+                "X-Forwarded-For",
+                gerbang_core::canonical_ip(peer).to_string(),
+            )?;
+        }
+        *upstream = req;
+        Ok(())
+    }
+
+    /// Replaces the client's body with the rewritten one. Cloned, not taken: a retried
+    /// connection replays it.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        *body = end_of_stream.then(|| ctx.upstream_body.clone());
+        Ok(())
+    }
+
+    /// The answer gets Gerbang's headers only; the DWH's are not passed on.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        let status = upstream.status.as_u16();
+        ctx.upstream_status = Some(status);
+        let ours = if status == 200 {
+            200
+        } else {
+            Refusal::UpstreamUnavailable.status(self.status_mode)
+        };
+        *upstream = self.answer_header(ours)?;
+        Ok(())
+    }
+
+    /// Buffers the whole answer and releases it only filtered.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut GatewayCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(chunk) = body.take() {
+            if ctx.answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+                ctx.answer_too_large = true;
+                ctx.answer.clear();
+            } else if !ctx.answer_too_large {
+                ctx.answer.extend_from_slice(&chunk);
+            }
+        }
+        if end_of_stream {
+            *body = Some(self.finish_answer(ctx));
+        }
+        Ok(None)
+    }
+
+    /// The DWH could not be reached or did not answer in time.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut GatewayCtx,
+    ) -> FailToProxy {
+        let refusal = match e.etype() {
+            ErrorType::ConnectTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+            | ErrorType::TLSHandshakeTimedout => Refusal::UpstreamTimeout,
+            _ => Refusal::UpstreamUnavailable,
+        };
+        let downstream_gone = matches!(e.esource(), ErrorSource::Downstream)
+            && matches!(
+                e.etype(),
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+            );
+        if downstream_gone {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let refusal = if matches!(e.esource(), ErrorSource::Upstream) {
+            refusal
+        } else {
+            Refusal::UpstreamUnavailable
+        };
+        ctx.refusal = Some(refusal);
+        let reject = Reject {
+            body_consumed: false,
+            ..Reject::new(refusal, "")
+        };
+        if let Err(write) = self.answer(session, &reject).await {
+            tracing::debug!(error = %write, "could not write the error answer");
+        }
+        FailToProxy {
+            error_code: refusal.status(self.status_mode),
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// One line per request, allowed or refused. Never a NIK, password or value.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut GatewayCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elements = match (&ctx.snapshot, ctx.released.is_empty()) {
+            (Some(snap), false) => snap.vocabulary().names(ctx.released).join(","),
+            _ => String::new(),
+        };
+        let decision = match (ctx.refusal, &ctx.decision) {
+            (Some(r), _) => r.name(),
+            (None, Some(d)) if d.allowed() => "allow",
+            _ => "none",
+        };
+        tracing::info!(
+            target: "gerbang::request",
+            peer = ?ctx.peer,
+            user.id = ctx.user_id.as_deref().unwrap_or(""),
+            pks.id = ctx.pks.as_deref().unwrap_or(""),
+            action = ctx.action.map_or("", Action::as_str),
+            decision,
+            rule = ctx.decision.as_ref().map_or("", |d| d.rule),
+            status,
+            upstream.status = ctx.upstream_status.unwrap_or(0),
+            records = ctx.records,
+            elements = elements.as_str(),
+            shape = ?ctx.decision.as_ref().map(|d| d.shape).unwrap_or(Shape::Values),
+            error = e.map(|e| e.to_string()).unwrap_or_default(),
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Starting the data plane: load and check everything, build the pingora server with a TLS
+//! (or explicitly plaintext) listener, and reload the PKS files on SIGHUP.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{BackgroundService, background_service};
+
+use gerbang_core::{Clock, Config, ConfigErrors, SystemClock};
+use gerbang_policy::{Authenticator, LoginThrottle, Snapshot};
+
+use crate::gateway::Gateway;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("configuration is invalid:\n{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("cannot set up the listener: {0}")]
+    Listener(String),
+}
+
+/// Loads the configuration at `path`, checks it, and serves until a signal stops it.
+/// Never returns on success.
+pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
+    let (config, vocab, set) = gerbang_core::check(path)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::new(vocab, set)));
+    let auth = Arc::new(Authenticator::new(LoginThrottle::new(
+        config.auth.clone(),
+        Arc::clone(&clock),
+    )));
+    tracing::info!(
+        instance = config.instance.as_str(),
+        pks.count = snapshot.load().agreements().len(),
+        users.count = snapshot.load().user_count(),
+        listen = %config.listen.address,
+        tls = config.listen.tls.is_some(),
+        upstream = %config.upstream.address,
+        "starting"
+    );
+
+    let conf = ServerConf {
+        threads: config.threads,
+        ca_file: config.upstream.ca.as_ref().map(|p| p.display().to_string()),
+        // Stop quickly: in-flight lookups are short, and the demo stops with Ctrl-C.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(2),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let gateway = Gateway::new(&config, Arc::clone(&snapshot), Arc::clone(&auth), clock);
+    let mut service =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gerbang");
+    let address = config.listen.address.to_string();
+    match &config.listen.tls {
+        Some(tls) => service
+            .add_tls(
+                &address,
+                &tls.cert.display().to_string(),
+                &tls.key.display().to_string(),
+            )
+            .map_err(|e| ServeError::Listener(e.to_string()))?,
+        None => {
+            tracing::warn!(
+                listen = address.as_str(),
+                "serving WITHOUT TLS (plaintext = true in the configuration)"
+            );
+            service.add_tcp(&address);
+        }
+    }
+    server.add_service(service);
+    server.add_service(background_service(
+        "reload",
+        Reloader {
+            config,
+            snapshot,
+            auth,
+        },
+    ));
+    server.run_forever();
+}
+
+/// Reloads the PKS files and vocabulary on SIGHUP. A broken edit keeps the running set.
+struct Reloader {
+    config: Config,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    auth: Arc<Authenticator>,
+}
+
+impl Reloader {
+    fn reload(&self) {
+        match self.config.load_agreements() {
+            Ok((vocab, set)) => {
+                let snap = Snapshot::new(vocab, set);
+                let (pks, users) = (snap.agreements().len(), snap.user_count());
+                self.snapshot.store(Arc::new(snap));
+                self.auth.clear_cache();
+                tracing::info!(pks.count = pks, users.count = users, "reloaded PKS files");
+            }
+            Err(errors) => {
+                tracing::error!("reload refused, the previous PKS set stays in force:\n{errors}");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!("cannot listen for SIGHUP; reload needs a restart");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => self.reload(),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
