@@ -28,6 +28,8 @@ struct ConfigFile {
     auth: AuthFile,
     pks: PksFile,
     #[serde(default)]
+    quota: QuotaFile,
+    #[serde(default)]
     server: ServerFile,
 }
 
@@ -109,6 +111,44 @@ struct PksFile {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct QuotaFile {
+    /// `embedded` (a redb file; counts survive restarts and crashes) or `memory` (tests).
+    #[serde(default)]
+    store: QuotaStore,
+    /// The redb file of the embedded store (default: `quota.redb` beside this file).
+    path: Option<String>,
+    /// Hits persisted ahead per User ID at a time: at most this many can be lost for the
+    /// day by a crash, and one fsync covers this many hits.
+    block: Option<u32>,
+    /// Requests per second per User ID (0 or absent: no limit).
+    #[serde(default)]
+    burst_per_user: u32,
+    /// Requests per second per Pengguna, across its User IDs (0 or absent: no limit).
+    #[serde(default)]
+    burst_per_pengguna: u32,
+}
+
+/// Where daily quota counts are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaStore {
+    #[default]
+    Embedded,
+    Memory,
+}
+
+/// Validated quota settings.
+#[derive(Debug, Clone)]
+pub struct QuotaSettings {
+    pub store: QuotaStore,
+    pub path: PathBuf,
+    pub block: u32,
+    pub burst_per_user: Option<NonZeroU32>,
+    pub burst_per_pengguna: Option<NonZeroU32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct ServerFile {
     /// Worker threads (default: number of cores).
     threads: Option<usize>,
@@ -137,6 +177,7 @@ pub struct Config {
     pub auth: Auth,
     pub pks_dir: PathBuf,
     pub vocabulary: Option<PathBuf>,
+    pub quota: QuotaSettings,
     pub threads: usize,
 }
 
@@ -316,6 +357,10 @@ impl Config {
         let threads = file.server.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         });
+        let block = file.quota.block.unwrap_or(16);
+        if block == 0 {
+            errors.push(src.error(None, "quota.block", "must be at least 1"));
+        }
         if threads == 0 {
             errors.push(src.error(None, "server.threads", "must be at least 1"));
         }
@@ -355,6 +400,13 @@ impl Config {
             },
             pks_dir: base.join(file.pks.dir),
             vocabulary: file.pks.vocabulary.map(|v| base.join(v)),
+            quota: QuotaSettings {
+                store: file.quota.store,
+                path: base.join(file.quota.path.as_deref().unwrap_or("quota.redb")),
+                block,
+                burst_per_user: NonZeroU32::new(file.quota.burst_per_user),
+                burst_per_pengguna: NonZeroU32::new(file.quota.burst_per_pengguna),
+            },
             threads,
         })
     }

@@ -15,8 +15,8 @@ mod wire;
 
 pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
 pub use config::{
-    Api, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING, StatusMode, TlsFiles,
-    Upstream, check,
+    Api, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING, QuotaSettings, QuotaStore,
+    StatusMode, TlsFiles, Upstream, check,
 };
 pub use diag::{ConfigError, ConfigErrors, Source};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
@@ -26,4 +26,7 @@ pub use pks::{
     Channel, JenisPengguna, KunciAkses, Pks, PksSet, PksStatus, Sam, SamStatus, Tingkat, User,
     UserStatus, canonical_ip,
 };
-pub use wire::{BodyError, Pairs, Refusal, RequestBody, ValueError, envelope, push_json_string};
+pub use wire::{
+    BodyError, Pairs, Refusal, RequestBody, ValueError, append_quota_limiter, envelope,
+    push_json_string,
+};

@@ -194,6 +194,14 @@ pub fn envelope(records: &[String]) -> String {
     out
 }
 
+/// Adds `"quotaLimiter":N` as the last member of a JSON object text.
+pub fn append_quota_limiter(object: &mut String, remaining: u32) {
+    if object.ends_with('}') {
+        object.pop();
+        let _ = write!(object, ",\"quotaLimiter\":{remaining}}}");
+    }
+}
+
 /// Every reason Gerbang answers a request itself instead of with the DWH's data.
 ///
 /// Codes and texts are the DWH's where the DWH has one (clients compare the texts
@@ -212,6 +220,10 @@ pub enum Refusal {
     InvalidIp,
     /// Daily NIK hits used up.
     QuotaExhausted,
+    /// Too many requests per second for the User ID or the Pengguna.
+    RateLimited,
+    /// The quota store cannot record the hit: refused rather than counted blindly.
+    QuotaUnavailable,
     /// Outside the PKS validity period.
     OutsideValidity,
     /// A required parameter is missing, or the body is not usable JSON.
@@ -259,6 +271,8 @@ impl Refusal {
             Self::NotPermitted => "21",
             Self::UnknownService | Self::MethodNotAllowed => "22",
             Self::CardReaderUnavailable => "23",
+            Self::RateLimited => "24",
+            Self::QuotaUnavailable => "25",
             Self::UpstreamUnavailable | Self::UpstreamInvalid => "31",
             Self::UpstreamTimeout => "32",
         }
@@ -273,6 +287,8 @@ impl Refusal {
             Self::IpNotRegistered => "IP Client Tidak Terdaftar",
             Self::InvalidIp => "IP Address Tidak Valid",
             Self::QuotaExhausted => "Kuota Akses Hari ini telah Habis",
+            Self::RateLimited => "Terlalu Banyak Permintaan, Coba Lagi Sebentar",
+            Self::QuotaUnavailable => "Layanan Kuota Tidak Tersedia",
             Self::OutsideValidity => "Akses di Luar Waktu yang Diizinkan",
             Self::IncompleteParameters => "Parameter Tidak Lengkap",
             Self::EmptyCredentials => "User ID, Password atau IP Kosong",
@@ -301,7 +317,8 @@ impl Refusal {
             | Self::UserInactive
             | Self::NotPermitted
             | Self::CardReaderUnavailable => 403,
-            Self::LoginLocked | Self::QuotaExhausted => 429,
+            Self::LoginLocked | Self::QuotaExhausted | Self::RateLimited => 429,
+            Self::QuotaUnavailable => 503,
             Self::IncompleteParameters | Self::NikFormat | Self::InvalidIp => 400,
             Self::BodyTooLarge => 413,
             Self::UnknownService => 404,
@@ -328,6 +345,8 @@ impl Refusal {
             Self::IpNotRegistered => "ip_not_registered",
             Self::InvalidIp => "invalid_ip",
             Self::QuotaExhausted => "quota_exhausted",
+            Self::RateLimited => "rate_limited",
+            Self::QuotaUnavailable => "quota_unavailable",
             Self::OutsideValidity => "outside_validity",
             Self::IncompleteParameters => "incomplete_parameters",
             Self::EmptyCredentials => "empty_credentials",
@@ -348,6 +367,12 @@ impl Refusal {
     /// The answer body: the DWH envelope with `RESPON`, `RESPONSE_CODE` and, when given, a
     /// `RESPONSE_DESC` saying why in more words. The detail must never hold population data.
     pub fn body(self, detail: &str) -> String {
+        self.body_with_quota(detail, None)
+    }
+
+    /// [`Refusal::body`] with the remaining daily quota as `quotaLimiter`, when the User ID
+    /// is known.
+    pub fn body_with_quota(self, detail: &str, quota_limiter: Option<u32>) -> String {
         let mut obj = String::with_capacity(96 + detail.len());
         obj.push_str("{\"RESPON\":");
         push_json_string(&mut obj, self.respon());
@@ -358,7 +383,11 @@ impl Refusal {
             push_json_string(&mut obj, detail);
         }
         obj.push('}');
-        envelope(&[obj])
+        let mut out = envelope(&[obj]);
+        if let Some(q) = quota_limiter {
+            append_quota_limiter(&mut out, q);
+        }
+        out
     }
 }
 

@@ -14,18 +14,24 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
+use chrono::NaiveDate;
 use gerbang_core::{
-    Channel, Clock, Config, ElementSet, Nik, Refusal, RequestBody, Shape, StatusMode, filter_answer,
+    BodyError, Channel, Clock, Config, ElementSet, Nik, NikError, Refusal, RequestBody, Shape,
+    StatusMode, append_quota_limiter, filter_answer,
 };
 use gerbang_policy::{
     Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize,
 };
+use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
 
 use crate::route::route;
 
 /// Largest DWH answer Gerbang buffers for filtering. A lookup answer is a few kilobytes; a
 /// search page at most tens of records.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most argon2 checks running at once.
+const ARGON2_SLOTS: usize = 4;
 
 /// How long a client may take to send its request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +40,13 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Gateway {
     snapshot: Arc<ArcSwap<Snapshot>>,
     auth: Arc<Authenticator>,
+    meter: Arc<Meter>,
+    burst: Burst,
+    /// The last WIB day a request was metered on, to drop yesterday's counters once.
+    last_day: std::sync::Mutex<Option<NaiveDate>>,
+    /// Bounds concurrent argon2 checks (each takes ~19 MiB and tens of milliseconds), so a
+    /// burst of cold logins cannot exhaust memory or starve the proxy.
+    argon2_slots: tokio::sync::Semaphore,
     clock: Arc<dyn Clock>,
     status_mode: StatusMode,
     max_body_bytes: usize,
@@ -59,6 +72,17 @@ pub struct GatewayCtx {
     refusal: Option<Refusal>,
     released: ElementSet,
     records: usize,
+    /// The authenticated User ID's quota: a hit reserved (`reserved`) or its use so far.
+    quota: Option<QuotaCtx>,
+}
+
+/// The quota of the request's User ID.
+struct QuotaCtx {
+    user: String,
+    day: NaiveDate,
+    usage: Usage,
+    /// A hit was reserved for this request (refunded if the DWH fails).
+    reserved: bool,
 }
 
 /// A refusal decided before forwarding.
@@ -87,6 +111,7 @@ impl Gateway {
         config: &Config,
         snapshot: Arc<ArcSwap<Snapshot>>,
         auth: Arc<Authenticator>,
+        meter: Arc<Meter>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let up = &config.upstream;
@@ -104,6 +129,10 @@ impl Gateway {
         Self {
             snapshot,
             auth,
+            meter,
+            burst: Burst::new(config.quota.burst_per_user, config.quota.burst_per_pengguna),
+            last_day: std::sync::Mutex::new(None),
+            argon2_slots: tokio::sync::Semaphore::new(ARGON2_SLOTS),
             clock,
             status_mode: config.api.status_mode,
             max_body_bytes: config.api.max_body_bytes,
@@ -154,15 +183,16 @@ impl Gateway {
             Err(e) => {
                 return Ok(Some(Reject::new(
                     Refusal::IncompleteParameters,
-                    e.to_string(),
+                    body_reason(&e),
                 )));
             }
         };
 
         let text = |key: &str| {
-            parsed
-                .text(key)
-                .map_err(|e| Reject::new(Refusal::IncompleteParameters, e.to_string()))
+            parsed.text(key).map_err(|e| {
+                let why = format!("\"{}\" harus berupa teks atau angka", e.key);
+                Reject::new(Refusal::IncompleteParameters, why)
+            })
         };
         let (user_id, password, ip_user, nik) = match (
             text("user_id"),
@@ -191,7 +221,7 @@ impl Gateway {
                 )));
             };
             if let Err(e) = Nik::parse(&nik) {
-                return Ok(Some(Reject::new(Refusal::NikFormat, format!("NIK {e}"))));
+                return Ok(Some(Reject::new(Refusal::NikFormat, nik_reason(&e))));
             }
         }
         // A body `ip_user` grants nothing; one that is not the real peer is refused.
@@ -229,10 +259,66 @@ impl Gateway {
                 day: self.clock.today(),
             },
         );
+        let day = self.clock.today();
+        let limit = snap.user(user).kuota_harian.get();
+        ctx.quota = Some(QuotaCtx {
+            user: user_id.clone(),
+            day,
+            usage: Usage {
+                used: self.meter.used(&user_id, day),
+                limit,
+            },
+            reserved: false,
+        });
         if let Some(refusal) = decision.refusal {
             let reject = Reject::new(refusal, decision.reason.clone());
             ctx.decision = Some(decision);
             return Ok(Some(reject));
+        }
+        if let Err(e) = self.burst.check(&user_id, &pks.pengguna) {
+            let scope = match e.scope {
+                gerbang_quota::BurstScope::User => "User ID ini",
+                gerbang_quota::BurstScope::Pengguna => "lembaga ini",
+            };
+            return Ok(Some(Reject {
+                retry_after: Some(e.retry_after),
+                ..Reject::new(
+                    Refusal::RateLimited,
+                    format!("batas permintaan per detik untuk {scope} terlampaui"),
+                )
+            }));
+        }
+        self.prune_on_new_day(day);
+        match self.meter.reserve(&user_id, day, limit).await {
+            Ok(usage) => {
+                ctx.quota = Some(QuotaCtx {
+                    user: user_id.clone(),
+                    day,
+                    usage,
+                    reserved: true,
+                });
+            }
+            Err(QuotaError::Exhausted { used, limit }) => {
+                ctx.quota = Some(QuotaCtx {
+                    user: user_id.clone(),
+                    day,
+                    usage: Usage { used, limit },
+                    reserved: false,
+                });
+                return Ok(Some(Reject {
+                    retry_after: Some(until_next_wib_midnight(self.clock.now())),
+                    ..Reject::new(
+                        Refusal::QuotaExhausted,
+                        format!(
+                            "kuota {limit} hit NIK per hari telah terpakai; berlaku lagi pukul 00.00 WIB"
+                        ),
+                    )
+                }));
+            }
+            Err(QuotaError::Unavailable(why)) => {
+                tracing::error!(error = why.as_str(), "quota store unavailable; refusing");
+                return Ok(Some(Reject::new(Refusal::QuotaUnavailable, "")));
+            }
         }
         ctx.upstream_body = Bytes::from(
             parsed.to_json_with("ip_user", &gerbang_core::canonical_ip(peer).to_string()),
@@ -293,7 +379,15 @@ impl Gateway {
         };
         match self.auth.precheck(snap, creds).map_err(to_reject)? {
             Precheck::Done(user) => Ok(user),
-            Precheck::NeedsArgon2(slow) => {
+            Precheck::NeedsArgon2(_) => {
+                let Ok(_slot) = self.argon2_slots.acquire().await else {
+                    return Err(Reject::new(Refusal::LoginFailed, ""));
+                };
+                // While this request waited, another may have verified the same credentials.
+                let slow = match self.auth.precheck(snap, creds).map_err(to_reject)? {
+                    Precheck::Done(user) => return Ok(user),
+                    Precheck::NeedsArgon2(slow) => slow,
+                };
                 // argon2 takes tens of milliseconds of CPU: keep it off the proxy's threads.
                 let (auth, snap) = (Arc::clone(&self.auth), Arc::clone(snap));
                 let (user_id, password) = (user_id.to_string(), password.to_string());
@@ -320,12 +414,45 @@ impl Gateway {
         }
     }
 
+    /// Gives back the reserved hit of a lookup the DWH did not answer. Called where the
+    /// failure is known, before the answer is sent, so the client's next request already
+    /// sees it; `reserved` makes it happen once.
+    fn refund_once(&self, ctx: &mut GatewayCtx) {
+        if let Some(q) = ctx.quota.as_mut().filter(|q| q.reserved) {
+            self.meter.refund(&q.user, q.day);
+            q.usage.used = q.usage.used.saturating_sub(1);
+            q.reserved = false;
+        }
+    }
+
+    /// Drops the counters of past days the first time a new WIB day is seen.
+    fn prune_on_new_day(&self, day: NaiveDate) {
+        let Ok(mut last) = self.last_day.lock() else {
+            return;
+        };
+        if last.is_some_and(|d| d >= day) {
+            return;
+        }
+        if last.is_some() {
+            self.meter.prune_before(day);
+            self.burst.retain_recent();
+        }
+        *last = Some(day);
+    }
+
     /// Writes a refusal in the DWH envelope.
-    async fn answer(&self, session: &mut Session, reject: &Reject) -> Result<()> {
-        let body = Bytes::from(reject.refusal.body(&reject.detail));
-        let mut resp = ResponseHeader::build(reject.refusal.status(self.status_mode), Some(4))?;
-        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-        resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    async fn answer(
+        &self,
+        session: &mut Session,
+        reject: &Reject,
+        quota: Option<Usage>,
+    ) -> Result<()> {
+        let body = Bytes::from(
+            reject
+                .refusal
+                .body_with_quota(&reject.detail, quota.map(Usage::remaining)),
+        );
+        let mut resp = self.answer_header(reject.refusal.status(self.status_mode), quota)?;
         resp.set_content_length(body.len())?;
         if let (Some(wait), StatusMode::Rest) = (reject.retry_after, self.status_mode) {
             resp.insert_header(http::header::RETRY_AFTER, wait.as_secs().max(1).to_string())?;
@@ -338,12 +465,16 @@ impl Gateway {
         session.write_response_body(Some(body), true).await
     }
 
-    fn answer_header(&self, status: u16) -> Result<ResponseHeader> {
-        let mut resp = ResponseHeader::build(status, Some(4))?;
+    fn answer_header(&self, status: u16, quota: Option<Usage>) -> Result<ResponseHeader> {
+        let mut resp = ResponseHeader::build(status, Some(6))?;
         resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         // PKS: the gateway stores no population data, and neither may anything on the way.
         resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
         resp.insert_header("X-Content-Type-Options", "nosniff")?;
+        if let Some(q) = quota {
+            resp.insert_header("X-Quota-Limit", q.limit.to_string())?;
+            resp.insert_header("X-Quota-Remaining", q.remaining().to_string())?;
+        }
         Ok(resp)
     }
 
@@ -351,7 +482,9 @@ impl Gateway {
     fn finish_answer(&self, ctx: &mut GatewayCtx) -> Bytes {
         let refuse = |ctx: &mut GatewayCtx, refusal: Refusal, detail: &str| {
             ctx.refusal = Some(refusal);
-            Bytes::from(refusal.body(detail))
+            self.refund_once(ctx);
+            let remaining = ctx.quota.as_ref().map(|q| q.usage.remaining());
+            Bytes::from(refusal.body_with_quota(detail, remaining))
         };
         match ctx.upstream_status {
             Some(200) => {}
@@ -379,7 +512,11 @@ impl Gateway {
             Ok(f) => {
                 ctx.released = f.released;
                 ctx.records = f.records;
-                Bytes::from(f.body)
+                let mut body = f.body;
+                if let Some(q) = &ctx.quota {
+                    append_quota_limiter(&mut body, q.usage.remaining());
+                }
+                Bytes::from(body)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "DWH answer could not be filtered; nothing of it was passed on");
@@ -409,6 +546,7 @@ impl ProxyHttp for Gateway {
             refusal: None,
             released: ElementSet::EMPTY,
             records: 0,
+            quota: None,
         }
     }
 
@@ -424,7 +562,8 @@ impl ProxyHttp for Gateway {
             None => Ok(false),
             Some(reject) => {
                 ctx.refusal = Some(reject.refusal);
-                self.answer(session, &reject).await?;
+                self.answer(session, &reject, ctx.quota.as_ref().map(|q| q.usage))
+                    .await?;
                 Ok(true)
             }
         }
@@ -496,7 +635,11 @@ impl ProxyHttp for Gateway {
         } else {
             Refusal::UpstreamUnavailable.status(self.status_mode)
         };
-        *upstream = self.answer_header(ours)?;
+        if status != 200 {
+            self.refund_once(ctx);
+        }
+        let quota = ctx.quota.as_ref().map(|q| q.usage);
+        *upstream = self.answer_header(ours, quota)?;
         Ok(())
     }
 
@@ -557,7 +700,9 @@ impl ProxyHttp for Gateway {
             body_consumed: false,
             ..Reject::new(refusal, "")
         };
-        if let Err(write) = self.answer(session, &reject).await {
+        self.refund_once(ctx);
+        let quota = ctx.quota.as_ref().map(|q| q.usage);
+        if let Err(write) = self.answer(session, &reject, quota).await {
             tracing::debug!(error = %write, "could not write the error answer");
         }
         FailToProxy {
@@ -568,6 +713,8 @@ impl ProxyHttp for Gateway {
 
     /// One line per request, allowed or refused. Never a NIK, password or value.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut GatewayCtx) {
+        // Refunds happened where a DWH failure was decided. A hit whose answer the client
+        // did not wait for still counts: the DWH did the work.
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elements = match (&ctx.snapshot, ctx.released.is_empty()) {
             (Some(snap), false) => snap.vocabulary().names(ctx.released).join(","),
@@ -591,9 +738,35 @@ impl ProxyHttp for Gateway {
             records = ctx.records,
             elements = elements.as_str(),
             shape = ?ctx.decision.as_ref().map(|d| d.shape).unwrap_or(Shape::Values),
+            quota.used = ctx.quota.as_ref().map_or(0, |q| q.usage.used),
             error = e.map(|e| e.to_string()).unwrap_or_default(),
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            duration_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "request"
         );
+    }
+}
+
+/// Why a body was refused, in Indonesian for the Pengguna's operator.
+fn body_reason(e: &BodyError) -> String {
+    match e {
+        BodyError::NotJson(_) => "badan permintaan bukan objek JSON yang sah".into(),
+        BodyError::DuplicateKey(k) => {
+            format!("kunci \"{k}\" muncul lebih dari sekali (huruf besar/kecil tidak dibedakan)")
+        }
+    }
+}
+
+/// Which NIK rule failed, in Indonesian.
+fn nik_reason(e: &NikError) -> String {
+    match e {
+        NikError::Length(n) => format!("NIK harus 16 digit, diterima {n} karakter"),
+        NikError::NotDigits => "NIK hanya boleh berisi angka 0-9".into(),
+        NikError::Province(p) => format!("kode provinsi {p:02} tidak ada"),
+        NikError::Regency => "kode kabupaten/kota 00 tidak ada".into(),
+        NikError::District => "kode kecamatan 00 tidak ada".into(),
+        NikError::Date(d) => format!(
+            "bagian tanggal lahir {d} bukan tanggal yang sah (hari 01-31, atau 41-71 untuk perempuan)"
+        ),
+        NikError::Serial => "nomor urut 0000 tidak diterbitkan".into(),
     }
 }

@@ -9,8 +9,9 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{BackgroundService, background_service};
 
-use gerbang_core::{Clock, Config, ConfigErrors, SystemClock};
+use gerbang_core::{Clock, Config, ConfigErrors, QuotaStore, SystemClock};
 use gerbang_policy::{Authenticator, LoginThrottle, Snapshot};
+use gerbang_quota::{Meter, QuotaError};
 
 use crate::gateway::Gateway;
 
@@ -21,10 +22,12 @@ pub enum ServeError {
     Config(#[from] ConfigErrors),
     #[error("cannot set up the listener: {0}")]
     Listener(String),
+    #[error("cannot open the quota store: {0}")]
+    Quota(#[from] QuotaError),
 }
 
-/// Loads the configuration at `path`, checks it, and serves until a signal stops it.
-/// Never returns on success.
+/// Loads the configuration at `path`, checks it, and serves until SIGTERM or SIGINT; then
+/// persists the exact quota counts and returns.
 pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let (config, vocab, set) = gerbang_core::check(path)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -33,6 +36,15 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         config.auth.clone(),
         Arc::clone(&clock),
     )));
+    let meter = Arc::new(match config.quota.store {
+        QuotaStore::Embedded => {
+            Meter::embedded(&config.quota.path, config.quota.block, clock.today())?
+        }
+        QuotaStore::Memory => {
+            tracing::warn!("quota counts are kept in memory only: a restart forgets today's use");
+            Meter::memory()
+        }
+    });
     tracing::info!(
         instance = config.instance.as_str(),
         pks.count = snapshot.load().agreements().len(),
@@ -54,7 +66,13 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let gateway = Gateway::new(&config, Arc::clone(&snapshot), Arc::clone(&auth), clock);
+    let gateway = Gateway::new(
+        &config,
+        Arc::clone(&snapshot),
+        Arc::clone(&auth),
+        Arc::clone(&meter),
+        clock,
+    );
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gerbang");
     let address = config.listen.address.to_string();
@@ -83,7 +101,13 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
             auth,
         },
     ));
-    server.run_forever();
+    server.run(pingora::server::RunArgs::default());
+    // Every request has finished: write exact counts, releasing unused reserved blocks.
+    if let Err(e) = meter.close() {
+        tracing::error!(error = %e, "could not persist the exact quota counts; the reserved blocks stay counted");
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Reloads the PKS files and vocabulary on SIGHUP. A broken edit keeps the running set.

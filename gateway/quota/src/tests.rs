@@ -1,0 +1,146 @@
+//! Meter semantics with explicit days (the fake clock of the gateway supplies them).
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::*;
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().expect("date")
+}
+
+#[tokio::test]
+async fn counts_up_to_the_limit_then_refuses() {
+    let m = Meter::memory();
+    for i in 1..=3 {
+        let u = m
+            .reserve("u", day("2026-03-01"), 3)
+            .await
+            .expect("within quota");
+        assert_eq!((u.used, u.remaining()), (i, 3 - i));
+    }
+    assert_eq!(
+        m.reserve("u", day("2026-03-01"), 3).await,
+        Err(QuotaError::Exhausted { used: 3, limit: 3 })
+    );
+    // Another User ID is untouched.
+    m.reserve("v", day("2026-03-01"), 3).await.expect("v");
+}
+
+#[tokio::test]
+async fn a_new_wib_day_starts_afresh() {
+    let m = Meter::memory();
+    for _ in 0..2 {
+        m.reserve("u", day("2026-03-01"), 2).await.expect("day 1");
+    }
+    assert!(m.reserve("u", day("2026-03-01"), 2).await.is_err());
+    m.reserve("u", day("2026-03-02"), 2)
+        .await
+        .expect("the next day");
+    m.prune_before(day("2026-03-02"));
+    assert_eq!(m.used("u", day("2026-03-01")), 0);
+    assert_eq!(m.used("u", day("2026-03-02")), 1);
+}
+
+#[tokio::test]
+async fn refunds_give_the_hit_back() {
+    let m = Meter::memory();
+    m.reserve("u", day("2026-03-01"), 1).await.expect("first");
+    m.refund("u", day("2026-03-01"));
+    m.reserve("u", day("2026-03-01"), 1)
+        .await
+        .expect("refunded hit is available again");
+}
+
+#[tokio::test]
+async fn a_reduced_limit_applies_at_once() {
+    let m = Meter::memory();
+    for _ in 0..5 {
+        m.reserve("u", day("2026-03-01"), 10)
+            .await
+            .expect("within 10");
+    }
+    // A sanction reduces the quota to 3 mid-day: already over, so exhausted.
+    assert_eq!(
+        m.reserve("u", day("2026-03-01"), 3).await,
+        Err(QuotaError::Exhausted { used: 5, limit: 3 })
+    );
+    // Raised to 6: one more.
+    m.reserve("u", day("2026-03-01"), 6).await.expect("raised");
+    assert!(m.reserve("u", day("2026-03-01"), 6).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reservations_never_pass_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m =
+        Arc::new(Meter::embedded(&dir.path().join("q.redb"), 4, day("2026-03-01")).expect("open"));
+    let tasks: Vec<_> = (0..500)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move { m.reserve("u", day("2026-03-01"), 75).await.is_ok() })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        granted += usize::from(t.await.expect("task"));
+    }
+    assert_eq!(granted, 75);
+}
+
+#[tokio::test]
+async fn after_a_crash_the_persisted_ceiling_counts_as_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.redb");
+    {
+        let m = Meter::embedded(&path, 8, day("2026-03-01")).expect("open");
+        for _ in 0..5 {
+            m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
+        }
+        // Dropped without close(): as after kill -9, the block of 8 was persisted.
+    }
+    let m = Meter::embedded(&path, 8, day("2026-03-01")).expect("reopen");
+    assert_eq!(
+        m.used("u", day("2026-03-01")),
+        8,
+        "the whole block counts: never more hits than the quota"
+    );
+}
+
+#[tokio::test]
+async fn a_clean_shutdown_keeps_exact_counts_and_old_days_are_pruned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.redb");
+    {
+        let m = Meter::embedded(&path, 8, day("2026-03-01")).expect("open");
+        for _ in 0..5 {
+            m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
+        }
+        m.close().expect("close");
+        assert!(
+            m.reserve("u", day("2026-03-01"), 100).await.is_err(),
+            "closed meters refuse"
+        );
+    }
+    let m = Meter::embedded(&path, 8, day("2026-03-01")).expect("reopen");
+    assert_eq!(m.used("u", day("2026-03-01")), 5);
+    drop(m);
+    let m = Meter::embedded(&path, 8, day("2026-03-02")).expect("next day");
+    assert_eq!(m.used("u", day("2026-03-01")), 0);
+    drop(m);
+    assert!(read_ceilings(&path).expect("read").is_empty());
+}
+
+#[tokio::test]
+async fn a_block_never_reaches_past_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.redb");
+    {
+        let m = Meter::embedded(&path, 64, day("2026-03-01")).expect("open");
+        m.reserve("u", day("2026-03-01"), 10).await.expect("hit");
+    }
+    let m = Meter::embedded(&path, 64, day("2026-03-01")).expect("reopen");
+    assert_eq!(m.used("u", day("2026-03-01")), 10);
+    assert!(m.reserve("u", day("2026-03-01"), 10).await.is_err());
+}
