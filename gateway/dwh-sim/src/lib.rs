@@ -1,0 +1,41 @@
+//! `dwh-sim`: a stand-in for the DWH Terpusat web service.
+//!
+//! It generates a synthetic population deterministically from a seed (valid NIKs and
+//! No KKs, every field the DWH answers, including the protected ones the gateway must
+//! remove) and answers `CALL_NIK`, `CALL_VERIFY_BY_ELEMEN` and `CALL_BY_ELEMEN` in the
+//! DWH's JSON shape. It is the upstream of Gerbang's end-to-end tests and the "direct
+//! upstream" of its benchmarks, so the hot path is lock-free: lookups binary-search
+//! immutable tables and the counters are atomics.
+//!
+//! Test hooks below `/__sim/` report and reset counters, list sample NIKs by kind,
+//! return full records, and add an artificial delay.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! use gerbang_dwh_sim::{Population, SimState, serve};
+//!
+//! let state = Arc::new(SimState::new(Population::generate(42, 10_000)));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! println!("listening on {}", listener.local_addr()?);
+//! tokio::spawn(serve(listener, state, None));
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod date;
+mod geo;
+mod handlers;
+mod json;
+mod nik;
+mod population;
+mod record;
+mod rng;
+mod score;
+mod server;
+mod vocab;
+
+pub use crate::population::{Population, RecordStatus, SampleKind, UnknownSampleKind};
+pub use crate::record::{FUZZY_FIELDS, NUMERIC_FIELDS, PROTECTED_FIELDS, RECORD_FIELDS};
+pub use crate::server::{ServerTls, SimState, Stats, TlsError, serve};
