@@ -3,6 +3,7 @@
 
 mod certs;
 mod demo;
+mod policy;
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -36,6 +37,11 @@ enum Command {
     },
     /// Read a password from standard input and print its argon2id hash for a PKS file.
     Passwd,
+    /// Ditjen's policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Certificates for development.
     Certs {
         #[command(subcommand)]
@@ -45,6 +51,35 @@ enum Command {
     Demo {
         #[arg(long, short, default_value = "config/gerbang.toml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run the policy test cases (data in policies/tests/*.toml) against the PKS files.
+    Test {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+        #[arg(long, default_value = "policies/tests")]
+        cases: PathBuf,
+    },
+    /// Show what the rules decide for one request, and which rules decided it.
+    Explain {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        user: String,
+        /// CallNik, VerifyByElement, SearchByElements, PortalRead, PortalWrite, PortalExport, CallNoKk, SubmitBalikan
+        #[arg(long)]
+        action: String,
+        #[arg(long, default_value = "web_service")]
+        channel: String,
+        /// The WIB day (default: today).
+        #[arg(long)]
+        at: Option<chrono::NaiveDate>,
+        /// The source address (default: the User ID's first registered one).
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
     },
 }
 
@@ -90,26 +125,45 @@ fn run(command: Command) -> Result<ExitCode> {
             gerbang_proxy::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => match gerbang_core::check(&config) {
-            Ok((config, _vocab, set)) => {
-                let users: usize = set.agreements.iter().map(|p| p.users.len()).sum();
-                println!(
-                    "ok: {} and {} PKS file(s) with {} User ID(s) in {} are valid",
-                    config.path.display(),
-                    set.agreements.len(),
-                    users,
-                    config.pks_dir.display()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(errors) => {
-                for e in errors.iter() {
-                    eprintln!("{e}");
+        Command::Check { config } => {
+            let checked = gerbang_core::check(&config).and_then(|(config, _, _)| {
+                gerbang_policy::load_snapshot(&config).map(|snap| (config, snap))
+            });
+            match checked {
+                Ok((config, snap)) => {
+                    println!(
+                        "ok: {} with {} PKS file(s), {} User ID(s) and {} Cedar rule(s) (set {}) are valid",
+                        config.path.display(),
+                        snap.agreements().len(),
+                        snap.user_count(),
+                        snap.engine().policy_count(),
+                        snap.engine().hash()
+                    );
+                    Ok(ExitCode::SUCCESS)
                 }
-                eprintln!("{} problem(s) found; nothing was loaded", errors.0.len());
-                Ok(ExitCode::FAILURE)
+                Err(errors) => {
+                    for e in errors.iter() {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} problem(s) found; nothing was loaded", errors.0.len());
+                    Ok(ExitCode::FAILURE)
+                }
             }
-        },
+        }
+        Command::Policy {
+            command: PolicyCommand::Test { config, cases },
+        } => policy::test(&config, &cases),
+        Command::Policy {
+            command:
+                PolicyCommand::Explain {
+                    config,
+                    user,
+                    action,
+                    channel,
+                    at,
+                    ip,
+                },
+        } => policy::explain(&config, &user, &action, &channel, at, ip),
         Command::Passwd => {
             let mut line = String::new();
             std::io::stdin()

@@ -27,6 +27,7 @@ struct ConfigFile {
     #[serde(default)]
     auth: AuthFile,
     pks: PksFile,
+    policy: PolicyFile,
     #[serde(default)]
     quota: QuotaFile,
     #[serde(default)]
@@ -112,7 +113,8 @@ struct PksFile {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct QuotaFile {
-    /// `embedded` (a redb file; counts survive restarts and crashes) or `memory` (tests).
+    /// `embedded` (a redb file; counts survive restarts and crashes), `redis` (shared by
+    /// several gateway instances) or `memory` (tests).
     #[serde(default)]
     store: QuotaStore,
     /// The redb file of the embedded store (default: `quota.redb` beside this file).
@@ -120,6 +122,20 @@ struct QuotaFile {
     /// Hits persisted ahead per User ID at a time: at most this many can be lost for the
     /// day by a crash, and one fsync covers this many hits.
     block: Option<u32>,
+    /// Redis store: `redis://[user:password@]host:port/db` or `redis+unix:///path?db=N`,
+    /// the same for every gateway instance sharing the quota.
+    redis_url: Option<Spanned<String>>,
+    /// Redis store: hits leased to this instance per User ID at a time (default 16). A
+    /// crashed instance loses at most this many of a User ID's day, never grants extra.
+    lease: Option<u32>,
+    /// Redis store: hits per User ID per day this instance may still grant once Redis is
+    /// unreachable and its leased hits are used (default 0: refuse). Each can put the day
+    /// over the quota by that many, per instance.
+    emergency_share: Option<u32>,
+    /// Redis store: prefix of every key (default `gerbang:quota:`).
+    key_prefix: Option<String>,
+    /// Redis store: time limit of connecting and of each call, in milliseconds (default 200).
+    redis_timeout_ms: Option<u64>,
     /// Requests per second per User ID (0 or absent: no limit).
     #[serde(default)]
     burst_per_user: u32,
@@ -132,8 +148,12 @@ struct QuotaFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaStore {
+    /// A redb file owned by one gateway process.
     #[default]
     Embedded,
+    /// Redis, shared by several gateway instances (hits leased in chunks).
+    Redis,
+    /// In memory only: tests.
     Memory,
 }
 
@@ -143,8 +163,27 @@ pub struct QuotaSettings {
     pub store: QuotaStore,
     pub path: PathBuf,
     pub block: u32,
+    /// Redis store: the server's URL (empty for the other stores).
+    pub redis_url: String,
+    /// Redis store: hits leased per User ID at a time.
+    pub lease: u32,
+    /// Redis store: hits per User ID per day this instance may grant with Redis down.
+    pub emergency_share: u32,
+    /// Redis store: prefix of every key.
+    pub key_prefix: String,
+    /// Redis store: time limit of connecting and of each call.
+    pub redis_timeout: Duration,
     pub burst_per_user: Option<NonZeroU32>,
     pub burst_per_pengguna: Option<NonZeroU32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    /// Directory of the Cedar schema (`gerbang.cedarschema`) and Ditjen's rules (`*.cedar`).
+    dir: String,
+    /// Networks cut off as a sanction (art. 45), reloaded with the PKS files.
+    blokir: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -177,6 +216,10 @@ pub struct Config {
     pub auth: Auth,
     pub pks_dir: PathBuf,
     pub vocabulary: Option<PathBuf>,
+    /// The Cedar schema and policies.
+    pub policy_dir: PathBuf,
+    /// The block list of networks cut off as a sanction, if any.
+    pub blocklist: Option<PathBuf>,
     pub quota: QuotaSettings,
     pub threads: usize,
 }
@@ -361,6 +404,70 @@ impl Config {
         if block == 0 {
             errors.push(src.error(None, "quota.block", "must be at least 1"));
         }
+        let lease = file.quota.lease.unwrap_or(16);
+        let redis_timeout_ms = file.quota.redis_timeout_ms.unwrap_or(200);
+        let key_prefix = file
+            .quota
+            .key_prefix
+            .clone()
+            .unwrap_or_else(|| "gerbang:quota:".to_string());
+        if file.quota.store == QuotaStore::Redis {
+            match &file.quota.redis_url {
+                None => errors.push(src.error(
+                    None,
+                    "quota.redis_url",
+                    "required with store = \"redis\" (e.g. `redis://127.0.0.1:6379/0`)",
+                )),
+                Some(url)
+                    if !["redis://", "redis+unix://", "unix://"]
+                        .iter()
+                        .any(|scheme| url.get_ref().starts_with(scheme)) =>
+                {
+                    // The value is not repeated: it may hold a password.
+                    errors.push(src.error(
+                        Some(url.span()),
+                        "quota.redis_url",
+                        "not a Redis URL: `redis://host:port/db` or `redis+unix:///path?db=N` (TLS to Redis is not supported)",
+                    ));
+                }
+                Some(_) => {}
+            }
+            if lease == 0 {
+                errors.push(src.error(None, "quota.lease", "must be at least 1"));
+            }
+            if key_prefix.is_empty() {
+                errors.push(src.error(None, "quota.key_prefix", "must not be empty"));
+            }
+            if redis_timeout_ms == 0 {
+                errors.push(src.error(
+                    None,
+                    "quota.redis_timeout_ms",
+                    "must be more than 0 milliseconds",
+                ));
+            }
+        } else {
+            for (field, set) in [
+                ("quota.redis_url", file.quota.redis_url.is_some()),
+                ("quota.lease", file.quota.lease.is_some()),
+                (
+                    "quota.emergency_share",
+                    file.quota.emergency_share.is_some(),
+                ),
+                ("quota.key_prefix", file.quota.key_prefix.is_some()),
+                (
+                    "quota.redis_timeout_ms",
+                    file.quota.redis_timeout_ms.is_some(),
+                ),
+            ] {
+                if set {
+                    errors.push(src.error(
+                        None,
+                        field,
+                        "only used with store = \"redis\"; set the store or remove the field",
+                    ));
+                }
+            }
+        }
         if threads == 0 {
             errors.push(src.error(None, "server.threads", "must be at least 1"));
         }
@@ -400,10 +507,21 @@ impl Config {
             },
             pks_dir: base.join(file.pks.dir),
             vocabulary: file.pks.vocabulary.map(|v| base.join(v)),
+            policy_dir: base.join(file.policy.dir),
+            blocklist: file.policy.blokir.map(|b| base.join(b)),
             quota: QuotaSettings {
                 store: file.quota.store,
                 path: base.join(file.quota.path.as_deref().unwrap_or("quota.redb")),
                 block,
+                redis_url: file
+                    .quota
+                    .redis_url
+                    .map(Spanned::into_inner)
+                    .unwrap_or_default(),
+                lease,
+                emergency_share: file.quota.emergency_share.unwrap_or(0),
+                key_prefix,
+                redis_timeout: Duration::from_millis(redis_timeout_ms),
                 burst_per_user: NonZeroU32::new(file.quota.burst_per_user),
                 burst_per_pengguna: NonZeroU32::new(file.quota.burst_per_pengguna),
             },
@@ -416,6 +534,14 @@ impl Config {
         match &self.vocabulary {
             Some(path) => Vocabulary::load(path),
             None => Ok(Vocabulary::embedded()),
+        }
+    }
+
+    /// Loads the block list this configuration names (empty when none).
+    pub fn load_blocklist(&self) -> Result<Vec<ipnet::IpNet>, ConfigErrors> {
+        match &self.blocklist {
+            Some(path) => crate::pks::load_blocklist(path),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -469,6 +595,9 @@ address = "127.0.0.1:9080"
 
 [pks]
 dir = "pks"
+
+[policy]
+dir = "../policies"
 "#;
 
     #[test]

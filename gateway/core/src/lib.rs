@@ -18,13 +18,13 @@ pub use config::{
     Api, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING, QuotaSettings, QuotaStore,
     StatusMode, TlsFiles, Upstream, check,
 };
-pub use diag::{ConfigError, ConfigErrors, Source};
+pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
 pub use filter::{FilterError, Filtered, Shape, filter_answer};
 pub use nik::{Nik, NikError, NoKk, Sex, is_province_code};
 pub use pks::{
     Channel, JenisPengguna, KunciAkses, Pks, PksSet, PksStatus, Sam, SamStatus, Tingkat, User,
-    UserStatus, canonical_ip,
+    UserStatus, canonical_ip, load_blocklist,
 };
 pub use wire::{
     BodyError, Pairs, Refusal, RequestBody, ValueError, append_quota_limiter, envelope,

@@ -742,6 +742,34 @@ fn parse_user(
     })
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlocklistFile {
+    /// Networks cut off as a sanction (art. 45): single addresses or CIDRs.
+    #[serde(default)]
+    ip: Vec<Spanned<String>>,
+}
+
+/// Loads the block list of networks cut off as a sanction (art. 45).
+pub fn load_blocklist(path: &Path) -> Result<Vec<IpNet>, ConfigErrors> {
+    let text = read_file(path)?;
+    let src = Source::new(path, &text);
+    let file: BlocklistFile = toml::from_str(&text).map_err(|e| src.toml_error(&e))?;
+    let mut nets = Vec::new();
+    let mut errors = Vec::new();
+    for entry in &file.ip {
+        match parse_ip_lan(entry.get_ref()) {
+            Ok(n) => nets.push(n),
+            Err(msg) => errors.push(src.error(Some(entry.span()), "ip", msg)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(nets)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
 /// Parses one IP LAN entry: a single address or a CIDR without host bits.
 fn parse_ip_lan(s: &str) -> Result<IpNet, String> {
     let net = if s.contains('/') {

@@ -278,6 +278,19 @@ impl Refusal {
         }
     }
 
+    /// The refusal a policy's `@code` names (the codes a policy may use).
+    pub fn from_code(code: &str) -> Option<Self> {
+        Some(match code {
+            "04" => Self::IpMismatch,
+            "06" => Self::OutsideValidity,
+            "16" => Self::InstitutionInactive,
+            "17" => Self::UserInactive,
+            "21" => Self::NotPermitted,
+            "23" => Self::CardReaderUnavailable,
+            _ => return None,
+        })
+    }
+
     /// The `RESPON` text.
     pub fn respon(self) -> &'static str {
         match self {

@@ -1,34 +1,67 @@
 //! The decision: may this authenticated User ID do this action over this channel today, and
-//! which elements may the answer carry?
-//!
-//! This is the seam the Cedar engine replaces: the proxy asks
-//! [`authorize`] and enforces the [`Decision`], and knows nothing of how it was reached.
-//! Each check names the rule (`rule`) it implements, as Cedar policies will by `@id`.
+//! which elements may the answer carry? Cedar decides (see `engine`); this module asks it,
+//! turns its answer into the DWH refusal, and caches the result per (User ID, action,
+//! channel, request facts) for the day, so a warm request pays no Cedar evaluation.
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use gerbang_core::{Channel, ElementSet, KunciAkses, PksStatus, Refusal, Shape, UserStatus};
+use gerbang_core::{Channel, ElementSet, Refusal, Shape};
 
+use crate::engine::{Facts, Resource};
 use crate::snapshot::{Snapshot, UserRef};
 
-/// A business action (not an HTTP verb).
+/// A business action (not an HTTP verb), as named in the Cedar schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Lookup by NIK (`CALL_NIK`).
     CallNik,
+    /// Lookup by No KK.
+    CallNoKk,
     /// Verification of claimed elements (`CALL_VERIFY_BY_ELEMEN`).
     VerifyByElement,
     /// Search by a combination of elements (`CALL_BY_ELEMEN`), law enforcement only.
     SearchByElements,
+    /// A NIK search in the Web Portal.
+    PortalRead,
+    /// Any write through the portal (always refused, art. 30(2)).
+    PortalWrite,
+    /// Export or download through the portal (always refused, art. 30(2)).
+    PortalExport,
+    /// Sending data back (data balikan).
+    SubmitBalikan,
 }
 
 impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CallNik => "CallNik",
+            Self::CallNoKk => "CallNoKk",
             Self::VerifyByElement => "VerifyByElement",
             Self::SearchByElements => "SearchByElements",
+            Self::PortalRead => "PortalRead",
+            Self::PortalWrite => "PortalWrite",
+            Self::PortalExport => "PortalExport",
+            Self::SubmitBalikan => "SubmitBalikan",
         }
+    }
+
+    /// Parses the Cedar action name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::CallNik,
+            Self::CallNoKk,
+            Self::VerifyByElement,
+            Self::SearchByElements,
+            Self::PortalRead,
+            Self::PortalWrite,
+            Self::PortalExport,
+            Self::SubmitBalikan,
+        ]
+        .into_iter()
+        .find(|a| a.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -40,6 +73,10 @@ pub struct Request {
     pub channel: Channel,
     /// Today's WIB calendar day.
     pub day: NaiveDate,
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// For card-reader requests: the SAM sidecar validated it.
+    pub sam_valid: bool,
 }
 
 /// The answer: allowed with the elements the answer may carry, or refused with the reason.
@@ -47,8 +84,10 @@ pub struct Request {
 pub struct Decision {
     /// `None` when allowed.
     pub refusal: Option<Refusal>,
-    /// The rule that decided (for the log and for explaining a refusal).
-    pub rule: &'static str,
+    /// The policy that decided (`default-deny` when nothing permitted it).
+    pub rule: String,
+    /// Every policy Cedar named as deciding.
+    pub policies: Vec<String>,
     /// Why, in words for the Pengguna's operator; never holds population data.
     pub reason: String,
     /// Elements the answer may carry (empty when refused).
@@ -61,110 +100,136 @@ impl Decision {
     pub fn allowed(&self) -> bool {
         self.refusal.is_none()
     }
-
-    fn deny(refusal: Refusal, rule: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            refusal: Some(refusal),
-            rule,
-            reason: reason.into(),
-            elements: ElementSet::EMPTY,
-            shape: Shape::Values,
-        }
-    }
 }
 
-/// Decides a request against a snapshot.
-pub fn authorize(snap: &Snapshot, req: &Request) -> Decision {
+/// The cache key: everything a decision depends on besides the snapshot and the day.
+pub(crate) type CacheKey = (UserRef, Action, Channel, bool, bool);
+
+/// Decides a request against a snapshot, from the cache when it can.
+pub fn authorize(snap: &Snapshot, req: &Request) -> Arc<Decision> {
+    let ip_blocked = snap.ip_blocked(req.peer);
+    let key = (req.user, req.action, req.channel, ip_blocked, req.sam_valid);
+    if let Some(hit) = snap.cached(&key, req.day) {
+        return hit;
+    }
+    let decision = Arc::new(decide(snap, req, ip_blocked));
+    snap.cache(key, req.day, Arc::clone(&decision));
+    decision
+}
+
+/// Decides without the cache: one Cedar evaluation for the access, and one per element of
+/// the vocabulary when it is allowed.
+pub fn decide(snap: &Snapshot, req: &Request, ip_blocked: bool) -> Decision {
+    let engine = snap.engine();
     let pks = snap.pks(req.user);
     let user = snap.user(req.user);
-
-    // art. 45: a frozen or ended agreement stops everything.
-    match pks.status {
-        PksStatus::Aktif => {}
-        PksStatus::Dibekukan => {
-            return Decision::deny(
-                Refusal::InstitutionInactive,
-                "pks-status",
-                format!("PKS {} dibekukan (sanksi pasal 45)", pks.nomor),
-            );
-        }
-        PksStatus::Diakhiri => {
-            return Decision::deny(
-                Refusal::InstitutionInactive,
-                "pks-status",
-                format!("PKS {} telah diakhiri", pks.nomor),
-            );
-        }
-    }
-    // PKS "jangka waktu": outside the period everything is denied.
-    if !pks.valid_on(req.day) {
-        return Decision::deny(
-            Refusal::OutsideValidity,
-            "pks-validity",
-            format!(
-                "PKS {} berlaku {} s.d. {}",
-                pks.nomor, pks.mulai, pks.sampai
-            ),
-        );
-    }
-    // art. 45: a deactivated User ID.
-    if user.status == UserStatus::Nonaktif {
-        return Decision::deny(
-            Refusal::UserInactive,
-            "user-status",
-            format!("User ID {} dinonaktifkan", user.id),
-        );
-    }
-    // PKS metode_akses: the channel must be granted.
-    if !pks.allows_channel(req.channel) {
-        return Decision::deny(
-            Refusal::NotPermitted,
-            "channel",
-            format!(
-                "metode akses {} tidak termasuk dalam PKS {}",
-                req.channel.as_str(),
-                pks.nomor
-            ),
-        );
-    }
-    let shape = match req.action {
-        Action::CallNik | Action::VerifyByElement if !pks.allows_key(KunciAkses::Nik) => {
-            return Decision::deny(
-                Refusal::NotPermitted,
-                "lookup-key",
-                format!("PKS {} tidak memberi akses melalui NIK", pks.nomor),
-            );
-        }
-        // art. 29(4): a foreign-majority BHI may only verify.
-        Action::CallNik | Action::SearchByElements if pks.kepemilikan_asing_mayoritas => {
-            return Decision::deny(
-                Refusal::NotPermitted,
-                "verify-only",
-                "badan hukum dengan kepemilikan asing mayoritas hanya dapat melakukan verifikasi (pasal 29 ayat 4)",
-            );
-        }
-        // art. 31; letter 470/18754: search by element combination is for law enforcement.
-        Action::SearchByElements if !(pks.penegak_hukum && pks.allows_key(KunciAkses::Elemen)) => {
-            return Decision::deny(
-                Refusal::NotPermitted,
-                "search-law-enforcement",
-                "pencarian berdasarkan kombinasi elemen hanya untuk penegak hukum (pasal 31)",
-            );
-        }
-        Action::VerifyByElement => Shape::Verdicts,
-        Action::CallNik | Action::SearchByElements => Shape::Values,
+    let facts = Facts {
+        day: req.day,
+        channel: req.channel,
+        peer: req.peer,
+        ip_blocked,
+        sam_valid: req.sam_valid,
     };
-    // art. 5; PKS art. 3; UU 24/2013 art. 84: the agreed elements, and protected data only
-    // with the Minister's approval.
+    let shape = if req.action == Action::VerifyByElement {
+        Shape::Verdicts
+    } else {
+        Shape::Values
+    };
+    let answer = match engine.is_authorized(
+        snap.entities(),
+        &user.id,
+        req.action.as_str(),
+        Resource::Pks(&pks.nomor),
+        &facts,
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = e.as_str(), "cannot ask Cedar; refusing");
+            return refused(
+                Refusal::NotPermitted,
+                "engine-error".into(),
+                Vec::new(),
+                "kebijakan tidak dapat dievaluasi".into(),
+            );
+        }
+    };
+    if !answer.allowed {
+        // The forbid with the lowest code decides what the client is told; with no
+        // forbid, nothing permitted the request (default deny).
+        let deciding: Option<(String, String)> = answer
+            .policies
+            .iter()
+            .filter_map(|id| engine.code(id).map(|c| (c.to_string(), id.clone())))
+            .min();
+        let (refusal, rule) = match deciding {
+            Some((code, id)) => (
+                Refusal::from_code(&code).unwrap_or(Refusal::NotPermitted),
+                id,
+            ),
+            None => (Refusal::NotPermitted, "default-deny".to_string()),
+        };
+        let reason = reason(snap, req, &rule);
+        return refused(refusal, rule, answer.policies, reason);
+    }
     let vocab = snap.vocabulary();
-    let elements = pks
-        .elemen_data
-        .difference(vocab.protected().difference(pks.persetujuan_menteri));
+    let mut elements = ElementSet::EMPTY;
+    for id in vocab.all().iter() {
+        match engine.is_authorized(
+            snap.entities(),
+            &user.id,
+            "ReadElement",
+            Resource::Element(vocab.name(id)),
+            &facts,
+        ) {
+            Ok(a) if a.allowed => elements.insert(id),
+            Ok(_) => {}
+            Err(e) => tracing::error!(
+                error = e.as_str(),
+                element = vocab.name(id),
+                "cannot ask Cedar about an element; withheld"
+            ),
+        }
+    }
     Decision {
         refusal: None,
-        rule: "elements",
+        rule: answer.policies.first().cloned().unwrap_or_default(),
+        policies: answer.policies,
         reason: format!("diizinkan oleh PKS {}", pks.nomor),
         elements,
         shape,
+    }
+}
+
+fn refused(refusal: Refusal, rule: String, policies: Vec<String>, reason: String) -> Decision {
+    Decision {
+        refusal: Some(refusal),
+        rule,
+        policies,
+        reason,
+        elements: ElementSet::EMPTY,
+        shape: Shape::Values,
+    }
+}
+
+/// The operator-facing reason for a refusal by a rule, in Indonesian.
+fn reason(snap: &Snapshot, req: &Request, rule: &str) -> String {
+    let pks = snap.pks(req.user);
+    let user = snap.user(req.user);
+    match rule {
+        "pks-status" => format!("PKS {} tidak aktif (dibekukan atau diakhiri, sanksi pasal 45)", pks.nomor),
+        "pks-validity" => format!("PKS {} berlaku {} s.d. {}", pks.nomor, pks.mulai, pks.sampai),
+        "user-status" => format!("User ID {} dinonaktifkan", user.id),
+        "channel" => format!("metode akses {} tidak termasuk dalam PKS {}", req.channel.as_str(), pks.nomor),
+        "verify-only" => "badan hukum dengan kepemilikan asing mayoritas hanya dapat melakukan verifikasi (pasal 29 ayat 4)".into(),
+        "closed-network" => "jaringan asal koneksi diputus (sanksi pasal 45)".into(),
+        "portal-read-only" => "data pada Web Portal hanya dapat dibaca (pasal 30 ayat 2)".into(),
+        "card-reader-sam" => "permintaan card reader tanpa validasi SAM".into(),
+        "default-deny" => match req.action {
+            Action::SearchByElements => "pencarian berdasarkan kombinasi elemen hanya untuk penegak hukum (pasal 31)".into(),
+            Action::CallNik | Action::VerifyByElement | Action::PortalRead => format!("PKS {} tidak memberi akses melalui NIK", pks.nomor),
+            Action::CallNoKk => format!("PKS {} tidak memberi akses melalui No KK", pks.nomor),
+            _ => format!("tindakan {} tidak diizinkan oleh PKS {}", req.action.as_str(), pks.nomor),
+        },
+        other => format!("ditolak oleh aturan {other}"),
     }
 }

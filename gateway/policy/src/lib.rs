@@ -1,17 +1,19 @@
 //! Who is asking and what they may see. Authentication (User ID + password + registered IP
 //! LAN, with failed-login throttling) and the decision over an immutable [`Snapshot`] of the
 //! PKS files. The decision is a plain function over plain data so it is tested without a
-//! socket; the Cedar engine will take its place behind the same [`authorize`] seam.
+//! socket. Cedar decides, over rules Ditjen writes in `policies/`.
 #![forbid(unsafe_code)]
 
 mod auth;
 mod decision;
+mod engine;
 mod snapshot;
 mod throttle;
 
 pub use auth::{AuthFailure, Authenticator, Credentials, Precheck, SlowCheck, hash_password};
-pub use decision::{Action, Decision, Request, authorize};
-pub use snapshot::{Snapshot, UserRef};
+pub use decision::{Action, Decision, Request, authorize, decide};
+pub use engine::{Facts, PolicyEngine, SCHEMA_FILE};
+pub use snapshot::{Snapshot, UserRef, load_snapshot};
 pub use throttle::LoginThrottle;
 
 #[cfg(test)]

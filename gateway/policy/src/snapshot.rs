@@ -1,12 +1,21 @@
-//! An immutable view of everything a decision needs: the vocabulary, the agreements, and
-//! indexes from User ID and from source address to a user. A reload builds a new snapshot
-//! and swaps it in whole, so a request sees one consistent set from start to end.
+//! An immutable view of everything a decision needs: the vocabulary, the agreements, the
+//! Cedar rules and entities, the blocked networks, and indexes from User ID and from source
+//! address to a user. A reload builds a new snapshot and swaps it in whole, so a request sees
+//! one consistent set from start to end, and the decision cache goes with the old set.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use gerbang_core::{Pks, PksSet, User, Vocabulary, canonical_ip};
+use cedar_policy::Entities;
+use chrono::NaiveDate;
+use dashmap::DashMap;
+use gerbang_core::{ConfigErrors, Pks, PksSet, User, Vocabulary, canonical_ip};
+use ipnet::IpNet;
 use ipnet_index::IpIndex;
+
+use crate::decision::{CacheKey, Decision};
+use crate::engine::PolicyEngine;
 
 /// A user of a snapshot: indexes into its agreements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,19 +24,38 @@ pub struct UserRef {
     user: u32,
 }
 
-/// The loaded agreements with their indexes.
-#[derive(Debug)]
+/// The loaded agreements with their indexes, rules and decision cache.
 pub struct Snapshot {
     vocab: Vocabulary,
     agreements: Vec<Pks>,
     by_id: HashMap<String, UserRef>,
     by_ip: IpIndex,
+    engine: Arc<PolicyEngine>,
+    entities: Entities,
+    blocked: Vec<IpNet>,
+    cache: DashMap<CacheKey, (NaiveDate, Arc<Decision>)>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("agreements", &self.agreements.len())
+            .field("users", &self.by_id.len())
+            .field("policies", &self.engine.hash())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Snapshot {
-    /// Builds the indexes. The PKS set was validated on load (unique User IDs, no IP LAN
-    /// shared by two User IDs), so every address maps to at most one user.
-    pub fn new(vocab: Vocabulary, set: PksSet) -> Self {
+    /// Builds the indexes and the Cedar entities. The PKS set was validated on load (unique
+    /// User IDs, no IP LAN shared by two User IDs), so every address maps to one user at most.
+    pub fn build(
+        vocab: Vocabulary,
+        set: PksSet,
+        engine: Arc<PolicyEngine>,
+        blocked: Vec<IpNet>,
+    ) -> Result<Self, ConfigErrors> {
+        let entities = engine.entities(&vocab, &set.agreements)?;
         let agreements = set.agreements;
         let mut by_id = HashMap::new();
         let mut ranges = Vec::new();
@@ -41,12 +69,42 @@ impl Snapshot {
                 ranges.extend(user.ip_lan.iter().map(|net| (*net, r)));
             }
         }
-        Self {
+        Ok(Self {
             vocab,
             agreements,
             by_id,
             by_ip: IpIndex::new(ranges),
-        }
+            engine,
+            entities,
+            blocked,
+            cache: DashMap::new(),
+        })
+    }
+
+    /// The Cedar rules.
+    pub fn engine(&self) -> &PolicyEngine {
+        &self.engine
+    }
+
+    pub(crate) fn entities(&self) -> &Entities {
+        &self.entities
+    }
+
+    /// Whether the address is inside a network cut off as a sanction.
+    pub fn ip_blocked(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.blocked.iter().any(|n| n.contains(&ip))
+    }
+
+    pub(crate) fn cached(&self, key: &CacheKey, day: NaiveDate) -> Option<Arc<Decision>> {
+        self.cache
+            .get(key)
+            .filter(|e| e.0 == day)
+            .map(|e| Arc::clone(&e.1))
+    }
+
+    pub(crate) fn cache(&self, key: CacheKey, day: NaiveDate, decision: Arc<Decision>) {
+        self.cache.insert(key, (day, decision));
     }
 
     /// The element vocabulary.
@@ -124,5 +182,26 @@ mod ipnet_index {
                 IpAddr::V6(a) => search(&self.v6, u128::from(a)),
             }
         }
+    }
+}
+
+/// Loads everything a snapshot needs from a configuration: the vocabulary, every PKS file,
+/// the Cedar schema and rules, and the block list, validated together; every problem found
+/// is reported at once. Used at start, on reload, and by `gerbang check`.
+pub fn load_snapshot(config: &gerbang_core::Config) -> Result<Snapshot, ConfigErrors> {
+    let mut errors = Vec::new();
+    let agreements = config
+        .load_agreements()
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let engine = PolicyEngine::load(&config.policy_dir)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let blocked = config.load_blocklist().map_err(|e| errors.extend(e.0)).ok();
+    match (agreements, engine, blocked) {
+        (Some((vocab, set)), Some(engine), Some(blocked)) if errors.is_empty() => {
+            Snapshot::build(vocab, set, Arc::new(engine), blocked)
+        }
+        _ => Err(ConfigErrors(errors)),
     }
 }

@@ -67,7 +67,16 @@ fn snapshot(pks: &[Pks<'_>]) -> Snapshot {
         .collect();
     let vocab = Vocabulary::embedded();
     let set = PksSet::parse_all(&files, &vocab).unwrap_or_else(|e| panic!("{e}"));
-    Snapshot::new(vocab, set)
+    Snapshot::build(vocab, set, engine(), Vec::new()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Ditjen's rules as shipped in `policies/`.
+fn engine() -> Arc<PolicyEngine> {
+    static ENGINE: OnceLock<Arc<PolicyEngine>> = OnceLock::new();
+    Arc::clone(ENGINE.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        Arc::new(PolicyEngine::load(&dir).unwrap_or_else(|e| panic!("{e}")))
+    }))
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -202,15 +211,20 @@ fn dummy_hash_is_a_real_argon2id_hash() {
 
 fn decide(snap: &Snapshot, user: &str, action: Action, channel: Channel, on: &str) -> Decision {
     let r = snap.user_by_id(user).expect("user");
-    authorize(
-        snap,
-        &Request {
-            user: r,
-            action,
-            channel,
-            day: day(on),
-        },
-    )
+    let peer = snap.user(r).ip_lan[0].addr();
+    let req = Request {
+        user: r,
+        action,
+        channel,
+        day: day(on),
+        peer,
+        sam_valid: false,
+    };
+    let cached = authorize(snap, &req);
+    // The cache answers exactly what Cedar answers.
+    let fresh = crate::decide(snap, &req, snap.ip_blocked(peer));
+    assert_eq!(*cached, fresh);
+    fresh
 }
 
 #[test]
@@ -261,7 +275,7 @@ fn validity_period_is_inclusive_and_enforced() {
         "2028-01-01",
     );
     assert_eq!(
-        (d.refusal, d.rule),
+        (d.refusal, d.rule.as_str()),
         (Some(Refusal::OutsideValidity), "pks-validity")
     );
     let d = decide(
@@ -284,7 +298,7 @@ fn status_sanctions_refuse() {
     .replace("status = \"aktif\"\n\n", "status = \"dibekukan\"\n\n");
     let vocab = Vocabulary::embedded();
     let set = PksSet::parse_all(&[(PathBuf::from("f.toml"), frozen)], &vocab).expect("valid");
-    let snap = Snapshot::new(vocab, set);
+    let snap = Snapshot::build(vocab, set, engine(), Vec::new()).expect("snapshot");
     let d = decide(
         &snap,
         "u1",
@@ -322,7 +336,7 @@ fn channel_must_be_granted() {
         "2026-06-01",
     );
     assert_eq!(
-        (d.refusal, d.rule),
+        (d.refusal, d.rule.as_str()),
         (Some(Refusal::NotPermitted), "channel")
     );
     assert!(
@@ -351,7 +365,7 @@ fn foreign_majority_may_only_verify() {
         "2026-06-01",
     );
     assert_eq!(
-        (d.refusal, d.rule),
+        (d.refusal, d.rule.as_str()),
         (Some(Refusal::NotPermitted), "verify-only")
     );
     let d = decide(
@@ -385,8 +399,8 @@ fn search_by_elements_is_for_law_enforcement_only() {
         "2026-06-01",
     );
     assert_eq!(
-        (d.refusal, d.rule),
-        (Some(Refusal::NotPermitted), "search-law-enforcement")
+        (d.refusal, d.rule.as_str()),
+        (Some(Refusal::NotPermitted), "default-deny")
     );
     assert!(
         decide(
@@ -418,4 +432,159 @@ fn protected_elements_pass_only_with_approval() {
         snap.vocabulary().names(d.elements),
         vec!["NIK", "PNYDNG_CACAT"]
     );
+}
+
+#[test]
+fn without_approval_protected_elements_never_pass() {
+    let snap = snapshot(&[Pks {
+        elemen: r#"["NIK", "NAMA_LGKP"]"#,
+        ..Pks::default()
+    }]);
+    let d = decide(
+        &snap,
+        "u1",
+        Action::CallNik,
+        Channel::WebService,
+        "2026-06-01",
+    );
+    assert_eq!(
+        snap.vocabulary().names(d.elements),
+        vec!["NIK", "NAMA_LGKP"]
+    );
+    assert_eq!(d.policies, vec!["lookup-by-nik"]);
+}
+
+#[test]
+fn a_blocked_network_is_refused_by_the_closed_network_rule() {
+    let vocab = Vocabulary::embedded();
+    let set = PksSet::parse_all(&[(PathBuf::from("a.toml"), Pks::default().text())], &vocab)
+        .expect("valid");
+    let snap = Snapshot::build(
+        vocab,
+        set,
+        engine(),
+        vec!["127.0.0.0/24".parse().expect("net")],
+    )
+    .expect("snapshot");
+    let d = decide(
+        &snap,
+        "u1",
+        Action::CallNik,
+        Channel::WebService,
+        "2026-06-01",
+    );
+    assert_eq!(
+        (d.refusal, d.rule.as_str()),
+        (Some(Refusal::IpMismatch), "closed-network")
+    );
+}
+
+#[test]
+fn portal_writes_and_exports_are_always_refused() {
+    let snap = snapshot(&[Pks {
+        metode: r#"["web_portal"]"#,
+        ..Pks::default()
+    }]);
+    assert!(
+        decide(
+            &snap,
+            "u1",
+            Action::PortalRead,
+            Channel::WebPortal,
+            "2026-06-01"
+        )
+        .allowed()
+    );
+    for action in [Action::PortalWrite, Action::PortalExport] {
+        let d = decide(&snap, "u1", action, Channel::WebPortal, "2026-06-01");
+        assert_eq!(d.rule, "portal-read-only", "{action:?}");
+    }
+}
+
+#[test]
+fn card_reader_requests_need_a_validated_sam() {
+    let snap = snapshot(&[Pks {
+        metode: r#"["card_reader"]"#,
+        ..Pks::default()
+    }]);
+    let d = decide(
+        &snap,
+        "u1",
+        Action::CallNik,
+        Channel::CardReader,
+        "2026-06-01",
+    );
+    assert_eq!(
+        (d.refusal, d.rule.as_str()),
+        (Some(Refusal::CardReaderUnavailable), "card-reader-sam")
+    );
+    let r = snap.user_by_id("u1").expect("user");
+    let req = Request {
+        user: r,
+        action: Action::CallNik,
+        channel: Channel::CardReader,
+        day: day("2026-06-01"),
+        peer: ip("127.0.0.2"),
+        sam_valid: true,
+    };
+    assert!(authorize(&snap, &req).allowed());
+}
+
+#[test]
+fn the_number_of_policies_does_not_grow_with_agreements() {
+    let nomors: Vec<String> = (0..50).map(|i| format!("{i}/X")).collect();
+    let ids: Vec<String> = (0..50).map(|i| format!("u{i}")).collect();
+    let ips: Vec<String> = (0..50).map(|i| format!("127.0.1.{i}")).collect();
+    let users: Vec<[(&str, &str, &str); 1]> = (0..50)
+        .map(|i| [(ids[i].as_str(), ips[i].as_str(), "aktif")])
+        .collect();
+    let many: Vec<Pks> = (0..50)
+        .map(|i| Pks {
+            nomor: &nomors[i],
+            users: &users[i],
+            ..Pks::default()
+        })
+        .collect();
+    let snap = snapshot(&many);
+    assert_eq!(snap.engine().policy_count(), engine().policy_count());
+    assert!(
+        decide(
+            &snap,
+            "u49",
+            Action::CallNik,
+            Channel::WebService,
+            "2026-06-01"
+        )
+        .allowed()
+    );
+}
+
+#[test]
+fn a_rule_that_does_not_type_check_is_refused_with_file_and_line() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let schema = std::fs::read_to_string(dir.join(SCHEMA_FILE)).expect("schema");
+    let parse = |name: &str, text: &str| {
+        PolicyEngine::parse(
+            &dir.join(SCHEMA_FILE),
+            &schema,
+            &[(PathBuf::from(name), text.to_string())],
+        )
+    };
+    let bad = "// a comment\n@id(\"typo\")\npermit (principal, action in Gerbang::Action::\"Lookup\", resource)\nwhen { resource.statuz == \"aktif\" };\n";
+    let shown = parse("policies/typo.cedar", bad)
+        .expect_err("strict validation")
+        .to_string();
+    assert!(shown.contains("policies/typo.cedar:4:"), "{shown}");
+    assert!(shown.contains("statuz"), "{shown}");
+    let shown = parse("x.cedar", "permit (principal, action, resource);\n")
+        .expect_err("no id")
+        .to_string();
+    assert!(shown.contains("@id"), "{shown}");
+    let shown = parse(
+        "y.cedar",
+        "@id(\"x\")\npermit (principal, action, resource) when { ;\n",
+    )
+    .expect_err("syntax")
+    .to_string();
+    assert!(shown.contains("y.cedar:2:"), "{shown}");
 }

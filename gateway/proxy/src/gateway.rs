@@ -62,7 +62,7 @@ pub struct GatewayCtx {
     user_id: Option<String>,
     pks: Option<String>,
     snapshot: Option<Arc<Snapshot>>,
-    decision: Option<Decision>,
+    decision: Option<Arc<Decision>>,
     /// The request body as forwarded (with `ip_user` set to the real peer).
     upstream_body: Bytes,
     upstream_status: Option<u16>,
@@ -250,16 +250,18 @@ impl Gateway {
         };
         let pks = snap.pks(user);
         ctx.pks = Some(pks.nomor.clone());
+        let day = self.clock.today();
         let decision = authorize(
             &snap,
             &Request {
                 user,
                 action,
                 channel: Channel::WebService,
-                day: self.clock.today(),
+                day,
+                peer,
+                sam_valid: false,
             },
         );
-        let day = self.clock.today();
         let limit = snap.user(user).kuota_harian.get();
         ctx.quota = Some(QuotaCtx {
             user: user_id.clone(),
@@ -316,7 +318,8 @@ impl Gateway {
                 }));
             }
             Err(QuotaError::Unavailable(why)) => {
-                tracing::error!(error = why.as_str(), "quota store unavailable; refusing");
+                // The meter logs each change of the store's health once; per request, debug only.
+                tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
                 return Ok(Some(Reject::new(Refusal::QuotaUnavailable, "")));
             }
         }
@@ -732,7 +735,7 @@ impl ProxyHttp for Gateway {
             pks.id = ctx.pks.as_deref().unwrap_or(""),
             action = ctx.action.map_or("", Action::as_str),
             decision,
-            rule = ctx.decision.as_ref().map_or("", |d| d.rule),
+            rule = ctx.decision.as_ref().map_or("", |d| d.rule.as_str()),
             status,
             upstream.status = ctx.upstream_status.unwrap_or(0),
             records = ctx.records,

@@ -10,8 +10,8 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{BackgroundService, background_service};
 
 use gerbang_core::{Clock, Config, ConfigErrors, QuotaStore, SystemClock};
-use gerbang_policy::{Authenticator, LoginThrottle, Snapshot};
-use gerbang_quota::{Meter, QuotaError};
+use gerbang_policy::{Authenticator, LoginThrottle, Snapshot, load_snapshot};
+use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
 use crate::gateway::Gateway;
 
@@ -29,9 +29,9 @@ pub enum ServeError {
 /// Loads the configuration at `path`, checks it, and serves until SIGTERM or SIGINT; then
 /// persists the exact quota counts and returns.
 pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
-    let (config, vocab, set) = gerbang_core::check(path)?;
+    let (config, _, _) = gerbang_core::check(path)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::new(vocab, set)));
+    let snapshot = Arc::new(ArcSwap::from_pointee(load_snapshot(&config)?));
     let auth = Arc::new(Authenticator::new(LoginThrottle::new(
         config.auth.clone(),
         Arc::clone(&clock),
@@ -40,6 +40,14 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         QuotaStore::Embedded => {
             Meter::embedded(&config.quota.path, config.quota.block, clock.today())?
         }
+        QuotaStore::Redis => Meter::redis(&RedisOptions {
+            url: config.quota.redis_url.clone(),
+            lease: config.quota.lease,
+            emergency_share: config.quota.emergency_share,
+            key_prefix: config.quota.key_prefix.clone(),
+            instance: config.instance.clone(),
+            timeout: config.quota.redis_timeout,
+        })?,
         QuotaStore::Memory => {
             tracing::warn!("quota counts are kept in memory only: a restart forgets today's use");
             Meter::memory()
@@ -47,7 +55,8 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     });
     tracing::info!(
         instance = config.instance.as_str(),
-        pks.count = snapshot.load().agreements().len(),
+                pks.count = snapshot.load().agreements().len(),
+        policy.hash = snapshot.load().engine().hash(),
         users.count = snapshot.load().user_count(),
         listen = %config.listen.address,
         tls = config.listen.tls.is_some(),
@@ -119,13 +128,18 @@ struct Reloader {
 
 impl Reloader {
     fn reload(&self) {
-        match self.config.load_agreements() {
-            Ok((vocab, set)) => {
-                let snap = Snapshot::new(vocab, set);
+        match load_snapshot(&self.config) {
+            Ok(snap) => {
                 let (pks, users) = (snap.agreements().len(), snap.user_count());
+                let hash = snap.engine().hash().to_string();
                 self.snapshot.store(Arc::new(snap));
                 self.auth.clear_cache();
-                tracing::info!(pks.count = pks, users.count = users, "reloaded PKS files");
+                tracing::info!(
+                    pks.count = pks,
+                    users.count = users,
+                    policy.hash = hash.as_str(),
+                    "reloaded PKS files and policies"
+                );
             }
             Err(errors) => {
                 tracing::error!("reload refused, the previous PKS set stays in force:\n{errors}");

@@ -9,14 +9,25 @@
 //! raised by a block and committed durably (group commit, one fsync for every waiting
 //! request). After a crash the ceiling is taken as the count, so a `kill -9` can only make a
 //! User ID lose part of a block, never gain hits. A clean shutdown writes the exact counts.
+//!
+//! With the Redis store (several instances), each instance leases hits from Redis a lease
+//! at a time (one atomic Lua call: never past the limit across instances) and serves them
+//! from memory; one lease request per User ID is in flight at a time. A crashed instance's
+//! unused lease is lost for the day, never an overshoot; a clean shutdown gives it back.
+//! While Redis is unreachable only hits already leased are served, then at most
+//! `emergency_share` hits per User ID per day, then requests are refused; emergency hits are
+//! written into Redis when it returns. See `redis_store.rs` for the keys.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use dashmap::DashMap;
 
 use crate::embedded::Persist;
+use crate::health::{Health, StoreHealth};
+use crate::redis_store::{RedisOptions, RedisStore, Reply, RuntimeGuard, StoreError};
 
 /// Why a hit was not reserved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,32 +53,99 @@ impl Usage {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Counter {
+    /// Hits this instance served (and did not refund).
     used: u32,
-    /// Hits covered by the persisted ceiling (embedded store only).
+    /// Embedded: hits covered by the persisted ceiling. Redis: hits this instance holds in
+    /// Redis (leased, plus emergency hits written in).
     allocated: u32,
+    /// Redis: emergency hits not yet written into Redis.
+    pending: u32,
+    /// Redis: emergency hits granted today (counted against the share, never given back).
+    emergency: u32,
+    /// Redis: hits the other instances held at the last write (for the remaining count).
+    others: u32,
+    /// Redis: when `others` was last learnt.
+    synced: Option<Instant>,
+    /// Redis: one lease request per (User ID, day) at a time; emergency hits are granted
+    /// and written in only under it.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Counter {
+    /// Hits this instance may serve without asking the store.
+    fn covered(&self) -> u32 {
+        self.allocated.saturating_add(self.pending)
+    }
+
+    /// The day's use as far as this instance knows (other instances' leases count whole).
+    fn estimate(&self) -> u32 {
+        self.others.saturating_add(self.used)
+    }
 }
 
 type Key = (String, NaiveDate);
+type Counters = DashMap<Key, Counter>;
+
+/// After Redis said a User ID's day is used up, refuse locally for this long before asking
+/// again (another instance may give hits back when it stops, or the limit may be raised).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// How often the Redis store is probed while healthy (restart detection, reconciliation).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+enum Backend {
+    Memory,
+    Embedded { persist: Persist, block: u32 },
+    Redis(RedisBackend),
+}
+
+#[derive(Debug)]
+struct RedisBackend {
+    store: Arc<RedisStore>,
+    lease: u32,
+    emergency_share: u32,
+    /// Some counter has emergency hits not yet written into Redis.
+    pending: Arc<AtomicBool>,
+    /// Last field: stops the store's runtime (and its watcher) when the meter goes.
+    _runtime: RuntimeGuard,
+}
 
 /// Counts hits per User ID per day.
 #[derive(Debug)]
 pub struct Meter {
-    counters: DashMap<Key, Counter>,
-    persist: Option<Persist>,
-    block: u32,
-    closed: AtomicBool,
+    counters: Arc<Counters>,
+    backend: Backend,
+    health: Arc<Health>,
+    closed: Arc<AtomicBool>,
+}
+
+/// What one step of a reservation decided.
+enum Step {
+    Done(Result<Usage, QuotaError>),
+    /// Ask the store (the embedded ceiling to raise, or the Redis lock to take).
+    Store(StoreNeed),
+}
+
+enum StoreNeed {
+    Ceiling(u32),
+    Lease(Arc<tokio::sync::Mutex<()>>),
+}
+
+fn closing() -> QuotaError {
+    QuotaError::Unavailable("the gateway is shutting down".into())
 }
 
 impl Meter {
     /// A meter that forgets everything on restart: for tests only.
     pub fn memory() -> Self {
         Self {
-            counters: DashMap::new(),
-            persist: None,
-            block: 1,
-            closed: AtomicBool::new(false),
+            counters: Arc::default(),
+            backend: Backend::Memory,
+            health: Arc::new(Health::new("memory")),
+            closed: Arc::default(),
         }
     }
 
@@ -79,21 +157,61 @@ impl Meter {
         today: NaiveDate,
     ) -> Result<Self, QuotaError> {
         let (persist, loaded) = Persist::open(path, today)?;
-        let counters = DashMap::new();
+        let counters = Counters::new();
         for ((user, day), ceiling) in loaded {
             counters.insert(
                 (user, day),
                 Counter {
                     used: ceiling,
                     allocated: ceiling,
+                    ..Counter::default()
                 },
             );
         }
         Ok(Self {
+            counters: Arc::new(counters),
+            backend: Backend::Embedded {
+                persist,
+                block: block.max(1),
+            },
+            health: Arc::new(Health::new("embedded")),
+            closed: Arc::default(),
+        })
+    }
+
+    /// A meter whose counts are shared through Redis with every gateway instance using the
+    /// same Redis and key prefix. Redis being unreachable at start is an outage, not an
+    /// error; a malformed URL is an error.
+    pub fn redis(options: &RedisOptions) -> Result<Self, QuotaError> {
+        let health = Arc::new(Health::new("redis"));
+        let (store, runtime) = RedisStore::open(options, Arc::clone(&health))?;
+        let store = Arc::new(store);
+        let counters: Arc<Counters> = Arc::default();
+        let pending = Arc::new(AtomicBool::new(false));
+        let closed: Arc<AtomicBool> = Arc::default();
+        store.handle().spawn(watch(
+            Arc::clone(&store),
+            Arc::downgrade(&counters),
+            Arc::clone(&pending),
+            Arc::clone(&closed),
+        ));
+        tracing::info!(
+            lease = options.lease,
+            emergency_share = options.emergency_share,
+            key_prefix = options.key_prefix.as_str(),
+            "quota counts shared through Redis"
+        );
+        Ok(Self {
             counters,
-            persist: Some(persist),
-            block: block.max(1),
-            closed: AtomicBool::new(false),
+            backend: Backend::Redis(RedisBackend {
+                store,
+                lease: options.lease.max(1),
+                emergency_share: options.emergency_share,
+                pending,
+                _runtime: runtime,
+            }),
+            health,
+            closed,
         })
     }
 
@@ -106,37 +224,146 @@ impl Meter {
         limit: u32,
     ) -> Result<Usage, QuotaError> {
         loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(QuotaError::Unavailable(
-                    "the gateway is shutting down".into(),
-                ));
+            let need = match self.step(user, day, limit) {
+                Step::Done(r) => return r,
+                Step::Store(need) => need,
+            };
+            match (need, &self.backend) {
+                (StoreNeed::Ceiling(ceiling), Backend::Embedded { persist, .. }) => {
+                    let since = self.health.generation();
+                    match persist.allocate(user, day, ceiling).await {
+                        Ok(()) => self.health.succeeded(since),
+                        Err(e) => {
+                            self.health.failed(since, &e.to_string());
+                            self.health.refused();
+                            return Err(e);
+                        }
+                    }
+                    let mut c = self.counters.entry((user.to_string(), day)).or_default();
+                    c.allocated = c.allocated.max(ceiling);
+                }
+                (StoreNeed::Lease(lock), Backend::Redis(redis)) => {
+                    let _one_at_a_time = lock.lock().await;
+                    if let Some(done) = self.lease(redis, user, day, limit).await {
+                        return done;
+                    }
+                }
+                _ => unreachable!("each backend asks only for its own store"),
             }
-            let ceiling = {
-                let mut c = self.counters.entry((user.to_string(), day)).or_default();
-                if c.used >= limit {
-                    return Err(QuotaError::Exhausted {
-                        used: c.used,
-                        limit,
-                    });
-                }
-                if self.persist.is_none() || c.used < c.allocated {
+        }
+    }
+
+    /// Decides what it can from memory: grant, refuse, or ask the store.
+    fn step(&self, user: &str, day: NaiveDate, limit: u32) -> Step {
+        let mut c = self.counters.entry((user.to_string(), day)).or_default();
+        // Checked under the counter's lock: `close` sees every hit granted before it.
+        if self.closed.load(Ordering::Acquire) {
+            return Step::Done(Err(closing()));
+        }
+        let est = c.estimate();
+        if c.used >= limit {
+            return Step::Done(Err(QuotaError::Exhausted { used: est, limit }));
+        }
+        match &self.backend {
+            Backend::Memory => {
+                c.used += 1;
+                Step::Done(Ok(Usage {
+                    used: c.used,
+                    limit,
+                }))
+            }
+            Backend::Embedded { block, .. } => {
+                if c.used < c.allocated {
                     c.used += 1;
-                    return Ok(Usage {
+                    return Step::Done(Ok(Usage {
                         used: c.used,
                         limit,
-                    });
+                    }));
                 }
-                c.allocated
-                    .max(c.used)
-                    .saturating_add(self.block)
-                    .min(limit)
-            };
-            let Some(persist) = &self.persist else {
-                unreachable!("memory meters return above")
-            };
-            persist.allocate(user, day, ceiling).await?;
-            let mut c = self.counters.entry((user.to_string(), day)).or_default();
-            c.allocated = c.allocated.max(ceiling);
+                Step::Store(StoreNeed::Ceiling(
+                    c.allocated.max(c.used).saturating_add(*block).min(limit),
+                ))
+            }
+            Backend::Redis(_) => {
+                if est < limit && c.used < c.covered() {
+                    c.used += 1;
+                    return Step::Done(Ok(Usage {
+                        used: c.estimate(),
+                        limit,
+                    }));
+                }
+                if est >= limit && c.synced.is_some_and(|t| t.elapsed() < RECHECK) {
+                    return Step::Done(Err(QuotaError::Exhausted { used: est, limit }));
+                }
+                Step::Store(StoreNeed::Lease(Arc::clone(&c.lock)))
+            }
+        }
+    }
+
+    /// Under the (User ID, day) lock: leases more hits from Redis, or, with Redis down,
+    /// grants an emergency hit or refuses. `None`: look again (something changed).
+    async fn lease(
+        &self,
+        redis: &RedisBackend,
+        user: &str,
+        day: NaiveDate,
+        limit: u32,
+    ) -> Option<Result<Usage, QuotaError>> {
+        let (held, pending) = {
+            let c = self.counters.entry((user.to_string(), day)).or_default();
+            let est = c.estimate();
+            if est < limit && c.used < c.covered() {
+                return None; // a lease arrived or a hit was refunded while waiting
+            }
+            if est >= limit && c.synced.is_some_and(|t| t.elapsed() < RECHECK) {
+                return None; // someone just learnt it is used up
+            }
+            (c.covered(), c.pending)
+        };
+        let reply = redis
+            .store
+            .write(user, day, held, redis.lease, limit, false)
+            .await;
+        let mut c = self.counters.entry((user.to_string(), day)).or_default();
+        match reply {
+            Ok(Reply { granted, total }) => {
+                c.allocated = c.allocated.saturating_add(pending).saturating_add(granted);
+                c.pending = c.pending.saturating_sub(pending);
+                c.others = total.saturating_sub(c.allocated);
+                c.synced = Some(Instant::now());
+                // Closing: `close` writes the exact count after this, giving the lease back.
+                self.closed.load(Ordering::Acquire).then(|| Err(closing()))
+            }
+            Err(StoreError::Stale) => Some(Err(closing())),
+            Err(StoreError::Down(why)) => {
+                let est = c.estimate();
+                if c.used >= limit || est >= limit {
+                    return Some(Err(QuotaError::Exhausted { used: est, limit }));
+                }
+                if c.used < c.covered() {
+                    return None;
+                }
+                if c.emergency < redis.emergency_share {
+                    c.emergency += 1;
+                    c.pending += 1;
+                    c.used += 1;
+                    redis.pending.store(true, Ordering::Release);
+                    self.health.emergency_hit();
+                    return Some(Ok(Usage {
+                        used: c.estimate(),
+                        limit,
+                    }));
+                }
+                self.health.refused();
+                Some(Err(QuotaError::Unavailable(format!(
+                    "{why}; no leased hits left for this User ID{}",
+                    if redis.emergency_share > 0 {
+                        " and its emergency share is used up"
+                    } else {
+                        ""
+                    }
+                ))))
+            }
         }
     }
 
@@ -147,11 +374,12 @@ impl Meter {
         }
     }
 
-    /// Hits used by `user` on `day`.
+    /// Hits used by `user` on `day` (with the Redis store: as far as this instance knows,
+    /// counting other instances' leases whole).
     pub fn used(&self, user: &str, day: NaiveDate) -> u32 {
         self.counters
             .get(&(user.to_string(), day))
-            .map_or(0, |c| c.used)
+            .map_or(0, |c| c.estimate())
     }
 
     /// Drops the counters of days before `day` (call when the day changes).
@@ -159,20 +387,197 @@ impl Meter {
         self.counters.retain(|(_, d), _| *d >= day);
     }
 
+    /// The quota store's health, for metrics.
+    pub fn store_health(&self) -> StoreHealth {
+        self.health.snapshot()
+    }
+
+    /// Whether the quota store answered its last call.
+    pub fn store_healthy(&self) -> bool {
+        self.health.is_healthy()
+    }
+
     /// Clean shutdown: refuses further reservations and persists the exact counts, releasing
-    /// the unused part of every block.
+    /// the unused part of every block (embedded) or lease (Redis). Blocks at most a few
+    /// seconds; callable from inside an async runtime.
     pub fn close(&self) -> Result<(), QuotaError> {
         self.closed.store(true, Ordering::Release);
-        let Some(persist) = &self.persist else {
-            return Ok(());
-        };
-        let exact: Vec<(Key, u32)> = self
-            .counters
-            .iter()
-            .map(|e| (e.key().clone(), e.value().used))
-            .collect();
-        persist.write_exact(exact)
+        match &self.backend {
+            Backend::Memory => Ok(()),
+            Backend::Embedded { persist, .. } => persist.write_exact(
+                self.counters
+                    .iter()
+                    .map(|e| (e.key().clone(), e.value().used))
+                    .collect(),
+            ),
+            Backend::Redis(redis) => settle(&redis.store, &self.counters),
+        }
     }
+}
+
+/// Writes every count this instance holds in Redis down to what it used, on the store's
+/// runtime, and waits for it. Each key is written under its lock, after any lease in flight.
+fn settle(store: &Arc<RedisStore>, counters: &Arc<Counters>) -> Result<(), QuotaError> {
+    /// Writes in flight at once (one connection, pipelined).
+    const PARALLEL: usize = 64;
+    let keys: Vec<(Key, Arc<tokio::sync::Mutex<()>>)> = counters
+        .iter()
+        .filter(|e| e.value().used != e.value().allocated || e.value().pending > 0)
+        .map(|e| (e.key().clone(), Arc::clone(&e.value().lock)))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let count = keys.len();
+    let (done, wait) = std::sync::mpsc::channel();
+    let (writer, counters) = (Arc::clone(store), Arc::clone(counters));
+    store.handle().spawn(async move {
+        let mut failed = 0usize;
+        let mut last_error = String::new();
+        let mut set = tokio::task::JoinSet::new();
+        for ((user, day), lock) in keys {
+            if set.len() >= PARALLEL
+                && let Some(Ok(Err(e))) = set.join_next().await
+            {
+                failed += 1;
+                last_error = e;
+            }
+            let (writer, counters) = (Arc::clone(&writer), Arc::clone(&counters));
+            set.spawn(async move {
+                let _one_at_a_time = lock.lock().await;
+                let Some(used) = counters.get(&(user.clone(), day)).map(|c| c.used) else {
+                    return Ok(());
+                };
+                match writer.write(&user, day, used, 0, 0, true).await {
+                    Ok(_) => {
+                        if let Some(mut c) = counters.get_mut(&(user.clone(), day)) {
+                            c.allocated = used;
+                            c.pending = 0;
+                        }
+                        Ok(())
+                    }
+                    Err(StoreError::Stale) => Ok(()),
+                    Err(StoreError::Down(why)) => Err(why),
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Ok(Err(e)) = r {
+                failed += 1;
+                last_error = e;
+            }
+        }
+        let _ = done.send((failed, last_error));
+    });
+    let budget = Duration::from_secs(5);
+    match wait.recv_timeout(budget) {
+        Ok((0, _)) => {
+            tracing::info!(
+                keys = count,
+                "quota counts written to Redis; unused leases given back"
+            );
+            Ok(())
+        }
+        Ok((failed, why)) => Err(QuotaError::Unavailable(format!(
+            "{failed} of {count} quota counts could not be written to Redis ({why}); their leases stay counted for the day and unwritten emergency hits are not counted"
+        ))),
+        Err(_) => Err(QuotaError::Unavailable(format!(
+            "writing {count} quota counts to Redis took longer than {budget:?}; unwritten leases stay counted for the day"
+        ))),
+    }
+}
+
+/// Background task of a Redis meter: probes Redis (health, and its run id, which changes
+/// when it restarts), writes emergency hits in when it is reachable, and after a Redis
+/// restart re-writes every count this instance holds (a Redis without persistence comes
+/// back empty).
+async fn watch(
+    store: Arc<RedisStore>,
+    counters: Weak<Counters>,
+    pending: Arc<AtomicBool>,
+    closed: Arc<AtomicBool>,
+) {
+    let mut run_id: Option<String> = None;
+    // Outages already followed by a full write-back.
+    let mut outages = 0;
+    loop {
+        let Some(map) = counters.upgrade() else {
+            return;
+        };
+        if closed.load(Ordering::Acquire) {
+            return; // `close` writes the exact counts
+        }
+        if let Ok(id) = store.probe().await {
+            let restarted = run_id.as_ref().is_some_and(|old| *old != id);
+            if restarted {
+                tracing::warn!(
+                    "Redis restarted: writing back the quota counts this instance holds"
+                );
+            }
+            run_id = Some(id);
+            // After an outage Redis may have lost data without this instance seeing a new
+            // run id (it never saw the old one): write everything back then too.
+            let seen = store.health().outages();
+            let all = restarted || seen != outages;
+            if all || pending.swap(false, Ordering::AcqRel) {
+                if resync(&store, &map, all, &closed).await {
+                    outages = seen;
+                } else {
+                    // Retried at the next probe.
+                    pending.store(true, Ordering::Release);
+                }
+            }
+        }
+        drop(map);
+        let pause = if store.health().is_healthy() {
+            PROBE_EVERY
+        } else {
+            Health::RETRY
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Writes the held counts (with emergency hits) of every key with emergency hits pending,
+/// or of every key when `all`. False if some could not be written.
+async fn resync(store: &RedisStore, counters: &Counters, all: bool, closed: &AtomicBool) -> bool {
+    let keys: Vec<(Key, Arc<tokio::sync::Mutex<()>>)> = counters
+        .iter()
+        .filter(|e| all || e.value().pending > 0)
+        .map(|e| (e.key().clone(), Arc::clone(&e.value().lock)))
+        .collect();
+    let mut ok = true;
+    for ((user, day), lock) in keys {
+        let _one_at_a_time = lock.lock().await;
+        if closed.load(Ordering::Acquire) {
+            return true; // `close` writes the exact counts
+        }
+        let Some((held, pending)) = counters
+            .get(&(user.clone(), day))
+            .map(|c| (c.covered(), c.pending))
+        else {
+            continue;
+        };
+        match store.write(&user, day, held, 0, 0, false).await {
+            Ok(Reply { total, .. }) => {
+                if let Some(mut c) = counters.get_mut(&(user.clone(), day)) {
+                    c.allocated = c.allocated.saturating_add(pending);
+                    c.pending = c.pending.saturating_sub(pending);
+                    c.others = total.saturating_sub(c.allocated);
+                    c.synced = Some(Instant::now());
+                }
+                if pending > 0 {
+                    tracing::info!(
+                        user = user.as_str(),
+                        hits = pending,
+                        "emergency quota hits written into Redis"
+                    );
+                }
+            }
+            Err(_) => ok = false,
+        }
+    }
+    ok
 }
 
 /// A shared meter.

@@ -1,0 +1,46 @@
+# Gerbang — the two commands of the README, and the checks CI runs.
+#   make demo   build and run the whole stack locally with the example PKS, with a tour
+#   make test   every test in the workspace, end-to-end ones included
+#   make lint   rustfmt and clippy, as CI runs them
+#   make bench  throughput, latency and configuration-size figures (loadtest/README.md)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+# System packages the build and the tests need, as "command:debian-package".
+# cmake builds libz-ng (pingora's compression); redis-server is started by the quota tests
+# (their own instance on a free port, never a system service).
+SYSTEM_DEPS := cmake:cmake redis-server:redis-server
+
+.PHONY: demo test lint deps
+
+## Install missing system packages (Debian), when run as root or with sudo.
+deps:
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do \
+	  command -v "$${dep%%:*}" >/dev/null 2>&1 || missing="$$missing $${dep##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; \
+	  else echo "error: missing$$missing and not root; install them with apt-get" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: deps
+	$(CARGO) build --bins
+	./target/debug/gerbang demo --config config/gerbang.toml
+
+test: deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --all-targets
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Benchmark: Gerbang against nginx and the DWH simulator on loopback; installs nginx when
+## missing, builds the release binaries, writes loadtest/out/<timestamp>.md.
+.PHONY: bench
+bench: deps
+	CARGO="$(CARGO)" bash loadtest/bench.sh

@@ -1,0 +1,601 @@
+//! Harness for Gerbang's end-to-end tests: builds the real binaries once, starts `dwh-sim`
+//! and `gerbang serve` on free ports, writes configurations into temporary directories, and
+//! gives clients bound to chosen 127.0.0.x source addresses. Processes are killed on drop.
+//! Readiness is awaited by polling, never by sleeping a fixed time.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate};
+
+/// The demo password of every synthetic User ID the tests create.
+pub const PASSWORD: &str = "rahasia-uji-e2e";
+
+/// Directory holding the workspace's debug binaries, built once per test process with the
+/// same arguments as `make test`, so nothing is rebuilt when it already built them.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        target.join("debug")
+    })
+}
+
+/// The repository's `policies/` (Ditjen's rules as shipped).
+pub fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("policies")
+}
+
+/// A path to one of the workspace's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+    stderr_path: PathBuf,
+}
+
+impl Proc {
+    /// What the process wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends a signal (by number) to the process.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args(["-s", sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Kills the process and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running dwh-sim.
+pub struct Sim {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    /// `https` when started with TLS.
+    scheme: &'static str,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Writes development certificates (`gerbang certs dev`) into `dir`.
+pub fn dev_certs(dir: &Path) {
+    let status = Command::new(bin("gerbang"))
+        .args(["certs", "dev", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+impl Sim {
+    /// Starts dwh-sim on a free port with a small population.
+    pub fn start(people: usize) -> Self {
+        Self::spawn(people, false)
+    }
+
+    /// Starts dwh-sim serving TLS with a development certificate; its CA is at [`Sim::ca`].
+    pub fn start_tls(people: usize) -> Self {
+        Self::spawn(people, true)
+    }
+
+    /// The CA that signed a TLS simulator's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self._dir.path().join("certs/ca.pem")
+    }
+
+    fn spawn(people: usize, tls: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("dwh-sim.stderr");
+        let mut cmd = Command::new(bin("dwh-sim"));
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--people",
+            &people.to_string(),
+            "--seed",
+            "7",
+        ]);
+        let mut client = reqwest::Client::builder();
+        if tls {
+            let certs = dir.path().join("certs");
+            dev_certs(&certs);
+            cmd.arg("--tls-cert")
+                .arg(certs.join("server.pem"))
+                .arg("--tls-key")
+                .arg(certs.join("server.key"));
+            let pem = std::fs::read(certs.join("ca.pem")).unwrap();
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("start dwh-sim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit("://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("dwh-sim did not say where it listens: {line:?}"));
+        let scheme = if tls { "https" } else { "http" };
+        let proc = Proc {
+            child,
+            name: "dwh-sim",
+            stderr_path,
+        };
+        Self {
+            proc,
+            addr,
+            scheme,
+            client: client.build().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if self.scheme == "https" {
+            format!("https://localhost:{}{path}", self.addr.port())
+        } else {
+            format!("http://{}{path}", self.addr)
+        }
+    }
+
+    async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Data requests the simulator has received.
+    pub async fn requests(&self) -> u64 {
+        self.get_json("/__sim/stats").await["requests"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Sample NIKs of a kind (`alive`, `female`, `deceased`, `duplicate`, `inactive`).
+    pub async fn sample(&self, kind: &str, n: usize) -> Vec<String> {
+        let v = self
+            .get_json(&format!("/__sim/sample?kind={kind}&n={n}"))
+            .await;
+        v["nik"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The full record the simulator holds for a NIK, as raw JSON text.
+    pub async fn record(&self, nik: &str) -> String {
+        self.client
+            .get(self.url(&format!("/__sim/record?nik={nik}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Makes the simulator wait this long before answering data requests.
+    pub async fn set_delay(&self, ms: u64) {
+        let r = self
+            .client
+            .post(self.url("/__sim/delay"))
+            .body(format!("{{\"ms\":{ms}}}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+}
+
+/// One synthetic User ID of a test PKS.
+#[derive(Clone)]
+pub struct TestUser {
+    pub id: &'static str,
+    pub ip: &'static str,
+    pub status: &'static str,
+}
+
+/// One synthetic PKS file for a test configuration.
+#[derive(Clone)]
+pub struct TestPks {
+    pub file: &'static str,
+    pub nomor: &'static str,
+    pub jenis: &'static str,
+    pub elemen: &'static str,
+    pub metode: &'static str,
+    pub kunci: &'static str,
+    pub extra: &'static str,
+    /// Validity relative to today (WIB): days before, days after.
+    pub valid: (i64, i64),
+    /// Daily NIK hits of every User ID.
+    pub kuota: u32,
+    pub users: Vec<TestUser>,
+}
+
+impl TestPks {
+    pub fn new(file: &'static str, nomor: &'static str, users: Vec<TestUser>) -> Self {
+        Self {
+            file,
+            nomor,
+            jenis: "opd",
+            elemen: r#"["NIK", "NO_KK", "NAMA_LGKP", "TGL_LHR", "ALAMAT_SEKARANG"]"#,
+            metode: r#"["web_service"]"#,
+            kunci: r#"["NIK"]"#,
+            extra: "",
+            valid: (30, 365),
+            kuota: 1000,
+            users,
+        }
+    }
+
+    fn text(&self, hash: &str) -> String {
+        let today = gerbang_today();
+        let shift = |d: i64| {
+            if d >= 0 {
+                today.checked_add_days(Days::new(d as u64))
+            } else {
+                today.checked_sub_days(Days::new((-d) as u64))
+            }
+            .unwrap()
+        };
+        let (start, end) = (shift(-self.valid.0), shift(self.valid.1));
+        let mut s = format!(
+            "nomor = \"{}\"\npengguna = \"{}\"\nnama_pengguna = \"Lembaga Uji\"\njenis_pengguna = \"{}\"\ntingkat = \"pusat\"\ntujuan = \"uji\"\nelemen_data = {}\nmetode_akses = {}\nkunci_akses = {}\nmulai = {start}\nsampai = {end}\nstatus = \"aktif\"\n{}\n",
+            self.nomor,
+            self.file.trim_end_matches(".toml"),
+            self.jenis,
+            self.elemen,
+            self.metode,
+            self.kunci,
+            self.extra
+        );
+        for u in &self.users {
+            s += &format!(
+                "\n[[user]]\nid = \"{}\"\npassword_hash = \"{hash}\"\nip_lan = [\"{}\"]\nkuota_harian = {}\nstatus = \"{}\"\n",
+                u.id, u.ip, self.kuota, u.status
+            );
+        }
+        s
+    }
+}
+
+/// Today's WIB day, as the gateway sees it.
+pub fn gerbang_today() -> NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive()
+}
+
+/// An argon2id hash of [`PASSWORD`], made once with the real `gerbang passwd`.
+pub fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut child = Command::new(bin("gerbang"))
+            .arg("passwd")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            format!("{PASSWORD}\n").as_bytes(),
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+/// Settings of a test gateway.
+pub struct GatewayOptions {
+    pub upstream: SocketAddr,
+    pub tls: bool,
+    pub status_mode: &'static str,
+    pub timeout_ms: u64,
+    pub max_failures: u32,
+    /// TLS to the DWH, verified with this CA for the name `localhost`.
+    pub upstream_ca: Option<PathBuf>,
+    /// The `[quota]` table's body (store, block, burst limits).
+    pub quota: &'static str,
+    pub pks: Vec<TestPks>,
+}
+
+impl GatewayOptions {
+    pub fn new(upstream: SocketAddr, pks: Vec<TestPks>) -> Self {
+        Self {
+            upstream,
+            tls: false,
+            status_mode: "dwh",
+            timeout_ms: 2_000,
+            max_failures: 5,
+            upstream_ca: None,
+            quota: "block = 4\n",
+            pks,
+        }
+    }
+}
+
+/// A running `gerbang serve` with its configuration directory.
+pub struct Gateway {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub tls: bool,
+    starts: u32,
+}
+
+impl Gateway {
+    /// Writes the configuration, starts the gateway and waits until it accepts connections.
+    pub fn start(opts: GatewayOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let pks_dir = dir.path().join("pks");
+        std::fs::create_dir_all(&pks_dir).unwrap();
+        for p in &opts.pks {
+            std::fs::write(pks_dir.join(p.file), p.text(password_hash())).unwrap();
+        }
+        let listen = if opts.tls {
+            dev_certs(&dir.path().join("certs"));
+            "tls_cert = \"certs/server.pem\"\ntls_key = \"certs/server.key\"\n"
+        } else {
+            "plaintext = true\n"
+        };
+        let config = format!(
+            "instance = \"e2e\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n{listen}\n[upstream]\naddress = \"{}\"\n{}connect_timeout_ms = 500\ntimeout_ms = {}\n\n[api]\nstatus_mode = \"{}\"\nmax_body_bytes = 4096\n\n[auth]\nmax_failures = {}\nfailure_window_secs = 300\nlockout_secs = 300\n\n[pks]\ndir = \"pks\"\n\n[policy]\ndir = \"{}\"\n\n[quota]\n{}\n[server]\nthreads = 2\n",
+            opts.upstream,
+            opts.upstream_ca
+                .as_ref()
+                .map_or(String::new(), |ca| format!(
+                    "tls = true\nsni = \"localhost\"\nca = \"{}\"\n",
+                    ca.display()
+                )),
+            opts.timeout_ms,
+            opts.status_mode,
+            opts.max_failures,
+            policies_dir().display(),
+            opts.quota
+        );
+        std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let proc = spawn_gateway(dir.path(), addr, 0);
+        Self {
+            proc,
+            addr,
+            dir,
+            tls: opts.tls,
+            starts: 1,
+        }
+    }
+
+    /// Starts the gateway again on the same port and configuration (after it was stopped
+    /// or killed). Its stderr goes to a new file.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        self.proc = spawn_gateway(self.dir.path(), self.addr, self.starts);
+        self.starts += 1;
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        self.proc.signal("TERM");
+        let status = self.proc.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "gerbang did not stop cleanly ({status}):\n{}",
+            self.proc.stderr()
+        );
+    }
+
+    /// The URL of a DWH service path on this gateway.
+    pub fn url(&self, service: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let host = if self.tls {
+            format!("localhost:{}", self.addr.port())
+        } else {
+            self.addr.to_string()
+        };
+        format!("{scheme}://{host}/dukcapil/get_json/UJI/{service}")
+    }
+
+    /// A client whose connections come from `source` (a 127.0.0.x address).
+    pub fn client(&self, source: &str) -> reqwest::Client {
+        let ip: IpAddr = source.parse().unwrap();
+        let mut b = reqwest::Client::builder()
+            .local_address(ip)
+            .timeout(Duration::from_secs(20));
+        if self.tls {
+            let pem = std::fs::read(self.dir.path().join("certs/ca.pem")).unwrap();
+            b = b
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+                .https_only(true);
+        }
+        b.build().unwrap()
+    }
+
+    /// Path of a PKS file of this gateway's configuration.
+    pub fn pks_path(&self, file: &str) -> PathBuf {
+        self.dir.path().join("pks").join(file)
+    }
+}
+
+fn spawn_gateway(dir: &Path, addr: SocketAddr, n: u32) -> Proc {
+    let stderr_path = dir.join(format!("gerbang.{n}.stderr"));
+    let child = Command::new(bin("gerbang"))
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("gerbang.toml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("start gerbang");
+    let mut proc = Proc {
+        child,
+        name: "gerbang",
+        stderr_path,
+    };
+    wait_listening(&mut proc, addr);
+    proc
+}
+
+fn wait_listening(proc: &mut Proc, addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        if let Some(status) = proc.child.try_wait().unwrap() {
+            panic!(
+                "{} exited ({status}) before listening:\n{}",
+                proc.name,
+                proc.stderr()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not listen on {addr} within 60 s:\n{}",
+            proc.name,
+            proc.stderr()
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// POSTs a JSON body and returns (HTTP status, body as text).
+pub async fn post(client: &reqwest::Client, url: &str, body: impl Into<String>) -> (u16, String) {
+    post_with(client.post(url), body).await
+}
+
+/// POSTs with a prepared builder (extra headers).
+pub async fn post_with(req: reqwest::RequestBuilder, body: impl Into<String>) -> (u16, String) {
+    let (status, _, body) = post_full(req, body).await;
+    (status, body)
+}
+
+/// POSTs and returns (HTTP status, headers, body as text).
+pub async fn post_full(
+    req: reqwest::RequestBuilder,
+    body: impl Into<String>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let r = req
+        .header("Content-Type", "application/json")
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.text().await.unwrap())
+}
+
+/// An answer as JSON; panics with the body when it is not JSON.
+pub fn answer_json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// The `RESPONSE_CODE` of the first record of an answer, if any.
+pub fn response_code(body: &str) -> Option<String> {
+    let v = answer_json(body);
+    v["content"][0]["RESPONSE_CODE"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The `quotaLimiter` of an answer, if any.
+pub fn quota_limiter(body: &str) -> Option<u64> {
+    let v = answer_json(body);
+    v["quotaLimiter"].as_u64()
+}
+
+/// The `RESPON` of the first record of an answer, if any.
+pub fn respon(body: &str) -> Option<String> {
+    let v = answer_json(body);
+    v["content"][0]["RESPON"].as_str().map(str::to_string)
+}
+
+/// The keys of the first record of an answer, in order.
+pub fn record_keys(body: &str) -> Vec<String> {
+    let v = answer_json(body);
+    v["content"][0]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A CALL_NIK body.
+pub fn call_nik(nik: &str, user: &str, password: &str) -> String {
+    format!(r#"{{"nik":"{nik}","user_id":"{user}","password":"{password}"}}"#)
+}
+
+/// Reads all of a reader, for process output.
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    r.read_to_string(&mut s).unwrap();
+    s
+}
+
+pub mod redis;
