@@ -690,3 +690,64 @@ async fn forwards_to_a_tls_dwh_verified_with_its_ca() {
     );
     assert_eq!(other.requests().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_answer_is_framed_so_the_connection_stays_open() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let sim = Sim::start(1_000);
+    let gw = start(&sim);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    // A raw connection from rsud_01's registered address.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket.connect(gw.addr).await.unwrap().into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    let body = call_nik(&nik, "rsud_01", PASSWORD);
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let mut answers = Vec::new();
+        // Two lookups on one connection: the second is answered only if the first was
+        // framed (chunked) and the connection stayed open.
+        for _ in 0..2 {
+            write!(
+                writer,
+                "POST /dukcapil/get_json/UJI/CALL_NIK HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut status = String::new();
+            reader.read_line(&mut status).unwrap();
+            let mut chunked = false;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                chunked |= line.to_ascii_lowercase().starts_with("transfer-encoding: chunked");
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            assert!(chunked, "a forwarded answer must be framed: {status}");
+            let mut text = String::new();
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                reader.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                text.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
+            }
+            answers.push(text);
+        }
+        answers
+    })
+    .await
+    .unwrap();
+    for answer in answers {
+        assert!(answer.contains(&format!("\"NIK\":{nik}")), "{answer}");
+    }
+    assert_eq!(sim.requests().await, 2);
+}

@@ -642,7 +642,11 @@ impl ProxyHttp for Gateway {
             self.refund_once(ctx);
         }
         let quota = ctx.quota.as_ref().map(|q| q.usage);
-        *upstream = self.answer_header(ours, quota)?;
+        let mut header = self.answer_header(ours, quota)?;
+        // The filtered body's length is known only at its end: frame it chunked, so the
+        // client's connection stays open (without framing, the end would be the close).
+        header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        *upstream = header;
         Ok(())
     }
 
