@@ -126,7 +126,7 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
-            let checked = gerbang_core::check(&config).and_then(|(config, _, _)| {
+            let checked = gerbang_core::check(&config).and_then(|config| {
                 gerbang_policy::load_snapshot(&config).map(|snap| (config, snap))
             });
             match checked {

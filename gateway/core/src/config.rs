@@ -553,10 +553,11 @@ impl Config {
     }
 }
 
-/// Checks everything `gerbang serve` would load, returning all problems at once.
-pub fn check(path: &Path) -> Result<(Config, Vocabulary, PksSet), ConfigErrors> {
+/// Loads the main configuration and checks that the files it names for TLS exist. The
+/// vocabulary, PKS files and policies are loaded (once) by the policy crate's
+/// `load_snapshot`, which `serve` and `gerbang check` call next.
+pub fn check(path: &Path) -> Result<Config, ConfigErrors> {
     let config = Config::load(path)?;
-    let (vocab, set) = config.load_agreements()?;
     let mut errors = Vec::new();
     if let Some(tls) = &config.listen.tls {
         for (field, file) in [("listen.tls_cert", &tls.cert), ("listen.tls_key", &tls.key)] {
@@ -575,7 +576,7 @@ pub fn check(path: &Path) -> Result<(Config, Vocabulary, PksSet), ConfigErrors> 
         }
     }
     if errors.is_empty() {
-        Ok((config, vocab, set))
+        Ok(config)
     } else {
         Err(ConfigErrors(errors))
     }

@@ -29,7 +29,7 @@ pub enum ServeError {
 /// Loads the configuration at `path`, checks it, and serves until SIGTERM or SIGINT; then
 /// persists the exact quota counts and returns.
 pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
-    let (config, _, _) = gerbang_core::check(path)?;
+    let config = gerbang_core::check(path)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let snapshot = Arc::new(ArcSwap::from_pointee(load_snapshot(&config)?));
     let auth = Arc::new(Authenticator::new(LoginThrottle::new(
