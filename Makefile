@@ -10,7 +10,9 @@ CARGO ?= cargo
 # System packages the build and the tests need, as "command:debian-package".
 # cmake builds libz-ng (pingora's compression); redis-server is started by the quota tests
 # (their own instance on a free port, never a system service).
-SYSTEM_DEPS := cmake:cmake redis-server:redis-server
+# promtool (Debian's prometheus) checks monitoring/ and the metrics end-to-end test runs a
+# real Prometheus.
+SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3
 
 .PHONY: demo test lint deps
 
@@ -32,6 +34,7 @@ demo: deps
 	./target/debug/gerbang demo --config config/gerbang.toml
 
 test: deps
+	bash monitoring/check.sh
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 
