@@ -381,10 +381,15 @@ impl GatewayOptions {
 pub struct Gateway {
     pub proc: Proc,
     pub addr: SocketAddr,
+    /// The admin listener (health, metrics, reload, quota, sanctions).
+    pub admin_addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub tls: bool,
     starts: u32,
 }
+
+/// The admin token every test gateway is configured with.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef0123456789";
 
 impl Gateway {
     /// Writes the configuration, starts the gateway and waits until it accepts connections.
@@ -417,12 +422,21 @@ impl Gateway {
             policies_dir().display(),
             opts.quota
         );
+        // Every test gateway has an admin listener and an (empty) sanctions file.
+        let admin_port = free_port();
+        let config = config.replace("[policy]\n", "[policy]\nsanksi = \"sanksi.toml\"\n")
+            + &format!(
+                "\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\ntoken_file = \"admin.token\"\n"
+            );
+        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        std::fs::write(dir.path().join("sanksi.toml"), "# Sanksi pasal 45 (e2e)\n").unwrap();
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let proc = spawn_gateway(dir.path(), addr, 0);
         Self {
             proc,
             addr,
+            admin_addr: format!("127.0.0.1:{admin_port}").parse().unwrap(),
             dir,
             tls: opts.tls,
             starts: 1,
@@ -472,6 +486,43 @@ impl Gateway {
                 .https_only(true);
         }
         b.build().unwrap()
+    }
+
+    /// Calls the admin API with the token; returns (status, body as JSON or text).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String) {
+        let url = format!("http://{}{path}", self.admin_addr);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut req = reqwest::Client::new()
+                .request(method.clone(), &url)
+                .bearer_auth(ADMIN_TOKEN);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            match req.send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    return (status, r.text().await.unwrap());
+                }
+                // The admin listener starts beside the proxy: wait for it briefly.
+                Err(e) if e.is_connect() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("admin API at {url}: {e}"),
+            }
+        }
+    }
+
+    /// The Prometheus exposition of the admin listener.
+    pub async fn metrics(&self) -> String {
+        let (status, text) = self.admin(reqwest::Method::GET, "/metrics", None).await;
+        assert_eq!(status, 200, "{text}");
+        text
     }
 
     /// Path of a PKS file of this gateway's configuration.

@@ -48,6 +48,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         }
     };
     ensure_certs(&config)?;
+    ensure_admin_token(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -87,6 +88,33 @@ fn ensure_certs(config: &Config) -> Result<()> {
             shown(&tls.key)
         );
     }
+    Ok(())
+}
+
+/// Writes a random admin token where the configuration expects one, if missing, readable
+/// by this user only.
+fn ensure_admin_token(config: &Config) -> Result<()> {
+    let Some(path) = config.admin.as_ref().and_then(|a| a.token_file.as_ref()) else {
+        return Ok(());
+    };
+    if path.is_file() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", shown(dir)))?;
+    }
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing the admin token {}", shown(path)))?;
+    std::io::Write::write_all(&mut file, token.as_bytes())?;
+    println!("wrote a random admin token to {}", shown(path));
     Ok(())
 }
 
@@ -1482,6 +1510,20 @@ fn try_it(tour: &Tour, config: &Config, samples: &Samples, gateway_log: &Path, s
         shown(gateway_log),
         shown(sim_log)
     );
+    if let Some(admin) = &config.admin {
+        println!(
+            "\nAdmin listener (loopback): http://{0}/metrics for Prometheus (monitoring/), and with the token:",
+            admin.address
+        );
+        println!("  ./target/debug/gerbang quota show --pengguna rsud-contoh");
+        println!(
+            "  ./target/debug/gerbang sanksi add --jenis nonaktifkan_user --sasaran rsud_cth_01 --alasan 'uji sanksi'"
+        );
+        println!("  ./target/debug/gerbang sanksi list      # then: gerbang sanksi lift <id>");
+        println!(
+            "  Editing config/pks/*.toml or config/sanksi.toml applies within a second; a broken edit is refused and logged."
+        );
+    }
     println!("\nCtrl-C stops everything.");
 }
 

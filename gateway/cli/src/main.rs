@@ -1,6 +1,7 @@
 //! `gerbang`: the gateway binary and Ditjen's tools.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod certs;
 mod demo;
 mod policy;
@@ -47,6 +48,21 @@ enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
+    /// Ask the running gateway to reload its PKS files, policies and sanctions (admin API).
+    Reload {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+    },
+    /// Today's quota use, from the running gateway (admin API).
+    Quota {
+        #[command(subcommand)]
+        command: QuotaCommand,
+    },
+    /// Sanctions of art. 45 (reduce quota, deactivate a User ID or SAM, cut a network, freeze or end a PKS), through the running gateway.
+    Sanksi {
+        #[command(subcommand)]
+        command: SanksiCommand,
+    },
     /// Run dwh-sim and the gateway with the example configuration, show a tour, and keep serving.
     Demo {
         #[arg(long, short, default_value = "config/gerbang.toml")]
@@ -80,6 +96,54 @@ enum PolicyCommand {
         /// The source address (default: the User ID's first registered one).
         #[arg(long)]
         ip: Option<std::net::IpAddr>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuotaCommand {
+    /// Used, limit, remaining and reset time per User ID.
+    Show {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+        #[arg(long, conflicts_with = "pengguna")]
+        user: Option<String>,
+        #[arg(long)]
+        pengguna: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SanksiCommand {
+    /// The sanctions in force.
+    List {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+    },
+    /// Apply a sanction; it is written to the sanctions file and in force at once.
+    Add {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+        /// kurangi_kuota | nonaktifkan_user | putus_jaringan | nonaktifkan_sam | bekukan_pks | akhiri_pks
+        #[arg(long)]
+        jenis: String,
+        /// The User ID, CIDR, SAM id or PKS number it applies to.
+        #[arg(long)]
+        sasaran: String,
+        /// The reduced daily quota (kurangi_kuota only).
+        #[arg(long)]
+        kuota_harian: Option<u32>,
+        /// Why (e.g. the number of the Director General's letter).
+        #[arg(long)]
+        alasan: String,
+        /// Who applies it.
+        #[arg(long, default_value = "")]
+        oleh: String,
+    },
+    /// Lift a sanction by its id.
+    Lift {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+        id: String,
     },
 }
 
@@ -188,5 +252,26 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { config } => demo::run(&config),
+        Command::Reload { config } => admin::reload(&config),
+        Command::Quota {
+            command:
+                QuotaCommand::Show {
+                    config,
+                    user,
+                    pengguna,
+                },
+        } => admin::quota_show(&config, user.as_deref(), pengguna.as_deref()),
+        Command::Sanksi { command } => match command {
+            SanksiCommand::List { config } => admin::sanctions_list(&config),
+            SanksiCommand::Add {
+                config,
+                jenis,
+                sasaran,
+                kuota_harian,
+                alasan,
+                oleh,
+            } => admin::sanctions_add(&config, &jenis, &sasaran, kuota_harian, &alasan, &oleh),
+            SanksiCommand::Lift { config, id } => admin::sanctions_lift(&config, &id),
+        },
     }
 }

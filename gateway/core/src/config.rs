@@ -32,6 +32,20 @@ struct ConfigFile {
     quota: QuotaFile,
     #[serde(default)]
     server: ServerFile,
+    admin: Option<AdminFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminFile {
+    /// `IP:port` of the admin listener (health, metrics, reload, quota, sanctions). Keep it
+    /// on loopback or a management network: it is not meant for Pengguna.
+    address: Spanned<String>,
+    /// File holding the bearer token the admin API requires (at least 32 characters).
+    /// Without it, only `/health`, `/ready` and `/metrics` answer.
+    token_file: Option<String>,
+    /// Most User IDs exported as quota series, highest use first (default 1000).
+    quota_series: Option<usize>,
 }
 
 fn default_instance() -> String {
@@ -184,6 +198,14 @@ struct PolicyFile {
     dir: String,
     /// Networks cut off as a sanction (art. 45), reloaded with the PKS files.
     blokir: Option<String>,
+    /// Sanctions in force (art. 45): the file the admin API edits and Ditjen can read.
+    sanksi: Option<String>,
+    /// Reload when a PKS, policy, vocabulary, block list or sanctions file changes
+    /// (default true). SIGHUP and the admin API reload in any case.
+    watch: Option<bool>,
+    /// A candidate policy directory evaluated beside the active one on live traffic:
+    /// disagreements are counted and logged, never enforced.
+    shadow_dir: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -220,8 +242,24 @@ pub struct Config {
     pub policy_dir: PathBuf,
     /// The block list of networks cut off as a sanction, if any.
     pub blocklist: Option<PathBuf>,
+    /// The sanctions file, if any.
+    pub sanctions: Option<PathBuf>,
+    /// Reload on file changes.
+    pub watch: bool,
+    /// Candidate policies evaluated in shadow, if any.
+    pub shadow_dir: Option<PathBuf>,
+    /// The admin listener, if configured.
+    pub admin: Option<Admin>,
     pub quota: QuotaSettings,
     pub threads: usize,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub address: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub quota_series: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -471,6 +509,27 @@ impl Config {
         if threads == 0 {
             errors.push(src.error(None, "server.threads", "must be at least 1"));
         }
+        let admin =
+            file.admin
+                .as_ref()
+                .and_then(|a| match a.address.get_ref().parse::<SocketAddr>() {
+                    Ok(address) => Some(Admin {
+                        address,
+                        token_file: a.token_file.as_ref().map(|t| base.join(t)),
+                        quota_series: a.quota_series.unwrap_or(1000),
+                    }),
+                    Err(_) => {
+                        errors.push(src.error(
+                            Some(a.address.span()),
+                            "admin.address",
+                            format!(
+                                "`{}` is not `IP:port` (e.g. `127.0.0.1:9100`)",
+                                a.address.get_ref()
+                            ),
+                        ));
+                        None
+                    }
+                });
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -509,6 +568,10 @@ impl Config {
             vocabulary: file.pks.vocabulary.map(|v| base.join(v)),
             policy_dir: base.join(file.policy.dir),
             blocklist: file.policy.blokir.map(|b| base.join(b)),
+            sanctions: file.policy.sanksi.map(|b| base.join(b)),
+            watch: file.policy.watch.unwrap_or(true),
+            shadow_dir: file.policy.shadow_dir.map(|d| base.join(d)),
+            admin,
             quota: QuotaSettings {
                 store: file.quota.store,
                 path: base.join(file.quota.path.as_deref().unwrap_or("quota.redb")),
@@ -543,6 +606,36 @@ impl Config {
             Some(path) => crate::pks::load_blocklist(path),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// Loads the sanctions file this configuration names (none when not configured).
+    pub fn load_sanctions(&self) -> Result<crate::Sanctions, ConfigErrors> {
+        match &self.sanctions {
+            Some(path) => crate::Sanctions::load(path),
+            None => Ok(crate::Sanctions::default()),
+        }
+    }
+
+    /// Reads the admin token, if one is configured. Too short a token is an error: the admin
+    /// API can cut a Pengguna off.
+    pub fn load_admin_token(&self) -> Result<Option<String>, ConfigErrors> {
+        let Some(path) = self.admin.as_ref().and_then(|a| a.token_file.as_ref()) else {
+            return Ok(None);
+        };
+        let token = read_file(path)?.trim().to_string();
+        if token.len() < 32 {
+            return Err(ConfigError {
+                file: path.clone(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message:
+                    "the admin token must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+                        .into(),
+            }
+            .into());
+        }
+        Ok(Some(token))
     }
 
     /// Loads the vocabulary and every PKS file this configuration names.

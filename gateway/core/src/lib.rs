@@ -11,12 +11,13 @@ mod element;
 mod filter;
 mod nik;
 mod pks;
+mod sanction;
 mod wire;
 
 pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
 pub use config::{
-    Api, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING, QuotaSettings, QuotaStore,
-    StatusMode, TlsFiles, Upstream, check,
+    Admin, Api, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING, QuotaSettings,
+    QuotaStore, StatusMode, TlsFiles, Upstream, check,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
@@ -25,6 +26,10 @@ pub use nik::{Nik, NikError, NoKk, Sex, is_province_code};
 pub use pks::{
     Channel, JenisPengguna, KunciAkses, Pks, PksSet, PksStatus, Sam, SamStatus, Tingkat, User,
     UserStatus, canonical_ip, load_blocklist,
+};
+pub use sanction::{
+    NewSanction, Sanction, SanctionEditError, SanctionKind, Sanctions,
+    add_to_text as add_sanction_to_text, remove_from_text as remove_sanction_from_text,
 };
 pub use wire::{
     BodyError, Pairs, Refusal, RequestBody, ValueError, append_quota_limiter, envelope,

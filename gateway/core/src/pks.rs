@@ -828,8 +828,13 @@ fn date_field(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A valid PKS file with one User ID, for other modules' tests.
+    pub(crate) fn sample_pks(nomor: &str, user: &str, ip: &str) -> String {
+        pks(nomor, user, ip, "")
+    }
 
     pub(crate) const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3ZRqpb8Z+dLwDBTqW3nkCw0ZqXYjz6Rqi4AbH5l3eXM";
 

@@ -107,14 +107,20 @@ pub(crate) type CacheKey = (UserRef, Action, Channel, bool, bool);
 
 /// Decides a request against a snapshot, from the cache when it can.
 pub fn authorize(snap: &Snapshot, req: &Request) -> Arc<Decision> {
+    authorize_traced(snap, req).0
+}
+
+/// Like [`authorize`], also saying whether the decision came from the cache (`true`) or
+/// from Cedar, for the decision-time metric.
+pub fn authorize_traced(snap: &Snapshot, req: &Request) -> (Arc<Decision>, bool) {
     let ip_blocked = snap.ip_blocked(req.peer);
     let key = (req.user, req.action, req.channel, ip_blocked, req.sam_valid);
     if let Some(hit) = snap.cached(&key, req.day) {
-        return hit;
+        return (hit, true);
     }
     let decision = Arc::new(decide(snap, req, ip_blocked));
     snap.cache(key, req.day, Arc::clone(&decision));
-    decision
+    (decision, false)
 }
 
 /// Decides without the cache: one Cedar evaluation for the access, and one per element of

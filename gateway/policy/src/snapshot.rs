@@ -10,7 +10,7 @@ use std::sync::Arc;
 use cedar_policy::Entities;
 use chrono::NaiveDate;
 use dashmap::DashMap;
-use gerbang_core::{ConfigErrors, Pks, PksSet, User, Vocabulary, canonical_ip};
+use gerbang_core::{ConfigErrors, Pks, PksSet, Sanctions, User, Vocabulary, canonical_ip};
 use ipnet::IpNet;
 use ipnet_index::IpIndex;
 
@@ -34,6 +34,8 @@ pub struct Snapshot {
     entities: Entities,
     blocked: Vec<IpNet>,
     cache: DashMap<CacheKey, (NaiveDate, Arc<Decision>)>,
+    /// The sanctions applied to `agreements` and `blocked`.
+    sanctions: Sanctions,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -78,6 +80,7 @@ impl Snapshot {
             entities,
             blocked,
             cache: DashMap::new(),
+            sanctions: Sanctions::default(),
         })
     }
 
@@ -135,7 +138,12 @@ impl Snapshot {
         &self.agreements[r.pks as usize]
     }
 
-    /// Number of User IDs.
+    /// The sanctions in force, as loaded with the agreements.
+    pub fn sanctions(&self) -> &Sanctions {
+        &self.sanctions
+    }
+
+    /// How many User IDs the agreements have.
     pub fn user_count(&self) -> usize {
         self.by_id.len()
     }
@@ -198,9 +206,15 @@ pub fn load_snapshot(config: &gerbang_core::Config) -> Result<Snapshot, ConfigEr
         .map_err(|e| errors.extend(e.0))
         .ok();
     let blocked = config.load_blocklist().map_err(|e| errors.extend(e.0)).ok();
-    match (agreements, engine, blocked) {
-        (Some((vocab, set)), Some(engine), Some(blocked)) if errors.is_empty() => {
-            Snapshot::build(vocab, set, Arc::new(engine), blocked)
+    let sanctions = config.load_sanctions().map_err(|e| errors.extend(e.0)).ok();
+    match (agreements, engine, blocked, sanctions) {
+        (Some((vocab, mut set)), Some(engine), Some(mut blocked), Some(sanctions))
+            if errors.is_empty() =>
+        {
+            sanctions.apply(&mut set, &mut blocked)?;
+            let mut snap = Snapshot::build(vocab, set, Arc::new(engine), blocked)?;
+            snap.sanctions = sanctions;
+            Ok(snap)
         }
         _ => Err(ConfigErrors(errors)),
     }

@@ -20,10 +20,11 @@ use gerbang_core::{
     StatusMode, append_quota_limiter, filter_answer,
 };
 use gerbang_policy::{
-    Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize,
+    Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize_traced,
 };
 use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
 
+use crate::metrics::Metrics;
 use crate::route::route;
 
 /// Largest DWH answer Gerbang buffers for filtering. A lookup answer is a few kilobytes; a
@@ -41,6 +42,7 @@ pub struct Gateway {
     snapshot: Arc<ArcSwap<Snapshot>>,
     auth: Arc<Authenticator>,
     meter: Arc<Meter>,
+    metrics: Arc<Metrics>,
     burst: Burst,
     /// The last WIB day a request was metered on, to drop yesterday's counters once.
     last_day: std::sync::Mutex<Option<NaiveDate>>,
@@ -61,11 +63,16 @@ pub struct GatewayCtx {
     action: Option<Action>,
     user_id: Option<String>,
     pks: Option<String>,
+    pengguna: Option<String>,
+    channel: Channel,
     snapshot: Option<Arc<Snapshot>>,
     decision: Option<Arc<Decision>>,
     /// The request body as forwarded (with `ip_user` set to the real peer).
     upstream_body: Bytes,
     upstream_status: Option<u16>,
+    /// When the request to the DWH was sent, and how long its whole answer took.
+    upstream_started: Option<Instant>,
+    upstream_elapsed: Option<Duration>,
     answer: BytesMut,
     answer_too_large: bool,
     /// Why Gerbang answered itself, if it did.
@@ -112,6 +119,7 @@ impl Gateway {
         snapshot: Arc<ArcSwap<Snapshot>>,
         auth: Arc<Authenticator>,
         meter: Arc<Meter>,
+        metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let up = &config.upstream;
@@ -130,6 +138,7 @@ impl Gateway {
             snapshot,
             auth,
             meter,
+            metrics,
             burst: Burst::new(config.quota.burst_per_user, config.quota.burst_per_pengguna),
             last_day: std::sync::Mutex::new(None),
             argon2_slots: tokio::sync::Semaphore::new(ARGON2_SLOTS),
@@ -250,18 +259,24 @@ impl Gateway {
         };
         let pks = snap.pks(user);
         ctx.pks = Some(pks.nomor.clone());
+        ctx.pengguna = Some(pks.pengguna.clone());
         let day = self.clock.today();
-        let decision = authorize(
+        let decided = Instant::now();
+        let (decision, warm) = authorize_traced(
             &snap,
             &Request {
                 user,
                 action,
-                channel: Channel::WebService,
+                channel: ctx.channel,
                 day,
                 peer,
                 sam_valid: false,
             },
         );
+        self.metrics
+            .decision_duration
+            .with_label_values(&[if warm { "warm" } else { "cold" }])
+            .observe(decided.elapsed().as_secs_f64());
         let limit = snap.user(user).kuota_harian.get();
         ctx.quota = Some(QuotaCtx {
             user: user_id.clone(),
@@ -540,10 +555,14 @@ impl ProxyHttp for Gateway {
             action: None,
             user_id: None,
             pks: None,
+            pengguna: None,
+            channel: Channel::WebService,
             snapshot: None,
             decision: None,
             upstream_body: Bytes::new(),
             upstream_status: None,
+            upstream_started: None,
+            upstream_elapsed: None,
             answer: BytesMut::new(),
             answer_too_large: false,
             refusal: None,
@@ -608,6 +627,7 @@ impl ProxyHttp for Gateway {
             )?;
         }
         *upstream = req;
+        ctx.upstream_started = Some(Instant::now());
         Ok(())
     }
 
@@ -667,6 +687,7 @@ impl ProxyHttp for Gateway {
             }
         }
         if end_of_stream {
+            ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
             *body = Some(self.finish_answer(ctx));
         }
         Ok(None)
@@ -732,6 +753,7 @@ impl ProxyHttp for Gateway {
             (None, Some(d)) if d.allowed() => "allow",
             _ => "none",
         };
+        self.record_metrics(ctx);
         tracing::info!(
             target: "gerbang::request",
             peer = ?ctx.peer,
@@ -750,6 +772,46 @@ impl ProxyHttp for Gateway {
             duration_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "request"
         );
+    }
+}
+
+impl Gateway {
+    /// Counts the request once, when it is logged.
+    fn record_metrics(&self, ctx: &GatewayCtx) {
+        let m = &self.metrics;
+        let allowed = ctx.refusal.is_none() && ctx.decision.as_ref().is_some_and(|d| d.allowed());
+        let reason = match ctx.refusal {
+            Some(r) => r.name(),
+            None if allowed => "ok",
+            None => "none",
+        };
+        m.requests
+            .with_label_values(&[
+                ctx.pengguna.as_deref().unwrap_or("unknown"),
+                ctx.channel.as_str(),
+                ctx.action.map_or("none", Action::as_str),
+                if allowed { "allow" } else { "deny" },
+                reason,
+            ])
+            .inc();
+        m.request_duration
+            .with_label_values(&[ctx.channel.as_str()])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        if let Some(t) = ctx.upstream_elapsed {
+            m.upstream_duration.observe(t.as_secs_f64());
+        }
+        let upstream_error = match ctx.refusal {
+            Some(Refusal::UpstreamTimeout) => Some("timeout"),
+            Some(Refusal::UpstreamInvalid) => Some("invalid"),
+            Some(Refusal::UpstreamUnavailable) => Some(match ctx.upstream_status {
+                Some(s) if s != 200 => "status",
+                _ => "unavailable",
+            }),
+            _ => None,
+        };
+        if let Some(kind) = upstream_error {
+            m.upstream_errors.with_label_values(&[kind]).inc();
+        }
     }
 }
 

@@ -5,10 +5,15 @@
 //! only filtered to the elements the PKS grants.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod gateway;
+mod metrics;
+mod reload;
 mod route;
 mod server;
 
 pub use gateway::{Gateway, GatewayCtx};
+pub use metrics::Metrics;
+pub use reload::{ReloadSummary, Reloader};
 pub use route::route;
 pub use server::{ServeError, serve};

@@ -4,16 +4,18 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
+use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
-use pingora::services::background::{BackgroundService, background_service};
+use pingora::services::background::background_service;
 
-use gerbang_core::{Clock, Config, ConfigErrors, QuotaStore, SystemClock};
-use gerbang_policy::{Authenticator, LoginThrottle, Snapshot, load_snapshot};
+use gerbang_core::{Clock, ConfigErrors, QuotaStore, SystemClock};
+use gerbang_policy::{Authenticator, LoginThrottle, load_snapshot};
 use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
+use crate::admin::{Admin, AdminService};
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
+use crate::reload::{ReloadService, Reloader};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +26,16 @@ pub enum ServeError {
     Listener(String),
     #[error("cannot open the quota store: {0}")]
     Quota(#[from] QuotaError),
+    #[error("cannot register the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Loads the configuration at `path`, checks it, and serves until SIGTERM or SIGINT; then
 /// persists the exact quota counts and returns.
 pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let config = gerbang_core::check(path)?;
+    let admin_token = config.load_admin_token()?;
+    let metrics = Arc::new(Metrics::new()?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let snapshot = Arc::new(ArcSwap::from_pointee(load_snapshot(&config)?));
     let auth = Arc::new(Authenticator::new(LoginThrottle::new(
@@ -80,7 +86,8 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         Arc::clone(&snapshot),
         Arc::clone(&auth),
         Arc::clone(&meter),
-        clock,
+        Arc::clone(&metrics),
+        Arc::clone(&clock),
     );
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gerbang");
@@ -102,14 +109,42 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         }
     }
     server.add_service(service);
+    let admin = config.admin.clone();
+    let reloader = Arc::new(Reloader::new(
+        config,
+        Arc::clone(&snapshot),
+        auth,
+        Arc::clone(&metrics),
+    ));
     server.add_service(background_service(
         "reload",
-        Reloader {
-            config,
-            snapshot,
-            auth,
-        },
+        ReloadService(Arc::clone(&reloader)),
     ));
+    match admin {
+        Some(a) => {
+            if admin_token.is_none() {
+                tracing::warn!(
+                    "no admin token_file: the admin listener serves only /health, /ready and /metrics"
+                );
+            }
+            server.add_service(background_service(
+                "admin",
+                AdminService(Arc::new(Admin {
+                    address: a.address,
+                    token: admin_token,
+                    quota_series: a.quota_series,
+                    snapshot,
+                    meter: Arc::clone(&meter),
+                    metrics,
+                    reloader,
+                    clock,
+                })),
+            ));
+        }
+        None => tracing::warn!(
+            "no [admin] listener configured: no metrics, no reload or sanctions API (SIGHUP and file changes still reload)"
+        ),
+    }
     server.run(pingora::server::RunArgs::default());
     // Every request has finished: write exact counts, releasing unused reserved blocks.
     if let Err(e) = meter.close() {
@@ -117,50 +152,4 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Reloads the PKS files and vocabulary on SIGHUP. A broken edit keeps the running set.
-struct Reloader {
-    config: Config,
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    auth: Arc<Authenticator>,
-}
-
-impl Reloader {
-    fn reload(&self) {
-        match load_snapshot(&self.config) {
-            Ok(snap) => {
-                let (pks, users) = (snap.agreements().len(), snap.user_count());
-                let hash = snap.engine().hash().to_string();
-                self.snapshot.store(Arc::new(snap));
-                self.auth.clear_cache();
-                tracing::info!(
-                    pks.count = pks,
-                    users.count = users,
-                    policy.hash = hash.as_str(),
-                    "reloaded PKS files and policies"
-                );
-            }
-            Err(errors) => {
-                tracing::error!("reload refused, the previous PKS set stays in force:\n{errors}");
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl BackgroundService for Reloader {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::error!("cannot listen for SIGHUP; reload needs a restart");
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = hup.recv() => self.reload(),
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
 }

@@ -1,0 +1,407 @@
+//! The admin listener: health, readiness and metrics for monitoring; reload, the PKS set,
+//! quota use and sanctions (art. 45) for Ditjen's operators. It listens apart from the
+//! Pengguna listener (loopback by default) and, except for health, readiness and metrics,
+//! wants the bearer token from the configured file.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde_json::json;
+
+use gerbang_core::{
+    Clock, NewSanction, SanctionEditError, add_sanction_to_text, remove_sanction_from_text,
+};
+use gerbang_policy::Snapshot;
+use gerbang_quota::{Meter, until_next_wib_midnight};
+
+use crate::metrics::Metrics;
+use crate::reload::{Reloader, SanctionFileError};
+
+/// Largest admin request body (a sanction is a few hundred bytes).
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// Everything the admin API reads or changes.
+pub struct Admin {
+    pub address: std::net::SocketAddr,
+    pub token: Option<String>,
+    pub quota_series: usize,
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub meter: Arc<Meter>,
+    pub metrics: Arc<Metrics>,
+    pub reloader: Arc<Reloader>,
+    pub clock: Arc<dyn Clock>,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Answer {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_str(content_type)
+            .unwrap_or(http::HeaderValue::from_static("text/plain")),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn json_reply(status: StatusCode, value: &serde_json::Value) -> Answer {
+    reply(status, "application/json", value.to_string())
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Answer {
+    json_reply(status, &json!({ "error": message.to_string() }))
+}
+
+impl Admin {
+    /// Serves one request.
+    async fn handle(self: Arc<Self>, req: http::Request<Incoming>) -> Answer {
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let method = req.method().clone();
+        match (&method, path.as_str()) {
+            (&Method::GET, "/health") => return reply(StatusCode::OK, "text/plain", "ok\n"),
+            (&Method::GET, "/ready") => return self.ready(),
+            (&Method::GET, "/metrics") => return self.metrics(),
+            _ => {}
+        }
+        if let Err(denied) = self.check_token(&req) {
+            return *denied;
+        }
+        let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("unreadable body: {e}")),
+        };
+        let param = |name: &str| query_param(&query, name);
+        match (&method, path.as_str()) {
+            (&Method::POST, "/reload") => self.reload().await,
+            (&Method::GET, "/pks") => match param("nomor") {
+                Some(nomor) => self.pks_detail(&nomor),
+                None => self.pks_list(),
+            },
+            (&Method::GET, "/quota") => self.quota(param("user"), param("pengguna")),
+            (&Method::GET, "/sanksi") => self.sanctions(),
+            (&Method::POST, "/sanksi") => self.add_sanction(&body).await,
+            (&Method::DELETE, p) if p.starts_with("/sanksi/") => {
+                let id = p.trim_start_matches("/sanksi/").to_string();
+                self.lift_sanction(id).await
+            }
+            _ => error(
+                StatusCode::NOT_FOUND,
+                format!("no admin endpoint {method} {path}"),
+            ),
+        }
+    }
+
+    fn check_token(&self, req: &http::Request<Incoming>) -> Result<(), Box<Answer>> {
+        let Some(token) = &self.token else {
+            return Err(Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no admin token is configured ([admin] token_file); only /health, /ready and /metrics answer",
+            )));
+        };
+        let given = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes()).into() {
+            Ok(())
+        } else {
+            Err(Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token",
+            )))
+        }
+    }
+
+    fn ready(&self) -> Answer {
+        let quota = self.meter.store_healthy();
+        let audit = self.metrics.audit_healthy.get() != 0;
+        let status = if quota && audit {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json_reply(
+            status,
+            &json!({
+                "quota_store": quota,
+                "audit_log": audit,
+                "policy_hash": self.snapshot.load().engine().hash(),
+            }),
+        )
+    }
+
+    fn metrics(&self) -> Answer {
+        let snap = self.snapshot.load();
+        self.metrics
+            .refresh_quota(&snap, &self.meter, self.clock.today(), self.quota_series);
+        match self.metrics.render() {
+            Ok(text) => reply(StatusCode::OK, "text/plain; version=0.0.4", text),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+
+    async fn reload(&self) -> Answer {
+        let r = Arc::clone(&self.reloader);
+        match tokio::task::spawn_blocking(move || r.reload("admin API")).await {
+            Ok(Ok(summary)) => json_reply(StatusCode::OK, &json!({ "reloaded": summary })),
+            Ok(Err(errors)) => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("reload refused, the previous set stays in force:\n{errors}"),
+            ),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+
+    fn pks_list(&self) -> Answer {
+        let snap = self.snapshot.load();
+        let list: Vec<_> = snap
+            .agreements()
+            .iter()
+            .map(|p| {
+                json!({
+                    "nomor": p.nomor,
+                    "pengguna": p.pengguna,
+                    "nama_pengguna": p.nama_pengguna,
+                    "status": format!("{:?}", p.status).to_lowercase(),
+                    "mulai": p.mulai,
+                    "sampai": p.sampai,
+                    "metode_akses": p.metode_akses.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "users": p.users.len(),
+                    "file": p.source.display().to_string(),
+                })
+            })
+            .collect();
+        json_reply(StatusCode::OK, &json!({ "pks": list }))
+    }
+
+    fn pks_detail(&self, nomor: &str) -> Answer {
+        let snap = self.snapshot.load();
+        let day = self.clock.today();
+        let Some(p) = snap.agreements().iter().find(|p| p.nomor == nomor) else {
+            return error(StatusCode::NOT_FOUND, format!("no PKS numbered `{nomor}`"));
+        };
+        let vocab = snap.vocabulary();
+        // Password hashes and SAM keys stay out: the detail is for reading the agreement.
+        let users: Vec<_> = p
+            .users
+            .iter()
+            .map(|u| {
+                json!({
+                    "id": u.id,
+                    "status": format!("{:?}", u.status).to_lowercase(),
+                    "kuota_harian": u.kuota_harian.get(),
+                    "used_today": self.meter.used(&u.id, day),
+                    "ip_lan": u.ip_lan.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let sams: Vec<_> = p
+            .sams
+            .iter()
+            .map(|s| json!({ "id": s.id, "status": format!("{:?}", s.status).to_lowercase() }))
+            .collect();
+        json_reply(
+            StatusCode::OK,
+            &json!({
+                "nomor": p.nomor,
+                "pengguna": p.pengguna,
+                "nama_pengguna": p.nama_pengguna,
+                "tujuan": p.tujuan,
+                "status": format!("{:?}", p.status).to_lowercase(),
+                "mulai": p.mulai,
+                "sampai": p.sampai,
+                "metode_akses": p.metode_akses.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "elemen_data": vocab.names(p.elemen_data),
+                "kepemilikan_asing_mayoritas": p.kepemilikan_asing_mayoritas,
+                "penegak_hukum": p.penegak_hukum,
+                "users": users,
+                "sams": sams,
+                "file": p.source.display().to_string(),
+            }),
+        )
+    }
+
+    fn quota(&self, user: Option<String>, pengguna: Option<String>) -> Answer {
+        let snap = self.snapshot.load();
+        let day = self.clock.today();
+        let now = self.clock.now();
+        let reset = (now + until_next_wib_midnight(now)).with_timezone(&gerbang_core::wib());
+        let rows: Vec<_> = snap
+            .agreements()
+            .iter()
+            .filter(|p| pengguna.as_ref().is_none_or(|want| &p.pengguna == want))
+            .flat_map(|p| p.users.iter().map(move |u| (p, u)))
+            .filter(|(_, u)| user.as_ref().is_none_or(|want| &u.id == want))
+            .map(|(p, u)| {
+                let used = self.meter.used(&u.id, day);
+                let limit = u.kuota_harian.get();
+                json!({
+                    "user_id": u.id,
+                    "pengguna": p.pengguna,
+                    "pks": p.nomor,
+                    "day": day,
+                    "used": used,
+                    "limit": limit,
+                    "remaining": limit.saturating_sub(used),
+                    "reset": reset.to_rfc3339(),
+                })
+            })
+            .collect();
+        if rows.is_empty() && (user.is_some() || pengguna.is_some()) {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no such User ID or Pengguna in the loaded PKS files",
+            );
+        }
+        json_reply(StatusCode::OK, &json!({ "quota": rows }))
+    }
+
+    fn sanctions(&self) -> Answer {
+        let snap = self.snapshot.load();
+        json_reply(
+            StatusCode::OK,
+            &json!({ "sanksi": snap.sanctions().entries }),
+        )
+    }
+
+    async fn add_sanction(&self, body: &Bytes) -> Answer {
+        let new: NewSanction = match serde_json::from_slice(body) {
+            Ok(n) => n,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "a sanction is {{\"jenis\", \"sasaran\", \"alasan\", \"oleh\"?, \"kuota_harian\"?}}: {e}"
+                    ),
+                );
+            }
+        };
+        let now = self.clock.now().with_timezone(&gerbang_core::wib());
+        let r = Arc::clone(&self.reloader);
+        let edited = tokio::task::spawn_blocking(move || {
+            r.edit_sanctions(|text| {
+                add_sanction_to_text(text, &new, now).map_err(|e| e.to_string())
+            })
+        })
+        .await;
+        match edited {
+            Ok(Ok((id, summary))) => {
+                tracing::warn!(sanction.id = id.as_str(), "sanction applied");
+                json_reply(
+                    StatusCode::CREATED,
+                    &json!({ "id": id, "reloaded": summary }),
+                )
+            }
+            Ok(Err(e)) => sanction_error(&e),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+
+    async fn lift_sanction(&self, id: String) -> Answer {
+        let r = Arc::clone(&self.reloader);
+        let wanted = id.clone();
+        let edited = tokio::task::spawn_blocking(move || {
+            r.edit_sanctions(|text| {
+                remove_sanction_from_text(text, &wanted)
+                    .map(|t| (t, ()))
+                    .map_err(|e| match e {
+                        SanctionEditError::NotFound(_) => format!("not found: {e}"),
+                        other => other.to_string(),
+                    })
+            })
+        })
+        .await;
+        match edited {
+            Ok(Ok(((), summary))) => {
+                tracing::warn!(sanction.id = id.as_str(), "sanction lifted");
+                json_reply(
+                    StatusCode::OK,
+                    &json!({ "lifted": id, "reloaded": summary }),
+                )
+            }
+            Ok(Err(e)) => sanction_error(&e),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+}
+
+fn sanction_error(e: &SanctionFileError) -> Answer {
+    let status = match e {
+        SanctionFileError::NotConfigured => StatusCode::CONFLICT,
+        SanctionFileError::Io(..) => StatusCode::INTERNAL_SERVER_ERROR,
+        SanctionFileError::Refused(m) if m.starts_with("not found") => StatusCode::NOT_FOUND,
+        SanctionFileError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    error(status, e)
+}
+
+/// The decoded value of `name` in a query string.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The admin listener as a pingora background service.
+pub struct AdminService(pub Arc<Admin>);
+
+#[async_trait]
+impl BackgroundService for AdminService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let admin = Arc::clone(&self.0);
+        let listener = match tokio::net::TcpListener::bind(admin.address).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(address = %admin.address, error = %e, "cannot open the admin listener; metrics, reload and sanctions are unavailable");
+                return;
+            }
+        };
+        tracing::info!(address = %admin.address, "admin listener ready");
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin accept failed");
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
+            let admin = Arc::clone(&admin);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let admin = Arc::clone(&admin);
+                    async move { Ok::<_, Infallible>(admin.handle(req).await) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "admin connection ended with an error");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Reloading the PKS files, vocabulary, policies, block list and sanctions: on SIGHUP, when
+//! one of those files changes on disk, and on the admin API's call. A reload parses and
+//! validates everything and swaps the snapshot atomically; in-flight requests finish on the
+//! old one. A broken edit keeps the running set, is logged with file and line, and counted.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use notify::{RecursiveMode, Watcher};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use gerbang_core::{Config, ConfigErrors};
+use gerbang_policy::{Authenticator, Snapshot, load_snapshot};
+
+use crate::metrics::Metrics;
+
+/// How long the files must stay quiet after a change before reloading: an editor's save or
+/// a `cp` of many files is several events.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// What a successful reload loaded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadSummary {
+    pub policy_hash: String,
+    pub pks: usize,
+    pub users: usize,
+    pub sanctions: usize,
+    pub duration_ms: u64,
+}
+
+/// Builds and swaps snapshots; one reload at a time.
+pub struct Reloader {
+    config: Config,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    auth: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
+    /// Serialises reloads and edits of the sanctions file.
+    lock: Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(
+        config: Config,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        auth: Arc<Authenticator>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        metrics.set_policy(&snapshot.load());
+        Self {
+            config,
+            snapshot,
+            auth,
+            metrics,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The configuration the reloader loads from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Loads everything again and swaps it in, or keeps the running set and says why.
+    /// Blocking (it reads and checks every file): call it off the async threads.
+    pub fn reload(&self, cause: &str) -> Result<ReloadSummary, ConfigErrors> {
+        let _one = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.reload_locked(cause)
+    }
+
+    fn reload_locked(&self, cause: &str) -> Result<ReloadSummary, ConfigErrors> {
+        let started = std::time::Instant::now();
+        match load_snapshot(&self.config) {
+            Ok(snap) => {
+                let summary = ReloadSummary {
+                    policy_hash: snap.engine().hash().to_string(),
+                    pks: snap.agreements().len(),
+                    users: snap.user_count(),
+                    sanctions: snap.sanctions().entries.len(),
+                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                };
+                self.metrics.set_policy(&snap);
+                self.snapshot.store(Arc::new(snap));
+                self.auth.clear_cache();
+                self.metrics.policy_reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(
+                    cause,
+                    pks.count = summary.pks,
+                    users.count = summary.users,
+                    sanctions.count = summary.sanctions,
+                    policy.hash = summary.policy_hash.as_str(),
+                    duration_ms = summary.duration_ms,
+                    "reloaded PKS files, policies and sanctions"
+                );
+                Ok(summary)
+            }
+            Err(errors) => {
+                self.metrics
+                    .policy_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::error!(
+                    cause,
+                    "reload refused, the previous PKS set stays in force:\n{errors}"
+                );
+                Err(errors)
+            }
+        }
+    }
+
+    /// Rewrites the sanctions file with `edit` and reloads. If the result does not load (a
+    /// sanction naming an unknown User ID, say), the previous file is put back and the
+    /// running set stays: the file on disk never holds a set the gateway refused.
+    pub fn edit_sanctions<T>(
+        &self,
+        edit: impl FnOnce(&str) -> Result<(String, T), String>,
+    ) -> Result<(T, ReloadSummary), SanctionFileError> {
+        let _one = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(path) = self.config.sanctions.clone() else {
+            return Err(SanctionFileError::NotConfigured);
+        };
+        let old = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(SanctionFileError::Io(path, e.to_string())),
+        };
+        let (new, out) = edit(&old).map_err(SanctionFileError::Refused)?;
+        write_atomically(&path, &new).map_err(|e| SanctionFileError::Io(path.clone(), e))?;
+        match self.reload_locked("sanction") {
+            Ok(summary) => Ok((out, summary)),
+            Err(errors) => {
+                if let Err(e) = write_atomically(&path, &old) {
+                    tracing::error!(file = %path.display(), error = e.as_str(), "could not restore the sanctions file");
+                }
+                Err(SanctionFileError::Refused(errors.to_string()))
+            }
+        }
+    }
+
+    /// The directories whose changes trigger a reload, and the files in them that matter.
+    /// Paths are made absolute, as the watcher reports them.
+    fn watched(&self) -> Vec<(PathBuf, Watched)> {
+        let c = &self.config;
+        let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut out = vec![
+            (absolute(&c.pks_dir), Watched::Extension("toml")),
+            (absolute(&c.policy_dir), Watched::Extension("cedar")),
+            (absolute(&c.policy_dir), Watched::Extension("cedarschema")),
+        ];
+        for file in [&c.vocabulary, &c.blocklist, &c.sanctions]
+            .into_iter()
+            .flatten()
+        {
+            let file = absolute(file);
+            if let Some(dir) = file.parent() {
+                out.push((dir.to_path_buf(), Watched::File(file.clone())));
+            }
+        }
+        out
+    }
+}
+
+/// A file or a kind of file whose change means a reload.
+#[derive(Debug, Clone)]
+enum Watched {
+    Extension(&'static str),
+    File(PathBuf),
+}
+
+impl Watched {
+    fn matches(&self, dir: &Path, path: &Path) -> bool {
+        match self {
+            Self::Extension(ext) => {
+                path.parent() == Some(dir) && path.extension().is_some_and(|x| x == *ext)
+            }
+            Self::File(f) => path == f,
+        }
+    }
+}
+
+/// Why the sanctions file could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum SanctionFileError {
+    #[error("no sanctions file is configured ([policy] sanksi in gerbang.toml)")]
+    NotConfigured,
+    #[error("cannot write {0}: {1}")]
+    Io(PathBuf, String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a reader (another
+/// instance, the watcher) sees the old file or the new one, never half of one.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+    tmp.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
+    tmp.persist(path).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The background service: SIGHUP and file changes call [`Reloader::reload`].
+pub struct ReloadService(pub Arc<Reloader>);
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let reloader = Arc::clone(&self.0);
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!("cannot listen for SIGHUP; reload with the admin API or a restart");
+            return;
+        };
+        let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
+        // Kept alive for as long as the service runs: dropping it stops the watch.
+        let _watcher = if reloader.config.watch {
+            watch(&reloader, tx)
+        } else {
+            None
+        };
+        let run = |cause: &'static str| {
+            let r = Arc::clone(&reloader);
+            async move {
+                // Errors are logged and counted by `reload`.
+                let _ = tokio::task::spawn_blocking(move || r.reload(cause)).await;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => run("SIGHUP").await,
+                Some(()) = changes.recv() => {
+                    // Let a burst of events settle, then reload once.
+                    while let Ok(Some(())) = tokio::time::timeout(SETTLE, changes.recv()).await {}
+                    run("file change").await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Starts watching the configured files; `None` (logged) when the platform refuses.
+fn watch(
+    reloader: &Reloader,
+    tx: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    let watched = reloader.watched();
+    let filter = watched.clone();
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        let relevant = event
+            .paths
+            .iter()
+            .any(|p| filter.iter().any(|(dir, w)| w.matches(dir, p)));
+        if relevant {
+            let _ = tx.send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the configuration files; reload with SIGHUP or the admin API");
+            return None;
+        }
+    };
+    let mut dirs: Vec<&PathBuf> = watched.iter().map(|(d, _)| d).collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot watch a configuration directory; reload with SIGHUP or the admin API");
+        }
+    }
+    Some(watcher)
+}

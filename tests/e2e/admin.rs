@@ -1,0 +1,359 @@
+//! The admin listener and live changes end to end: metrics, the PKS set and quota view,
+//! sanctions (art. 45) through the API and the CLI that survive a restart, and PKS edits on
+//! disk that take effect without a restart or a signal.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use gerbang_e2e::*;
+use reqwest::Method;
+use serde_json::json;
+
+fn agreements() -> Vec<TestPks> {
+    let user = |id, ip| TestUser {
+        id,
+        ip,
+        status: "aktif",
+    };
+    vec![
+        TestPks {
+            kuota: 40,
+            ..TestPks::new(
+                "rsud.toml",
+                "1/RSUD/ADMIN",
+                vec![user("rsud_01", "127.0.0.2"), user("rsud_02", "127.0.0.3")],
+            )
+        },
+        TestPks::new("bkd.toml", "2/BKD/ADMIN", vec![user("bkd_01", "127.0.0.4")]),
+    ]
+}
+
+/// Posts lookups until `done(answer)` holds, or fails after `limit`; returns the time taken.
+async fn until(
+    gw: &Gateway,
+    source: &str,
+    body: &str,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> Duration {
+    let client = gw.client(source);
+    let started = Instant::now();
+    loop {
+        let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.to_string()).await;
+        if done(&answer) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not in effect after {limit:?}: {answer}\n{}",
+            gw.proc.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_wants_the_token_and_serves_metrics_pks_and_quota() {
+    let sim = Sim::start(1_000);
+    let gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let client = gw.client("127.0.0.2");
+    for _ in 0..3 {
+        let (_, answer) = post(
+            &client,
+            &gw.url("CALL_NIK"),
+            call_nik(&nik, "rsud_01", PASSWORD),
+        )
+        .await;
+        assert_eq!(respon(&answer), None, "{answer}");
+    }
+    let (_, refused) = post(
+        &client,
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "rsud_01", "salah"),
+    )
+    .await;
+    assert_eq!(respon(&refused).as_deref(), Some("Login Gagal"));
+
+    // Health and metrics are open; everything else wants the token.
+    let plain = reqwest::Client::new();
+    let health = plain
+        .get(format!("http://{}/health", gw.admin_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let anonymous = plain
+        .get(format!("http://{}/pks", gw.admin_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = plain
+        .get(format!("http://{}/pks", gw.admin_addr))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let metrics = gw.metrics().await;
+    for line in [
+        r#"gerbang_requests_total{action="CallNik",channel="web_service",decision="allow",pengguna="rsud",reason="ok"} 3"#,
+        r#"gerbang_quota_used{pengguna="rsud",user_id="rsud_01"} 3"#,
+        r#"gerbang_quota_limit{pengguna="rsud",user_id="rsud_01"} 40"#,
+        "gerbang_quota_store_up 1",
+        r#"gerbang_decision_duration_seconds_count{cache="cold"} 1"#,
+        r#"gerbang_decision_duration_seconds_count{cache="warm"} 2"#,
+        "gerbang_upstream_duration_seconds_count 3",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains(r#"decision="deny",pengguna="unknown",reason="login_failed"} 1"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&nik), "a NIK in the metrics");
+
+    let (status, body) = gw.admin(Method::GET, "/pks", None).await;
+    assert_eq!(status, 200, "{body}");
+    let list = answer_json(&body);
+    assert_eq!(list["pks"].as_array().unwrap().len(), 2, "{body}");
+    let (status, body) = gw
+        .admin(Method::GET, "/pks?nomor=1%2FRSUD%2FADMIN", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.contains("argon2"),
+        "a password hash in the PKS detail: {body}"
+    );
+    assert_eq!(answer_json(&body)["users"][0]["used_today"], 3, "{body}");
+
+    let (status, body) = gw.admin(Method::GET, "/quota?user=rsud_01", None).await;
+    assert_eq!(status, 200, "{body}");
+    let row = &answer_json(&body)["quota"][0];
+    assert_eq!(
+        (
+            row["used"].as_u64(),
+            row["limit"].as_u64(),
+            row["remaining"].as_u64()
+        ),
+        (Some(3), Some(40), Some(37)),
+        "{body}"
+    );
+    assert!(
+        row["reset"].as_str().unwrap().ends_with("T00:00:00+07:00"),
+        "{body}"
+    );
+    let (status, _) = gw.admin(Method::GET, "/quota?user=nobody", None).await;
+    assert_eq!(status, 404);
+
+    // The CLI asks the same API, with the address and token from gerbang.toml.
+    let out = std::process::Command::new(bin("gerbang"))
+        .args(["quota", "show", "--pengguna", "rsud", "--config"])
+        .arg(gw.dir.path().join("gerbang.toml"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rsud_01 = shown
+        .lines()
+        .find(|l| l.starts_with("rsud_01"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let fields: Vec<&str> = rsud_01.split_whitespace().collect();
+    assert_eq!(&fields[2..5], ["3", "40", "37"], "{shown}");
+    assert!(shown.contains("rsud_02"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sanction_refuses_the_next_request_survives_a_restart_and_can_be_lifted() {
+    let sim = Sim::start(1_000);
+    let mut gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let client = gw.client("127.0.0.2");
+    let body = call_nik(&nik, "rsud_01", PASSWORD);
+    let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.clone()).await;
+    assert_eq!(respon(&answer), None, "{answer}");
+
+    // A sanction naming nobody is refused, and the file keeps its previous content.
+    let (status, text) = gw
+        .admin(
+            Method::POST,
+            "/sanksi",
+            Some(json!({"jenis": "nonaktifkan_user", "sasaran": "nobody", "alasan": "uji"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains("nobody"), "{text}");
+    let on_disk = std::fs::read_to_string(gw.dir.path().join("sanksi.toml")).unwrap();
+    assert!(!on_disk.contains("nobody"), "{on_disk}");
+
+    let (status, text) = gw
+        .admin(
+            Method::POST,
+            "/sanksi",
+            Some(json!({
+                "jenis": "nonaktifkan_user",
+                "sasaran": "rsud_01",
+                "alasan": "Surat Dirjen 470/123 (uji)",
+                "oleh": "e2e"
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{text}");
+    let id = answer_json(&text)["id"].as_str().unwrap().to_string();
+    // The very next request is refused: the API answers after the set is swapped.
+    let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.clone()).await;
+    assert_eq!(
+        respon(&answer).as_deref(),
+        Some("User ID Tidak Aktif"),
+        "{answer}"
+    );
+    // Another User ID of the same PKS is untouched.
+    let (_, other) = post(
+        &gw.client("127.0.0.3"),
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "rsud_02", PASSWORD),
+    )
+    .await;
+    assert_eq!(respon(&other), None, "{other}");
+
+    // The file Ditjen reads holds it, with its comment kept.
+    let on_disk = std::fs::read_to_string(gw.dir.path().join("sanksi.toml")).unwrap();
+    assert!(
+        on_disk.starts_with("# Sanksi pasal 45") && on_disk.contains("Surat Dirjen 470/123"),
+        "{on_disk}"
+    );
+    assert!(
+        gw.metrics()
+            .await
+            .contains(r#"gerbang_sanctions_active{kind="user"} 1"#),
+        "no sanction metric"
+    );
+
+    // A quota reduction through the CLI, then a restart: both still in force.
+    let config = gw.dir.path().join("gerbang.toml");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(bin("gerbang"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "gerbang {args:?}: {text}");
+        text
+    };
+    cli(&[
+        "sanksi",
+        "add",
+        "--jenis",
+        "kurangi_kuota",
+        "--sasaran",
+        "rsud_02",
+        "--kuota-harian",
+        "5",
+        "--alasan",
+        "uji pengurangan",
+    ]);
+    // A clean stop writes exact counts (a kill -9 would count the reserved block).
+    gw.stop();
+    gw.restart();
+    let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.clone()).await;
+    assert_eq!(
+        respon(&answer).as_deref(),
+        Some("User ID Tidak Aktif"),
+        "{answer}"
+    );
+    let (_, other) = post(
+        &gw.client("127.0.0.3"),
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "rsud_02", PASSWORD),
+    )
+    .await;
+    assert_eq!(quota_limiter(&other), Some(3), "5 a day, 2 used: {other}");
+    let listed = cli(&["sanksi", "list"]);
+    assert!(
+        listed.contains(&id) && listed.contains("kurangi_kuota rsud_02 (kuota 5/hari)"),
+        "{listed}"
+    );
+
+    // Lifted: the User ID works again at once.
+    cli(&["sanksi", "lift", &id]);
+    let (_, answer) = post(&client, &gw.url("CALL_NIK"), body).await;
+    assert_eq!(respon(&answer), None, "{answer}");
+    let (status, _) = gw
+        .admin(Method::DELETE, &format!("/sanksi/{id}"), None)
+        .await;
+    assert_eq!(status, 404, "lifting twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pks_edit_on_disk_applies_within_a_second_and_a_broken_one_is_refused_and_counted() {
+    let sim = Sim::start(1_000);
+    let gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let body = call_nik(&nik, "bkd_01", PASSWORD);
+    let client = gw.client("127.0.0.4");
+    let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.clone()).await;
+    assert!(
+        record_keys(&answer).contains(&"NAMA_LGKP".to_string()),
+        "{answer}"
+    );
+
+    // Ditjen narrows the elements: written as editors do (new file, renamed over).
+    let path = gw.pks_path("bkd.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let narrowed = text.replace("\"NAMA_LGKP\", ", "");
+    assert_ne!(narrowed, text);
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, &narrowed).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let took = until(&gw, "127.0.0.4", &body, Duration::from_secs(1), |a| {
+        respon(a).is_none() && !record_keys(a).contains(&"NAMA_LGKP".to_string())
+    })
+    .await;
+    eprintln!("PKS edit in effect after {took:?}");
+
+    // A broken edit in place: the running set stays, the error names file and line.
+    std::fs::write(&path, text.replace("\"NIK\", ", "\"NIK_BARU\", ")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = gw.metrics().await;
+        if metrics.contains(r#"gerbang_policy_reloads_total{result="error"}"#) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed reload counted:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = gw.proc.stderr();
+    assert!(
+        log.contains("bkd.toml:") && log.contains("NIK_BARU"),
+        "{log}"
+    );
+    let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.clone()).await;
+    assert!(
+        respon(&answer).is_none() && !record_keys(&answer).contains(&"NAMA_LGKP".to_string()),
+        "{answer}"
+    );
+
+    // The admin API's reload says why too.
+    let (status, text) = gw.admin(Method::POST, "/reload", None).await;
+    assert_eq!(status, 422, "{text}");
+    assert!(text.contains("NIK_BARU"), "{text}");
+    std::fs::write(&path, &narrowed).unwrap();
+    let (status, text) = gw.admin(Method::POST, "/reload", None).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(answer_json(&text)["reloaded"]["pks"], 2, "{text}");
+}
