@@ -32,5 +32,5 @@ pub use verify::{
 };
 pub use writer::{
     AuditError, AuditLog, AuditStats, Clock, DEFAULT_FSYNC_INTERVAL, LATENCY_BUCKETS_US,
-    LatencyHistogram, MAX_TORN_BYTES, Receipt, WriterOptions,
+    LatencyHistogram, MAX_NOWAIT_QUEUE, MAX_TORN_BYTES, Receipt, WriterOptions,
 };

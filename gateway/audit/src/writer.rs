@@ -34,6 +34,10 @@ pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// A crash tears at most the one line being written; more than this is not a crash.
 pub const MAX_TORN_BYTES: usize = 1 << 20;
 
+/// Records `append_nowait` lets wait in memory; past this it waits for the write like
+/// `append` (backpressure instead of unbounded memory when the disk falls behind).
+pub const MAX_NOWAIT_QUEUE: usize = 65_536;
+
 /// Upper bounds (µs) of the append latency histogram's buckets; the last bucket is +Inf.
 pub const LATENCY_BUCKETS_US: [u64; 12] = [
     25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
@@ -441,27 +445,23 @@ impl AuditLog {
     /// refuse the answer when it fails (DESIGN §7). Blocks the calling thread for about one
     /// write(2); safe to call from a synchronous pingora hook.
     pub fn append(&self, record: &Record) -> Result<Receipt, AuditError> {
-        let shared = &*self.shared;
-        let (mut st, ticket) = shared.enqueue(record, true)?;
-        loop {
-            if ticket < st.done_tickets {
-                return take_outcome(&mut st, ticket);
-            }
-            if st.writing {
-                st = shared.done.wait(st).unwrap_or_else(PoisonError::into_inner);
-            } else {
-                st = shared.lead(st);
-            }
-        }
+        let (st, ticket, _) = self.shared.enqueue(record, true)?;
+        self.shared.wait_for(st, ticket)
     }
 
     /// Queues `record` and returns at once; it is written with the next group commit (at the
     /// latest by the background thread, right away if it is idle), in arrival order. For
     /// records of answers that carry no population data (refusals): a `kill -9` may lose the
-    /// few still queued. Fails only when the log is out of service.
+    /// few still queued. When [`MAX_NOWAIT_QUEUE`] records are already waiting (the disk is
+    /// slower than the traffic) it waits like [`AuditLog::append`] rather than let the queue
+    /// grow without bound. Fails only when the log is out of service (or, when it had to wait,
+    /// when the write failed).
     pub fn append_nowait(&self, record: &Record) -> Result<(), AuditError> {
         let shared = &*self.shared;
-        let (st, _) = shared.enqueue(record, false)?;
+        let (st, ticket, waiting) = shared.enqueue(record, false)?;
+        if waiting {
+            return shared.wait_for(st, ticket).map(|_| ());
+        }
         if !st.writing {
             shared.work.notify_one();
         }
@@ -587,7 +587,7 @@ impl Shared {
         &self,
         record: &Record,
         waiting: bool,
-    ) -> Result<(MutexGuard<'_, State>, u64), AuditError> {
+    ) -> Result<(MutexGuard<'_, State>, u64, bool), AuditError> {
         let payload = encode(record)?;
         let enqueued = Instant::now();
         let mut st = lock(&self.state);
@@ -596,6 +596,7 @@ impl Shared {
                 reason: reason.clone(),
             });
         }
+        let waiting = waiting || st.queue.len() >= MAX_NOWAIT_QUEUE;
         let ticket = st.next_ticket;
         st.next_ticket += 1;
         st.queue.push(Pending {
@@ -606,7 +607,26 @@ impl Shared {
         self.counters
             .queue_depth
             .store(st.queue.len() as u64, Ordering::Relaxed);
-        Ok((st, ticket))
+        Ok((st, ticket, waiting))
+    }
+
+    /// Waits until the record with `ticket` is written, leading a group commit when no one
+    /// else is writing.
+    fn wait_for<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        ticket: u64,
+    ) -> Result<Receipt, AuditError> {
+        loop {
+            if ticket < st.done_tickets {
+                return take_outcome(&mut st, ticket);
+            }
+            if st.writing {
+                st = self.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+            } else {
+                st = self.lead(st);
+            }
+        }
     }
 
     /// Writes every queued record in one write(2), as the leader; the state lock is released
@@ -645,7 +665,10 @@ impl Shared {
                 self.counters
                     .last_seq_plus_one
                     .store(written.seq + 1, Ordering::Relaxed);
-                self.counters.healthy.store(true, Ordering::Relaxed);
+                // The fsync thread may have taken the log out of service meanwhile.
+                self.counters
+                    .healthy
+                    .store(st.out_of_service.is_none(), Ordering::Relaxed);
                 for pending in &batch {
                     self.counters.observe(now.duration_since(pending.enqueued));
                 }

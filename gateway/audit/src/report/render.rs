@@ -236,7 +236,7 @@ impl Report {
         ));
         for p in &self.pengguna {
             let _ = writeln!(h, "<section>\n<h2>{}</h2>", escape(pengguna_label(p)));
-            if let Some(daily) = &p.usage.daily_hits {
+            if let Some(daily) = p.usage.daily_hits.as_ref().filter(|d| !d.is_empty()) {
                 h.push_str("<h3>Hits per day</h3>\n");
                 h.push_str(&daily_chart(self.first_day, self.last_day, daily));
             }
