@@ -332,6 +332,13 @@ impl AuditLog {
         let files = files::list(&dir).map_err(|e| AuditError::io("list", &dir, e))?;
         let resume = find_resume_point(&files, &key)?;
         let checkpoint = check_checkpoint(head.as_ref(), resume.last.as_ref(), &head_path)?;
+        if checkpoint == "missing" {
+            tracing::warn!(
+                audit.dir = %dir.display(),
+                "the decision log has records but no checkpoint (audit.head was removed): removal \
+                 of records from its end cannot be detected before this start; the open event says so"
+            );
+        }
 
         let now = (options.clock)();
         let (day, name) = match files.last() {
