@@ -1,0 +1,36 @@
+//! Gerbang's decision log: one record per request, allowed or refused, written before an
+//! answer carrying population data is released (DESIGN §7), chained and sealed with a keyed
+//! MAC so that `gerbang audit verify` detects any edited, removed, inserted or reordered
+//! record; and the semester usage reports Ditjen makes from it (Permendagri 102/2019 art. 40).
+//!
+//! - [`AuditLog`] writes: group commit on the callers' threads, fsync in the background, one
+//!   file per WIB day, health and counters for the gateway's metrics.
+//! - [`verify`] checks a log directory and names the first bad record.
+//! - [`report`] folds a semester of logs into per-Pengguna and per-User-ID usage, rendered as
+//!   CSV, JSON, Markdown or HTML with charts.
+//!
+//! The crate has no network code and does not depend on the proxy; `docs/audit.md` describes
+//! the format, the chain, the key and what verification can and cannot detect.
+#![forbid(unsafe_code)]
+
+mod files;
+mod key;
+mod line;
+mod record;
+mod report;
+mod verify;
+mod writer;
+
+pub use key::{AUDIT_KEY_ENV, AuditKey, KeyError, MIN_KEY_BYTES, NikDigest};
+pub use record::{Decision, Record};
+pub use report::{
+    ChannelShare, Format, FormatUnknown, PeakDay, PenggunaReport, Report, ReportError, Semester,
+    SemesterInvalid, Usage, UserReport, report,
+};
+pub use verify::{
+    FileSummary, Location, Note, Problem, ProblemKind, VerifyError, VerifyReport, verify,
+};
+pub use writer::{
+    AuditError, AuditLog, AuditStats, Clock, DEFAULT_FSYNC_INTERVAL, LATENCY_BUCKETS_US,
+    LatencyHistogram, MAX_NOWAIT_QUEUE, MAX_TORN_BYTES, Receipt, WriterOptions,
+};

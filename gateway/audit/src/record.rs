@@ -1,0 +1,190 @@
+//! One decision-log record: who asked for what, what was decided and why, and what left.
+//! Names only, never values: no population data, password or token ever goes in (PKS: the
+//! gateway stores no population data), and the NIK only as a keyed digest.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::key::NikDigest;
+
+/// What was decided for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Served (forwarded, or answered by the gateway itself).
+    Allow,
+    /// Refused; `reason` says why.
+    Deny,
+}
+
+impl Decision {
+    /// `allow` or `deny`, as in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// One line of the decision log, for one request, allowed or refused (issue 7 part 1).
+///
+/// Optional fields are left out of the line when empty: a request refused before the User ID
+/// was known has no `user_id`, `pengguna` or `pks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// When the decision was made; written as RFC 3339 in WIB (`+07:00`), microseconds.
+    #[serde(with = "wib_rfc3339")]
+    pub time: DateTime<Utc>,
+    /// The gateway instance that decided (each instance writes its own log directory).
+    pub instance: String,
+    /// The request id the gateway gave the request (also in its tracing logs).
+    pub request_id: String,
+    /// The User ID, once authenticated or at least claimed in the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The Pengguna (institution) id of that User ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pengguna: Option<String>,
+    /// The PKS number that governed the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pks: Option<String>,
+    /// The TCP peer address (the only address the gateway trusts, DESIGN §2).
+    pub peer_ip: IpAddr,
+    /// `web_service`, `web_portal` or `card_reader`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The business action (`CallNik`, `VerifyByElement`, …) or an admin action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Allowed or refused.
+    pub decision: Decision,
+    /// Why it was refused (the refusal's name, e.g. `quota_exhausted`); empty when allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The ids of the policies that decided.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_ids: Vec<String>,
+    /// The hash of the policy set in force, so a decision can be replayed against it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub policy_hash: String,
+    /// The looked-up NIK as a keyed digest ([`crate::AuditKey::nik_digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nik_digest: Option<NikDigest>,
+    /// The names of the data elements released (never their values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<String>,
+    /// The DWH's HTTP status when the request reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+    /// Time spent in the gateway for this request, in microseconds.
+    pub latency_us: u64,
+    /// The User ID's hits used today after this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_used: Option<u32>,
+    /// The User ID's daily hit quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_limit: Option<u32>,
+}
+
+impl Record {
+    /// Whether this record is a NIK hit: an allowed lookup that reached the DWH (it has an
+    /// upstream status). Quota and the semester reports count these.
+    pub fn is_hit(&self) -> bool {
+        self.decision == Decision::Allow && self.upstream_status.is_some()
+    }
+}
+
+/// WIB: UTC+7 all year, no daylight saving.
+pub(crate) fn wib() -> FixedOffset {
+    match FixedOffset::east_opt(7 * 3600) {
+        Some(offset) => offset,
+        None => unreachable!("+07:00 is a valid offset"),
+    }
+}
+
+/// The WIB calendar day of an instant (quota days, log files and reports all use it).
+pub(crate) fn wib_day(at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&wib()).date_naive()
+}
+
+/// RFC 3339 in WIB, to the microsecond.
+pub(crate) fn wib_rfc3339(at: DateTime<Utc>) -> String {
+    at.with_timezone(&wib())
+        .to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+/// Serde for `time`: written in WIB, read back from any RFC 3339 offset.
+mod wib_rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::wib_rfc3339(*at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditKey;
+
+    fn sample(key: &AuditKey) -> Record {
+        Record {
+            time: "2026-03-01T16:59:59.123456Z".parse().expect("time"),
+            instance: "gw-1".into(),
+            request_id: "r-1".into(),
+            user_id: Some("bkd_kra_01".into()),
+            pengguna: Some("bkd-karanganyar".into()),
+            pks: Some("473.3/2741.12/XI/2022".into()),
+            peer_ip: "10.33.13.20".parse().expect("ip"),
+            channel: Some("web_service".into()),
+            action: Some("CallNik".into()),
+            decision: Decision::Allow,
+            reason: None,
+            policy_ids: vec!["pks-elements".into()],
+            policy_hash: "ab".repeat(32),
+            nik_digest: Some(key.nik_digest("3313010101900001")),
+            elements: vec!["NIK".into(), "NAMA_LGKP".into()],
+            upstream_status: Some(200),
+            latency_us: 812,
+            quota_used: Some(3),
+            quota_limit: Some(1000),
+        }
+    }
+
+    #[test]
+    fn time_is_written_in_wib_and_read_back() {
+        let key = AuditKey::from_material(&[1u8; 32], "t").expect("key");
+        let record = sample(&key);
+        let json = serde_json::to_string(&record).expect("json");
+        assert!(
+            json.contains(r#""time":"2026-03-01T23:59:59.123456+07:00""#),
+            "{json}"
+        );
+        assert!(
+            !json.contains("reason"),
+            "empty fields are left out: {json}"
+        );
+        let back: Record = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, record);
+        assert!(back.is_hit());
+    }
+
+    #[test]
+    fn wib_day_turns_at_17_utc() {
+        let before: DateTime<Utc> = "2026-06-30T16:59:59Z".parse().expect("time");
+        let after: DateTime<Utc> = "2026-06-30T17:00:00Z".parse().expect("time");
+        assert_eq!(wib_day(before).to_string(), "2026-06-30");
+        assert_eq!(wib_day(after).to_string(), "2026-07-01");
+    }
+}

@@ -1,0 +1,440 @@
+//! Semester usage reports from the decision log (Permendagri 102/2019 art. 40: usage is
+//! reported every semester, in June and December): per Pengguna and per User ID, hits, active
+//! days, peak day, refusals by reason, quota utilisation, distinct NIKs and share by channel.
+//!
+//! The log is read line by line and folded into per-User-ID counters, so a semester of logs is
+//! never held in memory; what grows is one set of NIK digests per User ID (16 bytes per
+//! distinct NIK) and one counter per active day.
+
+mod render;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::files;
+use crate::record::{Decision, wib_day};
+
+pub use render::{Format, FormatUnknown};
+
+/// Half a year of WIB days: 1 = 1 January – 30 June, 2 = 1 July – 31 December.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Semester {
+    pub year: i32,
+    /// 1 or 2.
+    pub half: u8,
+}
+
+/// A semester that is not `YYYY-1` or `YYYY-2`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a semester: write YYYY-1 (January to June) or YYYY-2 (July to December)")]
+pub struct SemesterInvalid(pub String);
+
+impl FromStr for Semester {
+    type Err = SemesterInvalid;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || SemesterInvalid(s.to_owned());
+        let (year, half) = s.split_once('-').ok_or_else(invalid)?;
+        let year: i32 = year.parse().map_err(|_| invalid())?;
+        let half: u8 = half.parse().map_err(|_| invalid())?;
+        if !(1..=2).contains(&half) || !(1970..=9999).contains(&year) {
+            return Err(invalid());
+        }
+        Ok(Self { year, half })
+    }
+}
+
+impl fmt::Display for Semester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.year, self.half)
+    }
+}
+
+impl Semester {
+    /// Its first WIB day.
+    pub fn first_day(self) -> NaiveDate {
+        let month = if self.half == 1 { 1 } else { 7 };
+        NaiveDate::from_ymd_opt(self.year, month, 1).unwrap_or(NaiveDate::MIN)
+    }
+
+    /// Its last WIB day.
+    pub fn last_day(self) -> NaiveDate {
+        let (month, day) = if self.half == 1 { (6, 30) } else { (12, 31) };
+        NaiveDate::from_ymd_opt(self.year, month, day).unwrap_or(NaiveDate::MAX)
+    }
+
+    fn contains(self, day: NaiveDate) -> bool {
+        day.year() == self.year && (day.month() <= 6) == (self.half == 1)
+    }
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The directory or a file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One semester's usage, per Pengguna and User ID.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// `YYYY-1` or `YYYY-2`.
+    pub semester: String,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    /// Only this Pengguna, when given.
+    pub pengguna_filter: Option<String>,
+    pub files_read: u64,
+    pub lines_read: u64,
+    /// Lines that are not records (a torn tail, damage): run `audit verify` when non-zero.
+    pub lines_skipped: u64,
+    /// Everything in the report together.
+    pub totals: Usage,
+    /// By Pengguna id; records refused before the caller was identified come last, under
+    /// `pengguna: null`.
+    pub pengguna: Vec<PenggunaReport>,
+}
+
+/// One Pengguna's usage and that of each of its User IDs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PenggunaReport {
+    /// `None`: requests refused before a Pengguna was known (unknown User ID or address).
+    pub pengguna: Option<String>,
+    pub usage: Usage,
+    pub users: Vec<UserReport>,
+}
+
+/// One User ID's usage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserReport {
+    pub user_id: Option<String>,
+    pub usage: Usage,
+}
+
+/// Usage figures, the same for a User ID, a Pengguna and the whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Usage {
+    /// Every decision record, allowed or refused.
+    pub requests: u64,
+    /// NIK hits: allowed lookups that reached the DWH (the quota counts these).
+    pub hits: u64,
+    /// WIB days with at least one hit.
+    pub active_days: u64,
+    /// The day with the most hits (the earliest of equals).
+    pub peak_day: Option<PeakDay>,
+    /// The daily quota summed over the active days (for a Pengguna: over each User ID's own
+    /// active days); a day's quota is the `quota_limit` its hits recorded.
+    pub quota_limit_sum: u64,
+    /// `hits / quota_limit_sum`: how much of the quota was used on the days it was used.
+    pub quota_utilisation: Option<f64>,
+    /// Distinct NIK digests among the hits.
+    pub distinct_niks: u64,
+    pub refusals_total: u64,
+    /// Refusals by reason (`unspecified` when a refusal names none).
+    pub refusals: BTreeMap<String, u64>,
+    /// Hits by channel, with their share of all hits.
+    pub channels: BTreeMap<String, ChannelShare>,
+    /// Hits per active day; given for Pengguna and totals (the charts), not per User ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_hits: Option<BTreeMap<NaiveDate, u64>>,
+}
+
+/// The busiest day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PeakDay {
+    pub date: NaiveDate,
+    pub hits: u64,
+}
+
+/// One channel's hits.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ChannelShare {
+    pub hits: u64,
+    /// Fraction of all hits, 0 to 1.
+    pub share: f64,
+}
+
+/// Reads the log in `dir` and reports `semester`, for one Pengguna or all.
+///
+/// A record belongs to the WIB day of its `time`. Files are named by the day they were
+/// written, so the file of the day after the semester is read too (a request decided at
+/// 23:59:59 may be written after midnight). The report does not check MACs: run
+/// [`crate::verify`] first to know the figures come from an intact log.
+pub fn report(
+    dir: &Path,
+    semester: Semester,
+    pengguna: Option<&str>,
+) -> Result<Report, ReportError> {
+    let unreadable = |path: &Path, source| ReportError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let first = semester.first_day();
+    let last = semester.last_day();
+    let mut folder = Folder::default();
+    let mut files_read = 0;
+    for file in files::list(dir).map_err(|e| unreadable(dir, e))? {
+        if !file.regular || file.day < first || file.day > last.succ_opt().unwrap_or(last) {
+            continue;
+        }
+        files_read += 1;
+        let mut reader = files::open_reader(&file.path).map_err(|e| unreadable(&file.path, e))?;
+        while let Some(line) =
+            files::read_line(&mut reader).map_err(|e| unreadable(&file.path, e))?
+        {
+            folder.lines_read += 1;
+            if !line.terminated || line.oversized {
+                folder.lines_skipped += 1;
+                continue;
+            }
+            folder.fold(&line.bytes, semester, pengguna);
+        }
+    }
+    Ok(folder.finish(semester, pengguna, files_read))
+}
+
+/// The members of a line a report needs; borrowed, since reports read millions of lines.
+#[derive(Deserialize)]
+struct ReportLine<'a> {
+    #[serde(default, borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    time: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pengguna: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(default)]
+    decision: Option<Decision>,
+    #[serde(default, borrow)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    nik_digest: Option<Cow<'a, str>>,
+    #[serde(default)]
+    upstream_status: Option<u16>,
+    #[serde(default)]
+    quota_limit: Option<u32>,
+}
+
+/// Running counters of one User ID (or one Pengguna, or everything, once merged).
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    hits: u64,
+    /// Per active day: hits, and the day's quota.
+    days: BTreeMap<NaiveDate, DayTally>,
+    refusals: BTreeMap<String, u64>,
+    channels: BTreeMap<String, u64>,
+    /// The first 128 bits of each distinct digest: a collision needs ~2^64 NIKs.
+    niks: HashSet<u128>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct DayTally {
+    hits: u64,
+    limit: u64,
+}
+
+#[derive(Default)]
+struct Folder {
+    /// Pengguna (None: unidentified) → User ID → tally.
+    tallies: BTreeMap<Option<String>, BTreeMap<Option<String>, Tally>>,
+    lines_read: u64,
+    lines_skipped: u64,
+}
+
+impl Folder {
+    fn fold(&mut self, bytes: &[u8], semester: Semester, only: Option<&str>) {
+        let Ok(line) = serde_json::from_slice::<ReportLine<'_>>(bytes) else {
+            self.lines_skipped += 1;
+            return;
+        };
+        if line.event.is_some() {
+            return; // the writer's own events are not requests
+        }
+        let (Some(time), Some(decision)) = (line.time.as_deref(), line.decision) else {
+            self.lines_skipped += 1;
+            return;
+        };
+        let Ok(time) = DateTime::parse_from_rfc3339(time) else {
+            self.lines_skipped += 1;
+            return;
+        };
+        let day = wib_day(time.with_timezone(&Utc));
+        if !semester.contains(day) {
+            return;
+        }
+        let pengguna = line.pengguna.as_deref();
+        if only.is_some() && pengguna != only {
+            return;
+        }
+        // A caller who was never identified gets no User ID of their own: the name in the
+        // request is whatever they typed.
+        let user = pengguna.and(line.user_id.as_deref());
+        let tally = self
+            .tallies
+            .entry(pengguna.map(str::to_owned))
+            .or_default()
+            .entry(user.map(str::to_owned))
+            .or_default();
+        tally.requests += 1;
+        match decision {
+            Decision::Allow if line.upstream_status.is_some() => {
+                tally.hits += 1;
+                let day_tally = tally.days.entry(day).or_default();
+                day_tally.hits += 1;
+                day_tally.limit = day_tally.limit.max(line.quota_limit.map_or(0, u64::from));
+                if let Some(channel) = line.channel.as_deref() {
+                    *tally.channels.entry(channel.to_owned()).or_default() += 1;
+                }
+                if let Some(digest) = line.nik_digest.as_deref().and_then(digest_prefix) {
+                    tally.niks.insert(digest);
+                }
+            }
+            Decision::Allow => {}
+            Decision::Deny => {
+                let reason = line.reason.as_deref().unwrap_or("unspecified");
+                *tally.refusals.entry(reason.to_owned()).or_default() += 1;
+            }
+        }
+    }
+
+    fn finish(self, semester: Semester, only: Option<&str>, files_read: u64) -> Report {
+        let mut all = Tally::default();
+        let mut pengguna = Vec::new();
+        let mut unidentified = None;
+        for (id, users) in self.tallies {
+            let mut total = Tally::default();
+            let mut user_reports = Vec::new();
+            for (user_id, tally) in users {
+                user_reports.push(UserReport {
+                    user_id,
+                    usage: tally.usage(false),
+                });
+                total.absorb(tally);
+            }
+            let usage = total.usage(true);
+            all.absorb(total);
+            let entry = PenggunaReport {
+                pengguna: id,
+                usage,
+                users: user_reports,
+            };
+            if entry.pengguna.is_some() {
+                pengguna.push(entry);
+            } else {
+                unidentified = Some(entry);
+            }
+        }
+        pengguna.extend(unidentified);
+        Report {
+            semester: semester.to_string(),
+            first_day: semester.first_day(),
+            last_day: semester.last_day(),
+            pengguna_filter: only.map(str::to_owned),
+            files_read,
+            lines_read: self.lines_read,
+            lines_skipped: self.lines_skipped,
+            totals: all.usage(true),
+            pengguna,
+        }
+    }
+}
+
+impl Tally {
+    /// Adds another User ID's counters: days add up hits and quotas, NIK sets unite.
+    fn absorb(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.hits += other.hits;
+        for (day, t) in other.days {
+            let mine = self.days.entry(day).or_default();
+            mine.hits += t.hits;
+            mine.limit += t.limit;
+        }
+        for (reason, n) in other.refusals {
+            *self.refusals.entry(reason).or_default() += n;
+        }
+        for (channel, n) in other.channels {
+            *self.channels.entry(channel).or_default() += n;
+        }
+        if self.niks.len() < other.niks.len() {
+            let mine = std::mem::replace(&mut self.niks, other.niks);
+            self.niks.extend(mine);
+        } else {
+            self.niks.extend(other.niks);
+        }
+    }
+
+    fn usage(&self, with_daily: bool) -> Usage {
+        let peak_day = self
+            .days
+            .iter()
+            .fold(None::<PeakDay>, |best, (&date, t)| match best {
+                Some(b) if b.hits >= t.hits => Some(b),
+                _ => Some(PeakDay { date, hits: t.hits }),
+            });
+        let quota_limit_sum: u64 = self.days.values().map(|t| t.limit).sum();
+        let ratio = |n: u64, of: u64| (of > 0).then(|| n as f64 / of as f64);
+        Usage {
+            requests: self.requests,
+            hits: self.hits,
+            active_days: self.days.len() as u64,
+            peak_day,
+            quota_limit_sum,
+            quota_utilisation: ratio(self.hits, quota_limit_sum),
+            distinct_niks: self.niks.len() as u64,
+            refusals_total: self.refusals.values().sum(),
+            refusals: self.refusals.clone(),
+            channels: self
+                .channels
+                .iter()
+                .map(|(channel, &hits)| {
+                    let share = ratio(hits, self.hits).unwrap_or(0.0);
+                    (channel.clone(), ChannelShare { hits, share })
+                })
+                .collect(),
+            daily_hits: with_daily.then(|| self.days.iter().map(|(&d, t)| (d, t.hits)).collect()),
+        }
+    }
+}
+
+/// The first 128 bits of a hex digest.
+fn digest_prefix(hex_digest: &str) -> Option<u128> {
+    let prefix = hex_digest.get(..32)?;
+    u128::from_str_radix(prefix, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semesters_parse_and_bound() {
+        let s: Semester = "2026-1".parse().expect("semester");
+        assert_eq!(s.first_day().to_string(), "2026-01-01");
+        assert_eq!(s.last_day().to_string(), "2026-06-30");
+        let s: Semester = "2026-2".parse().expect("semester");
+        assert_eq!(s.first_day().to_string(), "2026-07-01");
+        assert_eq!(s.last_day().to_string(), "2026-12-31");
+        assert!(s.contains(NaiveDate::from_ymd_opt(2026, 7, 1).expect("date")));
+        assert!(!s.contains(NaiveDate::from_ymd_opt(2026, 6, 30).expect("date")));
+        for bad in ["2026", "2026-3", "2026-0", "x-1", "2026-1-1"] {
+            let err = bad.parse::<Semester>().expect_err(bad);
+            assert!(err.to_string().contains("YYYY-1"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! A report as CSV (one row per Pengguna and per User ID), JSON, Markdown or a self-contained
+//! HTML page whose charts are inline SVG: no script, no external asset, so it can be mailed
+//! or archived with the semester's paperwork.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use chrono::{Datelike as _, NaiveDate};
+
+use super::{PenggunaReport, Report, Usage};
+
+/// An output format of `gerbang report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+    Markdown,
+    Html,
+}
+
+/// A format name that is not csv, json, md or html.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a report format: use csv, json, md or html")]
+pub struct FormatUnknown(pub String);
+
+impl FromStr for Format {
+    type Err = FormatUnknown;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "csv" => Ok(Self::Csv),
+            "json" => Ok(Self::Json),
+            "md" | "markdown" => Ok(Self::Markdown),
+            "html" => Ok(Self::Html),
+            other => Err(FormatUnknown(other.to_owned())),
+        }
+    }
+}
+
+/// How an unidentified caller's row is labelled.
+const UNIDENTIFIED: &str = "(unidentified)";
+
+impl Report {
+    /// Writes the report in `format`.
+    pub fn render(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
+        match format {
+            Format::Csv => self.write_csv(out),
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *out, self)?;
+                out.write_all(b"\n")
+            }
+            Format::Markdown => out.write_all(self.markdown().as_bytes()),
+            Format::Html => out.write_all(self.html().as_bytes()),
+        }
+    }
+
+    /// Refusal reasons and channels that occur anywhere in the report, for fixed columns.
+    fn columns(&self) -> (Vec<&str>, Vec<&str>) {
+        let reasons: BTreeSet<&str> = self.totals.refusals.keys().map(String::as_str).collect();
+        let channels: BTreeSet<&str> = self.totals.channels.keys().map(String::as_str).collect();
+        (
+            reasons.into_iter().collect(),
+            channels.into_iter().collect(),
+        )
+    }
+
+    fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (reasons, channels) = self.columns();
+        let mut csv = csv::Writer::from_writer(out);
+        let mut header: Vec<String> = [
+            "scope",
+            "pengguna",
+            "user_id",
+            "requests",
+            "hits",
+            "active_days",
+            "peak_day",
+            "peak_day_hits",
+            "quota_limit_sum",
+            "quota_utilisation",
+            "distinct_niks",
+            "refusals_total",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        header.extend(reasons.iter().map(|r| format!("refusals:{r}")));
+        header.extend(channels.iter().map(|c| format!("hits:{c}")));
+        header.extend(channels.iter().map(|c| format!("share:{c}")));
+        csv.write_record(&header)?;
+        let row = |scope: &str, pengguna: &str, user: &str, usage: &Usage| -> Vec<String> {
+            let mut row = vec![
+                scope.to_owned(),
+                pengguna.to_owned(),
+                user.to_owned(),
+                usage.requests.to_string(),
+                usage.hits.to_string(),
+                usage.active_days.to_string(),
+                usage
+                    .peak_day
+                    .map(|p| p.date.to_string())
+                    .unwrap_or_default(),
+                usage
+                    .peak_day
+                    .map(|p| p.hits.to_string())
+                    .unwrap_or_default(),
+                usage.quota_limit_sum.to_string(),
+                usage
+                    .quota_utilisation
+                    .map(|u| format!("{u:.4}"))
+                    .unwrap_or_default(),
+                usage.distinct_niks.to_string(),
+                usage.refusals_total.to_string(),
+            ];
+            row.extend(
+                reasons
+                    .iter()
+                    .map(|r| usage.refusals.get(*r).copied().unwrap_or(0).to_string()),
+            );
+            row.extend(
+                channels
+                    .iter()
+                    .map(|c| usage.channels.get(*c).map_or(0, |s| s.hits).to_string()),
+            );
+            row.extend(
+                channels
+                    .iter()
+                    .map(|c| format!("{:.4}", usage.channels.get(*c).map_or(0.0, |s| s.share))),
+            );
+            row
+        };
+        for p in &self.pengguna {
+            let name = pengguna_label(p);
+            csv.write_record(row("pengguna", name, "", &p.usage))?;
+            for u in &p.users {
+                csv.write_record(row(
+                    "user_id",
+                    name,
+                    u.user_id.as_deref().unwrap_or(""),
+                    &u.usage,
+                ))?;
+            }
+        }
+        csv.write_record(row("total", "", "", &self.totals))?;
+        csv.flush()
+    }
+
+    fn title(&self) -> String {
+        format!(
+            "Semester usage report {} ({} to {})",
+            self.semester, self.first_day, self.last_day
+        )
+    }
+
+    fn source_line(&self) -> String {
+        let mut line = format!(
+            "From the decision log: {} files, {} lines read, {} not records",
+            self.files_read, self.lines_read, self.lines_skipped
+        );
+        if let Some(p) = &self.pengguna_filter {
+            let _ = write!(line, "; Pengguna {p} only");
+        }
+        line.push_str(
+            ". Days are WIB calendar days. A hit is an allowed lookup that reached the DWH; quota \
+             utilisation is hits over the daily quota summed over the days with hits \
+             (Permendagri 102/2019 art. 40).",
+        );
+        line
+    }
+
+    fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# {}\n\n{}\n", self.title(), self.source_line());
+        let _ = writeln!(md, "## Summary\n");
+        md.push_str(&md_usage_table(
+            "Pengguna",
+            self.pengguna
+                .iter()
+                .map(|p| (pengguna_label(p).to_owned(), &p.usage)),
+        ));
+        md.push_str(&md_usage_row_total(&self.totals));
+        for p in &self.pengguna {
+            let _ = writeln!(md, "\n## {}\n", md_cell(pengguna_label(p)));
+            md.push_str(&md_usage_table(
+                "User ID",
+                p.users.iter().map(|u| {
+                    (
+                        u.user_id.clone().unwrap_or_else(|| UNIDENTIFIED.to_owned()),
+                        &u.usage,
+                    )
+                }),
+            ));
+            md.push_str(&md_breakdown(&p.usage));
+        }
+        md
+    }
+
+    fn html(&self) -> String {
+        let mut h = String::new();
+        let title = escape(&self.title());
+        let _ = write!(
+            h,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
+             <style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{}</p>\n",
+            escape(&self.source_line())
+        );
+        h.push_str("<h2>Hits per Pengguna</h2>\n");
+        h.push_str(&hbar_chart(
+            &self
+                .pengguna
+                .iter()
+                .map(|p| (pengguna_label(p).to_owned(), p.usage.hits))
+                .collect::<Vec<_>>(),
+            "hits",
+        ));
+        if !self.totals.refusals.is_empty() {
+            h.push_str("<h2>Refusals by reason</h2>\n");
+            h.push_str(&hbar_chart(
+                &self
+                    .totals
+                    .refusals
+                    .iter()
+                    .map(|(r, &n)| (r.clone(), n))
+                    .collect::<Vec<_>>(),
+                "refusals",
+            ));
+        }
+        h.push_str("<h2>Summary</h2>\n");
+        h.push_str(&html_usage_table(
+            "Pengguna",
+            self.pengguna
+                .iter()
+                .map(|p| (pengguna_label(p).to_owned(), &p.usage))
+                .chain(std::iter::once(("Total".to_owned(), &self.totals))),
+        ));
+        for p in &self.pengguna {
+            let _ = writeln!(h, "<section>\n<h2>{}</h2>", escape(pengguna_label(p)));
+            if let Some(daily) = p.usage.daily_hits.as_ref().filter(|d| !d.is_empty()) {
+                h.push_str("<h3>Hits per day</h3>\n");
+                h.push_str(&daily_chart(self.first_day, self.last_day, daily));
+            }
+            if !p.usage.channels.is_empty() {
+                h.push_str("<h3>Share by channel</h3>\n");
+                h.push_str(&share_chart(&p.usage));
+            }
+            h.push_str("<h3>User IDs</h3>\n");
+            h.push_str(&html_usage_table(
+                "User ID",
+                p.users.iter().map(|u| {
+                    (
+                        u.user_id.clone().unwrap_or_else(|| UNIDENTIFIED.to_owned()),
+                        &u.usage,
+                    )
+                }),
+            ));
+            if !p.usage.refusals.is_empty() {
+                h.push_str("<h3>Refusals by reason</h3>\n<table><tr><th>Reason</th><th>Refusals</th></tr>\n");
+                for (reason, n) in &p.usage.refusals {
+                    let _ = writeln!(
+                        h,
+                        "<tr><td>{}</td><td class=\"n\">{n}</td></tr>",
+                        escape(reason)
+                    );
+                }
+                h.push_str("</table>\n");
+            }
+            h.push_str("</section>\n");
+        }
+        h.push_str("</body>\n</html>\n");
+        h
+    }
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;color:#222}\
+table{border-collapse:collapse;margin:.5rem 0 1rem}th,td{border:1px solid #ccc;padding:.25rem .5rem}\
+th{background:#f3f3f3;text-align:left}td.n{text-align:right}svg{display:block;margin:.5rem 0}\
+section{margin-top:2rem;border-top:2px solid #ddd}";
+
+/// Channel colours: fixed for the three channels, a grey for anything else.
+fn channel_colour(channel: &str) -> &'static str {
+    match channel {
+        "web_service" => "#2b6cb0",
+        "web_portal" => "#38a169",
+        "card_reader" => "#d69e2e",
+        _ => "#718096",
+    }
+}
+
+fn pengguna_label(p: &PenggunaReport) -> &str {
+    p.pengguna.as_deref().unwrap_or(UNIDENTIFIED)
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn peak(usage: &Usage) -> String {
+    usage
+        .peak_day
+        .map_or_else(|| "–".to_owned(), |p| format!("{} ({})", p.date, p.hits))
+}
+
+fn md_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+const USAGE_COLUMNS: [&str; 9] = [
+    "Requests",
+    "Hits",
+    "Active days",
+    "Peak day (hits)",
+    "Quota (sum)",
+    "Utilisation",
+    "Distinct NIKs",
+    "Refusals",
+    "Channels (hits)",
+];
+
+fn usage_cells(usage: &Usage) -> [String; 9] {
+    [
+        usage.requests.to_string(),
+        usage.hits.to_string(),
+        usage.active_days.to_string(),
+        peak(usage),
+        usage.quota_limit_sum.to_string(),
+        percent(usage.quota_utilisation),
+        usage.distinct_niks.to_string(),
+        usage.refusals_total.to_string(),
+        usage
+            .channels
+            .iter()
+            .map(|(c, s)| format!("{c} {} ({})", s.hits, percent(Some(s.share))))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ]
+}
+
+fn md_usage_table<'a>(first: &str, rows: impl Iterator<Item = (String, &'a Usage)>) -> String {
+    let mut md = format!("| {first} | {} |\n", USAGE_COLUMNS.join(" | "));
+    md.push_str(&format!("|---|{}\n", "---:|".repeat(USAGE_COLUMNS.len())));
+    for (name, usage) in rows {
+        let cells: Vec<String> = usage_cells(usage).iter().map(|c| md_cell(c)).collect();
+        let _ = writeln!(md, "| {} | {} |", md_cell(&name), cells.join(" | "));
+    }
+    md
+}
+
+fn md_usage_row_total(usage: &Usage) -> String {
+    let cells: Vec<String> = usage_cells(usage).iter().map(|c| md_cell(c)).collect();
+    format!("| **Total** | {} |\n", cells.join(" | "))
+}
+
+fn md_breakdown(usage: &Usage) -> String {
+    let mut md = String::new();
+    if !usage.refusals.is_empty() {
+        md.push_str("\n| Refusal reason | Refusals |\n|---|---:|\n");
+        for (reason, n) in &usage.refusals {
+            let _ = writeln!(md, "| {} | {n} |", md_cell(reason));
+        }
+    }
+    if !usage.channels.is_empty() {
+        md.push_str("\n| Channel | Hits | Share |\n|---|---:|---:|\n");
+        for (channel, s) in &usage.channels {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                md_cell(channel),
+                s.hits,
+                percent(Some(s.share))
+            );
+        }
+    }
+    md
+}
+
+fn html_usage_table<'a>(first: &str, rows: impl Iterator<Item = (String, &'a Usage)>) -> String {
+    let mut h = format!("<table>\n<tr><th>{}</th>", escape(first));
+    for column in USAGE_COLUMNS {
+        let _ = write!(h, "<th>{}</th>", escape(column));
+    }
+    h.push_str("</tr>\n");
+    for (name, usage) in rows {
+        let _ = write!(h, "<tr><td>{}</td>", escape(&name));
+        for cell in usage_cells(usage) {
+            let _ = write!(h, "<td class=\"n\">{}</td>", escape(&cell));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
+    h
+}
+
+/// Horizontal bars, one per label, scaled to the largest value.
+fn hbar_chart(items: &[(String, u64)], unit: &str) -> String {
+    const LABEL_W: u64 = 220;
+    const BAR_W: u64 = 380;
+    const ROW_H: u64 = 24;
+    let max = items.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
+    let height = ROW_H * items.len() as u64 + 8;
+    let width = LABEL_W + BAR_W + 90;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" \
+         aria-label=\"{} per item\" font-size=\"12\">\n",
+        escape(unit)
+    );
+    for (i, (label, value)) in items.iter().enumerate() {
+        let y = 4 + ROW_H * i as u64;
+        let w = (BAR_W * value).div_ceil(max);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
+             <rect x=\"{LABEL_W}\" y=\"{}\" width=\"{w}\" height=\"{}\" fill=\"#2b6cb0\"><title>{}: {value} {}</title></rect>\
+             <text x=\"{}\" y=\"{}\">{value}</text>",
+            LABEL_W - 6,
+            y + 15,
+            escape(label),
+            y + 3,
+            ROW_H - 6,
+            escape(label),
+            escape(unit),
+            LABEL_W + w + 4,
+            y + 15,
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// One vertical bar per day of the semester, months marked on the axis.
+fn daily_chart(
+    first: NaiveDate,
+    last: NaiveDate,
+    daily: &std::collections::BTreeMap<NaiveDate, u64>,
+) -> String {
+    const BAR: i64 = 4;
+    const PLOT_H: u64 = 120;
+    const LEFT: i64 = 40;
+    let days = (last - first).num_days() + 1;
+    let width = LEFT + days * BAR + 10;
+    let max = daily.values().copied().max().unwrap_or(0).max(1);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" role=\"img\" \
+         aria-label=\"hits per day\" font-size=\"11\">\n\
+         <text x=\"{}\" y=\"12\" text-anchor=\"end\">{max}</text>\
+         <line x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>\n",
+        PLOT_H + 30,
+        LEFT - 4,
+        PLOT_H + 5,
+        width - 10,
+        PLOT_H + 5,
+    );
+    for (&day, &hits) in daily {
+        let x = LEFT + (day - first).num_days() * BAR;
+        let h = (PLOT_H * hits).div_ceil(max);
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{h}\" fill=\"#2b6cb0\"><title>{day}: {hits} hits</title></rect>",
+            PLOT_H + 5 - h,
+            BAR - 1,
+        );
+    }
+    let mut month = first;
+    while month <= last {
+        let x = LEFT + (month - first).num_days() * BAR;
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#999\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            PLOT_H + 5,
+            PLOT_H + 10,
+            x + 2,
+            PLOT_H + 22,
+            month.format("%b"),
+        );
+        month = next_month(month);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn next_month(day: NaiveDate) -> NaiveDate {
+    let (year, month) = if day.month() == 12 {
+        (day.year() + 1, 1)
+    } else {
+        (day.year(), day.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(NaiveDate::MAX)
+}
+
+/// One stacked bar: each channel's share of the hits, with a legend.
+fn share_chart(usage: &Usage) -> String {
+    const W: f64 = 600.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" role=\"img\" \
+         aria-label=\"share by channel\" font-size=\"12\">\n",
+        W as u64 + 10,
+        30 + 18 * usage.channels.len()
+    );
+    let mut x = 0.0;
+    for (channel, share) in &usage.channels {
+        let w = share.share * W;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"22\" fill=\"{}\"><title>{}: {} hits, {}</title></rect>",
+            channel_colour(channel),
+            escape(channel),
+            share.hits,
+            percent(Some(share.share)),
+        );
+        x += w;
+    }
+    for (i, (channel, share)) in usage.channels.iter().enumerate() {
+        let y = 30 + 18 * i;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"0\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"18\" y=\"{}\">{}: {} hits ({})</text>",
+            channel_colour(channel),
+            y + 10,
+            escape(channel),
+            share.hits,
+            percent(Some(share.share)),
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Escapes text for HTML and SVG content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
+        assert_eq!("html".parse::<Format>(), Ok(Format::Html));
+        let err = "pdf".parse::<Format>().expect_err("pdf");
+        assert!(err.to_string().contains("csv, json, md or html"));
+    }
+
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(md_cell("a|b\nc"), "a\\|b c");
+    }
+}

@@ -1,0 +1,163 @@
+//! Round trips, concurrency with group commit, and rotation across a WIB day boundary.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gerbang_audit::{AuditError, AuditLog, Record, WriterOptions, verify};
+
+use crate::support::{TestClock, files, hit, key, open};
+
+#[test]
+fn records_round_trip_and_the_chain_continues_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = TestClock::at("2026-03-01T10:00:00+07:00");
+    let log = open(dir.path(), &clock);
+    let mut sent = Vec::new();
+    for n in 0..100 {
+        let record = hit(clock.now(), n);
+        let receipt = log.append(&record).expect("append");
+        // seq 0 is the writer's open event.
+        assert_eq!(receipt.seq, n + 1);
+        sent.push(record);
+    }
+    let stats = log.stats();
+    assert!(stats.healthy);
+    assert_eq!(stats.records_written, 100);
+    assert_eq!(stats.last_seq, Some(100));
+    assert_eq!(stats.append_latency.count, 100);
+    log.close().expect("close");
+
+    let report = verify(dir.path(), &key()).expect("verify");
+    assert!(report.is_intact(), "{report}");
+    assert_eq!((report.records, report.open_events), (100, 1));
+    assert_eq!(report.last_seq, Some(100));
+    assert_eq!(report.checkpoint, Some(100), "close fsyncs and checkpoints");
+    assert!(report.notes.is_empty(), "{report}");
+
+    // Every record reads back as written; the line holds nothing else but the chain.
+    let (_, lines) = &files(dir.path())[0];
+    assert!(lines[0].contains(r#""event":"open""#), "{}", lines[0]);
+    assert!(lines[0].contains(r#""checkpoint":"new""#), "{}", lines[0]);
+    for (line, record) in lines[1..].iter().zip(&sent) {
+        let back: Record = serde_json::from_str(line).expect("record");
+        assert_eq!(&back, record);
+        let value: serde_json::Value = serde_json::from_str(line).expect("json");
+        let keys: BTreeSet<&str> = value
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert!(keys.contains("seq") && keys.contains("prev") && keys.contains("mac"));
+        assert!(!line.contains("9900000000000"), "no raw NIK: {line}");
+    }
+
+    // A restart continues the chain, in the same day's file.
+    let log = open(dir.path(), &clock);
+    let receipt = log.append(&hit(clock.now(), 100)).expect("append");
+    assert_eq!(receipt.seq, 102, "101 is the second open event");
+    log.close().expect("close");
+    let report = verify(dir.path(), &key()).expect("verify");
+    assert!(report.is_intact(), "{report}");
+    assert_eq!((report.records, report.open_events), (101, 2));
+    assert_eq!(files(dir.path()).len(), 1);
+}
+
+#[test]
+fn eight_threads_and_a_day_change_make_one_whole_chain() {
+    const THREADS: u64 = 8;
+    const EACH: u64 = 10_000;
+    const NOWAIT: u64 = 1_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = TestClock::at("2026-06-30T23:59:00+07:00");
+    let log = Arc::new(open(dir.path(), &clock));
+    let appended = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for t in 0..THREADS {
+        let (log, clock, appended) = (log.clone(), clock.clone(), appended.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut seqs = Vec::with_capacity(EACH as usize);
+            for i in 0..EACH {
+                let n = t * EACH + i;
+                seqs.push(log.append(&hit(clock.now(), n)).expect("append").seq);
+                // Midnight WIB passes halfway through.
+                if appended.fetch_add(1, Ordering::SeqCst) + 1 == THREADS * EACH / 2 {
+                    clock.set("2026-07-01T00:00:01+07:00");
+                }
+            }
+            seqs
+        }));
+    }
+    // Refusals queued without waiting, interleaved with the rest.
+    let nowait = {
+        let (log, clock) = (log.clone(), clock.clone());
+        std::thread::spawn(move || {
+            for n in 0..NOWAIT {
+                let mut record = hit(clock.now(), 1_000_000 + n);
+                record.decision = gerbang_audit::Decision::Deny;
+                record.reason = Some("quota_exhausted".into());
+                record.upstream_status = None;
+                log.append_nowait(&record).expect("append_nowait");
+            }
+        })
+    };
+    let mut seqs = BTreeSet::new();
+    for handle in handles {
+        for seq in handle.join().expect("thread") {
+            assert!(seqs.insert(seq), "seq {seq} handed out twice");
+        }
+    }
+    nowait.join().expect("thread");
+    let log = Arc::into_inner(log).expect("last handle");
+    let stats = log.stats();
+    log.close().expect("close");
+
+    let total = THREADS * EACH + NOWAIT;
+    assert_eq!(stats.records_written, total);
+    assert_eq!(stats.write_failures, 0);
+    assert!(stats.batches_written <= total);
+    eprintln!(
+        "group commit: {} records in {} writes",
+        stats.records_written, stats.batches_written
+    );
+
+    let report = verify(dir.path(), &key()).expect("verify");
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, total);
+    assert_eq!(report.last_seq, Some(total));
+    let names: Vec<&str> = report.files.iter().map(|f| f.file.as_str()).collect();
+    assert_eq!(names, ["audit-2026-06-30.jsonl", "audit-2026-07-01.jsonl"]);
+    assert_eq!(
+        report.files[1].first_seq.expect("first"),
+        report.files[0].last_seq.expect("last") + 1,
+        "the new day's file continues the chain"
+    );
+    // Every receipt names a record in the log.
+    assert_eq!(seqs.len() as u64, THREADS * EACH);
+    assert!(seqs.iter().all(|&s| (1..=total).contains(&s)));
+}
+
+#[test]
+fn a_second_writer_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = TestClock::at("2026-03-01T10:00:00+07:00");
+    let _first = open(dir.path(), &clock);
+    let err = AuditLog::open(dir.path(), key(), WriterOptions::default()).expect_err("busy");
+    assert!(matches!(err, AuditError::DirectoryBusy { .. }), "{err}");
+    assert!(err.to_string().contains("its own audit directory"), "{err}");
+}
+
+#[test]
+fn a_clock_that_goes_back_never_reopens_an_older_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = TestClock::at("2026-03-02T10:00:00+07:00");
+    let log = open(dir.path(), &clock);
+    log.append(&hit(clock.now(), 1)).expect("append");
+    clock.set("2026-03-01T23:00:00+07:00");
+    log.append(&hit(clock.now(), 2)).expect("append");
+    log.close().expect("close");
+    let names: Vec<String> = files(dir.path()).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["audit-2026-03-02.jsonl"]);
+    assert!(verify(dir.path(), &key()).expect("verify").is_intact());
+}

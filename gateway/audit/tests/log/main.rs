@@ -1,0 +1,9 @@
+//! The decision log as the gateway uses it: real files, real threads, a real `kill -9`.
+//! One test binary, so the crash test can run itself as the child it kills.
+
+mod chain;
+mod crash;
+mod failure;
+mod reports;
+mod support;
+mod tamper;
