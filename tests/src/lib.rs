@@ -388,6 +388,9 @@ pub struct Gateway {
     starts: u32,
 }
 
+/// The decision-log key every test gateway is configured with (synthetic, tests only).
+pub const AUDIT_KEY: &str = "e2e-audit-key-not-secret-0123456789abcdef0123456789abcdef";
+
 /// The admin token every test gateway is configured with.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef0123456789";
 
@@ -426,8 +429,9 @@ impl Gateway {
         let admin_port = free_port();
         let config = config.replace("[policy]\n", "[policy]\nsanksi = \"sanksi.toml\"\n")
             + &format!(
-                "\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\ntoken_file = \"admin.token\"\n"
+                "\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\ntoken_file = \"admin.token\"\n\n[audit]\ndir = \"audit\"\nkey_file = \"audit.key\"\n"
             );
+        std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
         std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
         std::fs::write(dir.path().join("sanksi.toml"), "# Sanksi pasal 45 (e2e)\n").unwrap();
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();

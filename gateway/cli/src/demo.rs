@@ -48,7 +48,16 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         }
     };
     ensure_certs(&config)?;
-    ensure_admin_token(&config)?;
+    ensure_secret(
+        config.admin.as_ref().and_then(|a| a.token_file.as_ref()),
+        "admin token",
+    )?;
+    if std::env::var_os(gerbang_audit::AUDIT_KEY_ENV).is_none() {
+        ensure_secret(
+            config.audit.as_ref().and_then(|a| a.key_file.as_ref()),
+            "audit key",
+        )?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -91,10 +100,10 @@ fn ensure_certs(config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Writes a random admin token where the configuration expects one, if missing, readable
-/// by this user only.
-fn ensure_admin_token(config: &Config) -> Result<()> {
-    let Some(path) = config.admin.as_ref().and_then(|a| a.token_file.as_ref()) else {
+/// Writes a random secret (the admin token, the audit key) where the configuration expects
+/// one, if missing, readable by this user only.
+fn ensure_secret(path: Option<&std::path::PathBuf>, what: &str) -> Result<()> {
+    let Some(path) = path else {
         return Ok(());
     };
     if path.is_file() {
@@ -112,9 +121,9 @@ fn ensure_admin_token(config: &Config) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("writing the admin token {}", shown(path)))?;
+        .with_context(|| format!("writing the {what} {}", shown(path)))?;
     std::io::Write::write_all(&mut file, token.as_bytes())?;
-    println!("wrote a random admin token to {}", shown(path));
+    println!("wrote a random {what} to {}", shown(path));
     Ok(())
 }
 

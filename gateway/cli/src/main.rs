@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod certs;
 mod demo;
 mod policy;
@@ -47,6 +48,30 @@ enum Command {
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
+    },
+    /// The decision log: check that no record was edited, removed, inserted or reordered.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// A semester's use per Pengguna and User ID from the decision log (art. 40).
+    Report {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+        /// `YYYY-1` (January–June) or `YYYY-2` (July–December).
+        #[arg(long)]
+        semester: String,
+        #[arg(long)]
+        pengguna: Option<String>,
+        /// csv | json | md | html
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// The log directory (default: [audit] dir of the configuration).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Ask the running gateway to reload its PKS files, policies and sanctions (admin API).
     Reload {
@@ -96,6 +121,21 @@ enum PolicyCommand {
         /// The source address (default: the User ID's first registered one).
         #[arg(long)]
         ip: Option<std::net::IpAddr>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the chain and seals; exit 1 naming the first bad record.
+    Verify {
+        #[arg(long, short, default_value = "config/gerbang.toml")]
+        config: PathBuf,
+        /// The log directory (default: [audit] dir of the configuration).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The key file (default: [audit] key_file, else GERBANG_AUDIT_KEY).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
     },
 }
 
@@ -253,6 +293,22 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Demo { config } => demo::run(&config),
         Command::Reload { config } => admin::reload(&config),
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    config,
+                    dir,
+                    key_file,
+                },
+        } => audit::verify(&config, dir, key_file),
+        Command::Report {
+            config,
+            semester,
+            pengguna,
+            format,
+            dir,
+            out,
+        } => audit::report(&config, dir, &semester, pengguna.as_deref(), &format, out),
         Command::Quota {
             command:
                 QuotaCommand::Show {

@@ -33,6 +33,23 @@ struct ConfigFile {
     #[serde(default)]
     server: ServerFile,
     admin: Option<AdminFile>,
+    audit: Option<AuditFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    /// Directory of the decision log (one file per WIB day, hash-chained).
+    dir: String,
+    /// File holding the audit key (at least 32 bytes, hex or raw). Without it the key comes
+    /// from the `GERBANG_AUDIT_KEY` environment variable. Never put the key in this file.
+    key_file: Option<String>,
+    /// Longest time a written record waits for fsync, in milliseconds (default 50): what a
+    /// power cut can lose. A kill of the process loses nothing already answered.
+    fsync_interval_ms: Option<u64>,
+    /// Refuse answers carrying population data when their record cannot be written
+    /// (default true, DESIGN §7).
+    refuse_on_failure: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -250,8 +267,19 @@ pub struct Config {
     pub shadow_dir: Option<PathBuf>,
     /// The admin listener, if configured.
     pub admin: Option<Admin>,
+    /// The decision log, if configured.
+    pub audit: Option<AuditSettings>,
     pub quota: QuotaSettings,
     pub threads: usize,
+}
+
+/// The decision log.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub dir: PathBuf,
+    pub key_file: Option<PathBuf>,
+    pub fsync_interval: Duration,
+    pub refuse_on_failure: bool,
 }
 
 /// The admin listener.
@@ -509,6 +537,23 @@ impl Config {
         if threads == 0 {
             errors.push(src.error(None, "server.threads", "must be at least 1"));
         }
+        let audit = file.audit.as_ref().map(|a| AuditSettings {
+            dir: base.join(&a.dir),
+            key_file: a.key_file.as_ref().map(|k| base.join(k)),
+            fsync_interval: Duration::from_millis(a.fsync_interval_ms.unwrap_or(50)),
+            refuse_on_failure: a.refuse_on_failure.unwrap_or(true),
+        });
+        if file
+            .audit
+            .as_ref()
+            .is_some_and(|a| a.fsync_interval_ms == Some(0))
+        {
+            errors.push(src.error(
+                None,
+                "audit.fsync_interval_ms",
+                "must be more than 0 milliseconds",
+            ));
+        }
         let admin =
             file.admin
                 .as_ref()
@@ -572,6 +617,7 @@ impl Config {
             watch: file.policy.watch.unwrap_or(true),
             shadow_dir: file.policy.shadow_dir.map(|d| base.join(d)),
             admin,
+            audit,
             quota: QuotaSettings {
                 store: file.quota.store,
                 path: base.join(file.quota.path.as_deref().unwrap_or("quota.redb")),

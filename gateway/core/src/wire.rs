@@ -252,6 +252,9 @@ pub enum Refusal {
     UpstreamTimeout,
     /// The DWH answered something Gerbang cannot filter; nothing of it is passed on.
     UpstreamInvalid,
+    /// The answer's decision-log record could not be written, so the data is not released
+    /// (DESIGN §7).
+    AuditUnavailable,
 }
 
 impl Refusal {
@@ -275,6 +278,7 @@ impl Refusal {
             Self::QuotaUnavailable => "25",
             Self::UpstreamUnavailable | Self::UpstreamInvalid => "31",
             Self::UpstreamTimeout => "32",
+            Self::AuditUnavailable => "26",
         }
     }
 
@@ -316,6 +320,7 @@ impl Refusal {
             Self::UpstreamUnavailable => "Layanan DWH Tidak Tersedia",
             Self::UpstreamTimeout => "Layanan DWH Tidak Merespons",
             Self::UpstreamInvalid => "Jawaban DWH Tidak Dapat Diproses",
+            Self::AuditUnavailable => "Log Audit Tidak Dapat Ditulis",
         }
     }
 
@@ -331,7 +336,7 @@ impl Refusal {
             | Self::NotPermitted
             | Self::CardReaderUnavailable => 403,
             Self::LoginLocked | Self::QuotaExhausted | Self::RateLimited => 429,
-            Self::QuotaUnavailable => 503,
+            Self::QuotaUnavailable | Self::AuditUnavailable => 503,
             Self::IncompleteParameters | Self::NikFormat | Self::InvalidIp => 400,
             Self::BodyTooLarge => 413,
             Self::UnknownService => 404,
@@ -374,6 +379,7 @@ impl Refusal {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamInvalid => "upstream_invalid",
+            Self::AuditUnavailable => "audit_unavailable",
         }
     }
 

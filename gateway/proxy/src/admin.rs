@@ -39,6 +39,8 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub reloader: Arc<Reloader>,
     pub clock: Arc<dyn Clock>,
+    pub audit: Option<Arc<gerbang_audit::AuditLog>>,
+    pub instance: String,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -69,7 +71,11 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Answer {
 
 impl Admin {
     /// Serves one request.
-    async fn handle(self: Arc<Self>, req: http::Request<Incoming>) -> Answer {
+    async fn handle(
+        self: Arc<Self>,
+        req: http::Request<Incoming>,
+        peer: std::net::IpAddr,
+    ) -> Answer {
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         let method = req.method().clone();
@@ -98,10 +104,10 @@ impl Admin {
             },
             (&Method::GET, "/quota") => self.quota(param("user"), param("pengguna")),
             (&Method::GET, "/sanksi") => self.sanctions(),
-            (&Method::POST, "/sanksi") => self.add_sanction(&body).await,
+            (&Method::POST, "/sanksi") => self.add_sanction(&body, peer).await,
             (&Method::DELETE, p) if p.starts_with("/sanksi/") => {
                 let id = p.trim_start_matches("/sanksi/").to_string();
-                self.lift_sanction(id).await
+                self.lift_sanction(id, peer).await
             }
             _ => error(
                 StatusCode::NOT_FOUND,
@@ -155,6 +161,7 @@ impl Admin {
         let snap = self.snapshot.load();
         self.metrics
             .refresh_quota(&snap, &self.meter, self.clock.today(), self.quota_series);
+        self.metrics.refresh_audit(self.audit.as_deref());
         match self.metrics.render() {
             Ok(text) => reply(StatusCode::OK, "text/plain; version=0.0.4", text),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -285,7 +292,7 @@ impl Admin {
         )
     }
 
-    async fn add_sanction(&self, body: &Bytes) -> Answer {
+    async fn add_sanction(&self, body: &Bytes, peer: std::net::IpAddr) -> Answer {
         let new: NewSanction = match serde_json::from_slice(body) {
             Ok(n) => n,
             Err(e) => {
@@ -298,6 +305,7 @@ impl Admin {
             }
         };
         let now = self.clock.now().with_timezone(&gerbang_core::wib());
+        let target = (new.jenis, new.sasaran.clone());
         let r = Arc::clone(&self.reloader);
         let edited = tokio::task::spawn_blocking(move || {
             r.edit_sanctions(|text| {
@@ -308,6 +316,13 @@ impl Admin {
         match edited {
             Ok(Ok((id, summary))) => {
                 tracing::warn!(sanction.id = id.as_str(), "sanction applied");
+                self.audit_sanction(
+                    &format!("SanksiTambah:{}", target.0.as_str()),
+                    &id,
+                    Some(target.1),
+                    peer,
+                    &summary.policy_hash,
+                );
                 json_reply(
                     StatusCode::CREATED,
                     &json!({ "id": id, "reloaded": summary }),
@@ -318,7 +333,7 @@ impl Admin {
         }
     }
 
-    async fn lift_sanction(&self, id: String) -> Answer {
+    async fn lift_sanction(&self, id: String, peer: std::net::IpAddr) -> Answer {
         let r = Arc::clone(&self.reloader);
         let wanted = id.clone();
         let edited = tokio::task::spawn_blocking(move || {
@@ -335,6 +350,7 @@ impl Admin {
         match edited {
             Ok(Ok(((), summary))) => {
                 tracing::warn!(sanction.id = id.as_str(), "sanction lifted");
+                self.audit_sanction("SanksiCabut", &id, None, peer, &summary.policy_hash);
                 json_reply(
                     StatusCode::OK,
                     &json!({ "lifted": id, "reloaded": summary }),
@@ -342,6 +358,45 @@ impl Admin {
             }
             Ok(Err(e)) => sanction_error(&e),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+}
+
+impl Admin {
+    /// Writes a sanction applied or lifted to the decision log: the action names it, the
+    /// reason holds its id, `user_id` its target.
+    fn audit_sanction(
+        &self,
+        action: &str,
+        id: &str,
+        target: Option<String>,
+        peer: std::net::IpAddr,
+        policy_hash: &str,
+    ) {
+        let Some(log) = &self.audit else { return };
+        let record = gerbang_audit::Record {
+            time: self.clock.now(),
+            instance: self.instance.clone(),
+            request_id: format!("{}-admin-{id}", self.instance),
+            user_id: target,
+            pengguna: None,
+            pks: None,
+            peer_ip: peer,
+            channel: Some("admin".into()),
+            action: Some(action.to_string()),
+            decision: gerbang_audit::Decision::Allow,
+            reason: Some(id.to_string()),
+            policy_ids: Vec::new(),
+            policy_hash: policy_hash.to_string(),
+            nik_digest: None,
+            elements: Vec::new(),
+            upstream_status: None,
+            latency_us: 0,
+            quota_used: None,
+            quota_limit: None,
+        };
+        if let Err(e) = log.append(&record) {
+            tracing::error!(error = %e, sanction.id = id, "the sanction is in force but its decision-log record was not written");
         }
     }
 }
@@ -379,7 +434,7 @@ impl BackgroundService for AdminService {
         };
         tracing::info!(address = %admin.address, "admin listener ready");
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -393,7 +448,7 @@ impl BackgroundService for AdminService {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let admin = Arc::clone(&admin);
-                    async move { Ok::<_, Infallible>(admin.handle(req).await) }
+                    async move { Ok::<_, Infallible>(admin.handle(req, peer.ip()).await) }
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

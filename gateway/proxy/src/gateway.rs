@@ -25,6 +25,7 @@ use gerbang_policy::{
 use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
 
 use crate::metrics::Metrics;
+pub use crate::record::Audit;
 use crate::route::route;
 
 /// Largest DWH answer Gerbang buffers for filtering. A lookup answer is a few kilobytes; a
@@ -43,6 +44,9 @@ pub struct Gateway {
     auth: Arc<Authenticator>,
     meter: Arc<Meter>,
     metrics: Arc<Metrics>,
+    /// The decision log, when configured.
+    audit: Option<Audit>,
+    request_ids: std::sync::atomic::AtomicU64,
     burst: Burst,
     /// The last WIB day a request was metered on, to drop yesterday's counters once.
     last_day: std::sync::Mutex<Option<NaiveDate>>,
@@ -59,6 +63,12 @@ pub struct Gateway {
 /// Per-request state, from the first filter to `logging`.
 pub struct GatewayCtx {
     started: Instant,
+    /// Numbers requests within this process, for the decision log.
+    pub(crate) request_id: u64,
+    /// The looked-up NIK as the decision log's keyed digest (never the NIK itself).
+    pub(crate) nik_digest: Option<gerbang_audit::NikDigest>,
+    /// The decision-log record was written where the answer was released.
+    audited: bool,
     peer: Option<IpAddr>,
     action: Option<Action>,
     user_id: Option<String>,
@@ -120,6 +130,7 @@ impl Gateway {
         auth: Arc<Authenticator>,
         meter: Arc<Meter>,
         metrics: Arc<Metrics>,
+        audit: Option<Audit>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let up = &config.upstream;
@@ -139,6 +150,8 @@ impl Gateway {
             auth,
             meter,
             metrics,
+            audit,
+            request_ids: std::sync::atomic::AtomicU64::new(1),
             burst: Burst::new(config.quota.burst_per_user, config.quota.burst_per_pengguna),
             last_day: std::sync::Mutex::new(None),
             argon2_slots: tokio::sync::Semaphore::new(ARGON2_SLOTS),
@@ -232,6 +245,7 @@ impl Gateway {
             if let Err(e) = Nik::parse(&nik) {
                 return Ok(Some(Reject::new(Refusal::NikFormat, nik_reason(&e))));
             }
+            ctx.nik_digest = self.audit.as_ref().map(|a| a.key.nik_digest(&nik));
         }
         // A body `ip_user` grants nothing; one that is not the real peer is refused.
         if let Some(claimed) = ip_user.filter(|s| !s.is_empty()) {
@@ -551,6 +565,9 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> GatewayCtx {
         GatewayCtx {
             started: Instant::now(),
+            request_id: self.next_request_id(),
+            nik_digest: None,
+            audited: false,
             peer: None,
             action: None,
             user_id: None,
@@ -688,7 +705,11 @@ impl ProxyHttp for Gateway {
         }
         if end_of_stream {
             ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
-            *body = Some(self.finish_answer(ctx));
+            let mut answer = self.finish_answer(ctx);
+            if ctx.refusal.is_none() && ctx.records > 0 {
+                answer = self.audit_release(ctx, answer);
+            }
+            *body = Some(answer);
         }
         Ok(None)
     }
@@ -754,6 +775,9 @@ impl ProxyHttp for Gateway {
             _ => "none",
         };
         self.record_metrics(ctx);
+        if !ctx.audited {
+            self.audit_nowait(ctx, status);
+        }
         tracing::info!(
             target: "gerbang::request",
             peer = ?ctx.peer,
@@ -776,6 +800,100 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// Writes the record of an answer carrying population data before it is released
+    /// (DESIGN §7). If the log cannot be written, the data is withheld (unless configured
+    /// otherwise) and the hit refunded: the Pengguna received nothing.
+    fn audit_release(&self, ctx: &mut GatewayCtx, answer: Bytes) -> Bytes {
+        let Some(audit) = &self.audit else {
+            return answer;
+        };
+        ctx.audited = true;
+        let record = self.audit_record(audit, ctx, 200);
+        let started = Instant::now();
+        let written = audit.log.append(&record);
+        self.metrics
+            .audit_write_duration
+            .observe(started.elapsed().as_secs_f64());
+        match written {
+            Ok(_) => answer,
+            Err(e) if audit.refuse_on_failure => {
+                tracing::error!(error = %e, "decision log not written; the answer's data is withheld");
+                ctx.refusal = Some(Refusal::AuditUnavailable);
+                ctx.released = ElementSet::EMPTY;
+                ctx.records = 0;
+                self.refund_once(ctx);
+                let remaining = ctx.quota.as_ref().map(|q| q.usage.remaining());
+                // Recorded as refused, without waiting: the log may be failing.
+                let refused = self.audit_record(audit, ctx, 200);
+                let _ = audit.log.append_nowait(&refused);
+                Bytes::from(Refusal::AuditUnavailable.body_with_quota("", remaining))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "decision log not written; answer released (audit.refuse_on_failure = false)");
+                answer
+            }
+        }
+    }
+
+    /// Records a request that released no population data, off the answer's path.
+    fn audit_nowait(&self, ctx: &GatewayCtx, status: u16) {
+        if let Some(audit) = &self.audit {
+            let record = self.audit_record(audit, ctx, status);
+            if let Err(e) = audit.log.append_nowait(&record) {
+                tracing::debug!(error = %e, "decision log record not queued");
+            }
+        }
+    }
+
+    fn audit_record(&self, audit: &Audit, ctx: &GatewayCtx, _status: u16) -> gerbang_audit::Record {
+        let snap = ctx
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| self.snapshot.load_full());
+        let allowed = ctx.refusal.is_none() && ctx.decision.as_ref().is_some_and(|d| d.allowed());
+        gerbang_audit::Record {
+            time: self.clock.now(),
+            instance: audit.instance.clone(),
+            request_id: format!("{}-{}", audit.instance, ctx.request_id),
+            user_id: ctx.user_id.clone(),
+            pengguna: ctx.pengguna.clone(),
+            pks: ctx.pks.clone(),
+            peer_ip: ctx
+                .peer
+                .map_or(IpAddr::from([0, 0, 0, 0]), gerbang_core::canonical_ip),
+            channel: Some(ctx.channel.as_str().to_string()),
+            action: ctx.action.map(|a| a.as_str().to_string()),
+            decision: if allowed {
+                gerbang_audit::Decision::Allow
+            } else {
+                gerbang_audit::Decision::Deny
+            },
+            reason: ctx.refusal.map(|r| r.name().to_string()),
+            policy_ids: ctx
+                .decision
+                .as_ref()
+                .map(|d| d.policies.clone())
+                .unwrap_or_default(),
+            policy_hash: snap.engine().hash().to_string(),
+            nik_digest: ctx.nik_digest.clone(),
+            elements: snap
+                .vocabulary()
+                .names(ctx.released)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            upstream_status: ctx.upstream_status,
+            latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            quota_used: ctx.quota.as_ref().map(|q| q.usage.used),
+            quota_limit: ctx.quota.as_ref().map(|q| q.usage.limit),
+        }
+    }
+
+    fn next_request_id(&self) -> u64 {
+        self.request_ids
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Counts the request once, when it is logged.
     fn record_metrics(&self, ctx: &GatewayCtx) {
         let m = &self.metrics;

@@ -8,6 +8,7 @@
 mod admin;
 mod gateway;
 mod metrics;
+mod record;
 mod reload;
 mod route;
 mod server;

@@ -235,6 +235,24 @@ impl Metrics {
         self.quota_store_up.set(i64::from(meter.store_healthy()));
     }
 
+    /// Refreshes the decision log's gauges and failure count from its own counters. No log
+    /// configured counts as healthy: nothing is failing.
+    pub fn refresh_audit(&self, log: Option<&gerbang_audit::AuditLog>) {
+        let Some(log) = log else {
+            self.audit_healthy.set(1);
+            return;
+        };
+        let stats = log.stats();
+        self.audit_healthy.set(i64::from(stats.healthy));
+        self.audit_queue_depth
+            .set(i64::try_from(stats.queue_depth).unwrap_or(i64::MAX));
+        let failures = stats.write_failures + stats.fsync_failures;
+        let seen = self.audit_write_failures.get();
+        if failures > seen {
+            self.audit_write_failures.inc_by(failures - seen);
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut out = Vec::new();

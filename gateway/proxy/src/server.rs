@@ -26,6 +26,8 @@ pub enum ServeError {
     Listener(String),
     #[error("cannot open the quota store: {0}")]
     Quota(#[from] QuotaError),
+    #[error("cannot open the decision log: {0}")]
+    Audit(String),
     #[error("cannot register the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -81,12 +83,24 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let audit = match &config.audit {
+        Some(settings) => Some(
+            crate::record::Audit::open(settings, &config.instance, Arc::clone(&clock))
+                .map_err(ServeError::Audit)?,
+        ),
+        None => {
+            tracing::warn!("no [audit] decision log configured: requests are not recorded");
+            None
+        }
+    };
+    let audit_log = audit.as_ref().map(|a| Arc::clone(&a.log));
     let gateway = Gateway::new(
         &config,
         Arc::clone(&snapshot),
         Arc::clone(&auth),
         Arc::clone(&meter),
         Arc::clone(&metrics),
+        audit,
         Arc::clone(&clock),
     );
     let mut service =
@@ -110,6 +124,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     }
     server.add_service(service);
     let admin = config.admin.clone();
+    let instance = config.instance.clone();
     let reloader = Arc::new(Reloader::new(
         config,
         Arc::clone(&snapshot),
@@ -138,6 +153,8 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
                     metrics,
                     reloader,
                     clock,
+                    audit: audit_log.clone(),
+                    instance: instance.clone(),
                 })),
             ));
         }
@@ -149,6 +166,12 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     // Every request has finished: write exact counts, releasing unused reserved blocks.
     if let Err(e) = meter.close() {
         tracing::error!(error = %e, "could not persist the exact quota counts; the reserved blocks stay counted");
+    }
+    // Write what is queued and fsync; if the log is still shared, its drop does the same.
+    if let Some(log) = audit_log.and_then(|l| Arc::try_unwrap(l).ok())
+        && let Err(e) = log.close()
+    {
+        tracing::error!(error = %e, "could not close the decision log cleanly");
     }
     tracing::info!("stopped");
     Ok(())
