@@ -357,3 +357,60 @@ async fn a_pks_edit_on_disk_applies_within_a_second_and_a_broken_one_is_refused_
     assert_eq!(status, 200, "{text}");
     assert_eq!(answer_json(&text)["reloaded"]["pks"], 2, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_policies_are_evaluated_and_counted_but_never_enforced() {
+    let sim = Sim::start(1_000);
+    let mut gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    // A candidate set that would also forbid the full name.
+    let candidate = gw.dir.path().join("candidate");
+    std::fs::create_dir_all(&candidate).unwrap();
+    for entry in std::fs::read_dir(policies_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, candidate.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let rules = std::fs::read_to_string(candidate.join("elemen.cedar")).unwrap();
+    std::fs::write(
+        candidate.join("elemen.cedar"),
+        rules + "\n// Trial: no full names.\n@id(\"trial-no-name\")\nforbid (principal, action == Gerbang::Action::\"ReadElement\", resource == Gerbang::Element::\"NAMA_LGKP\");\n",
+    )
+    .unwrap();
+    let config_path = gw.dir.path().join("gerbang.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        config.replace("[policy]\n", "[policy]\nshadow_dir = \"candidate\"\n"),
+    )
+    .unwrap();
+    gw.stop();
+    gw.restart();
+
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let client = gw.client("127.0.0.4");
+    for _ in 0..3 {
+        let (_, answer) = post(
+            &client,
+            &gw.url("CALL_NIK"),
+            call_nik(&nik, "bkd_01", PASSWORD),
+        )
+        .await;
+        // The active set decides: the name is still released.
+        assert!(
+            record_keys(&answer).contains(&"NAMA_LGKP".to_string()),
+            "{answer}"
+        );
+    }
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"gerbang_shadow_disagreements_total{active="allow",shadow="allow"} 3"#),
+        "{metrics}"
+    );
+    let log = gw.proc.stderr();
+    assert_eq!(log.matches("shadow policies disagree").count(), 1, "{log}");
+    assert!(
+        log.contains("trial-no-name") || log.contains("shadow.elements"),
+        "{log}"
+    );
+}

@@ -36,6 +36,9 @@ pub struct Snapshot {
     cache: DashMap<CacheKey, (NaiveDate, Arc<Decision>)>,
     /// The sanctions applied to `agreements` and `blocked`.
     sanctions: Sanctions,
+    /// Candidate policies over the same agreements, evaluated beside these and never
+    /// enforced (shadow mode), with their own decision cache.
+    shadow: Option<Box<Snapshot>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -81,6 +84,7 @@ impl Snapshot {
             blocked,
             cache: DashMap::new(),
             sanctions: Sanctions::default(),
+            shadow: None,
         })
     }
 
@@ -136,6 +140,11 @@ impl Snapshot {
 
     pub fn pks(&self, r: UserRef) -> &Pks {
         &self.agreements[r.pks as usize]
+    }
+
+    /// The candidate (shadow) policies' view of the same agreements, if configured.
+    pub fn shadow(&self) -> Option<&Snapshot> {
+        self.shadow.as_deref()
     }
 
     /// The sanctions in force, as loaded with the agreements.
@@ -212,10 +221,50 @@ pub fn load_snapshot(config: &gerbang_core::Config) -> Result<Snapshot, ConfigEr
             if errors.is_empty() =>
         {
             sanctions.apply(&mut set, &mut blocked)?;
+            let shadow = config
+                .shadow_dir
+                .as_deref()
+                .and_then(|dir| shadow_snapshot(dir, &vocab, &set, &blocked));
             let mut snap = Snapshot::build(vocab, set, Arc::new(engine), blocked)?;
             snap.sanctions = sanctions;
+            snap.shadow = shadow.map(Box::new);
             Ok(snap)
         }
         _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Builds the shadow snapshot from a candidate policy directory. A candidate that does not
+/// load is logged and left out: it must never stop the active set from loading.
+fn shadow_snapshot(
+    dir: &std::path::Path,
+    vocab: &Vocabulary,
+    set: &PksSet,
+    blocked: &[IpNet],
+) -> Option<Snapshot> {
+    let built = PolicyEngine::load(dir).and_then(|engine| {
+        Snapshot::build(
+            vocab.clone(),
+            set.clone(),
+            Arc::new(engine),
+            blocked.to_vec(),
+        )
+    });
+    match built {
+        Ok(snap) => {
+            tracing::info!(
+                dir = %dir.display(),
+                policy.hash = snap.engine().hash(),
+                "shadow policies loaded: evaluated beside the active set, never enforced"
+            );
+            Some(snap)
+        }
+        Err(errors) => {
+            tracing::error!(
+                dir = %dir.display(),
+                "shadow policies not loaded (the active set is unaffected):\n{errors}"
+            );
+            None
+        }
     }
 }

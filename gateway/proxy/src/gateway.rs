@@ -276,21 +276,22 @@ impl Gateway {
         ctx.pengguna = Some(pks.pengguna.clone());
         let day = self.clock.today();
         let decided = Instant::now();
-        let (decision, warm) = authorize_traced(
-            &snap,
-            &Request {
-                user,
-                action,
-                channel: ctx.channel,
-                day,
-                peer,
-                sam_valid: false,
-            },
-        );
+        let request = Request {
+            user,
+            action,
+            channel: ctx.channel,
+            day,
+            peer,
+            sam_valid: false,
+        };
+        let (decision, warm) = authorize_traced(&snap, &request);
         self.metrics
             .decision_duration
             .with_label_values(&[if warm { "warm" } else { "cold" }])
             .observe(decided.elapsed().as_secs_f64());
+        if let Some(shadow) = snap.shadow() {
+            self.compare_shadow(shadow, &request, &decision, &user_id);
+        }
         let limit = snap.user(user).kuota_harian.get();
         ctx.quota = Some(QuotaCtx {
             user: user_id.clone(),
@@ -892,6 +893,35 @@ impl Gateway {
     fn next_request_id(&self) -> u64 {
         self.request_ids
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Shadow mode: decides the request with the candidate policies too and counts (and, the
+    /// first time per User ID, action and day, logs) any difference. Never enforced.
+    fn compare_shadow(&self, shadow: &Snapshot, req: &Request, active: &Decision, user_id: &str) {
+        let (candidate, warm) = authorize_traced(shadow, req);
+        let same = candidate.refusal == active.refusal && candidate.elements == active.elements;
+        if same {
+            return;
+        }
+        let name = |d: &Decision| d.refusal.map_or("allow", Refusal::name);
+        self.metrics
+            .shadow_disagreements
+            .with_label_values(&[name(active), name(&candidate)])
+            .inc();
+        if !warm {
+            let vocab = shadow.vocabulary();
+            tracing::warn!(
+                user.id = user_id,
+                action = req.action.as_str(),
+                active.decision = name(active),
+                active.rule = active.rule.as_str(),
+                shadow.decision = name(&candidate),
+                shadow.rule = candidate.rule.as_str(),
+                active.elements = vocab.names(active.elements).join(",").as_str(),
+                shadow.elements = vocab.names(candidate.elements).join(",").as_str(),
+                "shadow policies disagree (not enforced)"
+            );
+        }
     }
 
     /// Counts the request once, when it is logged.
