@@ -257,34 +257,38 @@ impl PolicyEngine {
                 vocab.name(id),
             );
         }
+        // Per Pengguna across its agreements: foreign-majority if any says so, law
+        // enforcement only if all do. One pass: a search per Pengguna is quadratic.
+        let mut flags: HashMap<&str, (bool, bool)> = HashMap::new();
+        for p in agreements {
+            let f = flags.entry(p.pengguna.as_str()).or_insert((false, true));
+            f.0 |= p.kepemilikan_asing_mayoritas;
+            f.1 &= p.penegak_hukum;
+        }
         let mut penggunas = HashSet::new();
         for pks in agreements {
             let pengguna = uid(&t.pengguna, &pks.pengguna);
             if penggunas.insert(pks.pengguna.clone()) {
-                let attrs =
-                    HashMap::from([
-                        (
-                            "jenis".to_string(),
-                            RestrictedExpression::new_string(
-                                format!("{:?}", pks.jenis_pengguna).to_lowercase(),
-                            ),
+                let attrs = HashMap::from([
+                    (
+                        "jenis".to_string(),
+                        RestrictedExpression::new_string(
+                            format!("{:?}", pks.jenis_pengguna).to_lowercase(),
                         ),
-                        (
-                            "asing_mayoritas".to_string(),
-                            RestrictedExpression::new_bool(agreements.iter().any(|p| {
-                                p.pengguna == pks.pengguna && p.kepemilikan_asing_mayoritas
-                            })),
+                    ),
+                    (
+                        "asing_mayoritas".to_string(),
+                        RestrictedExpression::new_bool(
+                            flags.get(pks.pengguna.as_str()).is_some_and(|f| f.0),
                         ),
-                        (
-                            "penegak_hukum".to_string(),
-                            RestrictedExpression::new_bool(
-                                agreements
-                                    .iter()
-                                    .filter(|p| p.pengguna == pks.pengguna)
-                                    .all(|p| p.penegak_hukum),
-                            ),
+                    ),
+                    (
+                        "penegak_hukum".to_string(),
+                        RestrictedExpression::new_bool(
+                            flags.get(pks.pengguna.as_str()).is_some_and(|f| f.1),
                         ),
-                    ]);
+                    ),
+                ]);
                 push(
                     &mut out,
                     &mut errors,
