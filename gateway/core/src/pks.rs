@@ -101,6 +101,17 @@ pub enum SamStatus {
     Dicabut,
 }
 
+impl SamStatus {
+    /// The name used in PKS files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aktif => "aktif",
+            Self::Nonaktif => "nonaktif",
+            Self::Dicabut => "dicabut",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PksFile {
@@ -247,6 +258,8 @@ pub struct Sam {
     /// Ed25519 public key.
     pub public_key: [u8; 32],
     pub status: SamStatus,
+    /// Line of the `[[sam]]` id, for messages.
+    pub line: usize,
 }
 
 /// All loaded agreements.
@@ -610,6 +623,7 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
                 id: s.id.get_ref().clone(),
                 public_key: key,
                 status: s.status,
+                line: src.line_col(s.id.span().start).0,
             });
             sam_spans.push(s.id.span());
         } else {
