@@ -23,6 +23,7 @@ use gerbang_policy::{
     Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize,
 };
 use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
+use gerbang_sam::SamClient;
 
 use crate::route::route;
 
@@ -52,6 +53,8 @@ pub struct Gateway {
     max_body_bytes: usize,
     peer: HttpPeer,
     upstream_host: String,
+    /// The SAM sidecar's client; `None`: card-reader requests are refused.
+    sam: Option<SamClient>,
 }
 
 /// Per-request state, from the first filter to `logging`.
@@ -138,6 +141,10 @@ impl Gateway {
             max_body_bytes: config.api.max_body_bytes,
             peer,
             upstream_host,
+            sam: config
+                .sam
+                .as_ref()
+                .map(|s| SamClient::new(&s.address, s.timeout)),
         }
     }
 
@@ -163,17 +170,18 @@ impl Gateway {
                 ..Reject::new(Refusal::MethodNotAllowed, "gunakan POST")
             }));
         }
-        // Card-reader requests must be validated by the SAM sidecar; until it is configured
-        // they are refused, never treated as web-service calls (fail closed, art. 24–25).
-        if req.headers.keys().any(|k| k.as_str().starts_with("x-sam-")) {
-            return Ok(Some(Reject {
-                body_consumed: false,
-                ..Reject::new(
-                    Refusal::CardReaderUnavailable,
-                    "validasi SAM card reader belum dikonfigurasi pada gateway ini",
-                )
-            }));
-        }
+        // Card-reader requests (any `X-SAM-*` header) are validated by the SAM sidecar once
+        // authenticated; without a sidecar they are refused, never treated as web-service
+        // calls (fail closed, art. 24–25).
+        let reader = match crate::sam::reader_request(req, self.sam.is_some()) {
+            Ok(r) => r,
+            Err((refusal, detail)) => {
+                return Ok(Some(Reject {
+                    body_consumed: false,
+                    ..Reject::new(refusal, detail)
+                }));
+            }
+        };
         let body = match self.read_body(session).await? {
             Ok(b) => b,
             Err(reject) => return Ok(Some(reject)),
@@ -250,16 +258,26 @@ impl Gateway {
         };
         let pks = snap.pks(user);
         ctx.pks = Some(pks.nomor.clone());
+        let (channel, sam_valid) = match (reader, &self.sam) {
+            (Some(reader), Some(client)) => {
+                match crate::sam::check(client, reader, &body, &user_id, action).await {
+                    Ok(()) => (Channel::CardReader, true),
+                    Err((refusal, detail)) => return Ok(Some(Reject::new(refusal, detail))),
+                }
+            }
+            (Some(_), None) => return Ok(Some(Reject::new(Refusal::CardReaderUnavailable, ""))),
+            (None, _) => (Channel::WebService, false),
+        };
         let day = self.clock.today();
         let decision = authorize(
             &snap,
             &Request {
                 user,
                 action,
-                channel: Channel::WebService,
+                channel,
                 day,
                 peer,
-                sam_valid: false,
+                sam_valid,
             },
         );
         let limit = snap.user(user).kuota_harian.get();

@@ -7,6 +7,7 @@
 
 mod gateway;
 mod route;
+mod sam;
 mod server;
 
 pub use gateway::{Gateway, GatewayCtx};

@@ -97,6 +97,18 @@ impl SamHeaders {
         ]
     }
 
+    /// The headers as a reader sends them: `(name, value)` in the order of [`HEADERS`],
+    /// names in their usual spelling (`X-SAM-Id`…).
+    pub fn into_pairs(self) -> Vec<(&'static str, String)> {
+        vec![
+            ("X-SAM-Id", self.sam_id),
+            ("X-SAM-Timestamp", self.timestamp),
+            ("X-SAM-Nonce", self.nonce),
+            ("X-SAM-Biometric", self.biometric),
+            ("X-SAM-Signature", self.signature),
+        ]
+    }
+
     /// Builds the set from the values in the order of [`HEADERS`].
     pub fn from_values([sam_id, timestamp, nonce, biometric, signature]: [String; 5]) -> Self {
         Self {
