@@ -8,14 +8,19 @@
 //! timer starts, so the latency is the gateway-side cost of one validation: the HTTP round
 //! trip plus the sidecar's work. Every answer must be `valid`.
 //!
+//! Then, for scale on a shared machine, the same clients with the same pacing time a bare
+//! TCP echo of a request-sized message over loopback: the floor any local sidecar call
+//! stands on.
+//!
 //! ```text
 //! cargo run --release -p gerbang-sam --example load -- --seconds 10
 //! cargo run --release -p gerbang-sam --example load -- --seconds 10 --rate 2000
 //! ```
 #![allow(clippy::unwrap_used)]
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -26,6 +31,7 @@ use gerbang_sam::{
     body_sha256_hex, new_nonce, sign,
 };
 use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -87,11 +93,149 @@ fn request(key: &ReaderKey, body_sha256: &str) -> ValidateRequest {
     }
 }
 
-#[derive(Default)]
-struct Counts {
-    valid: AtomicU64,
-    refused: AtomicU64,
-    errors: AtomicU64,
+/// One client's requests: prepared (signed) outside the timer, then sent.
+trait Worker: Send + 'static {
+    type Prepared: Send;
+    fn prepare(&mut self, n: usize) -> Self::Prepared;
+    /// `Ok(())`: the expected answer; `Err`: what was wrong.
+    fn call(&mut self, p: Self::Prepared) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// A pooled `SamClient`, as the gateway holds it.
+struct Validations {
+    client: SamClient,
+    keys: Arc<Vec<ReaderKey>>,
+    body_sha256: String,
+}
+
+impl Worker for Validations {
+    type Prepared = ValidateRequest;
+    fn prepare(&mut self, n: usize) -> ValidateRequest {
+        request(&self.keys[n % self.keys.len()], &self.body_sha256)
+    }
+    async fn call(&mut self, req: ValidateRequest) -> Result<(), String> {
+        match self.client.validate(&req).await {
+            Ok(v) if v.is_valid() => Ok(()),
+            Ok(v) => Err(format!("refused: {} {}", v.code(), v.detail)),
+            Err(e) => Err(format!("error: {e}")),
+        }
+    }
+}
+
+/// A bare TCP echo of a message the size of a validation request.
+struct Echo(tokio::net::TcpStream, Vec<u8>);
+
+impl Worker for Echo {
+    type Prepared = ();
+    fn prepare(&mut self, _n: usize) {}
+    async fn call(&mut self, (): ()) -> Result<(), String> {
+        self.0
+            .write_all(&[b'x'; 600])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut got = 0;
+        while got < 600 {
+            got += match self.0.read(&mut self.1).await {
+                Ok(0) => return Err("echo closed".into()),
+                Ok(n) => n,
+                Err(e) => return Err(e.to_string()),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// What one timed run gave.
+struct Run {
+    histogram: Histogram<u64>,
+    ok: u64,
+    failed: u64,
+}
+
+/// Runs one worker per client for a one-second warm-up and `args.seconds`, closed loop or
+/// paced, timing each call from after its preparation to its answer.
+async fn drive<W: Worker>(args: &Args, workers: Vec<W>) -> Run {
+    let warm_until = Instant::now() + Duration::from_secs(1);
+    let end = warm_until + Duration::from_secs(args.seconds);
+    let interval = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
+    let stride = workers.len();
+    let mut tasks = Vec::new();
+    for (c, mut worker) in workers.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
+            let (mut ok, mut failed) = (0, 0);
+            let mut tick = interval.map(|d| {
+                let mut i = tokio::time::interval(d);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            });
+            let mut n = c;
+            loop {
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
+                if Instant::now() >= end {
+                    break;
+                }
+                let prepared = worker.prepare(n);
+                n += stride;
+                let sent = Instant::now();
+                let answer = worker.call(prepared).await;
+                let took = sent.elapsed();
+                match answer {
+                    Ok(()) if sent >= warm_until => {
+                        ok += 1;
+                        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                        hist.saturating_record(us.max(1));
+                    }
+                    Ok(()) => {}
+                    Err(why) => {
+                        failed += 1;
+                        eprintln!("{why}");
+                    }
+                }
+            }
+            (hist, ok, failed)
+        }));
+    }
+    let mut run = Run {
+        histogram: Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap(),
+        ok: 0,
+        failed: 0,
+    };
+    for t in tasks {
+        let (hist, ok, failed) = t.await.unwrap();
+        run.histogram.add(hist).unwrap();
+        run.ok += ok;
+        run.failed += failed;
+    }
+    run
+}
+
+fn percentiles(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.90),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    )
+}
+
+async fn echo_server(listener: tokio::net::TcpListener) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 || stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 fn main() -> Result<()> {
@@ -111,7 +255,7 @@ fn main() -> Result<()> {
     let mut settings = Settings::new(dir.path().join("pks"));
     settings.listen = "127.0.0.1:0".parse()?;
 
-    // The sidecar on its own threads, as its own process would be.
+    // The sidecar (and later the echo) on its own threads, as its own process would be.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.server_threads)
         .thread_name("sidecar")
@@ -126,6 +270,9 @@ fn main() -> Result<()> {
     server_rt.spawn(sidecar.serve(async move {
         let _ = stop_rx.await;
     }));
+    let echo = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let echo_addr: SocketAddr = echo.local_addr()?;
+    server_rt.spawn(echo_server(echo));
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -133,73 +280,29 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let keys = Arc::new(keys);
-    let counts = Arc::new(Counts::default());
-    let body_sha256 = body_sha256_hex(BODY);
     let started_second = chrono::Utc::now().timestamp();
-    let (histogram, measured) = client_rt.block_on(async {
+    let (validations, baseline) = client_rt.block_on(async {
         // Timestamps of the sidecar's start second are refused by design.
         while chrono::Utc::now().timestamp() <= started_second {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let warm_until = Instant::now() + Duration::from_secs(1);
-        let end = warm_until + Duration::from_secs(args.seconds);
-        let per_client_interval = (args.rate > 0)
-            .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
-        let mut tasks = Vec::new();
-        for c in 0..args.concurrency {
-            let (keys, counts, body_sha256) =
-                (Arc::clone(&keys), Arc::clone(&counts), body_sha256.clone());
-            tasks.push(tokio::spawn(async move {
-                let client =
-                    SamClient::new(&SidecarAddress::Tcp(addr), Duration::from_millis(1_000));
-                let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
-                let mut tick = per_client_interval.map(|d| {
-                    let mut i = tokio::time::interval(d);
-                    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    i
-                });
-                let mut n = c;
-                loop {
-                    if let Some(t) = tick.as_mut() {
-                        t.tick().await;
-                    }
-                    let now = Instant::now();
-                    if now >= end {
-                        break;
-                    }
-                    let req = request(&keys[n % keys.len()], &body_sha256);
-                    n += args.concurrency;
-                    let sent = Instant::now();
-                    let answer = client.validate(&req).await;
-                    let took = sent.elapsed();
-                    let measuring = sent >= warm_until;
-                    match answer {
-                        Ok(v) if v.is_valid() => {
-                            if measuring {
-                                counts.valid.fetch_add(1, Relaxed);
-                                let us = u64::try_from(took.as_nanos() / 1_000).unwrap_or(u64::MAX);
-                                hist.saturating_record(us.max(1));
-                            }
-                        }
-                        Ok(v) => {
-                            counts.refused.fetch_add(1, Relaxed);
-                            eprintln!("refused: {} {}", v.code(), v.detail);
-                        }
-                        Err(e) => {
-                            counts.errors.fetch_add(1, Relaxed);
-                            eprintln!("error: {e}");
-                        }
-                    }
-                }
-                hist
-            }));
+        let workers = (0..args.concurrency)
+            .map(|_| Validations {
+                client: SamClient::new(&SidecarAddress::Tcp(addr), Duration::from_millis(1_000)),
+                keys: Arc::clone(&keys),
+                body_sha256: body_sha256_hex(BODY),
+            })
+            .collect();
+        let validations = drive(&args, workers).await;
+        let mut echoes = Vec::new();
+        for _ in 0..args.concurrency {
+            let stream = tokio::net::TcpStream::connect(echo_addr).await?;
+            stream.set_nodelay(true)?;
+            echoes.push(Echo(stream, vec![0u8; 4096]));
         }
-        let mut total = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
-        for t in tasks {
-            total.add(t.await.unwrap()).unwrap();
-        }
-        (total, Duration::from_secs(args.seconds))
-    });
+        let baseline = drive(&args, echoes).await;
+        anyhow::Ok((validations, baseline))
+    })?;
     let metrics = state.metrics().render(
         state.validator().registry().sam_count(),
         state.validator().nonces(),
@@ -208,9 +311,6 @@ fn main() -> Result<()> {
     drop(client_rt);
     drop(server_rt);
 
-    let valid = counts.valid.load(Relaxed);
-    let refused = counts.refused.load(Relaxed);
-    let errors = counts.errors.load(Relaxed);
     let mode = if args.rate > 0 {
         format!("paced to {} req/s", args.rate)
     } else {
@@ -221,18 +321,21 @@ fn main() -> Result<()> {
         args.concurrency, args.seconds, args.sams, args.server_threads
     );
     println!(
-        "answers: {valid} valid, {refused} refused, {errors} errors; throughput {:.0} validations/s",
-        valid as f64 / measured.as_secs_f64()
+        "answers: {} valid, {} refused or failed; throughput {:.0} validations/s",
+        validations.ok,
+        validations.failed,
+        validations.ok as f64 / args.seconds as f64
     );
     println!(
-        "round trip through SamClient (the gateway's added latency), µs: p50 {} · p90 {} · p99 {} · p99.9 {} · max {}",
-        histogram.value_at_quantile(0.50),
-        histogram.value_at_quantile(0.90),
-        histogram.value_at_quantile(0.99),
-        histogram.value_at_quantile(0.999),
-        histogram.max()
+        "round trip through SamClient (the gateway's added latency), µs: {}",
+        percentiles(&validations.histogram)
     );
-    let sidecar_line = |name: &str| {
+    println!(
+        "bare loopback TCP echo, same clients and pacing, µs:          {} ({:.0}/s)",
+        percentiles(&baseline.histogram),
+        baseline.ok as f64 / args.seconds as f64
+    );
+    let sidecar_value = |name: &str| {
         metrics
             .lines()
             .find(|l| l.starts_with(name))
@@ -240,12 +343,10 @@ fn main() -> Result<()> {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    let (count, sum) = (
-        sidecar_line("gerbang_sam_validation_duration_seconds_count"),
-        sidecar_line("gerbang_sam_validation_duration_seconds_sum"),
-    );
+    let count = sidecar_value("gerbang_sam_validation_duration_seconds_count");
+    let sum = sidecar_value("gerbang_sam_validation_duration_seconds_sum");
     let within_half_ms =
-        sidecar_line("gerbang_sam_validation_duration_seconds_bucket{le=\"0.0005\"}");
+        sidecar_value("gerbang_sam_validation_duration_seconds_bucket{le=\"0.0005\"}");
     println!(
         "inside the sidecar (its own histogram, warm-up included): {count:.0} validations, mean {:.1} µs, {:.2}% within 0.5 ms",
         if count > 0.0 { sum / count * 1e6 } else { 0.0 },
@@ -255,8 +356,12 @@ fn main() -> Result<()> {
             0.0
         }
     );
-    if refused + errors > 0 {
-        bail!("{refused} refusals and {errors} errors: the figures above are not valid");
+    if validations.failed + baseline.failed > 0 {
+        bail!(
+            "{} validations and {} echoes failed: the figures above are not valid",
+            validations.failed,
+            baseline.failed
+        );
     }
     Ok(())
 }
