@@ -1,5 +1,5 @@
-//! Harness for Gerbang's end-to-end tests: builds the real binaries once, starts `dwh-sim`
-//! and `gerbang serve` on free ports, writes configurations into temporary directories, and
+//! Harness for Gerbang's end-to-end tests: builds the real binaries once, starts `dwh-sim`,
+//! the SAM sidecar `gerbang-sam` and `gerbang serve` on free ports, writes configurations into temporary directories, and
 //! gives clients bound to chosen 127.0.0.x source addresses. Processes are killed on drop.
 //! Readiness is awaited by polling, never by sleeping a fixed time.
 #![forbid(unsafe_code)]
@@ -258,6 +258,17 @@ pub struct TestUser {
     pub status: &'static str,
 }
 
+impl TestUser {
+    /// An active User ID registered at `ip`.
+    pub fn aktif(id: &'static str, ip: &'static str) -> Self {
+        Self {
+            id,
+            ip,
+            status: "aktif",
+        }
+    }
+}
+
 /// One synthetic PKS file for a test configuration.
 #[derive(Clone)]
 pub struct TestPks {
@@ -268,6 +279,10 @@ pub struct TestPks {
     pub metode: &'static str,
     pub kunci: &'static str,
     pub extra: &'static str,
+    /// The Pengguna's id (empty: the file name without `.toml`).
+    pub pengguna: &'static str,
+    /// `[[sam]]` tables, as `gerbang sam keygen` prints them.
+    pub sams: String,
     /// Validity relative to today (WIB): days before, days after.
     pub valid: (i64, i64),
     /// Daily NIK hits of every User ID.
@@ -285,6 +300,8 @@ impl TestPks {
             metode: r#"["web_service"]"#,
             kunci: r#"["NIK"]"#,
             extra: "",
+            pengguna: "",
+            sams: String::new(),
             valid: (30, 365),
             kuota: 1000,
             users,
@@ -305,7 +322,11 @@ impl TestPks {
         let mut s = format!(
             "nomor = \"{}\"\npengguna = \"{}\"\nnama_pengguna = \"Lembaga Uji\"\njenis_pengguna = \"{}\"\ntingkat = \"pusat\"\ntujuan = \"uji\"\nelemen_data = {}\nmetode_akses = {}\nkunci_akses = {}\nmulai = {start}\nsampai = {end}\nstatus = \"aktif\"\n{}\n",
             self.nomor,
-            self.file.trim_end_matches(".toml"),
+            if self.pengguna.is_empty() {
+                self.file.trim_end_matches(".toml")
+            } else {
+                self.pengguna
+            },
             self.jenis,
             self.elemen,
             self.metode,
@@ -317,6 +338,10 @@ impl TestPks {
                 "\n[[user]]\nid = \"{}\"\npassword_hash = \"{hash}\"\nip_lan = [\"{}\"]\nkuota_harian = {}\nstatus = \"{}\"\n",
                 u.id, u.ip, self.kuota, u.status
             );
+        }
+        if !self.sams.is_empty() {
+            s.push('\n');
+            s += &self.sams;
         }
         s
     }
@@ -359,6 +384,10 @@ pub struct GatewayOptions {
     pub upstream_ca: Option<PathBuf>,
     /// The `[quota]` table's body (store, block, burst limits).
     pub quota: &'static str,
+    /// The SAM sidecar's address for `[sam]` (none: no `[sam]` section).
+    pub sam: Option<SocketAddr>,
+    /// `[sam] timeout_ms`.
+    pub sam_timeout_ms: u64,
     pub pks: Vec<TestPks>,
 }
 
@@ -372,6 +401,8 @@ impl GatewayOptions {
             max_failures: 5,
             upstream_ca: None,
             quota: "block = 4\n",
+            sam: None,
+            sam_timeout_ms: 200,
             pks,
         }
     }
@@ -425,6 +456,13 @@ impl Gateway {
             policies_dir().display(),
             opts.quota
         );
+        let config = match opts.sam {
+            Some(addr) => format!(
+                "{config}\n[sam]\naddress = \"{addr}\"\ntimeout_ms = {}\n",
+                opts.sam_timeout_ms
+            ),
+            None => config,
+        };
         // Every test gateway has an admin listener and an (empty) sanctions file.
         let admin_port = free_port();
         let config = config.replace("[policy]\n", "[policy]\nsanksi = \"sanksi.toml\"\n")
@@ -533,6 +571,103 @@ impl Gateway {
     pub fn pks_path(&self, file: &str) -> PathBuf {
         self.dir.path().join("pks").join(file)
     }
+
+    /// The directory of this gateway's PKS files (a sidecar reads the same).
+    pub fn pks_dir(&self) -> PathBuf {
+        self.dir.path().join("pks")
+    }
+}
+
+/// A running `gerbang-sam` over a PKS directory.
+pub struct SamSidecar {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pks_dir: PathBuf,
+    /// The Unix second of the last start: the sidecar refuses timestamps up to the second
+    /// it started in (an earlier run's nonces are unknown to it).
+    ready_at: i64,
+    logs: tempfile::TempDir,
+    starts: u32,
+}
+
+impl SamSidecar {
+    /// Starts the sidecar on `addr` (port 0: a free one) over `pks_dir`; returns once it
+    /// printed where it listens.
+    pub fn start(pks_dir: &Path, addr: SocketAddr) -> Self {
+        let logs = tempfile::tempdir().unwrap();
+        let (proc, addr) = spawn_sidecar(pks_dir, addr, logs.path(), 0);
+        Self {
+            proc,
+            addr,
+            pks_dir: pks_dir.to_path_buf(),
+            ready_at: chrono::Utc::now().timestamp(),
+            logs,
+            starts: 1,
+        }
+    }
+
+    /// Starts it again on the same address (after it was killed).
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let (proc, _) = spawn_sidecar(&self.pks_dir, self.addr, self.logs.path(), self.starts);
+        self.proc = proc;
+        self.ready_at = chrono::Utc::now().timestamp();
+        self.starts += 1;
+    }
+
+    /// Waits (polling the clock, at most a second) until a timestamp signed now is after
+    /// the second the sidecar started in.
+    pub async fn wait_fresh(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while chrono::Utc::now().timestamp() <= self.ready_at {
+            assert!(Instant::now() < deadline, "the clock did not advance");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The sidecar's Prometheus metrics.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+fn spawn_sidecar(pks_dir: &Path, addr: SocketAddr, logs: &Path, n: u32) -> (Proc, SocketAddr) {
+    let stderr_path = logs.join(format!("gerbang-sam.{n}.stderr"));
+    let mut child = Command::new(bin("gerbang-sam"))
+        .arg("--pks-dir")
+        .arg(pks_dir)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("start gerbang-sam");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let proc = Proc {
+        child,
+        name: "gerbang-sam",
+        stderr_path,
+    };
+    let addr = line
+        .trim()
+        .strip_prefix("gerbang-sam listening on http://")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "gerbang-sam did not say where it listens: {line:?}\n{}",
+                proc.stderr()
+            )
+        });
+    (proc, addr)
 }
 
 fn spawn_gateway(dir: &Path, addr: SocketAddr, n: u32) -> Proc {

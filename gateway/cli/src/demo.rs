@@ -1,9 +1,10 @@
 //! `gerbang demo`: the whole stack on this machine with a guided tour.
 //!
-//! Starts `dwh-sim` and `gerbang serve` as children, walks through the rules the gateway
-//! enforces with real requests from the registered (and unregistered) loopback addresses,
-//! prints each as a `curl` command with the gateway's answer, and keeps serving until
-//! Ctrl-C. The children never outlive the demo: they are killed on every way out.
+//! Starts `dwh-sim`, the SAM sidecar `gerbang-sam` (when the configuration has a `[sam]`
+//! section) and `gerbang serve` as children, walks through the rules the gateway enforces
+//! with real requests from the registered (and unregistered) loopback addresses, prints
+//! each as a `curl` command with the gateway's answer, and keeps serving until Ctrl-C. The
+//! children never outlive the demo: they are killed on every way out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -14,7 +15,8 @@ use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use gerbang_core::{Config, UserStatus};
+use gerbang_core::{Config, SidecarAddress, UserStatus};
+use gerbang_sam::{Biometric, ReaderKey};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -27,6 +29,13 @@ const PASSWORD: &str = "gerbang-demo";
 const PEOPLE: &str = "100000";
 /// How long dwh-sim may take to generate its population and bind.
 const SIM_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the SAM sidecar may take to load the PKS files and bind.
+const SAM_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The demo card reader's key, relative to the configuration's directory: a published,
+/// development-only key (see the file's header).
+const DEMO_READER_KEY: &str = "sam/DEV-ONLY-demo-reader.key";
+/// The sidecar's settings, relative to the configuration's directory.
+const SIDECAR_SETTINGS: &str = "sam/sidecar.toml";
 /// How long the gateway may take to load its configuration and listen.
 const GATEWAY_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of one tour request.
@@ -127,17 +136,22 @@ fn ensure_secret(path: Option<&std::path::PathBuf>, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The two child processes. Dropping a `Child` kills it (`kill_on_drop`); `shutdown`
-/// also waits for them.
+/// The child processes. Dropping a `Child` kills it (`kill_on_drop`); `shutdown` also
+/// waits for them.
 #[derive(Default)]
 struct Children {
     sim: Option<Child>,
+    sam: Option<Child>,
     gateway: Option<Child>,
 }
 
 impl Children {
     async fn shutdown(&mut self) {
-        for (name, slot) in [("dwh-sim", &mut self.sim), ("gateway", &mut self.gateway)] {
+        for (name, slot) in [
+            ("gateway", &mut self.gateway),
+            ("SAM sidecar", &mut self.sam),
+            ("dwh-sim", &mut self.sim),
+        ] {
             let Some(mut child) = slot.take() else {
                 continue;
             };
@@ -189,7 +203,7 @@ async fn demo(config_path: &Path, config: &Config) -> Result<ExitCode> {
     children.shutdown().await;
     match outcome {
         Ok(Outcome::Stopped(name)) => {
-            println!("\n{name}: dwh-sim and the gateway are stopped. Sampai jumpa!");
+            println!("\n{name}: the demo's processes are stopped. Sampai jumpa!");
             Ok(ExitCode::SUCCESS)
         }
         Ok(Outcome::ChildExited(message)) => {
@@ -224,10 +238,14 @@ async fn stack(config_path: &Path, config: &Config, children: &mut Children) -> 
     }
     let logs = log_dir(bin_dir);
     let sim_log = logs.join("demo-dwh-sim.log");
+    let sam_log = logs.join("demo-gerbang-sam.log");
     let gateway_log = logs.join("demo-gateway.log");
 
     port_free(config.upstream.address, "dwh-sim (upstream.address)")?;
     port_free(config.listen.address, "the gateway (listen.address)")?;
+    if let Some(SidecarAddress::Tcp(addr)) = config.sam.as_ref().map(|s| &s.address) {
+        port_free(*addr, "the SAM sidecar (sam.address)")?;
+    }
 
     println!(
         "starting dwh-sim on {} with {PEOPLE} synthetic people (log: {})",
@@ -235,6 +253,26 @@ async fn stack(config_path: &Path, config: &Config, children: &mut Children) -> 
         shown(&sim_log)
     );
     let sim_addr = start_sim(&sim_bin, config.upstream.address, &sim_log, children).await?;
+    let config_dir = config_path.parent().unwrap_or(Path::new("."));
+    let mut sam_ready_at = 0;
+    if let Some(sam) = &config.sam {
+        println!(
+            "starting the SAM sidecar on {} (log: {})",
+            sam.address,
+            shown(&sam_log)
+        );
+        start_sidecar(
+            &bin_dir.join("gerbang-sam"),
+            &config_dir.join(SIDECAR_SETTINGS),
+            &sam.address,
+            &sam_log,
+            children,
+        )
+        .await?;
+        sam_ready_at = chrono::Utc::now().timestamp();
+    } else {
+        println!("no [sam] section in the configuration: card-reader requests will be refused");
+    }
     println!(
         "starting the gateway on {} (log: {})",
         config.listen.address,
@@ -248,13 +286,26 @@ async fn stack(config_path: &Path, config: &Config, children: &mut Children) -> 
         children,
     )
     .await?;
-    println!("both are up.");
+    println!("all are up.");
 
     let sim = Sim::new(sim_addr)?;
     let api = Api::new(config)?;
+    let reader = match (
+        &config.sam,
+        ReaderKey::load(&config_dir.join(DEMO_READER_KEY)),
+    ) {
+        (Some(_), Ok(key)) => Some(key),
+        (Some(_), Err(e)) => {
+            println!("(no card-reader steps: {e})");
+            None
+        }
+        (None, _) => None,
+    };
     let mut tour = Tour {
         api,
         sim,
+        reader,
+        sam_ready_at,
         step: 0,
         results: Vec::new(),
     };
@@ -264,6 +315,7 @@ async fn stack(config_path: &Path, config: &Config, children: &mut Children) -> 
 
     let (which, status, log) = tokio::select! {
         s = wait_child(&mut children.sim) => ("dwh-sim", s, &sim_log),
+        s = wait_child(&mut children.sam) => ("the SAM sidecar", s, &sam_log),
         s = wait_child(&mut children.gateway) => ("the gateway", s, &gateway_log),
     };
     let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
@@ -313,13 +365,77 @@ async fn start_sim(
     log: &Path,
     children: &mut Children,
 ) -> Result<SocketAddr> {
-    let log_file = File::create(log).with_context(|| format!("creating {}", shown(log)))?;
     let mut command = Command::new(bin);
     command
         .arg("--listen")
         .arg(addr.to_string())
         .arg("--people")
-        .arg(PEOPLE)
+        .arg(PEOPLE);
+    start_announcing(
+        "dwh-sim",
+        command,
+        Some(addr),
+        SIM_READY_TIMEOUT,
+        log,
+        &mut children.sim,
+    )
+    .await
+}
+
+/// Starts `gerbang-sam` with the example settings, listening where the gateway's `[sam]`
+/// section says.
+async fn start_sidecar(
+    bin: &Path,
+    settings: &Path,
+    address: &SidecarAddress,
+    log: &Path,
+    children: &mut Children,
+) -> Result<SocketAddr> {
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it beside gerbang with `cargo build --bins` (or run `make demo`)",
+            shown(bin)
+        );
+    }
+    let mut command = Command::new(bin);
+    command.arg("--config").arg(settings);
+    let port = match address {
+        SidecarAddress::Tcp(addr) => {
+            command.arg("--listen").arg(addr.to_string());
+            Some(*addr)
+        }
+        SidecarAddress::Unix(path) => {
+            command
+                .arg("--listen")
+                .arg("127.0.0.1:0")
+                .arg("--unix-socket")
+                .arg(path);
+            None
+        }
+    };
+    start_announcing(
+        "gerbang-sam",
+        command,
+        port,
+        SAM_READY_TIMEOUT,
+        log,
+        &mut children.sam,
+    )
+    .await
+}
+
+/// Starts a child that prints `<name> listening on http://ADDR` once ready, and waits for
+/// that line.
+async fn start_announcing(
+    name: &str,
+    mut command: Command,
+    addr: Option<SocketAddr>,
+    ready_timeout: Duration,
+    log: &Path,
+    slot: &mut Option<Child>,
+) -> Result<SocketAddr> {
+    let log_file = File::create(log).with_context(|| format!("creating {}", shown(log)))?;
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file)
@@ -328,47 +444,46 @@ async fn start_sim(
         .kill_on_drop(true);
     let child = command
         .spawn()
-        .with_context(|| format!("starting {}", shown(bin)))?;
-    let child = children.sim.insert(child);
+        .with_context(|| format!("starting {name}"))?;
+    let child = slot.insert(child);
     let stdout = child
         .stdout
         .take()
-        .ok_or_else(|| anyhow!("dwh-sim's standard output was not captured"))?;
+        .ok_or_else(|| anyhow!("{name}'s standard output was not captured"))?;
     let mut lines = BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(SIM_READY_TIMEOUT, lines.next_line()).await;
+    let first = tokio::time::timeout(ready_timeout, lines.next_line()).await;
     let line = match first {
         Err(_) => bail!(
-            "dwh-sim did not report ready within {} s; last lines of {}:\n{}",
-            SIM_READY_TIMEOUT.as_secs(),
+            "{name} did not report ready within {} s; last lines of {}:\n{}",
+            ready_timeout.as_secs(),
             shown(log),
             tail(log, 10)
         ),
-        Ok(Err(e)) => return Err(e).context("reading dwh-sim's output"),
+        Ok(Err(e)) => return Err(e).with_context(|| format!("reading {name}'s output")),
         Ok(Ok(None)) => {
             let status = child
                 .wait()
                 .await
                 .map_or_else(|e| e.to_string(), |s| s.to_string());
             let log_tail = tail(log, 10);
-            let hint = if log_tail.contains("in use") {
-                format!(
-                    "port {} is already in use (another dwh-sim or demo?)",
+            let hint = match addr {
+                Some(addr) if log_tail.contains("in use") => format!(
+                    "port {} is already in use (another {name} or demo?)",
                     addr.port()
-                )
-            } else {
-                "it stopped before it was ready".to_string()
+                ),
+                _ => "it stopped before it was ready".to_string(),
             };
             bail!(
-                "dwh-sim exited ({status}) on {addr}: {hint}; last lines of {}:\n{log_tail}",
+                "{name} exited ({status}): {hint}; last lines of {}:\n{log_tail}",
                 shown(log)
             );
         }
         Ok(Ok(Some(line))) => line,
     };
     let listening = line
-        .strip_prefix("dwh-sim listening on http://")
+        .strip_prefix(&format!("{name} listening on http://"))
         .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-        .ok_or_else(|| anyhow!("unexpected first line from dwh-sim: {line:?}"))?;
+        .ok_or_else(|| anyhow!("unexpected first line from {name}: {line:?}"))?;
     // Keep draining its standard output so it can never block on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(listening)
@@ -838,6 +953,11 @@ struct Samples {
 struct Tour {
     api: Api,
     sim: Sim,
+    /// The demo card reader's key, when the sidecar runs.
+    reader: Option<ReaderKey>,
+    /// The Unix second the sidecar was ready in: it refuses timestamps up to the second it
+    /// started (an earlier run's nonces are unknown to it), so readers sign after this.
+    sam_ready_at: i64,
     step: usize,
     /// (step number and title, why it did not go as expected).
     results: Vec<(String, Option<String>)>,
@@ -1016,6 +1136,9 @@ impl Tour {
         )
         .await;
 
+        // h2. The same User ID through its card reader, and the same request replayed.
+        self.card_reader_steps(&first.nik).await?;
+
         // i. Foreign-majority BHI: verification only.
         let verify = Person::fetch(&self.sim, &a2).await?;
         let call = Call::new(
@@ -1182,6 +1305,69 @@ impl Tour {
             search,
             others,
         })
+    }
+
+    /// A valid card-reader lookup by bkd_kra_01, the same signed request again, and one
+    /// whose fingerprint did not match (art. 24–26; juknis §4).
+    async fn card_reader_steps(&mut self, nik: &str) -> Result<()> {
+        let Some(key) = &self.reader else {
+            return Ok(());
+        };
+        let now = chrono::Utc::now();
+        if now.timestamp() <= self.sam_ready_at {
+            // The sidecar started this second; a timestamp of this second is refused.
+            let into_second = u64::from(now.timestamp_subsec_millis());
+            tokio::time::sleep(Duration::from_millis(1_000 - into_second.min(999))).await;
+        }
+        let sign = |biometric| {
+            crate::reader::sign_lookup(
+                key,
+                &crate::reader::Lookup {
+                    instansi: "BKD_KRA",
+                    sam_id: &key.sam_id,
+                    user: "bkd_kra_01",
+                    password: PASSWORD,
+                    nik,
+                    biometric,
+                    timestamp: None,
+                    nonce: None,
+                },
+            )
+        };
+        let signed = sign(Biometric::Match)?;
+        let no_match = sign(Biometric::NoMatch)?;
+        let sam_id = key.sam_id.clone();
+        let call = |signed: &crate::reader::SignedLookup| {
+            let mut call = Call::new([127, 0, 0, 4], "BKD_KRA", "CALL_NIK", signed.body.clone());
+            for (name, value) in &signed.headers {
+                call = call.header(name, value);
+            }
+            call
+        };
+        self.step(
+            &format!("Card reader / bkd_kra_01 through its KTP-el reader {sam_id} (SAM signature, fingerprint matched)"),
+            &call(&signed),
+            Expect::Records {
+                absent: &["AGAMA", "PNYDNG_CACAT", "SIDIK_JARI", "IRIS_MATA", "TANDA_TANGAN"],
+            },
+            "The SAM sidecar checked the Ed25519 signature, the time, the nonce, that the SAM is active and BKD Karanganyar's, and that the PKS grants card_reader (art. 24-26).",
+        )
+        .await;
+        self.step(
+            "Permintaan ulang / the very same signed request sent again",
+            &call(&signed),
+            Expect::Respon("Validasi Card Reader Gagal: Permintaan Ulang Terdeteksi"),
+            "Each nonce is accepted once per SAM: a captured request cannot be replayed.",
+        )
+        .await;
+        self.step(
+            "Sidik jari tidak cocok / the reader's 1:1 fingerprint check failed",
+            &call(&no_match),
+            Expect::Respon("Validasi Card Reader Gagal: Sidik Jari Tidak Cocok"),
+            "Without a matched fingerprint a reader gets no data (juknis §4).",
+        )
+        .await;
+        Ok(())
     }
 
     /// Sends one request and prints it, its answer, and whether it was as expected.
@@ -1477,6 +1663,27 @@ fn try_it(tour: &Tour, config: &Config, samples: &Samples, gateway_log: &Path, s
     for (i, (what, call)) in commands.iter().enumerate() {
         println!("\n# {}. {what}", i + 1);
         println!("{}", api.curl(call));
+    }
+    if let Some(key) = &tour.reader {
+        let key_path = config
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(DEMO_READER_KEY);
+        let ca = api.ca.as_ref().map_or(String::new(), |(_, path)| {
+            format!(" --ca {}", shell_quote(path))
+        });
+        println!(
+            "\n# {}. A card-reader lookup signed with the demo reader's key {} (add --biometric no_match, or repeat with the --timestamp and --nonce it prints to see a replay refused):",
+            commands.len() + 1,
+            key.sam_id
+        );
+        println!(
+            "./target/debug/gerbang reader lookup --gateway {}://localhost:{}{ca} --source 127.0.0.4 \\\n    --key {} --user bkd_kra_01 --password {PASSWORD} --nik {nik}",
+            api.scheme,
+            api.port,
+            shell_quote(&shown(&key_path))
+        );
     }
     println!("\nEvery demo User ID's password is `{PASSWORD}`. User IDs and their IP LAN:");
     match config.load_agreements() {

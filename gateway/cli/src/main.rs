@@ -6,6 +6,8 @@ mod audit;
 mod certs;
 mod demo;
 mod policy;
+mod reader;
+mod sam;
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -88,7 +90,17 @@ enum Command {
         #[command(subcommand)]
         command: SanksiCommand,
     },
-    /// Run dwh-sim and the gateway with the example configuration, show a tour, and keep serving.
+    /// Card-reader SAM keys.
+    Sam {
+        #[command(subcommand)]
+        command: SamCommand,
+    },
+    /// A card-reader simulator that signs requests as a reader does.
+    Reader {
+        #[command(subcommand)]
+        command: ReaderCommand,
+    },
+    /// Run dwh-sim, the SAM sidecar and the gateway with the example configuration, show a tour, and keep serving.
     Demo {
         #[arg(long, short, default_value = "config/gerbang.toml")]
         config: PathBuf,
@@ -185,6 +197,29 @@ enum SanksiCommand {
         config: PathBuf,
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SamCommand {
+    /// Generate a SAM key pair: the private key to a file (mode 0600) for the reader, the
+    /// public key printed as the [[sam]] table of a PKS file.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+        /// The SAM's id as personalised by Ditjen (letters, digits, `_`, `.`, `-`).
+        #[arg(long)]
+        id: String,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReaderCommand {
+    /// Sign and send a CALL_NIK as a card reader; print the answer. Exit 0: data; 3: refused.
+    Lookup(reader::LookupArgs),
 }
 
 #[derive(Subcommand)]
@@ -291,6 +326,15 @@ fn run(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sam {
+            command: SamCommand::Keygen { out, id, force },
+        } => {
+            sam::keygen(&out, &id, force)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reader {
+            command: ReaderCommand::Lookup(args),
+        } => reader::lookup(&args),
         Command::Demo { config } => demo::run(&config),
         Command::Reload { config } => admin::reload(&config),
         Command::Audit {

@@ -34,6 +34,8 @@ struct ConfigFile {
     server: ServerFile,
     admin: Option<AdminFile>,
     audit: Option<AuditFile>,
+    /// The SAM sidecar that validates card-reader requests; absent: they are refused.
+    sam: Option<SamFile>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +234,104 @@ struct ServerFile {
     threads: Option<usize>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamFile {
+    /// The SAM sidecar (`gerbang-sam`): `127.0.0.1:PORT` (loopback only: the sidecar
+    /// speaks plain HTTP) or `unix:/path/to/socket`.
+    address: Spanned<String>,
+    /// How long one validation may take, connecting included, in milliseconds (default
+    /// 200). Past it the request is refused (fail closed).
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+/// Default time the SAM sidecar may take to answer one validation.
+pub const DEFAULT_SAM_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Where the SAM sidecar listens: loopback TCP or a Unix socket, never another host (its
+/// answers decide card-reader access and travel unencrypted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SidecarAddress {
+    /// A loopback `IP:port`.
+    Tcp(SocketAddr),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+impl SidecarAddress {
+    /// Parses `IP:port` (loopback) or `unix:/path`; a relative socket path is taken
+    /// relative to `base`. The error says what is expected, in words for an operator.
+    pub fn parse(s: &str, base: &Path) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(
+                    "`unix:` needs a socket path, e.g. `unix:/run/gerbang/sam.sock`".into(),
+                );
+            }
+            return Ok(Self::Unix(base.join(path)));
+        }
+        match s.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Ok(Self::Tcp(a)),
+            Ok(a) => Err(format!(
+                "`{a}` is not a loopback address: the SAM sidecar runs beside the gateway, on 127.0.0.1, ::1 or a Unix socket"
+            )),
+            Err(_) => Err(format!(
+                "`{s}` is neither `IP:port` (e.g. `127.0.0.1:7443`) nor `unix:/path/to/socket`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SidecarAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Validated `[sam]` settings: the gateway's client to the SAM sidecar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamSidecar {
+    pub address: SidecarAddress,
+    /// Time limit of one validation, connecting included.
+    pub timeout: Duration,
+}
+
+/// Checks `[sam]`, adding what is wrong to `errors`.
+fn sam_settings(
+    file: Option<SamFile>,
+    base: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SamSidecar> {
+    let file = file?;
+    let address = match SidecarAddress::parse(file.address.get_ref(), base) {
+        Ok(a) => Some(a),
+        Err(msg) => {
+            errors.push(src.error(Some(file.address.span()), "sam.address", msg));
+            None
+        }
+    };
+    let timeout = match &file.timeout_ms {
+        None => DEFAULT_SAM_TIMEOUT,
+        Some(ms) if (1..=10_000).contains(ms.get_ref()) => Duration::from_millis(*ms.get_ref()),
+        Some(ms) => {
+            errors.push(src.error(
+                Some(ms.span()),
+                "sam.timeout_ms",
+                "must be between 1 and 10000 milliseconds (a card reader waits on it; 200 is the default)",
+            ));
+            DEFAULT_SAM_TIMEOUT
+        }
+    };
+    Some(SamSidecar {
+        address: address?,
+        timeout,
+    })
+}
+
 /// How refusals map to HTTP statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -271,6 +371,8 @@ pub struct Config {
     pub audit: Option<AuditSettings>,
     pub quota: QuotaSettings,
     pub threads: usize,
+    /// The SAM sidecar; `None`: card-reader requests are refused (fail closed).
+    pub sam: Option<SamSidecar>,
 }
 
 /// The decision log.
@@ -575,6 +677,7 @@ impl Config {
                         None
                     }
                 });
+        let sam = sam_settings(file.sam, base, &src, &mut errors);
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -635,6 +738,7 @@ impl Config {
                 burst_per_pengguna: NonZeroU32::new(file.quota.burst_per_pengguna),
             },
             threads,
+            sam,
         })
     }
 
@@ -775,6 +879,37 @@ dir = "../policies"
             shown.contains("g.toml:3:") && shown.contains("listen.address"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn sam_sidecar_must_be_local() {
+        let c = Config::parse(Path::new("/etc/g/g.toml"), MINIMAL).expect("valid");
+        assert_eq!(c.sam, None);
+        let text = MINIMAL.to_string() + "\n[sam]\naddress = \"127.0.0.1:7443\"\n";
+        let c = Config::parse(Path::new("/etc/g/g.toml"), &text).expect("valid");
+        let sam = c.sam.expect("configured");
+        assert_eq!(
+            sam.address,
+            SidecarAddress::Tcp("127.0.0.1:7443".parse().expect("addr"))
+        );
+        assert_eq!(sam.timeout, DEFAULT_SAM_TIMEOUT);
+        let text =
+            MINIMAL.to_string() + "\n[sam]\naddress = \"unix:run/sam.sock\"\ntimeout_ms = 50\n";
+        let c = Config::parse(Path::new("/etc/g/g.toml"), &text).expect("valid");
+        let sam = c.sam.expect("configured");
+        assert_eq!(
+            sam.address,
+            SidecarAddress::Unix(PathBuf::from("/etc/g/run/sam.sock"))
+        );
+        assert_eq!(sam.timeout, Duration::from_millis(50));
+        let text = MINIMAL.to_string() + "\n[sam]\naddress = \"10.0.0.5:7443\"\ntimeout_ms = 0\n";
+        let err = Config::parse(Path::new("g.toml"), &text).expect_err("remote");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("g.toml:17:") && shown.contains("not a loopback address"),
+            "{shown}"
+        );
+        assert!(shown.contains("sam.timeout_ms"), "{shown}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! tests without linking pingora.
 #![forbid(unsafe_code)]
 
+mod card_reader;
 mod clock;
 mod config;
 mod diag;
@@ -14,10 +15,12 @@ mod pks;
 mod sanction;
 mod wire;
 
+pub use card_reader::SamReason;
 pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
 pub use config::{
-    Admin, Api, AuditSettings, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING,
-    QuotaSettings, QuotaStore, StatusMode, TlsFiles, Upstream, check,
+    Admin, Api, AuditSettings, Auth, Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen,
+    MAX_BODY_CEILING, QuotaSettings, QuotaStore, SamSidecar, SidecarAddress, StatusMode, TlsFiles,
+    Upstream, check,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};

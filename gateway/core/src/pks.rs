@@ -101,6 +101,17 @@ pub enum SamStatus {
     Dicabut,
 }
 
+impl SamStatus {
+    /// The name used in PKS files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aktif => "aktif",
+            Self::Nonaktif => "nonaktif",
+            Self::Dicabut => "dicabut",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PksFile {
@@ -247,6 +258,8 @@ pub struct Sam {
     /// Ed25519 public key.
     pub public_key: [u8; 32],
     pub status: SamStatus,
+    /// Line of the `[[sam]]` id, for messages.
+    pub line: usize,
 }
 
 /// All loaded agreements.
@@ -610,13 +623,14 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
                 id: s.id.get_ref().clone(),
                 public_key: key,
                 status: s.status,
+                line: src.line_col(s.id.span().start).0,
             });
             sam_spans.push(s.id.span());
         } else {
             errors.push(src.error(
                 Some(s.public_key.span()),
                 format!("sam[{i}].public_key"),
-                "must be `ed25519:` followed by the base64 of a 32-byte public key (`gerbang sam keygen` prints one)",
+                "must be `ed25519:` followed by the base64 of a valid 32-byte Ed25519 public key (`gerbang sam keygen` prints one)",
             ));
         }
         if s.id.get_ref().trim().is_empty() {
@@ -798,10 +812,15 @@ fn parse_ip_lan(s: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
+/// `ed25519:<base64>` of a usable Ed25519 public key: 32 bytes that decode to a curve
+/// point of large order. A weak (small-order) key is refused: signatures under it can be
+/// forged without a private key.
 fn parse_public_key(s: &str) -> Option<[u8; 32]> {
     let b64 = s.strip_prefix("ed25519:")?;
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    bytes.try_into().ok()
+    let bytes: [u8; 32] = bytes.try_into().ok()?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()?;
+    (!key.is_weak()).then_some(bytes)
 }
 
 fn date_field(
@@ -973,6 +992,36 @@ status = "aktif"
         );
         let set = load(&[("a.toml", approved)]).expect("approved");
         assert!(!set.agreements[0].persetujuan_menteri.is_empty());
+    }
+
+    #[test]
+    fn sam_keys_must_be_usable_ed25519_keys() {
+        let with = |key: &str| {
+            pks("1/A", "u1", "127.0.0.2", "").replace("[\"web_service\"]", "[\"card_reader\"]")
+                + &format!(
+                    "[[sam]]\nid = \"SAM-1\"\npublic_key = \"ed25519:{key}\"\nstatus = \"aktif\"\n"
+                )
+        };
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        // A real public key (of the secret key 1, 2, 3, …).
+        let mut seed = [0u8; 32];
+        for (i, b) in seed.iter_mut().enumerate() {
+            *b = u8::try_from(i).unwrap_or(0) + 1;
+        }
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        let set = load(&[("a.toml", with(&b64(public.as_bytes())))]).expect("valid key");
+        assert_eq!(set.agreements[0].sams[0].line, 21);
+        // The identity point has small order: anybody could sign for it.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for bad in [b64(&identity), b64(&[7u8; 31]), "not base64!".to_string()] {
+            let err = load(&[("a.toml", with(&bad))]).expect_err("unusable key");
+            let shown = err.to_string();
+            assert!(
+                shown.contains("a.toml:22:") && shown.contains("valid 32-byte Ed25519"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::fmt::{self, Write as _};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::card_reader::SamReason;
 use crate::config::StatusMode;
 
 /// A JSON object as ordered `(key, raw value)` pairs.
@@ -246,6 +247,8 @@ pub enum Refusal {
     MethodNotAllowed,
     /// Card-reader request that could not be validated (fail closed).
     CardReaderUnavailable,
+    /// Card-reader request the SAM sidecar refused, or could not answer (fail closed).
+    CardReader(SamReason),
     /// The DWH could not be reached or failed.
     UpstreamUnavailable,
     /// The DWH did not answer in time.
@@ -273,7 +276,7 @@ impl Refusal {
             Self::UserInactive => "17",
             Self::NotPermitted => "21",
             Self::UnknownService | Self::MethodNotAllowed => "22",
-            Self::CardReaderUnavailable => "23",
+            Self::CardReaderUnavailable | Self::CardReader(_) => "23",
             Self::RateLimited => "24",
             Self::QuotaUnavailable => "25",
             Self::UpstreamUnavailable | Self::UpstreamInvalid => "31",
@@ -317,6 +320,7 @@ impl Refusal {
             Self::UnknownService => "Layanan Tidak Dikenal",
             Self::MethodNotAllowed => "Metode Tidak Diizinkan",
             Self::CardReaderUnavailable => "Validasi Card Reader Gagal",
+            Self::CardReader(reason) => reason.respon(),
             Self::UpstreamUnavailable => "Layanan DWH Tidak Tersedia",
             Self::UpstreamTimeout => "Layanan DWH Tidak Merespons",
             Self::UpstreamInvalid => "Jawaban DWH Tidak Dapat Diproses",
@@ -336,6 +340,7 @@ impl Refusal {
             | Self::NotPermitted
             | Self::CardReaderUnavailable => 403,
             Self::LoginLocked | Self::QuotaExhausted | Self::RateLimited => 429,
+            Self::CardReader(reason) => reason.rest_status(),
             Self::QuotaUnavailable | Self::AuditUnavailable => 503,
             Self::IncompleteParameters | Self::NikFormat | Self::InvalidIp => 400,
             Self::BodyTooLarge => 413,
@@ -376,6 +381,7 @@ impl Refusal {
             Self::UnknownService => "unknown_service",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::CardReaderUnavailable => "card_reader_unavailable",
+            Self::CardReader(reason) => reason.refusal_name(),
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamInvalid => "upstream_invalid",

@@ -23,6 +23,7 @@ use gerbang_policy::{
     Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize_traced,
 };
 use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
+use gerbang_sam::SamClient;
 
 use crate::metrics::Metrics;
 pub use crate::record::Audit;
@@ -58,6 +59,8 @@ pub struct Gateway {
     max_body_bytes: usize,
     peer: HttpPeer,
     upstream_host: String,
+    /// The SAM sidecar's client; `None`: card-reader requests are refused.
+    sam: Option<SamClient>,
 }
 
 /// Per-request state, from the first filter to `logging`.
@@ -160,6 +163,10 @@ impl Gateway {
             max_body_bytes: config.api.max_body_bytes,
             peer,
             upstream_host,
+            sam: config
+                .sam
+                .as_ref()
+                .map(|s| SamClient::new(&s.address, s.timeout)),
         }
     }
 
@@ -185,17 +192,18 @@ impl Gateway {
                 ..Reject::new(Refusal::MethodNotAllowed, "gunakan POST")
             }));
         }
-        // Card-reader requests must be validated by the SAM sidecar; until it is configured
-        // they are refused, never treated as web-service calls (fail closed, art. 24–25).
-        if req.headers.keys().any(|k| k.as_str().starts_with("x-sam-")) {
-            return Ok(Some(Reject {
-                body_consumed: false,
-                ..Reject::new(
-                    Refusal::CardReaderUnavailable,
-                    "validasi SAM card reader belum dikonfigurasi pada gateway ini",
-                )
-            }));
-        }
+        // Card-reader requests (any `X-SAM-*` header) are validated by the SAM sidecar once
+        // authenticated; without a sidecar they are refused, never treated as web-service
+        // calls (fail closed, art. 24–25).
+        let reader = match crate::sam::reader_request(req, self.sam.is_some()) {
+            Ok(r) => r,
+            Err((refusal, detail)) => {
+                return Ok(Some(Reject {
+                    body_consumed: false,
+                    ..Reject::new(refusal, detail)
+                }));
+            }
+        };
         let body = match self.read_body(session).await? {
             Ok(b) => b,
             Err(reject) => return Ok(Some(reject)),
@@ -274,15 +282,48 @@ impl Gateway {
         let pks = snap.pks(user);
         ctx.pks = Some(pks.nomor.clone());
         ctx.pengguna = Some(pks.pengguna.clone());
+        let (channel, sam_valid) = match (reader, &self.sam) {
+            (Some(reader), Some(client)) => {
+                let asked = Instant::now();
+                let checked = crate::sam::check(client, reader, &body, &user_id, action).await;
+                self.metrics
+                    .sam_duration
+                    .observe(asked.elapsed().as_secs_f64());
+                match checked {
+                    Ok(()) => {
+                        self.metrics
+                            .sam_validations
+                            .with_label_values(&["valid"])
+                            .inc();
+                        (Channel::CardReader, true)
+                    }
+                    Err((refusal, detail)) => {
+                        let result = match refusal {
+                            Refusal::CardReader(reason) => reason.code(),
+                            _ => "unavailable",
+                        };
+                        self.metrics
+                            .sam_validations
+                            .with_label_values(&[result])
+                            .inc();
+                        ctx.channel = Channel::CardReader;
+                        return Ok(Some(Reject::new(refusal, detail)));
+                    }
+                }
+            }
+            (Some(_), None) => return Ok(Some(Reject::new(Refusal::CardReaderUnavailable, ""))),
+            (None, _) => (Channel::WebService, false),
+        };
+        ctx.channel = channel;
         let day = self.clock.today();
         let decided = Instant::now();
         let request = Request {
             user,
             action,
-            channel: ctx.channel,
+            channel,
             day,
             peer,
-            sam_valid: false,
+            sam_valid,
         };
         let (decision, warm) = authorize_traced(&snap, &request);
         self.metrics

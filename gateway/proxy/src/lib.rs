@@ -11,6 +11,7 @@ mod metrics;
 mod record;
 mod reload;
 mod route;
+mod sam;
 mod server;
 
 pub use gateway::{Gateway, GatewayCtx};

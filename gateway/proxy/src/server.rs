@@ -69,6 +69,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         listen = %config.listen.address,
         tls = config.listen.tls.is_some(),
         upstream = %config.upstream.address,
+        sam.sidecar = config.sam.as_ref().map_or_else(|| "none: card-reader requests are refused".to_string(), |s| s.address.to_string()),
         "starting"
     );
 

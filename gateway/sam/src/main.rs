@@ -1,0 +1,117 @@
+//! `gerbang-sam`: the SAM-validation sidecar. Loads the PKS files, binds loopback (and
+//! optionally a Unix socket), prints `gerbang-sam listening on http://ADDR` once ready
+//! (tests and the demo read it to learn the port), and serves until SIGTERM or SIGINT.
+//! SIGHUP reloads the PKS files at once; they are also watched for changes.
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use gerbang_core::{Clock, SystemClock};
+use gerbang_sam::{Settings, Sidecar, check_skew, parse_listen};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Validates card-reader requests for the Gerbang gateway: Ed25519 signature, freshness,
+/// replay, SAM activation, binding to the Pengguna, PKS validity and the fingerprint result.
+#[derive(Debug, Parser)]
+#[command(name = "gerbang-sam", version)]
+struct Args {
+    /// Settings file (e.g. config/sam/sidecar.toml); the flags below override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Loopback `IP:port` to listen on; port 0 picks a free port (default 127.0.0.1:7443).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Also listen on this Unix socket.
+    #[arg(long)]
+    unix_socket: Option<PathBuf>,
+    /// Directory of PKS files (required without --config).
+    #[arg(long)]
+    pks_dir: Option<PathBuf>,
+    /// Element vocabulary file (default: the embedded one).
+    #[arg(long)]
+    vocabulary: Option<PathBuf>,
+    /// Allowed clock difference with a reader, in seconds (default 30).
+    #[arg(long)]
+    skew_secs: Option<u32>,
+}
+
+fn settings(args: Args) -> Result<Settings> {
+    let mut settings = match (&args.config, &args.pks_dir) {
+        (Some(path), _) => Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        (None, Some(dir)) => Settings::new(dir.clone()),
+        (None, None) => anyhow::bail!("give --config FILE or --pks-dir DIR"),
+    };
+    if let Some(dir) = args.pks_dir {
+        settings.pks_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        settings.listen = parse_listen(&listen).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
+    }
+    if let Some(path) = args.unix_socket {
+        settings.unix_socket = Some(path);
+    }
+    if let Some(v) = args.vocabulary {
+        settings.vocabulary = Some(v);
+    }
+    if let Some(skew) = args.skew_secs {
+        settings.skew_secs = check_skew(skew).map_err(|e| anyhow::anyhow!("--skew-secs: {e}"))?;
+    }
+    Ok(settings)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let settings = settings(Args::parse())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sidecar = Sidecar::bind(&settings, clock).await?;
+    let addr = sidecar.local_addr().context("reading the bound address")?;
+    let state = sidecar.state();
+    let registry = state.validator().registry();
+    tracing::info!(
+        pks.dir = %settings.pks_dir.display(),
+        pks.count = registry.pks_count(),
+        sams.count = registry.sam_count(),
+        users.count = registry.user_count(),
+        skew_secs = settings.skew_secs,
+        unix_socket = ?settings.unix_socket,
+        "started"
+    );
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "gerbang-sam listening on http://{addr}").context("writing to stdout")?;
+    stdout.flush().context("flushing stdout")?;
+    drop(stdout);
+
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let reloader = Arc::clone(&state);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let s = Arc::clone(&reloader);
+            let _ = tokio::task::spawn_blocking(move || s.reload("SIGHUP")).await;
+        }
+    });
+    sidecar
+        .serve(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        })
+        .await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The sidecar's settings: `config/sam/sidecar.toml`, each value overridable by a flag.
+//! Relative paths are relative to the file's directory. Errors name the file, the line and
+//! the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gerbang_core::{ConfigErrors, SidecarAddress, Source, read_config_file};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::replay::DEFAULT_MAX_NONCES_PER_SAM;
+use crate::validate::DEFAULT_SKEW_SECS;
+
+/// Default loopback address of the sidecar.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
+/// Default interval between two looks at the PKS directory: with it a deactivated SAM is
+/// refused well within a second.
+pub const DEFAULT_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SidecarFile {
+    #[serde(default)]
+    listen: ListenFile,
+    pks: PksFile,
+    #[serde(default)]
+    validation: ValidationFile,
+    #[serde(default)]
+    reload: ReloadFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListenFile {
+    /// Loopback `IP:port` the gateway calls (`[sam] address` in gerbang.toml); port 0
+    /// picks a free port.
+    address: Option<Spanned<String>>,
+    /// Also serve on this Unix socket (created mode 0660; a stale socket is replaced).
+    unix_socket: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PksFile {
+    /// Directory of PKS files (`*.toml`), the same the gateway reads.
+    dir: String,
+    /// Element vocabulary file (default: the embedded one).
+    vocabulary: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ValidationFile {
+    /// Largest allowed difference between a reader's clock and this host's, in seconds
+    /// (default 30). Nonces are remembered this long.
+    skew_secs: Option<Spanned<u32>>,
+    /// Nonces remembered per SAM within the skew window (default 10000); past it the SAM's
+    /// requests are refused until older nonces expire.
+    max_nonces_per_sam: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReloadFile {
+    /// How often the PKS directory is looked at for changes, in milliseconds (default
+    /// 200; 50 to 800, so a deactivated SAM is refused within a second).
+    poll_ms: Option<Spanned<u64>>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Loopback TCP address.
+    pub listen: SocketAddr,
+    /// Optional Unix socket.
+    pub unix_socket: Option<PathBuf>,
+    pub pks_dir: PathBuf,
+    pub vocabulary: Option<PathBuf>,
+    pub skew_secs: u32,
+    pub max_nonces_per_sam: usize,
+    pub poll: Duration,
+}
+
+impl Settings {
+    /// Settings with defaults for everything but the PKS directory.
+    pub fn new(pks_dir: PathBuf) -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7443))),
+            unix_socket: None,
+            pks_dir,
+            vocabulary: None,
+            skew_secs: DEFAULT_SKEW_SECS,
+            max_nonces_per_sam: DEFAULT_MAX_NONCES_PER_SAM,
+            poll: DEFAULT_POLL,
+        }
+    }
+
+    /// Loads and validates a settings file.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = read_config_file(path)?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates a settings text; `path` locates relative paths and errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
+        let src = Source::new(path, text);
+        let file: SidecarFile = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut errors = Vec::new();
+        let mut settings = Self::new(base.join(&file.pks.dir));
+        settings.vocabulary = file.pks.vocabulary.map(|v| base.join(v));
+        settings.unix_socket = file.listen.unix_socket.map(|u| base.join(u));
+        if let Some(address) = &file.listen.address {
+            match parse_listen(address.get_ref()) {
+                Ok(a) => settings.listen = a,
+                Err(msg) => errors.push(src.error(Some(address.span()), "listen.address", msg)),
+            }
+        }
+        if let Some(skew) = &file.validation.skew_secs {
+            match check_skew(*skew.get_ref()) {
+                Ok(s) => settings.skew_secs = s,
+                Err(msg) => {
+                    errors.push(src.error(Some(skew.span()), "validation.skew_secs", msg));
+                }
+            }
+        }
+        if let Some(max) = &file.validation.max_nonces_per_sam {
+            if (1..=1_000_000).contains(max.get_ref()) {
+                settings.max_nonces_per_sam = *max.get_ref();
+            } else {
+                errors.push(src.error(
+                    Some(max.span()),
+                    "validation.max_nonces_per_sam",
+                    "must be between 1 and 1000000",
+                ));
+            }
+        }
+        if let Some(poll) = &file.reload.poll_ms {
+            if (50..=800).contains(poll.get_ref()) {
+                settings.poll = Duration::from_millis(*poll.get_ref());
+            } else {
+                errors.push(src.error(
+                    Some(poll.span()),
+                    "reload.poll_ms",
+                    "must be between 50 and 800 milliseconds, so a deactivated SAM is refused within a second",
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// A loopback `IP:port` to listen on: the sidecar speaks plain HTTP and must not be
+/// reachable from another host.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    match SidecarAddress::parse(s, Path::new(".")) {
+        Ok(SidecarAddress::Tcp(a)) => Ok(a),
+        Ok(SidecarAddress::Unix(_)) => {
+            Err("a Unix socket goes in `listen.unix_socket` (or --unix-socket)".into())
+        }
+        Err(msg) => Err(msg),
+    }
+}
+
+/// The allowed clock skew: 1 to 300 seconds.
+pub fn check_skew(secs: u32) -> Result<u32, String> {
+    if (1..=300).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err("must be between 1 and 300 seconds (30 is the default)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let s = Settings::parse(
+            Path::new("/etc/g/sam/sidecar.toml"),
+            "[pks]\ndir = \"../pks\"\n",
+        )
+        .expect("valid");
+        assert_eq!(s.pks_dir, Path::new("/etc/g/sam/../pks"));
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.skew_secs, 30);
+        assert_eq!(s.poll, DEFAULT_POLL);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let text = "[listen]\naddress = \"0.0.0.0:7443\"\n[pks]\ndir = \"p\"\n[validation]\nskew_secs = 0\n[reload]\npoll_ms = 5000\n";
+        let err = Settings::parse(Path::new("s.toml"), text).expect_err("invalid");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("s.toml:2:") && shown.contains("not a loopback"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("s.toml:6:") && shown.contains("validation.skew_secs"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("s.toml:8:") && shown.contains("reload.poll_ms"),
+            "{shown}"
+        );
+        let err = Settings::parse(Path::new("s.toml"), "[pks]\ndir = \"p\"\nfoo = 1\n")
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("foo"), "{err}");
+    }
+}

@@ -1,0 +1,503 @@
+//! The card-reader channel end to end: real `dwh-sim`, `gerbang-sam` and `gerbang serve`
+//! processes, readers signing as DESIGN §4 says, from the User ID's registered address.
+//! Every way a reader request can be wrong is refused with its own RESPON; the sidecar
+//! killed, stalled or restarted; a SAM deactivated by editing its PKS file.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gerbang_e2e::*;
+use gerbang_sam::{Biometric, ReaderKey, SignInput, content_digest, new_nonce, sign};
+
+/// The test readers: SAM-A (active) and SAM-N (deactivated) of Pengguna `kab`; SAM-K of
+/// Pengguna `kota`; SAM-L of `lama`, whose PKS ended; SAM-X registered nowhere.
+struct Readers {
+    a: ReaderKey,
+    n: ReaderKey,
+    k: ReaderKey,
+    l: ReaderKey,
+    x: ReaderKey,
+}
+
+impl Readers {
+    fn new() -> Self {
+        let key = |id| ReaderKey::generate(id).unwrap();
+        Self {
+            a: key("SAM-A"),
+            n: key("SAM-N"),
+            k: key("SAM-K"),
+            l: key("SAM-L"),
+            x: key("SAM-X"),
+        }
+    }
+
+    /// Pengguna `kab` has two agreements: `kab.toml` grants the card reader (kab_01 from
+    /// 127.0.0.2), `kab-ws.toml` the web service only (kab_ws from 127.0.0.3).
+    fn agreements(&self) -> Vec<TestPks> {
+        let reader = r#"["card_reader"]"#;
+        let kab = TestPks {
+            metode: reader,
+            sams: format!(
+                "{}\n{}",
+                self.a.pks_block("aktif"),
+                self.n.pks_block("nonaktif")
+            ),
+            ..TestPks::new(
+                "kab.toml",
+                "1/KAB/E2E",
+                vec![TestUser::aktif("kab_01", "127.0.0.2")],
+            )
+        };
+        let kab_ws = TestPks {
+            pengguna: "kab",
+            ..TestPks::new(
+                "kab-ws.toml",
+                "2/KAB/E2E",
+                vec![TestUser::aktif("kab_ws", "127.0.0.3")],
+            )
+        };
+        let kota = TestPks {
+            metode: reader,
+            sams: self.k.pks_block("aktif"),
+            ..TestPks::new(
+                "kota.toml",
+                "3/KOTA/E2E",
+                vec![TestUser::aktif("kota_01", "127.0.0.4")],
+            )
+        };
+        let lama = TestPks {
+            metode: reader,
+            valid: (800, -400),
+            sams: self.l.pks_block("aktif"),
+            ..TestPks::new(
+                "lama.toml",
+                "4/LAMA/E2E",
+                vec![TestUser::aktif("lama_01", "127.0.0.5")],
+            )
+        };
+        vec![kab, kab_ws, kota, lama]
+    }
+}
+
+/// dwh-sim, a gateway whose `[sam]` points at a reserved port, and the sidecar on it,
+/// reading the gateway's own PKS directory.
+struct Stack {
+    sim: Sim,
+    gw: Gateway,
+    sam: SamSidecar,
+}
+
+fn reserved_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+async fn stack(readers: &Readers) -> Stack {
+    let sim = Sim::start(1_000);
+    let sam_addr = reserved_addr();
+    let gw = Gateway::start(GatewayOptions {
+        sam: Some(sam_addr),
+        ..GatewayOptions::new(sim.addr, readers.agreements())
+    });
+    let sam = SamSidecar::start(&gw.pks_dir(), sam_addr);
+    sam.wait_fresh().await;
+    Stack { sim, gw, sam }
+}
+
+/// One reader request, signed; fields can be spoiled before it is sent.
+struct ReaderCall {
+    body: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl ReaderCall {
+    /// `key` signs as `sam_id` a CALL_NIK of `nik` by `user`, now (or `age` seconds ago).
+    fn new(key: &ReaderKey, sam_id: &str, user: &str, nik: &str) -> Self {
+        Self::signed(key, sam_id, user, nik, 0, Biometric::Match)
+    }
+
+    fn signed(
+        key: &ReaderKey,
+        sam_id: &str,
+        user: &str,
+        nik: &str,
+        age: i64,
+        biometric: Biometric,
+    ) -> Self {
+        let body = call_nik(nik, user, PASSWORD);
+        let nonce = new_nonce().unwrap();
+        let h = sign(
+            &key.signing,
+            &SignInput {
+                sam_id,
+                method: "POST",
+                path: "/dukcapil/get_json/UJI/CALL_NIK",
+                body: body.as_bytes(),
+                user_id: user,
+                biometric,
+                timestamp: chrono::Utc::now().timestamp() - age,
+                nonce: &nonce,
+            },
+        );
+        let mut headers = h.into_pairs();
+        headers.push(("Content-Digest", content_digest(body.as_bytes())));
+        Self { body, headers }
+    }
+
+    async fn send(&self, gw: &Gateway, source: &str) -> String {
+        let mut req = gw.client(source).post(gw.url("CALL_NIK"));
+        for (name, value) in &self.headers {
+            req = req.header(*name, value.as_str());
+        }
+        post_with(req, self.body.clone()).await.1
+    }
+}
+
+const PREFIX: &str = "Validasi Card Reader Gagal: ";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_reader_lookup_succeeds_and_every_fault_has_its_own_reason() {
+    let r = Readers::new();
+    let s = stack(&r).await;
+    let niks = s.sim.sample("alive", 2).await;
+    let (nik, other_nik) = (&niks[0], &niks[1]);
+
+    // A valid signed lookup gets the PKS's elements.
+    let valid = ReaderCall::new(&r.a, "SAM-A", "kab_01", nik);
+    let body = valid.send(&s.gw, "127.0.0.2").await;
+    assert_eq!(respon(&body), None, "{body}");
+    assert!(body.contains(&format!("\"NIK\":{nik}")), "{body}");
+    assert_eq!(s.sim.requests().await, 1);
+
+    let mut altered = ReaderCall::new(&r.a, "SAM-A", "kab_01", nik);
+    altered.body = call_nik(other_nik, "kab_01", PASSWORD);
+    let mut unsigned_alteration = ReaderCall::new(&r.a, "SAM-A", "kab_01", nik);
+    unsigned_alteration.body = call_nik(other_nik, "kab_01", PASSWORD);
+    unsigned_alteration.headers.pop();
+    // (what, request, source address, RESPON after the prefix)
+    let cases: Vec<(&str, ReaderCall, &str, &str)> = vec![
+        (
+            "bad signature",
+            ReaderCall::new(&r.k, "SAM-A", "kab_01", nik),
+            "127.0.0.2",
+            "Tanda Tangan SAM Tidak Sah",
+        ),
+        (
+            "altered body",
+            altered,
+            "127.0.0.2",
+            "Isi Permintaan Telah Diubah",
+        ),
+        (
+            "altered body, no Content-Digest",
+            unsigned_alteration,
+            "127.0.0.2",
+            "Tanda Tangan SAM Tidak Sah",
+        ),
+        (
+            "stale timestamp",
+            ReaderCall::signed(&r.a, "SAM-A", "kab_01", nik, 120, Biometric::Match),
+            "127.0.0.2",
+            "Waktu Permintaan di Luar Batas",
+        ),
+        (
+            "replayed nonce",
+            valid,
+            "127.0.0.2",
+            "Permintaan Ulang Terdeteksi",
+        ),
+        (
+            "unknown SAM",
+            ReaderCall::new(&r.x, "SAM-X", "kab_01", nik),
+            "127.0.0.2",
+            "SAM Tidak Terdaftar",
+        ),
+        (
+            "deactivated SAM",
+            ReaderCall::new(&r.n, "SAM-N", "kab_01", nik),
+            "127.0.0.2",
+            "SAM Tidak Aktif",
+        ),
+        (
+            "SAM of another Pengguna",
+            ReaderCall::new(&r.k, "SAM-K", "kab_01", nik),
+            "127.0.0.2",
+            "SAM Milik Lembaga Lain",
+        ),
+        (
+            "PKS ended",
+            ReaderCall::new(&r.l, "SAM-L", "lama_01", nik),
+            "127.0.0.5",
+            "PKS di Luar Masa Berlaku",
+        ),
+        (
+            "channel not in the PKS",
+            ReaderCall::new(&r.a, "SAM-A", "kab_ws", nik),
+            "127.0.0.3",
+            "Card Reader Tidak Ada di PKS",
+        ),
+        (
+            "biometric not matched",
+            ReaderCall::signed(&r.a, "SAM-A", "kab_01", nik, 0, Biometric::NoMatch),
+            "127.0.0.2",
+            "Sidik Jari Tidak Cocok",
+        ),
+    ];
+    for (what, call, source, want) in &cases {
+        let body = call.send(&s.gw, source).await;
+        assert_eq!(
+            respon(&body).as_deref(),
+            Some(format!("{PREFIX}{want}").as_str()),
+            "{what}: {body}"
+        );
+        assert_eq!(response_code(&body).as_deref(), Some("23"), "{what}");
+        let desc = answer_json(&body)["content"][0]["RESPONSE_DESC"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!desc.is_empty(), "{what}: no detail: {body}");
+    }
+    // None of them reached the DWH, and the sidecar counted each reason.
+    assert_eq!(s.sim.requests().await, 1);
+    let metrics = s.sam.metrics().await;
+    for (result, n) in [
+        ("valid", 1),
+        ("bad_signature", 2),
+        ("body_altered", 1),
+        ("stale_timestamp", 1),
+        ("replayed_nonce", 1),
+        ("unknown_sam", 1),
+        ("sam_inactive", 1),
+        ("sam_other_pengguna", 1),
+        ("pks_outside_validity", 1),
+        ("channel_not_granted", 1),
+        ("biometric_not_matched", 1),
+    ] {
+        let line = format!("gerbang_sam_validations_total{{result=\"{result}\"}} {n}");
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
+    // A web-service request of the same User ID is not a reader request: kab_01's PKS
+    // grants the card reader only.
+    let (_, body) = post(
+        &s.gw.client("127.0.0.2"),
+        &s.gw.url("CALL_NIK"),
+        call_nik(nik, "kab_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(
+        respon(&body).as_deref(),
+        Some("Akses Tidak Diizinkan oleh PKS"),
+        "{body}"
+    );
+    // Wrong password with a valid signature: authentication comes first.
+    let mut wrong = ReaderCall::new(&r.a, "SAM-A", "kab_01", nik);
+    wrong.body = call_nik(nik, "kab_01", "salah");
+    let body = wrong.send(&s.gw, "127.0.0.2").await;
+    assert_eq!(respon(&body).as_deref(), Some("Login Gagal"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_refuses_reader_requests_until_it_is_back() {
+    let r = Readers::new();
+    let mut s = stack(&r).await;
+    let nik = s.sim.sample("alive", 1).await.remove(0);
+    let body = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik)
+        .send(&s.gw, "127.0.0.2")
+        .await;
+    assert_eq!(respon(&body), None, "{body}");
+
+    s.sam.proc.kill();
+    let body = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik)
+        .send(&s.gw, "127.0.0.2")
+        .await;
+    assert_eq!(
+        respon(&body).as_deref(),
+        Some("Layanan Validasi Card Reader Tidak Tersedia"),
+        "{body}"
+    );
+    assert_eq!(response_code(&body).as_deref(), Some("23"));
+    assert!(
+        s.gw.proc
+            .stderr()
+            .contains("card-reader requests are refused until it does"),
+        "{}",
+        s.gw.proc.stderr()
+    );
+    assert_eq!(s.sim.requests().await, 1);
+
+    s.sam.restart();
+    s.sam.wait_fresh().await;
+    let body = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik)
+        .send(&s.gw, "127.0.0.2")
+        .await;
+    assert_eq!(respon(&body), None, "{body}");
+    assert_eq!(s.sim.requests().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_sidecar_is_cut_off_at_the_timeout() {
+    let r = Readers::new();
+    let sim = Sim::start(1_000);
+    // Accepts connections (the kernel does) and never answers.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gw = Gateway::start(GatewayOptions {
+        sam: Some(stalled.local_addr().unwrap()),
+        sam_timeout_ms: 200,
+        ..GatewayOptions::new(sim.addr, r.agreements())
+    });
+    let nik = sim.sample("alive", 1).await.remove(0);
+    // Warm the password cache, so the timing below is the sidecar's.
+    let (_, body) = post(
+        &gw.client("127.0.0.2"),
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "kab_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(
+        respon(&body).as_deref(),
+        Some("Akses Tidak Diizinkan oleh PKS")
+    );
+    for _ in 0..2 {
+        let call = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik);
+        let started = Instant::now();
+        let body = call.send(&gw, "127.0.0.2").await;
+        let took = started.elapsed();
+        assert_eq!(
+            respon(&body).as_deref(),
+            Some("Layanan Validasi Card Reader Tidak Merespons"),
+            "{body}"
+        );
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_millis(1_000),
+            "answered after {took:?}"
+        );
+    }
+    assert_eq!(sim.requests().await, 0);
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivating_a_sam_in_its_pks_file_takes_effect_within_a_second() {
+    let r = Readers::new();
+    let mut s = stack(&r).await;
+    let nik = s.sim.sample("alive", 1).await.remove(0);
+    let body = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik)
+        .send(&s.gw, "127.0.0.2")
+        .await;
+    assert_eq!(respon(&body), None, "{body}");
+
+    // Ditjen sets the SAM to "nonaktif" (art. 45 e); nothing is restarted or signalled.
+    let path = s.gw.pks_path("kab.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let active = r.a.pks_block("aktif");
+    assert!(text.contains(&active));
+    std::fs::write(&path, text.replace(&active, &r.a.pks_block("nonaktif"))).unwrap();
+    let written = Instant::now();
+    let refused_after = loop {
+        let body = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik)
+            .send(&s.gw, "127.0.0.2")
+            .await;
+        match respon(&body) {
+            None => {}
+            Some(text) if text == format!("{PREFIX}SAM Tidak Aktif") => break written.elapsed(),
+            Some(other) => panic!("unexpected refusal {other}: {body}"),
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "the SAM is still accepted 1 s after the edit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(refused_after < Duration::from_secs(1), "{refused_after:?}");
+    eprintln!("deactivation in force after {refused_after:?}");
+    assert!(s.gw.proc.child.try_wait().unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygen_and_the_reader_simulator_as_an_operator_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("reader.key");
+    let out = Command::new(bin("gerbang"))
+        .args(["sam", "keygen", "--id", "SAM-CLI-1", "--out"])
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let block = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        block.starts_with("[[sam]]\nid = \"SAM-CLI-1\"\npublic_key = \"ed25519:"),
+        "{block}"
+    );
+    // The PKS gets the public part only.
+    let key = ReaderKey::load(&key_path).unwrap();
+    assert_eq!(block, key.pks_block("aktif"));
+    let again = Command::new(bin("gerbang"))
+        .args(["sam", "keygen", "--id", "SAM-CLI-1", "--out"])
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "an existing key file was replaced");
+
+    let sim = Sim::start(1_000);
+    let sam_addr = reserved_addr();
+    let pks = TestPks {
+        metode: r#"["card_reader"]"#,
+        sams: block,
+        ..TestPks::new(
+            "cli.toml",
+            "5/CLI/E2E",
+            vec![TestUser::aktif("cli_01", "127.0.0.6")],
+        )
+    };
+    let gw = Gateway::start(GatewayOptions {
+        sam: Some(sam_addr),
+        ..GatewayOptions::new(sim.addr, vec![pks])
+    });
+    let sam = SamSidecar::start(&gw.pks_dir(), sam_addr);
+    sam.wait_fresh().await;
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let reader = |extra: &[&str]| {
+        let mut cmd = Command::new(bin("gerbang"));
+        cmd.args(["reader", "lookup", "--gateway"])
+            .arg(format!("http://{}", gw.addr))
+            .arg("--key")
+            .arg(&key_path)
+            .args(["--user", "cli_01", "--password", PASSWORD, "--nik", &nik])
+            .args(["--source", "127.0.0.6"])
+            .args(extra);
+        cmd.output().unwrap()
+    };
+    let first = reader(&[]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let stderr = String::from_utf8_lossy(&first.stderr).to_string();
+    assert_eq!(first.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("\"NIK\":{nik}")), "{stdout}");
+    // Sent again with the nonce and timestamp it printed: a replay.
+    let replay_args = stderr
+        .split("to replay it: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let args: Vec<&str> = replay_args.iter().map(String::as_str).collect();
+    let replay = reader(&args);
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(3), "{stdout}");
+    assert_eq!(
+        respon(&stdout).as_deref(),
+        Some("Validasi Card Reader Gagal: Permintaan Ulang Terdeteksi")
+    );
+    let no_match = reader(&["--biometric", "no_match"]);
+    let stdout = String::from_utf8_lossy(&no_match.stdout);
+    assert_eq!(
+        respon(&stdout).as_deref(),
+        Some("Validasi Card Reader Gagal: Sidik Jari Tidak Cocok")
+    );
+    assert_eq!(sim.requests().await, 1);
+}
