@@ -16,8 +16,8 @@ use pingora::upstreams::peer::HttpPeer;
 
 use chrono::NaiveDate;
 use gerbang_core::{
-    BodyError, Channel, Clock, Config, ElementSet, Nik, NikError, Refusal, RequestBody, Shape,
-    StatusMode, append_quota_limiter, filter_answer,
+    BodyError, Channel, Clock, Config, ElementSet, Nik, NikError, Refusal, RequestBody, SamReason,
+    Shape, StatusMode, append_quota_limiter, filter_answer,
 };
 use gerbang_policy::{
     Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize_traced,
@@ -298,7 +298,12 @@ impl Gateway {
                         (Channel::CardReader, true)
                     }
                     Err((refusal, detail)) => {
+                        // The sidecar not answering is one result for the alert; every
+                        // verdict it gives is its own.
                         let result = match refusal {
+                            Refusal::CardReader(
+                                SamReason::SidecarTimeout | SamReason::SidecarUnavailable,
+                            ) => "unavailable",
                             Refusal::CardReader(reason) => reason.code(),
                             _ => "unavailable",
                         };

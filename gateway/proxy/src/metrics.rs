@@ -175,7 +175,34 @@ impl Metrics {
                 &["active", "shadow"],
             )?,
             registry,
-        })
+        }
+        .with_known_series())
+    }
+
+    /// Exports the counters of every known label value at 0 from the start, so the first
+    /// error is an increase Prometheus can see (a series born at 1 shows no `rate`).
+    fn with_known_series(self) -> Self {
+        for kind in ["timeout", "unavailable", "invalid", "status"] {
+            self.upstream_errors.with_label_values(&[kind]);
+        }
+        for result in ["ok", "error"] {
+            self.policy_reloads.with_label_values(&[result]);
+        }
+        for result in ["valid", "unavailable"].into_iter().chain(
+            gerbang_core::SamReason::ALL
+                .iter()
+                .filter(|r| {
+                    !matches!(
+                        r,
+                        gerbang_core::SamReason::SidecarTimeout
+                            | gerbang_core::SamReason::SidecarUnavailable
+                    )
+                })
+                .map(|r| r.code()),
+        ) {
+            self.sam_validations.with_label_values(&[result]);
+        }
+        self
     }
 
     /// Records the policy set now in force.
