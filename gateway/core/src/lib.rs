@@ -15,8 +15,8 @@ mod wire;
 
 pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
 pub use config::{
-    Api, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING, QuotaSettings, QuotaStore,
-    StatusMode, TlsFiles, Upstream, check,
+    Api, Auth, Config, DEFAULT_MAX_BODY_BYTES, Listen, MAX_BODY_CEILING, Portal, QuotaSettings,
+    QuotaStore, StatusMode, TlsFiles, Upstream, check,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
