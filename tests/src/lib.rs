@@ -237,6 +237,13 @@ impl Sim {
             .unwrap()
     }
 
+    /// Requests the simulator's Web Portal (below `/portal/`) has received.
+    pub async fn portal_requests(&self) -> u64 {
+        self.get_json("/__sim/stats").await["portal"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// Makes the simulator wait this long before answering data requests.
     pub async fn set_delay(&self, ms: u64) {
         let r = self
@@ -249,6 +256,26 @@ impl Sim {
         assert!(r.status().is_success());
     }
 }
+
+/// The elements a [`TestPks`] grants by default, its `ALAMAT_SEKARANG` group expanded.
+pub const DEFAULT_ELEMENTS: &[&str] = &[
+    "NIK",
+    "NO_KK",
+    "NAMA_LGKP",
+    "TGL_LHR",
+    "ALAMAT",
+    "NO_RT",
+    "NO_RW",
+    "KODE_POS",
+    "NO_PROP",
+    "PROP_NAME",
+    "NO_KAB",
+    "KAB_NAME",
+    "NO_KEC",
+    "KEC_NAME",
+    "NO_KEL",
+    "KEL_NAME",
+];
 
 /// One synthetic User ID of a test PKS.
 #[derive(Clone)]
@@ -359,6 +386,8 @@ pub struct GatewayOptions {
     pub upstream_ca: Option<PathBuf>,
     /// The `[quota]` table's body (store, block, burst limits).
     pub quota: &'static str,
+    /// The `[portal]` table's body (timeouts, cookie name); empty for the defaults.
+    pub portal: &'static str,
     pub pks: Vec<TestPks>,
 }
 
@@ -372,6 +401,7 @@ impl GatewayOptions {
             max_failures: 5,
             upstream_ca: None,
             quota: "block = 4\n",
+            portal: "",
             pks,
         }
     }
@@ -403,7 +433,7 @@ impl Gateway {
             "plaintext = true\n"
         };
         let config = format!(
-            "instance = \"e2e\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n{listen}\n[upstream]\naddress = \"{}\"\n{}connect_timeout_ms = 500\ntimeout_ms = {}\n\n[api]\nstatus_mode = \"{}\"\nmax_body_bytes = 4096\n\n[auth]\nmax_failures = {}\nfailure_window_secs = 300\nlockout_secs = 300\n\n[pks]\ndir = \"pks\"\n\n[policy]\ndir = \"{}\"\n\n[quota]\n{}\n[server]\nthreads = 2\n",
+            "instance = \"e2e\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n{listen}\n[upstream]\naddress = \"{}\"\n{}connect_timeout_ms = 500\ntimeout_ms = {}\n\n[api]\nstatus_mode = \"{}\"\nmax_body_bytes = 4096\n\n[auth]\nmax_failures = {}\nfailure_window_secs = 300\nlockout_secs = 300\n\n[pks]\ndir = \"pks\"\n\n[policy]\ndir = \"{}\"\n\n[quota]\n{}\n[server]\nthreads = 2\n\n[portal]\n{}\n",
             opts.upstream,
             opts.upstream_ca
                 .as_ref()
@@ -415,7 +445,8 @@ impl Gateway {
             opts.status_mode,
             opts.max_failures,
             policies_dir().display(),
-            opts.quota
+            opts.quota,
+            opts.portal
         );
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -459,8 +490,28 @@ impl Gateway {
         format!("{scheme}://{host}/dukcapil/get_json/UJI/{service}")
     }
 
+    /// The URL of a Web Portal path (below `/portal/`) on this gateway.
+    pub fn portal_url(&self, path: &str) -> String {
+        let base = self.url("");
+        let origin = base.split("/dukcapil/").next().unwrap();
+        format!("{origin}/portal/{path}")
+    }
+
     /// A client whose connections come from `source` (a 127.0.0.x address).
     pub fn client(&self, source: &str) -> reqwest::Client {
+        self.client_builder(source).build().unwrap()
+    }
+
+    /// A client from `source` that shows redirects instead of following them, as the
+    /// portal tests need to see the login's `303` and its `Set-Cookie`.
+    pub fn portal_client(&self, source: &str) -> reqwest::Client {
+        self.client_builder(source)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    fn client_builder(&self, source: &str) -> reqwest::ClientBuilder {
         let ip: IpAddr = source.parse().unwrap();
         let mut b = reqwest::Client::builder()
             .local_address(ip)
@@ -471,7 +522,7 @@ impl Gateway {
                 .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
                 .https_only(true);
         }
-        b.build().unwrap()
+        b
     }
 
     /// Path of a PKS file of this gateway's configuration.
