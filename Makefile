@@ -9,8 +9,9 @@ CARGO ?= cargo
 
 # System packages the build and the tests need, as "command:debian-package".
 # cmake builds libz-ng (pingora's compression); redis-server is started by the quota tests
-# (their own instance on a free port, never a system service).
-SYSTEM_DEPS := cmake:cmake redis-server:redis-server
+# (their own instance on a free port, never a system service); chromium and its driver run
+# the Web Portal browser test (tests/e2e/portal_browser.rs).
+SYSTEM_DEPS := cmake:cmake redis-server:redis-server chromium:chromium chromedriver:chromium-driver
 
 .PHONY: demo test lint deps
 

@@ -551,6 +551,33 @@ fn spawn_gateway(dir: &Path, addr: SocketAddr, n: u32) -> Proc {
     proc
 }
 
+/// Starts a helper process (a browser driver) that listens on `addr`, its stderr in
+/// `dir`, and waits until it accepts connections.
+pub fn start_listening(name: &'static str, mut cmd: Command, addr: SocketAddr, dir: &Path) -> Proc {
+    let stderr_path = dir.join(format!("{name}.stderr"));
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut proc = Proc {
+        child,
+        name,
+        stderr_path,
+    };
+    wait_listening(&mut proc, addr);
+    proc
+}
+
+/// The full path of a command found on `PATH`, if any.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
 fn wait_listening(proc: &mut Proc, addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pause = Duration::from_millis(5);

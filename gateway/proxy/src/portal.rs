@@ -189,15 +189,15 @@ pub fn is_page_type(content_type: Option<&str>) -> bool {
 }
 
 /// Cross-site request check for state-changing requests (login, logout, search): the
-/// cookie is `SameSite=Strict` already; a browser's `Sec-Fetch-Site` and `Origin` must
-/// also say the request comes from the portal's own pages. Clients that send neither
+/// cookie is `SameSite=Strict` already; a browser must also say the request comes from
+/// the portal's own pages. `Sec-Fetch-Site`, which every current browser sends and a page
+/// cannot forge, decides when present. Without it `Origin`, when sent, must be this host.
+/// (Under `Referrer-Policy: no-referrer` browsers send `Origin: null` on form posts, so
+/// `null` passes only with `Sec-Fetch-Site: same-origin`.) Clients that send neither
 /// (scripts, tests) still need the session cookie.
 pub fn same_origin(host: Option<&str>, origin: Option<&str>, fetch_site: Option<&str>) -> bool {
-    if let Some(site) = fetch_site
-        && !site.eq_ignore_ascii_case("same-origin")
-        && !site.eq_ignore_ascii_case("none")
-    {
-        return false;
+    if let Some(site) = fetch_site {
+        return site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none");
     }
     match origin {
         None => true,
@@ -613,9 +613,13 @@ impl Gateway {
                 "koneksi tanpa alamat IP",
             )));
         };
+        // HTTP/2 carries the host as `:authority`, HTTP/1.1 as `Host`.
+        let host = header(session, "host")
+            .map(str::to_string)
+            .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()));
         if !is_get
             && !same_origin(
-                header(session, "host"),
+                host.as_deref(),
                 header(session, "origin"),
                 header(session, "sec-fetch-site"),
             )
@@ -1158,6 +1162,16 @@ mod tests {
             None
         ));
         assert!(!same_origin(Some("127.0.0.1:8443"), Some("null"), None));
+        assert!(same_origin(
+            Some("127.0.0.1:8443"),
+            Some("null"),
+            Some("same-origin")
+        ));
+        assert!(!same_origin(
+            Some("127.0.0.1:8443"),
+            Some("https://127.0.0.1:8443"),
+            Some("cross-site")
+        ));
         assert!(!same_origin(
             Some("127.0.0.1:8443"),
             None,
