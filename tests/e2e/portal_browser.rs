@@ -138,6 +138,17 @@ async fn wait_text(browser: &Client, css: &str, ok: impl Fn(&str) -> bool) -> St
     }
 }
 
+/// The text of the element `css` names, which must be on the page.
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn log_in(browser: &Client, base: &str) {
     browser.goto(base).await.unwrap();
     // Without a session the portal sends the browser to the gateway's login page.
@@ -248,20 +259,8 @@ async fn a_person_searches_and_is_refused_export_and_a_second_session_in_chromiu
         .await
         .unwrap();
     wait_for(&browser, "#ditolak").await;
-    let what = browser
-        .find(Locator::Css("#yang-ditolak"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let why = browser
-        .find(Locator::Css("#alasan"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let what = text_of(&browser, "#yang-ditolak").await;
+    let why = text_of(&browser, "#alasan").await;
     assert!(what.contains("ekspor"), "{what}");
     assert!(
         why.contains("hanya dapat dibaca (pasal 30 ayat 2)"),
@@ -280,13 +279,7 @@ async fn a_person_searches_and_is_refused_export_and_a_second_session_in_chromiu
     let second = driver.browser().await;
     log_in(&second, &base).await;
     wait_for(&second, "#ditolak").await;
-    let why = second
-        .find(Locator::Css("#alasan"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let why = text_of(&second, "#alasan").await;
     assert!(why.contains("sesi lain yang masih aktif"), "{why}");
     screenshot(&second, &out, "05-sesi-kedua-ditolak.png").await;
     second.close().await.unwrap();

@@ -258,13 +258,7 @@ impl Gateway {
             Ok(d) => d,
             Err(reject) => return Ok(Some(reject)),
         };
-        let pks = snap.pks(user);
-        let limit = snap.user(user).kuota_harian.get();
-        let day = self.clock.today();
-        if let Err(reject) = self
-            .meter_hit(ctx, &user_id, &pks.pengguna, day, limit)
-            .await
-        {
+        if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
             return Ok(Some(reject));
         }
         ctx.upstream_body = Bytes::from(
@@ -326,11 +320,13 @@ impl Gateway {
     pub(crate) async fn meter_hit(
         &self,
         ctx: &mut GatewayCtx,
-        user_id: &str,
-        pengguna: &str,
-        day: NaiveDate,
-        limit: u32,
+        snap: &Snapshot,
+        user: gerbang_policy::UserRef,
     ) -> std::result::Result<(), Reject> {
+        let user_id = snap.user(user).id.as_str();
+        let pengguna = snap.pks(user).pengguna.as_str();
+        let limit = snap.user(user).kuota_harian.get();
+        let day = self.clock.today();
         if let Err(e) = self.burst.check(user_id, pengguna) {
             let scope = match e.scope {
                 gerbang_quota::BurstScope::User => "User ID ini",

@@ -154,15 +154,9 @@ pub fn is_download(content_type: Option<&str>, disposition: Option<&str>) -> boo
     }) {
         return true;
     }
-    let Some(ct) = content_type else {
+    let Some(mime) = content_type.map(mime) else {
         return false;
     };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     mime == "text/csv"
         || mime == "application/csv"
         || mime == "application/pdf"
@@ -171,17 +165,21 @@ pub fn is_download(content_type: Option<&str>, disposition: Option<&str>) -> boo
         || mime == "application/octet-stream"
 }
 
-/// Content types a portal page or asset may have.
-pub fn is_page_type(content_type: Option<&str>) -> bool {
-    let Some(ct) = content_type else {
-        return false;
-    };
-    let mime = ct
+/// The media type of a `Content-Type` value, lower-cased, without parameters.
+fn mime(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Content types a portal page or asset may have.
+pub fn is_page_type(content_type: Option<&str>) -> bool {
+    let Some(mime) = content_type.map(mime) else {
+        return false;
+    };
     matches!(
         mime.as_str(),
         "text/html" | "text/css" | "text/javascript" | "application/javascript" | "image/png"
@@ -783,13 +781,7 @@ impl Gateway {
                 return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
             }
         };
-        let pks = snap.pks(user);
-        let limit = snap.user(user).kuota_harian.get();
-        let day = self.clock.today();
-        if let Err(reject) = self
-            .meter_hit(ctx, &user_id, &pks.pengguna, day, limit)
-            .await
-        {
+        if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
             let quota = ctx.quota.as_ref().map(|q| q.usage);
             return Ok(Some(PortalAnswer::refused_json(&reject, quota).consumed()));
         }
