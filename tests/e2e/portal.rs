@@ -408,6 +408,17 @@ async fn logins_are_refused_without_the_portal_channel_or_the_password_or_from_a
         a.body
     );
 
+    // The web service's lockout applies: after five failures for the User ID (one above),
+    // even the right password is refused for a while.
+    let other = gw.portal_client("127.0.0.11");
+    for _ in 0..4 {
+        assert_eq!(login(&gw, &other, "portal_01", "salah").await.status, 401);
+    }
+    let a = login(&gw, &other, "portal_01", PASSWORD).await;
+    assert_eq!(a.status, 401);
+    assert!(a.body.contains("Akun Dikunci Sementara"), "{}", a.body);
+    assert!(a.header("set-cookie").is_empty());
+
     // A client-sent identity header grants nothing: without a session, no page.
     let a = send(
         client
