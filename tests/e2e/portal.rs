@@ -340,6 +340,15 @@ async fn a_session_is_bound_to_its_address_and_single_per_user() {
     assert!(a.header("set-cookie").is_empty());
     assert_secure("second session", &a);
 
+    // Logging out with the cookie from another address does not end the session.
+    let a = send(
+        there
+            .post(gw.portal_url("keluar"))
+            .header("Cookie", &cookie),
+    )
+    .await;
+    assert_eq!(a.status, 303);
+
     // The first session still works; after its logout, a new login does.
     let a = send(here.get(gw.portal_url("")).header("Cookie", &cookie)).await;
     assert_eq!(a.status, 200);

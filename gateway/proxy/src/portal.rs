@@ -659,7 +659,13 @@ impl Gateway {
             }
             PortalRoute::Login => return self.portal_login(session, ctx, peer).await.map(Some),
             PortalRoute::Logout => {
-                if let Some(user) = token.as_deref().and_then(|t| self.portal.sessions.end(t)) {
+                // Only from the address the session is bound to: a replayed cookie cannot
+                // end someone else's session.
+                let ended = token.as_deref().and_then(|t| {
+                    self.portal.sessions.check(t, peer, now).ok()?;
+                    self.portal.sessions.end(t)
+                });
+                if let Some(user) = ended {
                     tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user.as_str(), "portal logout");
                     ctx.user_id = Some(user);
                 }
