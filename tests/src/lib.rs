@@ -27,7 +27,27 @@ pub fn bin_dir() -> &'static Path {
             .unwrap()
             .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        // `cargo test` gives the test its package's CARGO_MANIFEST_*, CARGO_PKG_* and
+        // similar variables. Build scripts (ring's) rerun when those change, so passing
+        // them on would rebuild ring and everything above it here, and again at the next
+        // `cargo build` from a shell: minutes each time.
+        let mut cmd = Command::new(cargo);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_package = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_"]
+                .iter()
+                .any(|p| key.starts_with(p))
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .contains(&key.as_ref());
+            if per_package {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        let status = cmd
             .current_dir(&root)
             .args(["build", "--quiet", "--workspace", "--bins"])
             .status()
