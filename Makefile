@@ -9,10 +9,10 @@ CARGO ?= cargo
 
 # System packages the build and the tests need, as "command:debian-package".
 # cmake builds libz-ng (pingora's compression); redis-server is started by the quota tests
-# (their own instance on a free port, never a system service).
-# promtool (Debian's prometheus) checks monitoring/ and the metrics end-to-end test runs a
-# real Prometheus.
-SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3
+# (their own instance on a free port, never a system service); promtool (Debian's
+# prometheus) checks monitoring/ and the metrics end-to-end test runs a real Prometheus;
+# chromium and its driver run the Web Portal browser test (tests/e2e/portal_browser.rs).
+SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver
 
 .PHONY: demo test lint deps
 

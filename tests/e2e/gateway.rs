@@ -15,26 +15,6 @@ fn user(id: &'static str, ip: &'static str) -> TestUser {
     }
 }
 
-/// The allowed elements of `rsud.toml`, groups expanded.
-const RSUD_ELEMENTS: &[&str] = &[
-    "NIK",
-    "NO_KK",
-    "NAMA_LGKP",
-    "TGL_LHR",
-    "ALAMAT",
-    "NO_RT",
-    "NO_RW",
-    "KODE_POS",
-    "NO_PROP",
-    "PROP_NAME",
-    "NO_KAB",
-    "KAB_NAME",
-    "NO_KEC",
-    "KEC_NAME",
-    "NO_KEL",
-    "KEL_NAME",
-];
-
 fn agreements() -> Vec<TestPks> {
     let rsud = TestPks::new(
         "rsud.toml",
@@ -111,7 +91,7 @@ async fn allowed_call_returns_exactly_the_pks_elements_digit_exact() {
         );
         let expected: BTreeSet<String> = full
             .keys()
-            .filter(|k| RSUD_ELEMENTS.contains(&k.as_str()))
+            .filter(|k| DEFAULT_ELEMENTS.contains(&k.as_str()))
             .cloned()
             .collect();
         let got: BTreeSet<String> = record_keys(&body).into_iter().collect();
@@ -476,7 +456,7 @@ async fn search_by_elements_only_for_law_enforcement() {
             r.as_object()
                 .unwrap()
                 .keys()
-                .all(|k| RSUD_ELEMENTS.contains(&k.as_str())),
+                .all(|k| DEFAULT_ELEMENTS.contains(&k.as_str())),
             "{answer}"
         );
     }

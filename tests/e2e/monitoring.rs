@@ -236,7 +236,7 @@ async fn prometheus_gets_data_for_every_panel_and_alert() {
 
     // Keep a little traffic flowing while Prometheus scrapes, until every query has data.
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut last = String::new();
+    let mut last;
     let mut i = 0;
     loop {
         i += 1;

@@ -27,7 +27,27 @@ pub fn bin_dir() -> &'static Path {
             .unwrap()
             .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        // `cargo test` gives the test its package's CARGO_MANIFEST_*, CARGO_PKG_* and
+        // similar variables. Build scripts (ring's) rerun when those change, so passing
+        // them on would rebuild ring and everything above it here, and again at the next
+        // `cargo build` from a shell: minutes each time.
+        let mut cmd = Command::new(cargo);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_package = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_MANIFEST_"]
+                .iter()
+                .any(|p| key.starts_with(p))
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .contains(&key.as_ref());
+            if per_package {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        let status = cmd
             .current_dir(&root)
             .args(["build", "--quiet", "--workspace", "--bins"])
             .status()
@@ -237,6 +257,13 @@ impl Sim {
             .unwrap()
     }
 
+    /// Requests the simulator's Web Portal (below `/portal/`) has received.
+    pub async fn portal_requests(&self) -> u64 {
+        self.get_json("/__sim/stats").await["portal"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// Makes the simulator wait this long before answering data requests.
     pub async fn set_delay(&self, ms: u64) {
         let r = self
@@ -249,6 +276,26 @@ impl Sim {
         assert!(r.status().is_success());
     }
 }
+
+/// The elements a [`TestPks`] grants by default, its `ALAMAT_SEKARANG` group expanded.
+pub const DEFAULT_ELEMENTS: &[&str] = &[
+    "NIK",
+    "NO_KK",
+    "NAMA_LGKP",
+    "TGL_LHR",
+    "ALAMAT",
+    "NO_RT",
+    "NO_RW",
+    "KODE_POS",
+    "NO_PROP",
+    "PROP_NAME",
+    "NO_KAB",
+    "KAB_NAME",
+    "NO_KEC",
+    "KEC_NAME",
+    "NO_KEL",
+    "KEL_NAME",
+];
 
 /// One synthetic User ID of a test PKS.
 #[derive(Clone)]
@@ -388,6 +435,8 @@ pub struct GatewayOptions {
     pub sam: Option<SocketAddr>,
     /// `[sam] timeout_ms`.
     pub sam_timeout_ms: u64,
+    /// The `[portal]` table's body (timeouts, cookie name); empty for the defaults.
+    pub portal: &'static str,
     pub pks: Vec<TestPks>,
 }
 
@@ -403,6 +452,7 @@ impl GatewayOptions {
             quota: "block = 4\n",
             sam: None,
             sam_timeout_ms: 200,
+            portal: "",
             pks,
         }
     }
@@ -442,7 +492,7 @@ impl Gateway {
             "plaintext = true\n"
         };
         let config = format!(
-            "instance = \"e2e\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n{listen}\n[upstream]\naddress = \"{}\"\n{}connect_timeout_ms = 500\ntimeout_ms = {}\n\n[api]\nstatus_mode = \"{}\"\nmax_body_bytes = 4096\n\n[auth]\nmax_failures = {}\nfailure_window_secs = 300\nlockout_secs = 300\n\n[pks]\ndir = \"pks\"\n\n[policy]\ndir = \"{}\"\n\n[quota]\n{}\n[server]\nthreads = 2\n",
+            "instance = \"e2e\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n{listen}\n[upstream]\naddress = \"{}\"\n{}connect_timeout_ms = 500\ntimeout_ms = {}\n\n[api]\nstatus_mode = \"{}\"\nmax_body_bytes = 4096\n\n[auth]\nmax_failures = {}\nfailure_window_secs = 300\nlockout_secs = 300\n\n[pks]\ndir = \"pks\"\n\n[policy]\ndir = \"{}\"\n\n[quota]\n{}\n[server]\nthreads = 2\n\n[portal]\n{}\n",
             opts.upstream,
             opts.upstream_ca
                 .as_ref()
@@ -454,7 +504,8 @@ impl Gateway {
             opts.status_mode,
             opts.max_failures,
             policies_dir().display(),
-            opts.quota
+            opts.quota,
+            opts.portal
         );
         let config = match opts.sam {
             Some(addr) => format!(
@@ -515,8 +566,28 @@ impl Gateway {
         format!("{scheme}://{host}/dukcapil/get_json/UJI/{service}")
     }
 
+    /// The URL of a Web Portal path (below `/portal/`) on this gateway.
+    pub fn portal_url(&self, path: &str) -> String {
+        let base = self.url("");
+        let origin = base.split("/dukcapil/").next().unwrap();
+        format!("{origin}/portal/{path}")
+    }
+
     /// A client whose connections come from `source` (a 127.0.0.x address).
     pub fn client(&self, source: &str) -> reqwest::Client {
+        self.client_builder(source).build().unwrap()
+    }
+
+    /// A client from `source` that shows redirects instead of following them, as the
+    /// portal tests need to see the login's `303` and its `Set-Cookie`.
+    pub fn portal_client(&self, source: &str) -> reqwest::Client {
+        self.client_builder(source)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    fn client_builder(&self, source: &str) -> reqwest::ClientBuilder {
         let ip: IpAddr = source.parse().unwrap();
         let mut b = reqwest::Client::builder()
             .local_address(ip)
@@ -527,7 +598,7 @@ impl Gateway {
                 .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
                 .https_only(true);
         }
-        b.build().unwrap()
+        b
     }
 
     /// Calls the admin API with the token; returns (status, body as JSON or text).
@@ -688,6 +759,33 @@ fn spawn_gateway(dir: &Path, addr: SocketAddr, n: u32) -> Proc {
     };
     wait_listening(&mut proc, addr);
     proc
+}
+
+/// Starts a helper process (a browser driver) that listens on `addr`, its stderr in
+/// `dir`, and waits until it accepts connections.
+pub fn start_listening(name: &'static str, mut cmd: Command, addr: SocketAddr, dir: &Path) -> Proc {
+    let stderr_path = dir.join(format!("{name}.stderr"));
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut proc = Proc {
+        child,
+        name,
+        stderr_path,
+    };
+    wait_listening(&mut proc, addr);
+    proc
+}
+
+/// The full path of a command found on `PATH`, if any.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
 }
 
 fn wait_listening(proc: &mut Proc, addr: SocketAddr) {

@@ -1721,6 +1721,7 @@ fn try_it(tour: &Tour, config: &Config, samples: &Samples, gateway_log: &Path, s
         "More from dwh-sim: curl '{}/__sim/sample?kind=alive&n=5' (kinds: alive, female, deceased, duplicate, inactive)",
         tour.sim.base
     );
+    portal_hint(tour, config, nik);
     println!(
         "Gateway log: {}   dwh-sim log: {}",
         shown(gateway_log),
@@ -1741,6 +1742,49 @@ fn try_it(tour: &Tour, config: &Config, samples: &Samples, gateway_log: &Path, s
         );
     }
     println!("\nCtrl-C stops everything.");
+}
+
+/// The Web Portal user the example PKS files give the local browser (IP LAN 127.0.0.1).
+const PORTAL_USER: &str = "bkd_kra_portal";
+
+/// Where to open the Web Portal and how to log in.
+fn portal_hint(tour: &Tour, config: &Config, nik: &str) {
+    let ip_lan = config.load_agreements().ok().and_then(|(_, set)| {
+        set.agreements
+            .iter()
+            .flat_map(|p| &p.users)
+            .find(|u| u.id == PORTAL_USER)
+            .map(|u| {
+                u.ip_lan
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+    });
+    println!("\n=== Web Portal (read-only, Permendagri 102/2019 art. 30(2)) ===");
+    println!(
+        "Open {}://{}/portal/ in a browser on this machine{}.",
+        tour.api.scheme,
+        tour.api.connect,
+        if tour.api.scheme == "https" {
+            " (the development certificate is not trusted by the browser: accept it once)"
+        } else {
+            ""
+        }
+    );
+    match ip_lan {
+        Some(ip_lan) => println!(
+            "Log in as {PORTAL_USER} with password `{PASSWORD}` (BKD Karanganyar's portal account; its IP LAN {ip_lan} is where a local browser connects from)."
+        ),
+        None => println!(
+            "The example portal account {PORTAL_USER} is not in {}: add a User ID whose IP LAN is 127.0.0.1 to a PKS that lists web_portal.",
+            shown(&config.pks_dir)
+        ),
+    }
+    println!(
+        "Search NIK {nik}: only the PKS elements are shown, and the remaining quota drops. \"Ekspor CSV\", \"Cetak / unduh PDF\", the bulk search and the address form are refused with a page saying why; a second login of the same User ID is refused while the first session lives."
+    );
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ struct ConfigFile {
     audit: Option<AuditFile>,
     /// The SAM sidecar that validates card-reader requests; absent: they are refused.
     sam: Option<SamFile>,
+    #[serde(default)]
+    portal: PortalFile,
 }
 
 #[derive(Deserialize)]
@@ -332,6 +334,101 @@ fn sam_settings(
     })
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PortalFile {
+    /// Path prefix of the DWH's Web Portal application upstream (default `/portal/`):
+    /// `/portal/x` at the gateway is forwarded as `{upstream_prefix}x`.
+    upstream_prefix: Option<String>,
+    /// A portal session ends after this many seconds without a request (default 900).
+    idle_timeout_secs: Option<u64>,
+    /// A portal session ends this many seconds after login, used or not (default 28800).
+    absolute_timeout_secs: Option<u64>,
+    /// Name of the session cookie (default `gerbang_portal`).
+    cookie_name: Option<String>,
+}
+
+/// Validated Web Portal settings (`[portal]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    /// Path prefix of the portal application upstream; starts and ends with `/`.
+    pub upstream_prefix: String,
+    /// Inactivity after which a session ends.
+    pub idle_timeout: Duration,
+    /// Time after login at which a session ends whatever its use.
+    pub absolute_timeout: Duration,
+    /// Name of the session cookie.
+    pub cookie_name: String,
+}
+
+impl Default for Portal {
+    fn default() -> Self {
+        Self {
+            upstream_prefix: "/portal/".to_string(),
+            idle_timeout: Duration::from_secs(15 * 60),
+            absolute_timeout: Duration::from_secs(8 * 60 * 60),
+            cookie_name: "gerbang_portal".to_string(),
+        }
+    }
+}
+
+/// Checks `[portal]`, adding what is wrong to `errors`.
+fn portal_settings(file: PortalFile, src: &Source<'_>, errors: &mut Vec<ConfigError>) -> Portal {
+    let defaults = Portal::default();
+    let upstream_prefix = file.upstream_prefix.unwrap_or(defaults.upstream_prefix);
+    if !upstream_prefix.starts_with('/')
+        || !upstream_prefix.ends_with('/')
+        || !upstream_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
+    {
+        errors.push(src.error(
+            None,
+            "portal.upstream_prefix",
+            "must be a path that starts and ends with `/` (e.g. `/portal/`), letters, digits and - _ . ~ only",
+        ));
+    }
+    let idle_timeout = file
+        .idle_timeout_secs
+        .map_or(defaults.idle_timeout, Duration::from_secs);
+    let absolute_timeout = file
+        .absolute_timeout_secs
+        .map_or(defaults.absolute_timeout, Duration::from_secs);
+    if idle_timeout.is_zero() {
+        errors.push(src.error(
+            None,
+            "portal.idle_timeout_secs",
+            "must be at least 1 second",
+        ));
+    }
+    if absolute_timeout < idle_timeout {
+        errors.push(src.error(
+            None,
+            "portal.absolute_timeout_secs",
+            "must not be shorter than portal.idle_timeout_secs",
+        ));
+    }
+    let cookie_name = file.cookie_name.unwrap_or(defaults.cookie_name);
+    // RFC 6265 cookie-name is an HTTP token; keep to the plain subset.
+    if cookie_name.is_empty()
+        || !cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    {
+        errors.push(src.error(
+            None,
+            "portal.cookie_name",
+            "must be letters, digits, - and _ only",
+        ));
+    }
+    Portal {
+        upstream_prefix,
+        idle_timeout,
+        absolute_timeout,
+        cookie_name,
+    }
+}
+
 /// How refusals map to HTTP statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -369,6 +466,8 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// The decision log, if configured.
     pub audit: Option<AuditSettings>,
+    /// The Web Portal channel (art. 30(2): read-only).
+    pub portal: Portal,
     pub quota: QuotaSettings,
     pub threads: usize,
     /// The SAM sidecar; `None`: card-reader requests are refused (fail closed).
@@ -678,6 +777,7 @@ impl Config {
                     }
                 });
         let sam = sam_settings(file.sam, base, &src, &mut errors);
+        let portal = portal_settings(file.portal, &src, &mut errors);
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -721,6 +821,7 @@ impl Config {
             shadow_dir: file.policy.shadow_dir.map(|d| base.join(d)),
             admin,
             audit,
+            portal,
             quota: QuotaSettings {
                 store: file.quota.store,
                 path: base.join(file.quota.path.as_deref().unwrap_or("quota.redb")),
@@ -910,6 +1011,33 @@ dir = "../policies"
             "{shown}"
         );
         assert!(shown.contains("sam.timeout_ms"), "{shown}");
+    }
+
+    #[test]
+    fn portal_defaults_and_checks() {
+        let c = Config::parse(Path::new("g.toml"), MINIMAL).expect("valid");
+        assert_eq!(c.portal, Portal::default());
+        assert_eq!(c.portal.idle_timeout, Duration::from_secs(900));
+        let text = MINIMAL.to_string()
+            + "\n[portal]\nidle_timeout_secs = 60\nabsolute_timeout_secs = 3600\ncookie_name = \"sesi\"\nupstream_prefix = \"/dwh/portal/\"\n";
+        let c = Config::parse(Path::new("g.toml"), &text).expect("valid");
+        assert_eq!(c.portal.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.portal.cookie_name, "sesi");
+        assert_eq!(c.portal.upstream_prefix, "/dwh/portal/");
+        for bad in [
+            "idle_timeout_secs = 0",
+            "idle_timeout_secs = 100\nabsolute_timeout_secs = 10",
+            "cookie_name = \"a b\"",
+            "upstream_prefix = \"portal\"",
+            "timeout = 5",
+        ] {
+            let text = MINIMAL.to_string() + "\n[portal]\n" + bad + "\n";
+            let err = Config::parse(Path::new("g.toml"), &text).expect_err(bad);
+            assert!(
+                err.to_string().contains("portal") || err.to_string().contains("timeout"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! upstream" of its benchmarks, so the hot path is lock-free: lookups binary-search
 //! immutable tables and the counters are atomics.
 //!
+//! Below `/portal/` it plays the DWH's Web Portal: a page, its assets and a NIK search,
+//! plus the export, download, bulk search and write form the gateway must refuse
+//! (art. 30(2)); it trusts the User ID the gateway asserts in a header.
+//!
 //! Test hooks below `/__sim/` report and reset counters, list sample NIKs by kind,
 //! return full records, and add an artificial delay.
 //!
@@ -30,6 +34,7 @@ mod handlers;
 mod json;
 mod nik;
 mod population;
+mod portal;
 mod record;
 mod rng;
 mod score;
@@ -37,5 +42,6 @@ mod server;
 mod vocab;
 
 pub use crate::population::{Population, RecordStatus, SampleKind, UnknownSampleKind};
+pub use crate::portal::IDENTITY_HEADER as PORTAL_IDENTITY_HEADER;
 pub use crate::record::{FUZZY_FIELDS, NUMERIC_FIELDS, PROTECTED_FIELDS, RECORD_FIELDS};
 pub use crate::server::{ServerTls, SimState, Stats, TlsError, serve};

@@ -25,6 +25,7 @@ use tracing::{debug, warn};
 
 use crate::handlers::{self, Operation};
 use crate::population::Population;
+use crate::portal;
 
 /// Largest request body accepted (the DWH's bodies are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
@@ -49,6 +50,8 @@ pub struct Stats {
     pub verify: u64,
     /// `CALL_BY_ELEMEN` requests.
     pub by_elemen: u64,
+    /// Every request below `/portal/` (the Web Portal), whatever it asked.
+    pub portal: u64,
 }
 
 /// Everything the request handlers share: the population, counters and the delay.
@@ -59,6 +62,7 @@ pub struct SimState {
     call_nik: AtomicU64,
     verify: AtomicU64,
     by_elemen: AtomicU64,
+    portal: AtomicU64,
     delay_ms: AtomicU64,
 }
 
@@ -71,6 +75,7 @@ impl SimState {
             call_nik: AtomicU64::new(0),
             verify: AtomicU64::new(0),
             by_elemen: AtomicU64::new(0),
+            portal: AtomicU64::new(0),
             delay_ms: AtomicU64::new(0),
         }
     }
@@ -87,6 +92,7 @@ impl SimState {
             call_nik: self.call_nik.load(Relaxed),
             verify: self.verify.load(Relaxed),
             by_elemen: self.by_elemen.load(Relaxed),
+            portal: self.portal.load(Relaxed),
         }
     }
 
@@ -97,6 +103,7 @@ impl SimState {
             &self.call_nik,
             &self.verify,
             &self.by_elemen,
+            &self.portal,
         ] {
             counter.store(0, Relaxed);
         }
@@ -243,9 +250,11 @@ pub async fn serve(listener: TcpListener, state: Arc<SimState>, tls: Option<Serv
     }
 }
 
-type Answer = Response<Full<Bytes>>;
+/// An answer with its whole body.
+pub(crate) type Answer = Response<Full<Bytes>>;
 
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Answer {
+/// An answer of `status` with `body` as `content_type`.
+pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Answer {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
@@ -292,6 +301,17 @@ async fn handle(state: Arc<SimState>, request: Request<Incoming>) -> Result<Answ
             Operation::ByElemen => handlers::by_elemen(population, &body),
         };
         return Ok(json(StatusCode::OK, answer));
+    }
+    if let Some(rest) = path.strip_prefix("/portal/") {
+        state.portal.fetch_add(1, Relaxed);
+        let Some(op) = portal::route(&parts.method, rest) else {
+            return Ok(error(StatusCode::NOT_FOUND, "no such portal page"));
+        };
+        let body = match read_body(body).await {
+            Ok(body) => body,
+            Err(answer) => return Ok(answer),
+        };
+        return Ok(portal::answer(&state.population, op, &parts.headers, &body));
     }
     if let Some(hook) = path.strip_prefix("/__sim/") {
         return Ok(sim_hook(&state, &parts.method, hook, parts.uri.query(), body).await);
@@ -364,8 +384,8 @@ async fn sim_hook(
 
 fn stats_json(stats: Stats) -> Vec<u8> {
     format!(
-        r#"{{"requests":{},"call_nik":{},"verify":{},"by_elemen":{}}}"#,
-        stats.requests, stats.call_nik, stats.verify, stats.by_elemen
+        r#"{{"requests":{},"call_nik":{},"verify":{},"by_elemen":{},"portal":{}}}"#,
+        stats.requests, stats.call_nik, stats.verify, stats.by_elemen, stats.portal
     )
     .into_bytes()
 }

@@ -455,7 +455,7 @@ async fn hooks_count_reset_sample_and_delay() {
     let stats = |body: &str| serde_json::from_str::<Value>(body).expect("stats JSON");
     assert_eq!(
         stats(&get(&format!("{base}/__sim/stats")).await.1),
-        json!({"requests": 0, "call_nik": 0, "verify": 0, "by_elemen": 0})
+        json!({"requests": 0, "call_nik": 0, "verify": 0, "by_elemen": 0, "portal": 0})
     );
 
     let nik = sample(&base, "alive", 1).await.remove(0);
@@ -479,7 +479,7 @@ async fn hooks_count_reset_sample_and_delay() {
         .await
         .expect("send");
     assert_eq!(unknown.status(), 404);
-    let want = json!({"requests": 5, "call_nik": 2, "verify": 1, "by_elemen": 1});
+    let want = json!({"requests": 5, "call_nik": 2, "verify": 1, "by_elemen": 1, "portal": 0});
     assert_eq!(stats(&get(&format!("{base}/__sim/stats")).await.1), want);
     assert_eq!(state.stats().requests, 5);
     let reset = client()

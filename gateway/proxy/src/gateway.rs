@@ -26,6 +26,7 @@ use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
 use gerbang_sam::SamClient;
 
 use crate::metrics::Metrics;
+use crate::portal::{Portal, PortalCtx, PortalRoute, is_portal};
 pub use crate::record::Audit;
 use crate::route::route;
 
@@ -41,7 +42,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The shared state of the data plane.
 pub struct Gateway {
-    snapshot: Arc<ArcSwap<Snapshot>>,
+    pub(crate) snapshot: Arc<ArcSwap<Snapshot>>,
     auth: Arc<Authenticator>,
     meter: Arc<Meter>,
     metrics: Arc<Metrics>,
@@ -54,13 +55,15 @@ pub struct Gateway {
     /// Bounds concurrent argon2 checks (each takes ~19 MiB and tens of milliseconds), so a
     /// burst of cold logins cannot exhaust memory or starve the proxy.
     argon2_slots: tokio::sync::Semaphore,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     status_mode: StatusMode,
     max_body_bytes: usize,
     peer: HttpPeer,
     upstream_host: String,
     /// The SAM sidecar's client; `None`: card-reader requests are refused.
     sam: Option<SamClient>,
+    /// The Web Portal channel: its sessions and settings.
+    pub(crate) portal: Portal,
 }
 
 /// Per-request state, from the first filter to `logging`.
@@ -72,16 +75,16 @@ pub struct GatewayCtx {
     pub(crate) nik_digest: Option<gerbang_audit::NikDigest>,
     /// The decision-log record was written where the answer was released.
     audited: bool,
-    peer: Option<IpAddr>,
-    action: Option<Action>,
-    user_id: Option<String>,
+    pub(crate) peer: Option<IpAddr>,
+    pub(crate) action: Option<Action>,
+    pub(crate) user_id: Option<String>,
     pks: Option<String>,
     pengguna: Option<String>,
     channel: Channel,
-    snapshot: Option<Arc<Snapshot>>,
-    decision: Option<Arc<Decision>>,
+    pub(crate) snapshot: Option<Arc<Snapshot>>,
+    pub(crate) decision: Option<Arc<Decision>>,
     /// The request body as forwarded (with `ip_user` set to the real peer).
-    upstream_body: Bytes,
+    pub(crate) upstream_body: Bytes,
     upstream_status: Option<u16>,
     /// When the request to the DWH was sent, and how long its whole answer took.
     upstream_started: Option<Instant>,
@@ -89,33 +92,35 @@ pub struct GatewayCtx {
     answer: BytesMut,
     answer_too_large: bool,
     /// Why Gerbang answered itself, if it did.
-    refusal: Option<Refusal>,
+    pub(crate) refusal: Option<Refusal>,
     released: ElementSet,
     records: usize,
     /// The authenticated User ID's quota: a hit reserved (`reserved`) or its use so far.
-    quota: Option<QuotaCtx>,
+    pub(crate) quota: Option<QuotaCtx>,
+    /// A Web Portal request: what it is, for the response filters.
+    pub(crate) portal: Option<PortalCtx>,
 }
 
 /// The quota of the request's User ID.
-struct QuotaCtx {
+pub(crate) struct QuotaCtx {
     user: String,
     day: NaiveDate,
-    usage: Usage,
+    pub(crate) usage: Usage,
     /// A hit was reserved for this request (refunded if the DWH fails).
     reserved: bool,
 }
 
 /// A refusal decided before forwarding.
-struct Reject {
-    refusal: Refusal,
-    detail: String,
-    retry_after: Option<Duration>,
+pub(crate) struct Reject {
+    pub(crate) refusal: Refusal,
+    pub(crate) detail: String,
+    pub(crate) retry_after: Option<Duration>,
     /// Whether the request body was read to its end (so the connection can be reused).
-    body_consumed: bool,
+    pub(crate) body_consumed: bool,
 }
 
 impl Reject {
-    fn new(refusal: Refusal, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(refusal: Refusal, detail: impl Into<String>) -> Self {
         Self {
             refusal,
             detail: detail.into(),
@@ -167,6 +172,7 @@ impl Gateway {
                 .sam
                 .as_ref()
                 .map(|s| SamClient::new(&s.address, s.timeout)),
+            portal: Portal::new(&config.portal),
         }
     }
 
@@ -353,51 +359,8 @@ impl Gateway {
             ctx.decision = Some(decision);
             return Ok(Some(reject));
         }
-        if let Err(e) = self.burst.check(&user_id, &pks.pengguna) {
-            let scope = match e.scope {
-                gerbang_quota::BurstScope::User => "User ID ini",
-                gerbang_quota::BurstScope::Pengguna => "lembaga ini",
-            };
-            return Ok(Some(Reject {
-                retry_after: Some(e.retry_after),
-                ..Reject::new(
-                    Refusal::RateLimited,
-                    format!("batas permintaan per detik untuk {scope} terlampaui"),
-                )
-            }));
-        }
-        self.prune_on_new_day(day);
-        match self.meter.reserve(&user_id, day, limit).await {
-            Ok(usage) => {
-                ctx.quota = Some(QuotaCtx {
-                    user: user_id.clone(),
-                    day,
-                    usage,
-                    reserved: true,
-                });
-            }
-            Err(QuotaError::Exhausted { used, limit }) => {
-                ctx.quota = Some(QuotaCtx {
-                    user: user_id.clone(),
-                    day,
-                    usage: Usage { used, limit },
-                    reserved: false,
-                });
-                return Ok(Some(Reject {
-                    retry_after: Some(until_next_wib_midnight(self.clock.now())),
-                    ..Reject::new(
-                        Refusal::QuotaExhausted,
-                        format!(
-                            "kuota {limit} hit NIK per hari telah terpakai; berlaku lagi pukul 00.00 WIB"
-                        ),
-                    )
-                }));
-            }
-            Err(QuotaError::Unavailable(why)) => {
-                // The meter logs each change of the store's health once; per request, debug only.
-                tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
-                return Ok(Some(Reject::new(Refusal::QuotaUnavailable, "")));
-            }
+        if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
+            return Ok(Some(reject));
         }
         ctx.upstream_body = Bytes::from(
             parsed.to_json_with("ip_user", &gerbang_core::canonical_ip(peer).to_string()),
@@ -407,10 +370,122 @@ impl Gateway {
         Ok(None)
     }
 
+    /// Asks the policy whether an authenticated User ID may do `action` over `channel`,
+    /// recording the PKS and the User ID's quota use in the context. Shared by the web
+    /// service and the portal.
+    pub(crate) fn decide(
+        &self,
+        ctx: &mut GatewayCtx,
+        snap: &Arc<Snapshot>,
+        user: gerbang_policy::UserRef,
+        action: Action,
+        channel: Channel,
+        peer: IpAddr,
+    ) -> std::result::Result<Arc<Decision>, Reject> {
+        let pks = snap.pks(user);
+        ctx.pks = Some(pks.nomor.clone());
+        ctx.pengguna = Some(pks.pengguna.clone());
+        ctx.channel = channel;
+        let day = self.clock.today();
+        let decision = gerbang_policy::authorize(
+            snap,
+            &Request {
+                user,
+                action,
+                channel,
+                day,
+                peer,
+                sam_valid: false,
+            },
+        );
+        let user_id = snap.user(user).id.clone();
+        let limit = snap.user(user).kuota_harian.get();
+        ctx.quota = Some(QuotaCtx {
+            usage: Usage {
+                used: self.meter.used(&user_id, day),
+                limit,
+            },
+            user: user_id,
+            day,
+            reserved: false,
+        });
+        if let Some(refusal) = decision.refusal {
+            let reject = Reject::new(refusal, decision.reason.clone());
+            ctx.decision = Some(decision);
+            return Err(reject);
+        }
+        Ok(decision)
+    }
+
+    /// Meters one NIK hit: the burst limits, then a hit reserved from the daily quota
+    /// (committed in `logging`, refunded if the DWH fails). Shared by the web service and
+    /// the portal's search.
+    pub(crate) async fn meter_hit(
+        &self,
+        ctx: &mut GatewayCtx,
+        snap: &Snapshot,
+        user: gerbang_policy::UserRef,
+    ) -> std::result::Result<(), Reject> {
+        let user_id = snap.user(user).id.as_str();
+        let pengguna = snap.pks(user).pengguna.as_str();
+        let limit = snap.user(user).kuota_harian.get();
+        let day = self.clock.today();
+        if let Err(e) = self.burst.check(user_id, pengguna) {
+            let scope = match e.scope {
+                gerbang_quota::BurstScope::User => "User ID ini",
+                gerbang_quota::BurstScope::Pengguna => "lembaga ini",
+            };
+            return Err(Reject {
+                retry_after: Some(e.retry_after),
+                ..Reject::new(
+                    Refusal::RateLimited,
+                    format!("batas permintaan per detik untuk {scope} terlampaui"),
+                )
+            });
+        }
+        self.prune_on_new_day(day);
+        match self.meter.reserve(user_id, day, limit).await {
+            Ok(usage) => {
+                ctx.quota = Some(QuotaCtx {
+                    user: user_id.to_string(),
+                    day,
+                    usage,
+                    reserved: true,
+                });
+            }
+            Err(QuotaError::Exhausted { used, limit }) => {
+                ctx.quota = Some(QuotaCtx {
+                    user: user_id.to_string(),
+                    day,
+                    usage: Usage { used, limit },
+                    reserved: false,
+                });
+                return Err(Reject {
+                    retry_after: Some(until_next_wib_midnight(self.clock.now())),
+                    ..Reject::new(
+                        Refusal::QuotaExhausted,
+                        format!(
+                            "kuota {limit} hit NIK per hari telah terpakai; berlaku lagi pukul 00.00 WIB"
+                        ),
+                    )
+                });
+            }
+            Err(QuotaError::Unavailable(why)) => {
+                // The meter logs each change of the store's health once; per request, debug only.
+                tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
+                return Err(Reject::new(Refusal::QuotaUnavailable, ""));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the whole body, refusing it past the configured size. The retry buffer is
     /// enabled first so pingora replays the body through `request_body_filter`, where the
     /// rewritten body replaces it.
-    async fn read_body(&self, session: &mut Session) -> Result<std::result::Result<Bytes, Reject>> {
+    pub(crate) async fn read_body(
+        &self,
+        session: &mut Session,
+    ) -> Result<std::result::Result<Bytes, Reject>> {
         let too_large = || Reject {
             body_consumed: false,
             ..Reject::new(
@@ -440,7 +515,7 @@ impl Gateway {
         Ok(Ok(buf.freeze()))
     }
 
-    async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         snap: &Arc<Snapshot>,
         user_id: &str,
@@ -544,7 +619,11 @@ impl Gateway {
         session.write_response_body(Some(body), true).await
     }
 
-    fn answer_header(&self, status: u16, quota: Option<Usage>) -> Result<ResponseHeader> {
+    pub(crate) fn answer_header(
+        &self,
+        status: u16,
+        quota: Option<Usage>,
+    ) -> Result<ResponseHeader> {
         let mut resp = ResponseHeader::build(status, Some(6))?;
         resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         // PKS: the gateway stores no population data, and neither may anything on the way.
@@ -633,6 +712,7 @@ impl ProxyHttp for Gateway {
             released: ElementSet::EMPTY,
             records: 0,
             quota: None,
+            portal: None,
         }
     }
 
@@ -644,6 +724,9 @@ impl ProxyHttp for Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        if is_portal(session.req_header().uri.path()) {
+            return self.portal_request(session, ctx).await;
+        }
         match self.admit(session, ctx).await? {
             None => Ok(false),
             Some(reject) => {
@@ -677,7 +760,24 @@ impl ProxyHttp for Gateway {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
-        let mut req = RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?;
+        let mut req = match ctx.portal {
+            // The portal: the page's method, the upstream prefix, no query, and the User
+            // ID the gateway authenticated (a client's own copy is never forwarded).
+            Some(portal) => {
+                let method = if portal.route == PortalRoute::Search {
+                    http::Method::POST
+                } else {
+                    http::Method::GET
+                };
+                let path = self.portal.upstream_path(session.req_header().uri.path());
+                let mut req = RequestHeader::build(method, path.as_bytes(), Some(6))?;
+                if let Some(user) = &ctx.user_id {
+                    req.insert_header(crate::portal::IDENTITY_HEADER, user.as_str())?;
+                }
+                req
+            }
+            None => RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?,
+        };
         req.insert_header(http::header::HOST, self.upstream_host.as_str())?;
         req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         req.insert_header(
@@ -717,6 +817,13 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         let status = upstream.status.as_u16();
         ctx.upstream_status = Some(status);
+        if ctx.portal.is_some() {
+            if status != 200 {
+                self.refund_once(ctx);
+            }
+            *upstream = self.portal_response_header(upstream, ctx)?;
+            return Ok(());
+        }
         let ours = if status == 200 {
             200
         } else {
@@ -742,6 +849,10 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<Option<Duration>> {
+        if ctx.portal.is_some_and(|p| p.route != PortalRoute::Search) {
+            self.portal_page_body(body, end_of_stream, ctx);
+            return Ok(None);
+        }
         if let Some(chunk) = body.take() {
             if ctx.answer.len() + chunk.len() > MAX_ANSWER_BYTES {
                 ctx.answer_too_large = true;
@@ -798,7 +909,12 @@ impl ProxyHttp for Gateway {
         };
         self.refund_once(ctx);
         let quota = ctx.quota.as_ref().map(|q| q.usage);
-        if let Err(write) = self.answer(session, &reject, quota).await {
+        let written = if ctx.portal.is_some() {
+            self.portal_upstream_failed(session, ctx, refusal).await
+        } else {
+            self.answer(session, &reject, quota).await
+        };
+        if let Err(write) = written {
             tracing::debug!(error = %write, "could not write the error answer");
         }
         FailToProxy {
@@ -1020,7 +1136,7 @@ fn body_reason(e: &BodyError) -> String {
 }
 
 /// Which NIK rule failed, in Indonesian.
-fn nik_reason(e: &NikError) -> String {
+pub(crate) fn nik_reason(e: &NikError) -> String {
     match e {
         NikError::Length(n) => format!("NIK harus 16 digit, diterima {n} karakter"),
         NikError::NotDigits => "NIK hanya boleh berisi angka 0-9".into(),

@@ -2,12 +2,15 @@
 //! identifies the caller from the TCP peer and the body, authenticates (User ID + password +
 //! registered IP LAN), asks the policy for a decision, forwards allowed lookups over pooled
 //! keep-alive connections with `ip_user` set to the real peer, and releases the DWH's answer
-//! only filtered to the elements the PKS grants.
+//! only filtered to the elements the PKS grants. Below `/portal/` it serves the Web Portal
+//! channel read-only (art. 30(2)): its own login and sessions, and only reads and the
+//! counted, filtered NIK search reach the DWH.
 #![forbid(unsafe_code)]
 
 mod admin;
 mod gateway;
 mod metrics;
+mod portal;
 mod record;
 mod reload;
 mod route;
@@ -16,6 +19,10 @@ mod server;
 
 pub use gateway::{Gateway, GatewayCtx};
 pub use metrics::Metrics;
+pub use portal::{
+    CSP, IDENTITY_HEADER as PORTAL_IDENTITY_HEADER, PortalRoute, SECURITY_HEADERS, SessionActive,
+    SessionError, Sessions, classify as classify_portal, is_download,
+};
 pub use reload::{ReloadSummary, Reloader};
 pub use route::route;
 pub use server::{ServeError, serve};

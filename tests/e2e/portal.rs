@@ -1,0 +1,439 @@
+//! The Web Portal channel over HTTP: the real `gerbang serve` and `dwh-sim`, clients bound
+//! to chosen 127.0.0.x addresses, the session cookie handled by hand so every attribute
+//! and every refusal is visible. The browser test is `portal_browser.rs`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use gerbang_e2e::*;
+use reqwest::header::HeaderMap;
+
+/// The portal User ID's IP LAN: 127.0.0.8 to 127.0.0.15, so the same User ID can be
+/// tried from two of its own addresses.
+const PORTAL_LAN: &str = "127.0.0.8/29";
+
+fn portal_pks() -> TestPks {
+    TestPks {
+        metode: r#"["web_portal"]"#,
+        kuota: 5,
+        ..TestPks::new(
+            "portal.toml",
+            "6/PORTAL/E2E",
+            vec![TestUser {
+                id: "portal_01",
+                ip: PORTAL_LAN,
+                status: "aktif",
+            }],
+        )
+    }
+}
+
+/// A PKS that grants only the web service: its User ID may not log in to the portal.
+fn api_only_pks() -> TestPks {
+    TestPks::new(
+        "api.toml",
+        "7/API/E2E",
+        vec![TestUser {
+            id: "api_01",
+            ip: "127.0.0.20",
+            status: "aktif",
+        }],
+    )
+}
+
+fn start(portal: &'static str) -> (Sim, Gateway) {
+    let sim = Sim::start(2_000);
+    let gw = Gateway::start(GatewayOptions {
+        portal,
+        ..GatewayOptions::new(sim.addr, vec![portal_pks(), api_only_pks()])
+    });
+    (sim, gw)
+}
+
+/// An answer: status, headers, body.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Answer {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    Answer {
+        status,
+        headers,
+        body: r.text().await.unwrap(),
+    }
+}
+
+/// The five security headers every portal answer must carry (art. 30(2); PKS: no storage).
+fn assert_secure(what: &str, a: &Answer) {
+    assert_eq!(a.header("cache-control"), "no-store", "{what}");
+    assert_eq!(
+        a.header("content-security-policy"),
+        "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        "{what}"
+    );
+    assert_eq!(a.header("x-frame-options"), "DENY", "{what}");
+    assert_eq!(a.header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(a.header("x-content-type-options"), "nosniff", "{what}");
+}
+
+/// Logs in and returns the login answer.
+async fn login(gw: &Gateway, client: &reqwest::Client, user: &str, password: &str) -> Answer {
+    send(
+        client
+            .post(gw.portal_url("masuk"))
+            .form(&[("user_id", user), ("password", password)]),
+    )
+    .await
+}
+
+/// The session cookie's `name=value` from a login answer.
+fn session_of(a: &Answer) -> String {
+    let set = a.header("set-cookie");
+    assert!(
+        set.starts_with("gerbang_portal="),
+        "no session cookie: {set:?} ({})",
+        a.status
+    );
+    set.split(';').next().unwrap().to_string()
+}
+
+async fn logged_in(gw: &Gateway, client: &reqwest::Client) -> String {
+    let a = login(gw, client, "portal_01", PASSWORD).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    session_of(&a)
+}
+
+async fn search(gw: &Gateway, client: &reqwest::Client, cookie: &str, nik: &str) -> Answer {
+    send(
+        client
+            .post(gw.portal_url("api/cari"))
+            .header("Cookie", cookie)
+            .header("Content-Type", "application/json")
+            .body(format!(r#"{{"nik":"{nik}"}}"#)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn login_search_and_security_headers_on_every_answer() {
+    let (sim, gw) = start("");
+    let client = gw.portal_client("127.0.0.9");
+
+    // Without a session the portal sends the browser to the login page.
+    let a = send(client.get(gw.portal_url(""))).await;
+    assert_eq!((a.status, a.header("location")), (303, "/portal/masuk"));
+    assert_secure("redirect to login", &a);
+    let a = send(client.get(gw.portal_url("masuk"))).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body
+            .contains("<form method=\"post\" action=\"/portal/masuk\"")
+    );
+    assert_secure("login page", &a);
+    let a = send(client.get(gw.portal_url("_gerbang.css"))).await;
+    assert_eq!(a.status, 200);
+    assert!(a.header("content-type").starts_with("text/css"));
+    assert_secure("gateway stylesheet", &a);
+
+    let a = login(&gw, &client, "portal_01", PASSWORD).await;
+    assert_eq!((a.status, a.header("location")), (303, "/portal/"));
+    assert_secure("login answer", &a);
+    let set = a.header("set-cookie").to_string();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/portal/"] {
+        assert!(set.split("; ").any(|p| p == attr), "{attr} missing: {set}");
+    }
+    let cookie = session_of(&a);
+    let token = cookie.split_once('=').unwrap().1;
+    assert_eq!(token.len(), 43, "256 random bits in base64url");
+    assert!(
+        !gw.proc.stderr().contains(token),
+        "the session token must never be logged"
+    );
+
+    // The page and its assets come from the DWH portal, with the gateway's headers.
+    let page = send(client.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("portal_01"),
+        "the DWH saw the asserted User ID"
+    );
+    assert!(page.header("content-type").starts_with("text/html"));
+    assert_secure("portal page", &page);
+    for asset in ["app.js", "app.css"] {
+        let a = send(client.get(gw.portal_url(asset)).header("Cookie", &cookie)).await;
+        assert_eq!(a.status, 200, "{asset}");
+        assert_secure(asset, &a);
+    }
+
+    // The search: filtered to the PKS elements exactly like CALL_NIK, one hit each.
+    let niks = sim.sample("alive", 2).await;
+    let first = search(&gw, &client, &cookie, &niks[0]).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_secure("search JSON", &first);
+    assert!(first.header("content-type").starts_with("application/json"));
+    let keys: BTreeSet<String> = record_keys(&first.body).into_iter().collect();
+    let want: BTreeSet<String> = DEFAULT_ELEMENTS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(keys, want, "only the PKS elements");
+    assert_eq!(quota_limiter(&first.body), Some(4));
+    assert_eq!(first.header("x-quota-remaining"), "4");
+    assert_eq!(first.header("x-quota-limit"), "5");
+    // NIK digits pass through exactly, as in the API.
+    assert!(first.body.contains(&niks[0]));
+
+    // Pages are not counted; every search is.
+    let a = send(client.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(a.status, 200);
+    let second = search(&gw, &client, &cookie, &niks[1]).await;
+    assert_eq!(second.header("x-quota-remaining"), "3");
+    assert_eq!(quota_limiter(&second.body), Some(3));
+
+    // A malformed NIK costs no hit and never reaches the DWH.
+    let before = sim.portal_requests().await;
+    let bad = search(&gw, &client, &cookie, "12345").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(response_code(&bad.body).as_deref(), Some("15"));
+    assert_secure("search refusal", &bad);
+    assert_eq!(sim.portal_requests().await, before);
+    let third = search(&gw, &client, &cookie, &niks[0]).await;
+    assert_eq!(third.header("x-quota-remaining"), "2");
+
+    // The quota ends searches, with the DWH's text.
+    for _ in 0..2 {
+        assert_eq!(search(&gw, &client, &cookie, &niks[1]).await.status, 200);
+    }
+    let over = search(&gw, &client, &cookie, &niks[1]).await;
+    assert_eq!(over.status, 429);
+    assert_eq!(
+        respon(&over.body).as_deref(),
+        Some("Kuota Akses Hari ini telah Habis")
+    );
+    assert_eq!(quota_limiter(&over.body), Some(0));
+
+    // An unknown page is refused (default deny) with a readable page.
+    let a = send(client.get(gw.portal_url("admin")).header("Cookie", &cookie)).await;
+    assert_eq!(a.status, 404);
+    assert!(a.body.contains("Permintaan ditolak"), "{}", a.body);
+    assert_secure("unknown page", &a);
+}
+
+#[tokio::test]
+async fn every_write_method_and_export_path_is_refused_before_the_dwh() {
+    let (sim, gw) = start("");
+    let client = gw.portal_client("127.0.0.9");
+    let cookie = logged_in(&gw, &client).await;
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let form = format!("nik={nik}");
+    let before = sim.portal_requests().await;
+
+    let exports = [
+        ("POST", "ekspor/csv"),
+        ("GET", "ekspor/csv"),
+        ("POST", "ekspor/pdf"),
+        ("GET", "ekspor/pdf"),
+        ("POST", "api/cari-massal"),
+        ("GET", "unduh/penduduk.xls"),
+        ("GET", "cetak"),
+    ];
+    for (method, path) in exports {
+        let method: reqwest::Method = method.parse().unwrap();
+        let a = send(
+            client
+                .request(method.clone(), gw.portal_url(path))
+                .header("Cookie", &cookie)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form.clone()),
+        )
+        .await;
+        assert_eq!(a.status, 403, "{method} {path}: {}", a.body);
+        assert!(a.header("content-type").starts_with("text/html"));
+        assert!(a.header("content-disposition").is_empty());
+        assert!(a.body.contains("ekspor, unduh, cetak"), "{}", a.body);
+        assert!(a.body.contains("pasal 30 ayat 2"), "{}", a.body);
+        assert!(!a.body.contains(&nik), "no data in a refusal");
+        assert_secure(path, &a);
+    }
+    let writes = [
+        ("POST", "ubah-alamat"),
+        ("PUT", "api/penduduk"),
+        ("PATCH", "api/penduduk"),
+        ("DELETE", "api/penduduk"),
+        ("POST", ""),
+        ("PUT", "api/cari"),
+        ("PATCH", "app.js"),
+        ("DELETE", ""),
+    ];
+    for (method, path) in writes {
+        let method: reqwest::Method = method.parse().unwrap();
+        let a = send(
+            client
+                .request(method.clone(), gw.portal_url(path))
+                .header("Cookie", &cookie)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(format!("{form}&alamat=JL.+UJI")),
+        )
+        .await;
+        assert_eq!(a.status, 403, "{method} {path}: {}", a.body);
+        assert!(a.body.contains("perubahan data"), "{}", a.body);
+        assert!(a.body.contains("pasal 30 ayat 2"), "{}", a.body);
+        assert_secure(path, &a);
+    }
+    assert_eq!(
+        sim.portal_requests().await,
+        before,
+        "no refused request may reach the DWH portal"
+    );
+    // Refused actions cost no hit.
+    let a = search(&gw, &client, &cookie, &nik).await;
+    assert_eq!(a.header("x-quota-remaining"), "4");
+    assert_eq!(sim.portal_requests().await, before + 1);
+
+    // The refusals are Cedar's `portal-read-only` rule, and are logged as such.
+    let log = gw.proc.stderr();
+    assert!(
+        log.contains("PortalExport")
+            && log.contains("PortalWrite")
+            && log.contains("portal-read-only"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_session_is_bound_to_its_address_and_single_per_user() {
+    let (sim, gw) = start("");
+    let here = gw.portal_client("127.0.0.9");
+    let there = gw.portal_client("127.0.0.10");
+    let cookie = logged_in(&gw, &here).await;
+
+    // The same cookie from another address of the same IP LAN: refused.
+    let a = send(there.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(
+        a.body.contains("terikat pada alamat komputer lain"),
+        "{}",
+        a.body
+    );
+    assert_secure("other address", &a);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let a = search(&gw, &there, &cookie, &nik).await;
+    assert_eq!(a.status, 401);
+    // From an address outside every IP LAN, the same.
+    let stranger = gw.portal_client("127.0.0.30");
+    let a = send(stranger.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(a.status, 401);
+
+    // A second login of the same User ID while the first session lives: refused.
+    let a = login(&gw, &there, "portal_01", PASSWORD).await;
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert!(a.body.contains("sesi lain yang masih aktif"), "{}", a.body);
+    assert!(a.header("set-cookie").is_empty());
+    assert_secure("second session", &a);
+
+    // Logging out with the cookie from another address does not end the session.
+    let a = send(
+        there
+            .post(gw.portal_url("keluar"))
+            .header("Cookie", &cookie),
+    )
+    .await;
+    assert_eq!(a.status, 303);
+
+    // The first session still works; after its logout, a new login does.
+    let a = send(here.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(a.status, 200);
+    let out = send(here.post(gw.portal_url("keluar")).header("Cookie", &cookie)).await;
+    assert_eq!((out.status, out.header("location")), (303, "/portal/masuk"));
+    assert!(out.header("set-cookie").contains("Max-Age=0"));
+    assert_secure("logout", &out);
+    let a = send(here.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(a.status, 303, "the old cookie is dead");
+    let second = logged_in(&gw, &there).await;
+    assert_ne!(second, cookie);
+    let a = send(there.get(gw.portal_url("")).header("Cookie", &second)).await;
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn an_idle_session_ends() {
+    let (_sim, gw) = start("idle_timeout_secs = 1\nabsolute_timeout_secs = 60\n");
+    let client = gw.portal_client("127.0.0.9");
+    let cookie = logged_in(&gw, &client).await;
+    let a = send(client.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(a.status, 200);
+    // The behaviour under test is the passing of time itself: wait out the idle timeout.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let a = send(client.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!((a.status, a.header("location")), (303, "/portal/masuk"));
+    assert!(a.header("set-cookie").contains("Max-Age=0"));
+    // The expired session no longer blocks a new login.
+    logged_in(&gw, &client).await;
+}
+
+#[tokio::test]
+async fn logins_are_refused_without_the_portal_channel_or_the_password_or_from_another_site() {
+    let (_sim, gw) = start("");
+    // The PKS grants only the web service (metode_akses), so Cedar's `channel` rule refuses.
+    let api = gw.portal_client("127.0.0.20");
+    let a = login(&gw, &api, "api_01", PASSWORD).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.body.contains("metode akses web_portal tidak termasuk"),
+        "{}",
+        a.body
+    );
+    assert!(a.header("set-cookie").is_empty());
+    assert_secure("channel refusal", &a);
+
+    let client = gw.portal_client("127.0.0.9");
+    let a = login(&gw, &client, "portal_01", "salah").await;
+    assert_eq!(a.status, 401);
+    assert!(a.body.contains("Login Gagal"), "{}", a.body);
+    assert!(a.header("set-cookie").is_empty());
+    assert_secure("wrong password", &a);
+
+    // A login posted from another site's page is refused before any password check.
+    let a = send(
+        client
+            .post(gw.portal_url("masuk"))
+            .header("Origin", "https://situs-lain.example")
+            .form(&[("user_id", "portal_01"), ("password", PASSWORD)]),
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    assert!(
+        a.body.contains("tidak berasal dari halaman portal"),
+        "{}",
+        a.body
+    );
+
+    // The web service's lockout applies: after five failures for the User ID (one above),
+    // even the right password is refused for a while.
+    let other = gw.portal_client("127.0.0.11");
+    for _ in 0..4 {
+        assert_eq!(login(&gw, &other, "portal_01", "salah").await.status, 401);
+    }
+    let a = login(&gw, &other, "portal_01", PASSWORD).await;
+    assert_eq!(a.status, 401);
+    assert!(a.body.contains("Akun Dikunci Sementara"), "{}", a.body);
+    assert!(a.header("set-cookie").is_empty());
+
+    // A client-sent identity header grants nothing: without a session, no page.
+    let a = send(
+        client
+            .get(gw.portal_url(""))
+            .header("X-Gerbang-Portal-User", "portal_01"),
+    )
+    .await;
+    assert_eq!(a.status, 303);
+}
