@@ -328,7 +328,7 @@ async fn a_pks_edit_on_disk_applies_within_a_second_and_a_broken_one_is_refused_
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let metrics = gw.metrics().await;
-        if metrics.contains(r#"gerbang_policy_reloads_total{result="error"}"#) {
+        if metrics.contains(r#"gerbang_policy_reloads_total{result="error"} 1"#) {
             break;
         }
         assert!(

@@ -94,7 +94,10 @@ async fn prometheus_gets_data_for_every_panel_and_alert() {
     let big = TestPks::new(
         "dinas.toml",
         "2/DINAS/MON",
-        vec![TestUser::aktif("dinas_01", "127.0.0.5")],
+        vec![
+            TestUser::aktif("dinas_01", "127.0.0.5"),
+            TestUser::aktif("dinas_02", "127.0.0.6"),
+        ],
     );
     let gw = Gateway::start(GatewayOptions {
         sam: Some(sam_addr),
@@ -183,14 +186,21 @@ async fn prometheus_gets_data_for_every_panel_and_alert() {
     for nik in &niks[..4] {
         call("kab_01", "127.0.0.2", nik.clone()).await; // 80 % of its quota
     }
-    for nik in niks.iter().cycle().take(25) {
-        call("kab_02", "127.0.0.3", nik.clone()).await; // 100 %, then 20 refusals
+    // 100 %, then refusals: a few, a pause so Prometheus sees their series, then a spike
+    // (a series born in the middle of a burst shows only what came after its first scrape).
+    for nik in niks.iter().cycle().take(10) {
+        call("kab_02", "127.0.0.3", nik.clone()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for nik in niks.iter().cycle().take(60) {
+        call("kab_02", "127.0.0.3", nik.clone()).await; // 100 %, then 60 refusals (a spike)
     }
     for _ in 0..6 {
+        // Not the User ID the DWH traffic below uses: these lock it out.
         let (_, body) = post(
-            &gw.client("127.0.0.5"),
+            &gw.client("127.0.0.6"),
             &gw.url("CALL_NIK"),
-            call_nik(&niks[0], "dinas_01", "salah"),
+            call_nik(&niks[0], "dinas_02", "salah"),
         )
         .await;
         assert!(respon(&body).is_some());
