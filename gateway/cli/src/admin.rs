@@ -107,9 +107,9 @@ pub fn quota_show(config: &Path, user: Option<&str>, pengguna: Option<&str>) -> 
             "{:<24} {:<24} {:>8} {:>8} {:>9}  {}",
             r["user_id"].as_str().unwrap_or(""),
             r["pengguna"].as_str().unwrap_or(""),
-            r["used"],
-            r["limit"],
-            r["remaining"],
+            r["used"].as_u64().unwrap_or(0),
+            r["limit"].as_u64().unwrap_or(0),
+            r["remaining"].as_u64().unwrap_or(0),
             r["reset"].as_str().unwrap_or("")
         );
     }

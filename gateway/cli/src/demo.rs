@@ -1732,7 +1732,7 @@ fn try_it(tour: &Tour, config: &Config, samples: &Samples, gateway_log: &Path, s
             "\nAdmin listener (loopback): http://{0}/metrics for Prometheus (monitoring/), and with the token:",
             admin.address
         );
-        println!("  ./target/debug/gerbang quota show --pengguna rsud-contoh");
+        println!("  ./target/debug/gerbang quota show --pengguna rsud-kota-contoh");
         println!(
             "  ./target/debug/gerbang sanksi add --jenis nonaktifkan_user --sasaran rsud_cth_01 --alasan 'uji sanksi'"
         );
