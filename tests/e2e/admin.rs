@@ -413,4 +413,15 @@ async fn shadow_policies_are_evaluated_and_counted_but_never_enforced() {
         log.contains("trial-no-name") || log.contains("shadow.elements"),
         "{log}"
     );
+    // The logged difference names the element the candidate would withhold.
+    let line = log
+        .lines()
+        .find(|l| l.contains("shadow policies disagree"))
+        .unwrap();
+    let field = |name: &str| {
+        let start = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        line[start..].split('"').next().unwrap().to_string()
+    };
+    assert!(field("active.elements").contains("NAMA_LGKP"), "{line}");
+    assert!(!field("shadow.elements").contains("NAMA_LGKP"), "{line}");
 }

@@ -65,12 +65,7 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
 fn requests(dir: &Path) -> Vec<serde_json::Value> {
     records(dir)
         .into_iter()
-        .filter(|r| {
-            r.get("request_id").is_some()
-                || r.get("record")
-                    .is_some_and(|x| x.get("request_id").is_some())
-        })
-        .map(|r| r.get("record").cloned().unwrap_or(r))
+        .filter(|r| r.get("request_id").is_some())
         .collect()
 }
 

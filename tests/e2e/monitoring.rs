@@ -33,7 +33,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn promtool_available() -> bool {
+fn prometheus_installed() -> bool {
     Command::new("prometheus").arg("--version").output().is_ok()
 }
 
@@ -71,7 +71,7 @@ async fn reader_lookup(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_gets_data_for_every_panel_and_alert() {
     assert!(
-        promtool_available(),
+        prometheus_installed(),
         "Debian's `prometheus` is not installed: `make deps` (or `make test`) installs it"
     );
     let key = ReaderKey::generate("SAM-MON").unwrap();
@@ -122,7 +122,7 @@ async fn prometheus_gets_data_for_every_panel_and_alert() {
     )
     .unwrap();
     let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let mut prometheus = Command::new("prometheus")
+    let prometheus = Command::new("prometheus")
         .arg(format!(
             "--config.file={}",
             dir.path().join("prometheus.yml").display()
@@ -143,7 +143,6 @@ async fn prometheus_gets_data_for_every_panel_and_alert() {
             let _ = self.0.wait();
         }
     }
-    let _ = &mut prometheus;
     let _prometheus = KillOnDrop(prometheus);
 
     // Traffic starts once Prometheus has scraped the gateway: an error counted before the

@@ -92,6 +92,9 @@ pub struct Sanction {
     /// Line of the entry, for messages.
     #[serde(skip)]
     pub line: usize,
+    /// The network `putus_jaringan` cuts off, parsed once when the file is read.
+    #[serde(skip)]
+    network: Option<IpNet>,
 }
 
 #[derive(Deserialize)]
@@ -173,11 +176,16 @@ impl Sanctions {
                     format!("only used with kurangi_kuota, not {}", e.jenis.as_str()),
                 ),
             }
-            if e.jenis == SanctionKind::PutusJaringan
-                && let Err(msg) = parse_network(&e.sasaran)
-            {
-                fail("sasaran", msg);
-            }
+            let network = match e.jenis {
+                SanctionKind::PutusJaringan => match parse_network(&e.sasaran) {
+                    Ok(net) => Some(net),
+                    Err(msg) => {
+                        fail("sasaran", msg);
+                        None
+                    }
+                },
+                _ => None,
+            };
             entries.push(Sanction {
                 id: e.id.clone(),
                 jenis: e.jenis,
@@ -187,6 +195,7 @@ impl Sanctions {
                 oleh: e.oleh.clone(),
                 sejak: e.sejak.clone(),
                 line: src.line_col(span.start).0,
+                network,
             });
         }
         if errors.is_empty() {
@@ -228,13 +237,10 @@ impl Sanctions {
                     }
                     found
                 }
-                SanctionKind::PutusJaringan => match parse_network(&s.sasaran) {
-                    Ok(net) => {
-                        blocked.push(net);
-                        true
-                    }
-                    Err(_) => true, // refused by `parse` already
-                },
+                SanctionKind::PutusJaringan => {
+                    blocked.extend(s.network);
+                    true
+                }
                 SanctionKind::NonaktifkanSam => {
                     let sam = set
                         .agreements

@@ -308,9 +308,7 @@ impl Admin {
         let target = (new.jenis, new.sasaran.clone());
         let r = Arc::clone(&self.reloader);
         let edited = tokio::task::spawn_blocking(move || {
-            r.edit_sanctions(|text| {
-                add_sanction_to_text(text, &new, now).map_err(|e| e.to_string())
-            })
+            r.edit_sanctions(|text| add_sanction_to_text(text, &new, now))
         })
         .await;
         match edited {
@@ -337,14 +335,7 @@ impl Admin {
         let r = Arc::clone(&self.reloader);
         let wanted = id.clone();
         let edited = tokio::task::spawn_blocking(move || {
-            r.edit_sanctions(|text| {
-                remove_sanction_from_text(text, &wanted)
-                    .map(|t| (t, ()))
-                    .map_err(|e| match e {
-                        SanctionEditError::NotFound(_) => format!("not found: {e}"),
-                        other => other.to_string(),
-                    })
-            })
+            r.edit_sanctions(|text| remove_sanction_from_text(text, &wanted).map(|t| (t, ())))
         })
         .await;
         match edited {
@@ -405,8 +396,9 @@ fn sanction_error(e: &SanctionFileError) -> Answer {
     let status = match e {
         SanctionFileError::NotConfigured => StatusCode::CONFLICT,
         SanctionFileError::Io(..) => StatusCode::INTERNAL_SERVER_ERROR,
-        SanctionFileError::Refused(m) if m.starts_with("not found") => StatusCode::NOT_FOUND,
-        SanctionFileError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        SanctionFileError::Edit(SanctionEditError::NotFound(_)) => StatusCode::NOT_FOUND,
+        SanctionFileError::Edit(SanctionEditError::Unreadable(_))
+        | SanctionFileError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
     error(status, e)
 }

@@ -13,7 +13,7 @@ use notify::{RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use gerbang_core::{Config, ConfigErrors};
+use gerbang_core::{Config, ConfigErrors, SanctionEditError};
 use gerbang_policy::{Authenticator, Snapshot, load_snapshot};
 
 use crate::metrics::Metrics;
@@ -57,11 +57,6 @@ impl Reloader {
             metrics,
             lock: Mutex::new(()),
         }
-    }
-
-    /// The configuration the reloader loads from.
-    pub fn config(&self) -> &Config {
-        &self.config
     }
 
     /// Loads everything again and swaps it in, or keeps the running set and says why.
@@ -119,7 +114,7 @@ impl Reloader {
     /// running set stays: the file on disk never holds a set the gateway refused.
     pub fn edit_sanctions<T>(
         &self,
-        edit: impl FnOnce(&str) -> Result<(String, T), String>,
+        edit: impl FnOnce(&str) -> Result<(String, T), SanctionEditError>,
     ) -> Result<(T, ReloadSummary), SanctionFileError> {
         let _one = self
             .lock
@@ -133,7 +128,7 @@ impl Reloader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(SanctionFileError::Io(path, e.to_string())),
         };
-        let (new, out) = edit(&old).map_err(SanctionFileError::Refused)?;
+        let (new, out) = edit(&old)?;
         write_atomically(&path, &new).map_err(|e| SanctionFileError::Io(path.clone(), e))?;
         match self.reload_locked("sanction") {
             Ok(summary) => Ok((out, summary)),
@@ -194,6 +189,8 @@ pub enum SanctionFileError {
     NotConfigured,
     #[error("cannot write {0}: {1}")]
     Io(PathBuf, String),
+    #[error(transparent)]
+    Edit(#[from] SanctionEditError),
     #[error("{0}")]
     Refused(String),
 }
