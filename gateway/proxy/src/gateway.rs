@@ -325,40 +325,10 @@ impl Gateway {
             (Some(_), None) => return Ok(Some(Reject::new(Refusal::CardReaderUnavailable, ""))),
             (None, _) => (Channel::WebService, false),
         };
-        ctx.channel = channel;
-        let day = self.clock.today();
-        let decided = Instant::now();
-        let request = Request {
-            user,
-            action,
-            channel,
-            day,
-            peer,
-            sam_valid,
+        let decision = match self.decide(ctx, &snap, user, action, channel, peer, sam_valid) {
+            Ok(d) => d,
+            Err(reject) => return Ok(Some(reject)),
         };
-        let (decision, warm) = authorize_traced(&snap, &request);
-        self.metrics
-            .decision_duration
-            .with_label_values(&[if warm { "warm" } else { "cold" }])
-            .observe(decided.elapsed().as_secs_f64());
-        if let Some(shadow) = snap.shadow() {
-            self.compare_shadow(shadow, &request, &decision, &user_id);
-        }
-        let limit = snap.user(user).kuota_harian.get();
-        ctx.quota = Some(QuotaCtx {
-            user: user_id.clone(),
-            day,
-            usage: Usage {
-                used: self.meter.used(&user_id, day),
-                limit,
-            },
-            reserved: false,
-        });
-        if let Some(refusal) = decision.refusal {
-            let reject = Reject::new(refusal, decision.reason.clone());
-            ctx.decision = Some(decision);
-            return Ok(Some(reject));
-        }
         if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
             return Ok(Some(reject));
         }
@@ -373,6 +343,7 @@ impl Gateway {
     /// Asks the policy whether an authenticated User ID may do `action` over `channel`,
     /// recording the PKS and the User ID's quota use in the context. Shared by the web
     /// service and the portal.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn decide(
         &self,
         ctx: &mut GatewayCtx,
@@ -381,24 +352,31 @@ impl Gateway {
         action: Action,
         channel: Channel,
         peer: IpAddr,
+        sam_valid: bool,
     ) -> std::result::Result<Arc<Decision>, Reject> {
         let pks = snap.pks(user);
         ctx.pks = Some(pks.nomor.clone());
         ctx.pengguna = Some(pks.pengguna.clone());
         ctx.channel = channel;
         let day = self.clock.today();
-        let decision = gerbang_policy::authorize(
-            snap,
-            &Request {
-                user,
-                action,
-                channel,
-                day,
-                peer,
-                sam_valid: false,
-            },
-        );
+        let decided = Instant::now();
+        let request = Request {
+            user,
+            action,
+            channel,
+            day,
+            peer,
+            sam_valid,
+        };
+        let (decision, warm) = authorize_traced(snap, &request);
+        self.metrics
+            .decision_duration
+            .with_label_values(&[if warm { "warm" } else { "cold" }])
+            .observe(decided.elapsed().as_secs_f64());
         let user_id = snap.user(user).id.clone();
+        if let Some(shadow) = snap.shadow() {
+            self.compare_shadow(shadow, &request, &decision, &user_id);
+        }
         let limit = snap.user(user).kuota_harian.get();
         ctx.quota = Some(QuotaCtx {
             usage: Usage {
@@ -939,7 +917,7 @@ impl ProxyHttp for Gateway {
         };
         self.record_metrics(ctx);
         if !ctx.audited {
-            self.audit_nowait(ctx, status);
+            self.audit_nowait(ctx);
         }
         tracing::info!(
             target: "gerbang::request",
@@ -971,7 +949,7 @@ impl Gateway {
             return answer;
         };
         ctx.audited = true;
-        let record = self.audit_record(audit, ctx, 200);
+        let record = self.audit_record(audit, ctx);
         let started = Instant::now();
         let written = audit.log.append(&record);
         self.metrics
@@ -987,7 +965,7 @@ impl Gateway {
                 self.refund_once(ctx);
                 let remaining = ctx.quota.as_ref().map(|q| q.usage.remaining());
                 // Recorded as refused, without waiting: the log may be failing.
-                let refused = self.audit_record(audit, ctx, 200);
+                let refused = self.audit_record(audit, ctx);
                 let _ = audit.log.append_nowait(&refused);
                 Bytes::from(Refusal::AuditUnavailable.body_with_quota("", remaining))
             }
@@ -999,16 +977,16 @@ impl Gateway {
     }
 
     /// Records a request that released no population data, off the answer's path.
-    fn audit_nowait(&self, ctx: &GatewayCtx, status: u16) {
+    fn audit_nowait(&self, ctx: &GatewayCtx) {
         if let Some(audit) = &self.audit {
-            let record = self.audit_record(audit, ctx, status);
+            let record = self.audit_record(audit, ctx);
             if let Err(e) = audit.log.append_nowait(&record) {
                 tracing::debug!(error = %e, "decision log record not queued");
             }
         }
     }
 
-    fn audit_record(&self, audit: &Audit, ctx: &GatewayCtx, _status: u16) -> gerbang_audit::Record {
+    fn audit_record(&self, audit: &Audit, ctx: &GatewayCtx) -> gerbang_audit::Record {
         let snap = ctx
             .snapshot
             .clone()

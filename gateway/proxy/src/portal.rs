@@ -725,7 +725,8 @@ impl Gateway {
                 "User ID ini tidak lagi terdaftar untuk alamat ini; silakan masuk lagi",
             )));
         };
-        let decision = match self.decide(ctx, &snap, user, action, Channel::WebPortal, peer) {
+        let decision = match self.decide(ctx, &snap, user, action, Channel::WebPortal, peer, false)
+        {
             Ok(d) => d,
             Err(reject) => {
                 let quota = ctx.quota.as_ref().map(|q| q.usage);
@@ -887,6 +888,7 @@ impl Gateway {
             Action::PortalRead,
             Channel::WebPortal,
             peer,
+            false,
         ) {
             return Ok(PortalAnswer::refused(
                 403,
