@@ -638,6 +638,20 @@ impl Gateway {
         text
     }
 
+    /// The exposition once it holds every one of `lines` (or after 5 s, whatever it holds):
+    /// a request is counted in the gateway's logging phase, which runs after the client
+    /// already has its answer.
+    pub async fn metrics_with(&self, lines: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.metrics().await;
+            if lines.iter().all(|l| text.contains(l)) || std::time::Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Path of a PKS file of this gateway's configuration.
     pub fn pks_path(&self, file: &str) -> PathBuf {
         self.dir.path().join("pks").join(file)

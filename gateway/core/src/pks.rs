@@ -268,6 +268,37 @@ pub struct PksSet {
     pub agreements: Vec<Pks>,
 }
 
+/// Parses every file, on as many threads as there are cores (a reload of 5,000 files is
+/// mostly this and the Cedar entities), keeping the files' order.
+fn parse_in_parallel(
+    files: &[(PathBuf, String)],
+    vocab: &Vocabulary,
+) -> Vec<Result<(Pks, Spans), ConfigErrors>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = files.len().div_ceil(threads).max(64);
+    let parse = |part: &[(PathBuf, String)]| -> Vec<_> {
+        part.iter()
+            .map(|(path, text)| parse_one(&Source::new(path, text), vocab))
+            .collect()
+    };
+    if files.len() <= chunk {
+        return parse(files);
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || parse(part)))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 impl PksSet {
     /// Loads every `*.toml` file of a directory (sorted by name) and checks the set.
     pub fn load_dir(dir: &Path, vocab: &Vocabulary) -> Result<Self, ConfigErrors> {
@@ -310,9 +341,8 @@ impl PksSet {
         let mut errors = Vec::new();
         let mut agreements = Vec::with_capacity(files.len());
         let mut spans = Vec::with_capacity(files.len());
-        for (path, text) in files {
-            let src = Source::new(path, text);
-            match parse_one(&src, vocab) {
+        for parsed in parse_in_parallel(files, vocab) {
+            match parsed {
                 Ok((pks, s)) => {
                     agreements.push(pks);
                     spans.push(s);

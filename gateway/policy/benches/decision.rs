@@ -1,6 +1,7 @@
 //! Authorization cost as the number of PKS grows (DESIGN §7: ≤ 2 µs median warm, ≤ 20 µs
 //! cold at 5,000 PKS, flat from 10 to 5,000). Warm is `authorize` answering from the
-//! decision cache; cold is `decide`, the Cedar evaluation the cache is filled from.
+//! decision cache; cold is `decide`, the Cedar evaluation the cache is filled from, for
+//! each User ID in turn; cold-new-address is the same from an address never seen before.
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -18,7 +19,21 @@ const USERS_PER_PKS: usize = 10;
 
 /// `n` agreements of ten User IDs each, every User ID on its own 10.x.y.z address.
 fn snapshot(n: usize) -> Snapshot {
-    let files: Vec<(PathBuf, String)> = (0..n)
+    build(&files(n))
+}
+
+/// What a reload does after reading the files: parse and check every PKS, load the Cedar
+/// rules, build the entities, indexes and per-agreement elements.
+fn build(files: &[(PathBuf, String)]) -> Snapshot {
+    let vocab = Vocabulary::embedded();
+    let set = PksSet::parse_all(files, &vocab).unwrap();
+    let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let engine = Arc::new(PolicyEngine::load(&policies).unwrap());
+    Snapshot::build(vocab, set, engine, Vec::new()).unwrap()
+}
+
+fn files(n: usize) -> Vec<(PathBuf, String)> {
+    (0..n)
         .map(|i| {
             let mut text = format!(
                 "nomor = \"{i}/BENCH\"\npengguna = \"p{i}\"\nnama_pengguna = \"Lembaga {i}\"\njenis_pengguna = \"opd\"\ntingkat = \"kabupaten_kota\"\ntujuan = \"bench\"\nelemen_data = [\"NIK\", \"NO_KK\", \"NAMA_LGKP\", \"TGL_LHR\", \"ALAMAT_SEKARANG\"]\nmetode_akses = [\"web_service\"]\nkunci_akses = [\"NIK\"]\nmulai = 2025-01-01\nsampai = 2030-12-31\nstatus = \"aktif\"\n"
@@ -32,14 +47,9 @@ fn snapshot(n: usize) -> Snapshot {
                     k & 255
                 );
             }
-            (PathBuf::from(format!("{i}.toml")), text)
+                        (PathBuf::from(format!("{i}.toml")), text)
         })
-        .collect();
-    let vocab = Vocabulary::embedded();
-    let set = PksSet::parse_all(&files, &vocab).unwrap();
-    let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
-    let engine = Arc::new(PolicyEngine::load(&policies).unwrap());
-    Snapshot::build(vocab, set, engine, Vec::new()).unwrap()
+        .collect()
 }
 
 fn request(snap: &Snapshot, n: usize) -> Request {
@@ -66,12 +76,54 @@ fn decision(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("warm", n), &n, |b, _| {
             b.iter(|| authorize(black_box(&snap), black_box(&req)))
         });
+        // Cold: a User ID with nothing cached, a different one (and agreement) each time.
+        let users: Vec<Request> = (1..=n * USERS_PER_PKS)
+            .map(|k| {
+                let user = snap.user_by_id(&format!("u{k}")).unwrap();
+                Request {
+                    user,
+                    peer: snap.user(user).ip_lan[0].addr(),
+                    ..req
+                }
+            })
+            .collect();
+        let mut next = users.iter().cycle();
         group.bench_with_input(BenchmarkId::new("cold", n), &n, |b, _| {
-            b.iter(|| decide(black_box(&snap), black_box(&req), false))
+            b.iter(|| {
+                let req = next.next().unwrap();
+                let d = decide(black_box(&snap), black_box(req), false);
+                assert!(d.allowed());
+                d
+            })
+        });
+        // The same from an address the engine has not seen before (its `peer_ip` is built).
+        let mut fresh = (0u32..).map(|i| IpAddr::from(std::net::Ipv4Addr::from(0xAC10_0000 + i)));
+        group.bench_with_input(BenchmarkId::new("cold-new-address", n), &n, |b, _| {
+            b.iter(|| {
+                let req = Request {
+                    peer: fresh.next().unwrap(),
+                    ..*next.next().unwrap()
+                };
+                decide(black_box(&snap), black_box(&req), false)
+            })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, decision);
+/// A reload's work after reading the files, at 5,000 PKS / 50,000 User IDs (DESIGN §7:
+/// reload ≤ 1 s).
+fn load(c: &mut Criterion) {
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    for n in [1_000, 5_000] {
+        let files = files(n);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter_with_large_drop(|| build(black_box(&files)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decision, load);
 criterion_main!(benches);

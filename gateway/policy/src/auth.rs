@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use dashmap::DashMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -28,6 +28,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// A hash nobody's password matches, verified for unknown User IDs so that "no such user"
 /// costs the same time as "wrong password".
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Z2VyYmFuZ2R1bW15c2FsdA$K5Y4wS1u5sNq2Zr0q8y9m2Jx3m0Jj1Tq0m5sY8c3l2U";
+
+/// How many argon2 working memories are kept for reuse: as many as the gateway lets run
+/// at once (its `ARGON2_SLOTS`); a check beyond that allocates and frees its own.
+const MEMORY_KEPT: usize = 4;
 
 /// What a request presents.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +91,11 @@ pub struct Authenticator {
     key: [u8; 32],
     cache: DashMap<String, CachedCredential>,
     throttle: LoginThrottle,
-    argon2: Argon2<'static>,
+    /// argon2's working memory (19 MiB at the default cost), reused from check to check.
+    /// Allocating it each time made glibc keep one such block per first login (its mmap
+    /// threshold rises to the block size, so freed blocks stay in the malloc arenas):
+    /// +19 MiB of resident memory per User ID, 1.2 GiB after 200 (loadtest/RESULTS.md).
+    memory: std::sync::Mutex<Vec<Vec<Block>>>,
 }
 
 impl Authenticator {
@@ -96,7 +104,7 @@ impl Authenticator {
             key: rand::random(),
             cache: DashMap::new(),
             throttle,
-            argon2: Argon2::default(),
+            memory: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -156,13 +164,7 @@ impl Authenticator {
         check: SlowCheck,
     ) -> Result<UserRef, AuthFailure> {
         let peer = canonical_ip(c.peer);
-        let ok = PasswordHash::new(&check.phc)
-            .map(|h| {
-                self.argon2
-                    .verify_password(c.password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
+        let ok = self.verify(c.password.as_bytes(), &check.phc);
         let Some(user) = check.user.filter(|_| ok) else {
             self.throttle.failure(peer, c.user_id);
             return Err(AuthFailure::new(
@@ -178,6 +180,52 @@ impl Authenticator {
             },
         );
         self.finish(snap, peer, c.user_id, user, check.ip_user)
+    }
+
+    /// Whether `password` matches the PHC string `phc`, computed in pooled memory. A PHC
+    /// string that does not parse, or names another algorithm, matches nothing.
+    pub(crate) fn verify(&self, password: &[u8], phc: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+            return false;
+        };
+        let version = match hash.version.map(Version::try_from) {
+            None => Version::default(),
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return false,
+        };
+        let Ok(params) = Params::try_from(&hash) else {
+            return false;
+        };
+        let mut salt_bytes = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+            return false;
+        };
+        let mut blocks = self
+            .memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default();
+        blocks.resize(params.block_count(), Block::default());
+        let mut out = vec![0u8; expected.len()];
+        let computed = Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..])
+            .is_ok();
+        let mut pool = self
+            .memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < MEMORY_KEPT {
+            pool.push(blocks);
+        }
+        drop(pool);
+        computed && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
     }
 
     /// Right credentials: now the address must be this User ID's own IP LAN.
@@ -200,9 +248,17 @@ impl Authenticator {
         Ok(user)
     }
 
-    /// Forgets cached credentials (after a reload, so a removed user is checked afresh).
-    pub fn clear_cache(&self) {
-        self.cache.clear();
+    /// After a reload: keeps the cached credentials still valid in the new snapshot (the
+    /// User ID is there with the same password hash) and forgets the others. Clearing them
+    /// all would make every User ID pay argon2 again after each reload or sanction, 50,000
+    /// of them at once at the largest scale. Keeping a stale one would be harmless anyway:
+    /// a cached credential only counts when the snapshot's hash for that User ID is the one
+    /// it was made with.
+    pub fn keep_valid(&self, snap: &Snapshot) {
+        self.cache.retain(|id, cached| {
+            snap.user_by_id(id)
+                .is_some_and(|r| *snap.user(r).password_hash == *cached.phc)
+        });
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 
 use gerbang_core::{Channel, ElementSet, Refusal, Shape};
 
-use crate::engine::{Facts, Resource};
+use crate::engine::Facts;
 use crate::snapshot::{Snapshot, UserRef};
 
 /// A business action (not an HTTP verb), as named in the Cedar schema.
@@ -48,20 +48,23 @@ impl Action {
         }
     }
 
+    /// Every action, as the gateway asks about them.
+    pub const ALL: [Self; 8] = [
+        Self::CallNik,
+        Self::CallNoKk,
+        Self::VerifyByElement,
+        Self::SearchByElements,
+        Self::PortalRead,
+        Self::PortalWrite,
+        Self::PortalExport,
+        Self::SubmitBalikan,
+    ];
+
     /// Parses the Cedar action name.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::CallNik,
-            Self::CallNoKk,
-            Self::VerifyByElement,
-            Self::SearchByElements,
-            Self::PortalRead,
-            Self::PortalWrite,
-            Self::PortalExport,
-            Self::SubmitBalikan,
-        ]
-        .into_iter()
-        .find(|a| a.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -123,8 +126,9 @@ pub fn authorize_traced(snap: &Snapshot, req: &Request) -> (Arc<Decision>, bool)
     (decision, false)
 }
 
-/// Decides without the cache: one Cedar evaluation for the access, and one per element of
-/// the vocabulary when it is allowed.
+/// Decides without the cache: one Cedar evaluation for the access. The elements come from
+/// the snapshot when the rules decide them per agreement, and otherwise from one evaluation
+/// per class of elements (see `PolicyEngine::readable_elements`).
 pub fn decide(snap: &Snapshot, req: &Request, ip_blocked: bool) -> Decision {
     let engine = snap.engine();
     let pks = snap.pks(req.user);
@@ -141,13 +145,17 @@ pub fn decide(snap: &Snapshot, req: &Request, ip_blocked: bool) -> Decision {
     } else {
         Shape::Values
     };
-    let answer = match engine.is_authorized(
-        snap.entities(),
-        &user.id,
-        req.action.as_str(),
-        Resource::Pks(&pks.nomor),
-        &facts,
-    ) {
+    let answer = match engine.context(&facts).and_then(|context| {
+        engine
+            .is_authorized(
+                snap.entities(),
+                &user.id,
+                req.action.as_str(),
+                &pks.nomor,
+                &context,
+            )
+            .map(|answer| (answer, context))
+    }) {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = e.as_str(), "cannot ask Cedar; refusing");
@@ -159,6 +167,7 @@ pub fn decide(snap: &Snapshot, req: &Request, ip_blocked: bool) -> Decision {
             );
         }
     };
+    let (answer, context) = answer;
     if !answer.allowed {
         // The forbid with the lowest code decides what the client is told; with no
         // forbid, nothing permitted the request (default deny).
@@ -177,25 +186,9 @@ pub fn decide(snap: &Snapshot, req: &Request, ip_blocked: bool) -> Decision {
         let reason = reason(snap, req, &rule);
         return refused(refusal, rule, answer.policies, reason);
     }
-    let vocab = snap.vocabulary();
-    let mut elements = ElementSet::EMPTY;
-    for id in vocab.all().iter() {
-        match engine.is_authorized(
-            snap.entities(),
-            &user.id,
-            "ReadElement",
-            Resource::Element(vocab.name(id)),
-            &facts,
-        ) {
-            Ok(a) if a.allowed => elements.insert(id),
-            Ok(_) => {}
-            Err(e) => tracing::error!(
-                error = e.as_str(),
-                element = vocab.name(id),
-                "cannot ask Cedar about an element; withheld"
-            ),
-        }
-    }
+    let elements = snap.agreement_elements(req.user).unwrap_or_else(|| {
+        engine.readable_elements(snap.entities(), snap.vocabulary(), &user.id, pks, &context)
+    });
     Decision {
         refusal: None,
         rule: answer.policies.first().cloned().unwrap_or_default(),

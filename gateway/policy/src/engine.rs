@@ -9,15 +9,17 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
-    EntityUid, PolicyId, PolicySet, Request as CedarRequest, RestrictedExpression, Schema,
-    ValidationMode, Validator,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Request as CedarRequest, RestrictedExpression,
+    Schema, ValidationMode, Validator,
 };
+use dashmap::DashMap;
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 
 use gerbang_core::{
-    Channel, ConfigError, ConfigErrors, KunciAkses, Pks, PksStatus, Source, UserStatus, Vocabulary,
+    Channel, ConfigError, ConfigErrors, ElementSet, KunciAkses, Pks, PksStatus, Source, UserStatus,
+    Vocabulary,
 };
 
 /// The schema file inside the policy directory.
@@ -28,6 +30,10 @@ pub const SCHEMA_FILE: &str = "gerbang.cedarschema";
 pub struct PolicyEngine {
     schema: Schema,
     policies: PolicySet,
+    /// Per action, the policies whose scope can match it: Cedar builds and evaluates every
+    /// policy of the set it is given, so a `ReadElement` question is put to the two element
+    /// rules only, not to all of them. Same answers, a fraction of the work.
+    slices: HashMap<EntityUid, PolicySet>,
     authorizer: Authorizer,
     /// `@code` of each policy that has one: the DWH code its refusals are answered with.
     codes: HashMap<PolicyId, String>,
@@ -35,7 +41,22 @@ pub struct PolicyEngine {
     origins: HashMap<PolicyId, String>,
     hash: String,
     types: Types,
+    /// Some rule names an element literally (`Gerbang::Element::"…"`), so elements cannot
+    /// be decided by class (see [`PolicyEngine::readable_elements`]).
+    names_elements: bool,
+    /// The element rules read nothing of the request but the principal's agreement
+    /// (`principal.pks…`) and the element: which elements an agreement's User IDs may see is
+    /// then worked out once per agreement, when a snapshot is built.
+    elements_by_agreement: bool,
+    /// `peer_ip` of the context per address seen. `RestrictedExpression::new_ip` runs
+    /// Cedar's whole parser over the function name `ip` on every call, a quarter of a cold
+    /// decision; addresses are those of registered IP LANs, so the map stays small, and it
+    /// stops growing at `PEER_IPS_KEPT`.
+    peer_ips: DashMap<std::net::IpAddr, RestrictedExpression>,
 }
+
+/// How many peer addresses `PolicyEngine::peer_ips` keeps.
+const PEER_IPS_KEPT: usize = 100_000;
 
 #[derive(Debug, Clone)]
 struct Types {
@@ -188,6 +209,27 @@ impl PolicyEngine {
         let Some(schema) = schema.filter(|_| errors.is_empty()) else {
             return Err(ConfigErrors(errors));
         };
+        let types = Types::new();
+        let slices = request_shapes(&schema, &types)
+            .and_then(|()| slices(&schema, &policies))
+            .map_err(|message| {
+                ConfigErrors(vec![ConfigError {
+                    file: schema_path.to_path_buf(),
+                    line: None,
+                    column: None,
+                    field: String::new(),
+                    message,
+                }])
+            })?;
+        let read_element = uid(&types.action, "ReadElement");
+        let elements_by_agreement = slices
+            .get(&read_element)
+            .is_some_and(|slice| slice.policies().all(reads_only_the_agreement));
+        let names_elements = policies.policies().any(|p| {
+            // A policy that cannot be shown as JSON is assumed to name an element: the
+            // per-element path is always correct, only slower.
+            p.to_json().map_or(true, |json| names_element(&json))
+        });
         let mut hasher = Sha256::new();
         hasher.update(schema_text.as_bytes());
         for (path, text) in files {
@@ -207,17 +249,32 @@ impl PolicyEngine {
         Ok(Self {
             schema,
             policies,
+            slices,
             authorizer: Authorizer::new(),
             codes,
             origins,
             hash,
-            types: Types::new(),
+            types,
+            names_elements,
+            elements_by_agreement,
+            peer_ips: DashMap::new(),
         })
     }
 
     /// A short hash of the schema and policy texts, logged on every swap.
     pub fn hash(&self) -> &str {
         &self.hash
+    }
+
+    /// Whether the element rules depend only on the principal's agreement (see
+    /// [`reads_only_the_agreement`]), so a snapshot can decide elements per agreement.
+    pub fn elements_by_agreement(&self) -> bool {
+        self.elements_by_agreement
+    }
+
+    /// Whether some rule names an element literally, so elements are decided one by one.
+    pub fn names_elements(&self) -> bool {
+        self.names_elements
     }
 
     /// Number of policies (the same whatever the number of agreements).
@@ -382,7 +439,7 @@ impl PolicyEngine {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Entities::from_entities(out, Some(&self.schema)).map_err(|e| {
+        let unfit = |e: &dyn std::fmt::Display| {
             ConfigErrors(vec![ConfigError {
                 file: PathBuf::from(SCHEMA_FILE),
                 line: None,
@@ -390,57 +447,215 @@ impl PolicyEngine {
                 field: String::new(),
                 message: format!("the PKS data do not fit the schema: {e}"),
             }])
-        })
+        };
+        // Checking 55,000 entities against the schema is a fifth of a reload at 5,000 PKS,
+        // and every entity of a type is built alike above (the same attributes, of the same
+        // types): one of each type stands for all. Sets of elements may be empty, which fits
+        // any set type, so the first agreement with Minister's approvals is checked too.
+        // The full set is then built without the schema, so the schema's action entities
+        // (the `Lookup` group) are added by hand.
+        let mut seen: HashSet<EntityTypeName> = HashSet::new();
+        let approvals = agreements
+            .iter()
+            .find(|p| !p.persetujuan_menteri.is_empty())
+            .map(|p| uid(&t.pks, &p.nomor));
+        let checked = out.iter().filter(|e| {
+            seen.insert(e.uid().type_name().clone()) || approvals.as_ref() == Some(&e.uid())
+        });
+        Entities::from_entities(checked.cloned(), Some(&self.schema)).map_err(|e| unfit(&e))?;
+        let actions = self.schema.action_entities().map_err(|e| unfit(&e))?;
+        Entities::from_entities(out.into_iter().chain(actions), None).map_err(|e| unfit(&e))
     }
 
-    /// One Cedar decision.
+    /// The Cedar context of one request; built once per decision and shared by its
+    /// evaluations.
+    pub(crate) fn context(&self, facts: &Facts) -> Result<Context, String> {
+        let peer_ip = match self.peer_ips.get(&facts.peer) {
+            Some(ip) => ip.clone(),
+            None => {
+                let ip = RestrictedExpression::new_ip(facts.peer.to_string());
+                if self.peer_ips.len() < PEER_IPS_KEPT {
+                    self.peer_ips.insert(facts.peer, ip.clone());
+                }
+                ip
+            }
+        };
+        build_context(facts, peer_ip)
+    }
+
+    /// One Cedar decision about an agreement (the access itself).
     pub(crate) fn is_authorized(
         &self,
         entities: &Entities,
         principal: &str,
         action: &str,
-        resource: Resource<'_>,
-        facts: &Facts,
+        pks: &str,
+        context: &Context,
+    ) -> Result<Answer, String> {
+        self.access(entities, principal, action, pks, context, false)
+    }
+
+    /// The same question put to the whole policy set, to check the slices against it.
+    #[cfg(test)]
+    pub(crate) fn is_authorized_whole(
+        &self,
+        entities: &Entities,
+        principal: &str,
+        action: &str,
+        pks: &str,
+        context: &Context,
+    ) -> Result<Answer, String> {
+        self.access(entities, principal, action, pks, context, true)
+    }
+
+    fn access(
+        &self,
+        entities: &Entities,
+        principal: &str,
+        action: &str,
+        pks: &str,
+        context: &Context,
+        whole: bool,
     ) -> Result<Answer, String> {
         let t = &self.types;
-        let resource = match resource {
-            Resource::Pks(nomor) => uid(&t.pks, nomor),
-            Resource::Element(name) => uid(&t.element, name),
+        let action = uid(&t.action, action);
+        let policies = match self.slices.get(&action) {
+            Some(slice) if !whole => slice,
+            _ => &self.policies,
         };
-        let context = Context::from_pairs([
-            (
-                "today".to_string(),
-                RestrictedExpression::new_long(day_number(facts.day)),
-            ),
-            (
-                "channel".to_string(),
-                RestrictedExpression::new_string(facts.channel.as_str().to_string()),
-            ),
-            (
-                "peer_ip".to_string(),
-                RestrictedExpression::new_ip(facts.peer.to_string()),
-            ),
-            (
-                "ip_blocked".to_string(),
-                RestrictedExpression::new_bool(facts.ip_blocked),
-            ),
-            (
-                "sam_valid".to_string(),
-                RestrictedExpression::new_bool(facts.sam_valid),
-            ),
-        ])
-        .map_err(|e| e.to_string())?;
-        let request = CedarRequest::new(
+        self.ask_of(
+            entities,
             uid(&t.user, principal),
-            uid(&t.action, action),
-            resource,
+            action,
+            uid(&t.pks, pks),
             context,
-            Some(&self.schema),
+            policies,
+        )
+    }
+
+    /// The elements this User ID may see in an answer: `ReadElement` asked of Cedar.
+    ///
+    /// Elements the rules cannot tell apart get the same answer, so Cedar is asked once per
+    /// class rather than once per element. An element entity carries only `dilindungi` and
+    /// no parents, and the only sets of elements a rule can reach are the agreement's
+    /// `elemen` and `persetujuan_menteri`; Cedar cannot read an entity's id. So unless a
+    /// rule names an element literally (then every element is asked about on its own),
+    /// (protected, agreed, approved) decides the answer: at most eight evaluations, in
+    /// practice two or three, whatever the vocabulary's size.
+    pub(crate) fn readable_elements(
+        &self,
+        entities: &Entities,
+        vocab: &Vocabulary,
+        principal: &str,
+        pks: &Pks,
+        context: &Context,
+    ) -> ElementSet {
+        self.readable(
+            entities,
+            vocab,
+            principal,
+            pks,
+            context,
+            !self.names_elements,
+        )
+    }
+
+    /// [`Self::readable_elements`] asking Cedar about every element, or once per class.
+    pub(crate) fn readable(
+        &self,
+        entities: &Entities,
+        vocab: &Vocabulary,
+        principal: &str,
+        pks: &Pks,
+        context: &Context,
+        by_class: bool,
+    ) -> ElementSet {
+        let t = &self.types;
+        let principal = uid(&t.user, principal);
+        let action = uid(&t.action, "ReadElement");
+        let policies = self.slices.get(&action).unwrap_or(&self.policies);
+        let mut answers: [Option<bool>; 8] = [None; 8];
+        let mut readable = ElementSet::EMPTY;
+        for id in vocab.all().iter() {
+            let class = usize::from(vocab.protected().contains(id))
+                | usize::from(pks.elemen_data.contains(id)) << 1
+                | usize::from(pks.persetujuan_menteri.contains(id)) << 2;
+            let cached = answers[class].filter(|_| by_class);
+            let allowed = cached.unwrap_or_else(|| {
+                let resource = uid(&t.element, vocab.name(id));
+                let allowed = match self.ask_of(
+                    entities,
+                    principal.clone(),
+                    action.clone(),
+                    resource,
+                    context,
+                    policies,
+                ) {
+                    Ok(a) => a.allowed,
+                    Err(e) => {
+                        tracing::error!(
+                            error = e.as_str(),
+                            element = vocab.name(id),
+                            "cannot ask Cedar about an element; withheld"
+                        );
+                        false
+                    }
+                };
+                answers[class] = Some(allowed);
+                allowed
+            });
+            if allowed {
+                readable.insert(id);
+            }
+        }
+        readable
+    }
+
+    /// The elements each agreement's User IDs may see, asked of Cedar for one User ID of the
+    /// agreement; only sound when [`Self::elements_by_agreement`] (the rules cannot tell
+    /// two User IDs of one agreement, or two requests, apart). An agreement without User
+    /// IDs gets nothing: no one can ask under it.
+    pub(crate) fn agreement_elements(
+        &self,
+        entities: &Entities,
+        vocab: &Vocabulary,
+        agreements: &[Pks],
+    ) -> Vec<ElementSet> {
+        // The rules do not read the context; any well-typed one will do.
+        let facts = Facts::placeholder();
+        let Ok(context) = self.context(&facts) else {
+            tracing::error!("cannot build a Cedar context; every element withheld");
+            return vec![ElementSet::EMPTY; agreements.len()];
+        };
+        agreements
+            .iter()
+            .map(|pks| match pks.users.first() {
+                Some(user) => self.readable_elements(entities, vocab, &user.id, pks, &context),
+                None => ElementSet::EMPTY,
+            })
+            .collect()
+    }
+
+    fn ask_of(
+        &self,
+        entities: &Entities,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+        context: &Context,
+        policies: &PolicySet,
+    ) -> Result<Answer, String> {
+        let request = CedarRequest::new(
+            principal,
+            action,
+            resource,
+            context.clone(),
+            // The request's shape was checked against the schema at load
+            // (`request_shapes`); checking it again per request costs a third of a decision.
+            None,
         )
         .map_err(|e| e.to_string())?;
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, entities);
+        let response = self.authorizer.is_authorized(&request, policies, entities);
         let errors: Vec<String> = response
             .diagnostics()
             .errors()
@@ -476,6 +691,141 @@ fn push(
             field: what.to_string(),
             message: format!("cannot build the Cedar entity: {err}"),
         }),
+    }
+}
+
+/// The context of one request. `peer_ip` comes ready-made: building it is the costly part
+/// (see `PolicyEngine::context`).
+fn build_context(facts: &Facts, peer_ip: RestrictedExpression) -> Result<Context, String> {
+    Context::from_pairs([
+        (
+            "today".to_string(),
+            RestrictedExpression::new_long(day_number(facts.day)),
+        ),
+        (
+            "channel".to_string(),
+            RestrictedExpression::new_string(facts.channel.as_str().to_string()),
+        ),
+        ("peer_ip".to_string(), peer_ip),
+        (
+            "ip_blocked".to_string(),
+            RestrictedExpression::new_bool(facts.ip_blocked),
+        ),
+        (
+            "sam_valid".to_string(),
+            RestrictedExpression::new_bool(facts.sam_valid),
+        ),
+    ])
+    .map_err(|e| e.to_string())
+}
+
+/// Checks once, at load, that every question the gateway asks fits the schema: each action
+/// exists and applies to a User ID and an agreement (or an element, for `ReadElement`),
+/// and the context the gateway builds has the schema's type. Requests are then built
+/// without the schema, so a schema edited out of step with the code is refused here rather
+/// than failing every request.
+fn request_shapes(schema: &Schema, t: &Types) -> Result<(), String> {
+    let facts = Facts::placeholder();
+    let context = build_context(&facts, RestrictedExpression::new_ip("127.0.0.1"))?;
+    let questions = crate::decision::Action::ALL
+        .iter()
+        .map(|a| (a.as_str(), &t.pks))
+        .chain([("ReadElement", &t.element)]);
+    for (action, resource) in questions {
+        CedarRequest::new(
+            uid(&t.user, "u"),
+            uid(&t.action, action),
+            uid(resource, "r"),
+            context.clone(),
+            Some(schema),
+        )
+        .map_err(|e| {
+            format!("the schema does not fit the gateway's {action} request: {e}; the schema and the gateway's requests must agree")
+        })?;
+    }
+    Ok(())
+}
+
+/// Splits the policy set per action of the schema: a policy goes into an action's slice
+/// when its action scope is unconstrained, names the action, or names a group the action
+/// is in. A policy outside an action's slice has a scope that is false for that action, so
+/// it can neither decide nor err: the slice answers exactly as the whole set.
+fn slices(schema: &Schema, policies: &PolicySet) -> Result<HashMap<EntityUid, PolicySet>, String> {
+    let actions = schema
+        .action_entities()
+        .map_err(|e| format!("the schema's actions: {e}"))?;
+    let mut slices = HashMap::new();
+    for action in schema.actions() {
+        let mut within: HashSet<&EntityUid> = actions
+            .ancestors(action)
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        within.insert(action);
+        let mut slice = PolicySet::new();
+        for policy in policies.policies() {
+            let applies = match policy.action_constraint() {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(a) => within.contains(&a),
+                ActionConstraint::In(list) => list.iter().any(|a| within.contains(a)),
+            };
+            if applies {
+                slice
+                    .add(policy.clone())
+                    .map_err(|e| format!("slicing the policies for {action}: {e}"))?;
+            }
+        }
+        slices.insert(action.clone(), slice);
+    }
+    Ok(slices)
+}
+
+/// Whether a policy reads nothing of a request but the principal's agreement and the
+/// resource: its principal scope is open (or only names the type), it never reads the
+/// context, and it reaches the principal only as `principal.pks`. Two User IDs of one
+/// agreement then get the same answer from it. Anything else (`principal.status`,
+/// `principal in …`, `context.channel`) is assumed to depend on the request.
+fn reads_only_the_agreement(policy: &cedar_policy::Policy) -> bool {
+    fn walk(json: &serde_json::Value) -> bool {
+        match json {
+            serde_json::Value::Object(map) => {
+                if let Some(access) = map.get(".") {
+                    let via_pks = access.get("attr").and_then(|a| a.as_str()) == Some("pks")
+                        && access.get("left").and_then(|l| l.get("Var"))
+                            == Some(&serde_json::Value::from("principal"));
+                    if via_pks {
+                        return true;
+                    }
+                }
+                match map.get("Var").and_then(|v| v.as_str()) {
+                    Some("principal" | "context") => false,
+                    _ => map.values().all(walk),
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().all(walk),
+            _ => true,
+        }
+    }
+    let open_scope = matches!(
+        policy.principal_constraint(),
+        cedar_policy::PrincipalConstraint::Any | cedar_policy::PrincipalConstraint::Is(_)
+    );
+    open_scope
+        && policy
+            .to_json()
+            .is_ok_and(|json| json.get("conditions").is_none_or(walk))
+}
+
+/// Whether a policy's JSON form holds an entity literal of type `Gerbang::Element`: in the
+/// scope (`{"type": …, "id": …}`) or in a condition (`{"__entity": {"type": …, "id": …}}`).
+fn names_element(json: &serde_json::Value) -> bool {
+    match json {
+        serde_json::Value::Object(map) => {
+            let literal = map.get("type").and_then(|t| t.as_str()) == Some("Gerbang::Element")
+                && map.contains_key("id");
+            literal || map.values().any(names_element)
+        }
+        serde_json::Value::Array(items) => items.iter().any(names_element),
+        _ => false,
     }
 }
 
@@ -521,13 +871,6 @@ fn key_name(k: KunciAkses) -> &'static str {
     }
 }
 
-/// What a decision is about besides the principal and action.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Resource<'a> {
-    Pks(&'a str),
-    Element(&'a str),
-}
-
 /// The per-request facts that go into the Cedar context.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts {
@@ -536,6 +879,19 @@ pub struct Facts {
     pub peer: std::net::IpAddr,
     pub ip_blocked: bool,
     pub sam_valid: bool,
+}
+
+impl Facts {
+    /// Well-typed facts for questions whose answer does not depend on them.
+    fn placeholder() -> Self {
+        Self {
+            day: chrono::NaiveDate::default(),
+            channel: Channel::WebService,
+            peer: std::net::IpAddr::from([127, 0, 0, 1]),
+            ip_blocked: false,
+            sam_valid: false,
+        }
+    }
 }
 
 /// Cedar's answer, with the policies that decided it.

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use cedar_policy::Entities;
 use chrono::NaiveDate;
 use dashmap::DashMap;
-use gerbang_core::{ConfigErrors, Pks, PksSet, Sanctions, User, Vocabulary, canonical_ip};
+use gerbang_core::{
+    ConfigErrors, ElementSet, Pks, PksSet, Sanctions, User, Vocabulary, canonical_ip,
+};
 use ipnet::IpNet;
 use ipnet_index::IpIndex;
 
@@ -32,6 +34,10 @@ pub struct Snapshot {
     by_ip: IpIndex,
     engine: Arc<PolicyEngine>,
     entities: Entities,
+    /// Per agreement, the elements its User IDs may see, when the element rules depend on
+    /// nothing else (`PolicyEngine::elements_by_agreement`); decided once here, so a cold
+    /// decision is one Cedar evaluation.
+    agreement_elements: Option<Vec<ElementSet>>,
     blocked: Vec<IpNet>,
     cache: DashMap<CacheKey, (NaiveDate, Arc<Decision>)>,
     /// The sanctions applied to `agreements` and `blocked`.
@@ -62,6 +68,9 @@ impl Snapshot {
     ) -> Result<Self, ConfigErrors> {
         let entities = engine.entities(&vocab, &set.agreements)?;
         let agreements = set.agreements;
+        let agreement_elements = engine
+            .elements_by_agreement()
+            .then(|| engine.agreement_elements(&entities, &vocab, &agreements));
         let mut by_id = HashMap::new();
         let mut ranges = Vec::new();
         for (p, pks) in agreements.iter().enumerate() {
@@ -81,6 +90,7 @@ impl Snapshot {
             by_ip: IpIndex::new(ranges),
             engine,
             entities,
+            agreement_elements,
             blocked,
             cache: DashMap::new(),
             sanctions: Sanctions::default(),
@@ -95,6 +105,13 @@ impl Snapshot {
 
     pub(crate) fn entities(&self) -> &Entities {
         &self.entities
+    }
+
+    /// The elements this user's agreement lets it see, when decided per agreement.
+    pub(crate) fn agreement_elements(&self, r: UserRef) -> Option<ElementSet> {
+        self.agreement_elements
+            .as_ref()
+            .and_then(|all| all.get(r.pks as usize).copied())
     }
 
     /// Whether the address is inside a network cut off as a sanction.

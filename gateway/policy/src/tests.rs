@@ -143,6 +143,38 @@ fn right_credentials_from_the_registered_address_authenticate_and_are_cached() {
 }
 
 #[test]
+fn a_reload_keeps_only_the_cached_credentials_still_valid() {
+    let (a, _) = authenticator();
+    let two = [("u1", "127.0.0.2", "aktif"), ("u2", "127.0.0.3", "aktif")];
+    let snap = snapshot(&[Pks {
+        users: &two,
+        ..Pks::default()
+    }]);
+    login(&a, &snap, "u1", "rahasia-uji", "127.0.0.2").expect("u1");
+    login(&a, &snap, "u2", "rahasia-uji", "127.0.0.3").expect("u2");
+    let cached = |snap: &Snapshot, user: &str, peer: &str| {
+        let c = Credentials {
+            user_id: user,
+            password: "rahasia-uji",
+            peer: ip(peer),
+        };
+        matches!(a.precheck(snap, c), Ok(Precheck::Done(_)))
+    };
+    // The same agreements loaded again: nobody pays argon2 again.
+    let same = snapshot(&[Pks {
+        users: &two,
+        ..Pks::default()
+    }]);
+    a.keep_valid(&same);
+    assert!(cached(&same, "u1", "127.0.0.2") && cached(&same, "u2", "127.0.0.3"));
+    // u2 removed: its credential is forgotten, u1's kept.
+    let without_u2 = snapshot(&[Pks::default()]);
+    a.keep_valid(&without_u2);
+    assert!(cached(&without_u2, "u1", "127.0.0.2"));
+    assert!(!cached(&same, "u2", "127.0.0.3"), "forgotten");
+}
+
+#[test]
 fn each_failure_has_its_dwh_refusal() {
     let snap = snapshot(&[
         Pks::default(),
@@ -224,7 +256,65 @@ fn decide(snap: &Snapshot, user: &str, action: Action, channel: Channel, on: &st
     // The cache answers exactly what Cedar answers.
     let fresh = crate::decide(snap, &req, snap.ip_blocked(peer));
     assert_eq!(*cached, fresh);
+    assert_eq!(
+        whole_set(snap, &req),
+        (fresh.allowed(), sorted(fresh.policies.clone())),
+        "slice vs whole set"
+    );
+    if fresh.allowed() {
+        assert_eq!(
+            fresh.elements,
+            each_element(snap, &req),
+            "by class vs one by one"
+        );
+    }
     fresh
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The access decision asked of the whole policy set rather than the action's slice.
+fn whole_set(snap: &Snapshot, req: &Request) -> (bool, Vec<String>) {
+    let engine = snap.engine();
+    let context = engine.context(&facts(snap, req)).expect("context");
+    let a = engine
+        .is_authorized_whole(
+            snap.entities(),
+            &snap.user(req.user).id,
+            req.action.as_str(),
+            &snap.pks(req.user).nomor,
+            &context,
+        )
+        .expect("whole set");
+    (a.allowed, sorted(a.policies))
+}
+
+fn facts(snap: &Snapshot, req: &Request) -> crate::engine::Facts {
+    crate::engine::Facts {
+        day: req.day,
+        channel: req.channel,
+        peer: req.peer,
+        ip_blocked: snap.ip_blocked(req.peer),
+        sam_valid: req.sam_valid,
+    }
+}
+
+/// The elements Cedar allows when asked about every element on its own, the slow path the
+/// per-class shortcut must agree with.
+fn each_element(snap: &Snapshot, req: &Request) -> gerbang_core::ElementSet {
+    let engine = snap.engine();
+    let context = engine.context(&facts(snap, req)).expect("context");
+    engine.readable(
+        snap.entities(),
+        snap.vocabulary(),
+        &snap.user(req.user).id,
+        snap.pks(req.user),
+        &context,
+        false,
+    )
 }
 
 #[test]
@@ -587,4 +677,200 @@ fn a_rule_that_does_not_type_check_is_refused_with_file_and_line() {
     .expect_err("syntax")
     .to_string();
     assert!(shown.contains("y.cedar:2:"), "{shown}");
+}
+
+#[test]
+fn a_rule_naming_an_element_is_decided_element_by_element() {
+    // Two elements of the same class (agreed, not protected), one named in the scope and
+    // one in a condition: the class shortcut would wrongly treat them like NIK.
+    let engine = engine_with(
+        "@id(\"no-name\")\nforbid (principal, action == Gerbang::Action::\"ReadElement\", resource == Gerbang::Element::\"NAMA_LGKP\");\n\
+         @id(\"no-address\")\nforbid (principal, action == Gerbang::Action::\"ReadElement\", resource)\nwhen { resource == Gerbang::Element::\"ALAMAT_SEKARANG\" };\n",
+    );
+    assert!(engine.names_elements());
+    assert!(
+        !self::engine().names_elements(),
+        "the shipped rules name no element"
+    );
+    let snap = snapshot_with(engine, &Pks::default());
+    let d = decide(
+        &snap,
+        "u1",
+        Action::CallNik,
+        Channel::WebService,
+        "2026-06-01",
+    );
+    assert!(d.allowed(), "{d:?}");
+    let names = snap.vocabulary().names(d.elements);
+    assert!(names.contains(&"NIK"), "{names:?}");
+    assert!(!names.contains(&"NAMA_LGKP"), "{names:?}");
+    assert!(!names.contains(&"ALAMAT_SEKARANG"), "{names:?}");
+}
+
+#[test]
+fn a_schema_out_of_step_with_the_gateway_requests_is_refused_at_load() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let schema = std::fs::read_to_string(dir.join(SCHEMA_FILE)).expect("schema");
+    // A context attribute the gateway does not send.
+    let edited = schema.replace("sam_valid: Bool,", "sam_valid: Bool,\n    tier: Long,");
+    assert_ne!(edited, schema);
+    let shown = PolicyEngine::parse(&dir.join(SCHEMA_FILE), &edited, &[])
+        .expect_err("context out of step")
+        .to_string();
+    assert!(shown.contains("gerbang.cedarschema"), "{shown}");
+    assert!(
+        shown.contains("does not fit the gateway's CallNik request"),
+        "{shown}"
+    );
+    // An action the gateway asks about, removed.
+    let edited = schema.replace("action SubmitBalikan in [Lookup] appliesTo { principal: User, resource: Pks, context: RequestContext };", "");
+    assert_ne!(edited, schema);
+    let shown = PolicyEngine::parse(&dir.join(SCHEMA_FILE), &edited, &[])
+        .expect_err("action missing")
+        .to_string();
+    assert!(shown.contains("SubmitBalikan"), "{shown}");
+    assert!(PolicyEngine::parse(&dir.join(SCHEMA_FILE), &schema, &[]).is_ok());
+}
+
+/// The shipped rules plus `extra` as one more policy file.
+fn engine_with(extra: &str) -> PolicyEngine {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("policy file");
+    let mut files: Vec<(PathBuf, String)> = ["akses.cedar", "elemen.cedar", "larangan.cedar"]
+        .iter()
+        .map(|n| (dir.join(n), read(n)))
+        .collect();
+    files.push((PathBuf::from("tambahan.cedar"), extra.to_string()));
+    PolicyEngine::parse(&dir.join(SCHEMA_FILE), &read(SCHEMA_FILE), &files)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn snapshot_with(engine: PolicyEngine, pks: &Pks<'_>) -> Snapshot {
+    let vocab = Vocabulary::embedded();
+    let set = PksSet::parse_all(&[(PathBuf::from("0.toml"), pks.text())], &vocab)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Snapshot::build(vocab, set, Arc::new(engine), Vec::new()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn element_rules_that_read_the_request_are_decided_per_request() {
+    assert!(
+        self::engine().elements_by_agreement(),
+        "the shipped element rules read only the agreement"
+    );
+    // No element at all through the portal: the answer now depends on the channel, so it
+    // cannot be decided once per agreement.
+    let engine = engine_with(
+        "@id(\"no-portal-elements\")\nforbid (principal, action == Gerbang::Action::\"ReadElement\", resource)\nwhen { context.channel == \"web_portal\" };\n",
+    );
+    assert!(!engine.elements_by_agreement());
+    let snap = snapshot_with(
+        engine,
+        &Pks {
+            metode: r#"["web_service", "web_portal"]"#,
+            ..Pks::default()
+        },
+    );
+    let api = decide(
+        &snap,
+        "u1",
+        Action::CallNik,
+        Channel::WebService,
+        "2026-06-01",
+    );
+    assert!(api.allowed() && api.elements.len() > 1, "{api:?}");
+    let portal = decide(
+        &snap,
+        "u1",
+        Action::PortalRead,
+        Channel::WebPortal,
+        "2026-06-01",
+    );
+    assert!(portal.allowed(), "{portal:?}");
+    assert!(portal.elements.is_empty(), "{portal:?}");
+    // A rule on the User ID's own status reads more than the agreement too.
+    let engine = engine_with(
+        "@id(\"by-status\")\nforbid (principal, action == Gerbang::Action::\"ReadElement\", resource)\nwhen { principal.status != \"aktif\" };\n",
+    );
+    assert!(!engine.elements_by_agreement());
+    // And one that reads the agreement through the principal does not.
+    let engine = engine_with(
+        "@id(\"by-agreement\")\nforbid (principal, action == Gerbang::Action::\"ReadElement\", resource)\nwhen { principal.pks.pengguna.asing_mayoritas && resource.dilindungi };\n",
+    );
+    assert!(engine.elements_by_agreement());
+}
+
+#[test]
+fn agreements_that_do_not_fit_the_schema_are_refused() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let schema = std::fs::read_to_string(dir.join(SCHEMA_FILE)).expect("schema");
+    let files: Vec<(PathBuf, String)> = ["akses.cedar", "elemen.cedar", "larangan.cedar"]
+        .iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(dir.join(n)).expect("policy file");
+            (dir.join(n), text)
+        })
+        .collect();
+    // A User ID attribute the gateway does not provide (the rules do not read it, so they
+    // still type-check): every User ID entity is out of step with the schema.
+    for (entity, edited) in [
+        (
+            "User",
+            schema.replace(
+                "    pks: Pks,\n    // aktif | nonaktif",
+                "    pks: Pks,\n    tingkat: Long,\n    // aktif | nonaktif",
+            ),
+        ),
+        (
+            "Pks",
+            schema.replace("    nomor: String,", "    nomor: String,\n    nilai: Long,"),
+        ),
+    ] {
+        assert_ne!(edited, schema, "{entity}");
+        let engine = PolicyEngine::parse(&dir.join(SCHEMA_FILE), &edited, &files)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let vocab = Vocabulary::embedded();
+        let set = PksSet::parse_all(&[(PathBuf::from("0.toml"), Pks::default().text())], &vocab)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shown = Snapshot::build(vocab, set, Arc::new(engine), Vec::new())
+            .expect_err("out of step with the schema")
+            .to_string();
+        assert!(shown.contains("do not fit the schema"), "{entity}: {shown}");
+    }
+}
+
+#[test]
+fn password_checks_in_pooled_memory_agree_with_argon2() {
+    use argon2::{PasswordHasher, PasswordVerifier, password_hash::SaltString};
+    let (a, _) = authenticator();
+    let salt = SaltString::encode_b64(b"garam-sintetis-16").expect("salt");
+    let small = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(8192, 1, 1, None).expect("params"),
+    )
+    .hash_password(b"kata-sandi", &salt)
+    .expect("hash")
+    .to_string();
+    let hashes = [hash().to_string(), small];
+    // Twice over, so the second round reuses the first round's memory.
+    for _ in 0..2 {
+        for phc in &hashes {
+            for password in ["rahasia-uji", "kata-sandi", "", "salah"] {
+                let expected = argon2::Argon2::default()
+                    .verify_password(
+                        password.as_bytes(),
+                        &argon2::PasswordHash::new(phc).expect("phc"),
+                    )
+                    .is_ok();
+                assert_eq!(
+                    a.verify(password.as_bytes(), phc),
+                    expected,
+                    "{phc} {password:?}"
+                );
+            }
+        }
+    }
+    assert!(!a.verify(b"rahasia-uji", "$argon2id$v=19$bukan-phc"));
+    assert!(!a.verify(b"", ""));
 }

@@ -81,8 +81,12 @@ impl Reloader {
                     duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 };
                 self.metrics.set_policy(&snap);
-                self.snapshot.store(Arc::new(snap));
-                self.auth.clear_cache();
+                let new = Arc::new(snap);
+                let old = self.snapshot.swap(Arc::clone(&new));
+                // Freeing 50,000 User IDs' entities takes a tenth of a reload; the new set
+                // is already in force, so the old one goes away off this path.
+                std::thread::spawn(move || drop(old));
+                self.auth.keep_valid(&new);
                 self.metrics.policy_reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(
                     cause,
