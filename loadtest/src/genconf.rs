@@ -1,7 +1,8 @@
 //! `loadgen gen-config`: a synthetic Gerbang configuration with N PKS files and M User
 //! IDs, each User ID on its own /32 (127.1.0.1, 127.1.0.2, … so the bench can send from
 //! them), all sharing one argon2id hash made once with `gerbang passwd`. Also writes
-//! `users.tsv` for `loadgen run`.
+//! `users.tsv` for `loadgen run`, and unless told otherwise the decision log as deployed:
+//! an `[audit]` table with its log directory and a random key file beside gerbang.toml.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -11,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 use chrono::{Days, NaiveDate};
-use clap::Args;
+use clap::{ArgAction, Args};
 
 /// The password of every synthetic User ID.
 pub const PASSWORD: &str = "bench-rahasia-2026";
@@ -62,7 +63,18 @@ pub struct GenArgs {
     /// Gerbang's default store (embedded redb beside gerbang.toml).
     #[arg(long)]
     pub quota: Option<String>,
+    /// Leave out the `[audit]` table. By default the gateway keeps its decision log as
+    /// deployed: `audit/` beside gerbang.toml, sealed with `audit.key` (32 random bytes in
+    /// hex, mode 0600, kept if already there), fsync at the gateway's default interval.
+    #[arg(long = "no-audit", action = ArgAction::SetFalse)]
+    pub audit: bool,
 }
+
+/// The decision log's directory, relative to gerbang.toml.
+pub const AUDIT_DIR: &str = "audit";
+
+/// The audit key file, relative to gerbang.toml.
+const AUDIT_KEY_FILE: &str = "audit.key";
 
 /// Hashes [`PASSWORD`] with `gerbang passwd`.
 pub fn hash_password(gerbang: &Path) -> anyhow::Result<String> {
@@ -92,6 +104,27 @@ pub fn hash_password(gerbang: &Path) -> anyhow::Result<String> {
         bail!("gerbang passwd printed no argon2id hash: {hash:?}");
     }
     Ok(hash)
+}
+
+/// Writes a random audit key (32 bytes, hex, readable by this user only) to `path`,
+/// unless a key is already there: a log written under one key cannot be continued under
+/// another, so a second `gen-config` into the same directory keeps it.
+fn ensure_audit_key(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.is_file() {
+        return Ok(());
+    }
+    let key: String = rand::random::<[u8; 32]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating the audit key {}", path.display()))?;
+    writeln!(file, "{key}").with_context(|| format!("writing the audit key {}", path.display()))
 }
 
 /// The source address of User ID `j`.
@@ -180,6 +213,17 @@ pub fn generate(a: &GenArgs) -> anyhow::Result<PathBuf> {
         .quota
         .as_ref()
         .map_or(String::new(), |q| format!("\n[quota]\n{q}\n"));
+    let audit = if a.audit {
+        ensure_audit_key(&a.dir.join(AUDIT_KEY_FILE))?;
+        format!(
+            "\n[audit]\n\
+             # The decision log as deployed (docs/audit.md); fsync_interval_ms and\n\
+             # refuse_on_failure are the gateway's defaults (50 ms, true).\n\
+             dir = \"{AUDIT_DIR}\"\nkey_file = \"{AUDIT_KEY_FILE}\"\n"
+        )
+    } else {
+        String::new()
+    };
     let config = format!(
         "# Synthetic configuration for make bench ({} PKS, {} User IDs).\n\
          instance = \"bench\"\n\n\
@@ -187,7 +231,7 @@ pub fn generate(a: &GenArgs) -> anyhow::Result<PathBuf> {
          [upstream]\naddress = \"{}\"\nconnect_timeout_ms = 1000\ntimeout_ms = 5000\n\n\
          [api]\nstatus_mode = \"dwh\"\nmax_body_bytes = 16384\n\n\
          [auth]\nmax_failures = 5\nfailure_window_secs = 300\nlockout_secs = 300\n\n\
-         [pks]\ndir = \"pks\"\n{policy}{quota}{server}",
+         [pks]\ndir = \"pks\"\n{policy}{quota}{audit}{server}",
         a.pks, a.users, a.listen, a.upstream
     );
     let config_path = a.dir.join("gerbang.toml");
@@ -227,6 +271,7 @@ mod tests {
             threads: None,
             policy_dir: Some(PathBuf::from("/p")),
             quota: Some("store = \"memory\"".into()),
+            audit: true,
         };
         generate(&args).expect("generate");
         let users = crate::mix::read_users(&dir.path().join("users.tsv")).expect("users");
@@ -244,5 +289,27 @@ mod tests {
         assert!(config.contains("plaintext = true"));
         assert!(config.contains("[policy]\ndir = \"/p\""));
         assert!(config.contains("[quota]\nstore = \"memory\""));
+        assert!(config.contains("[audit]\n"));
+        assert!(config.contains("dir = \"audit\"\nkey_file = \"audit.key\""));
+        let key_path = dir.path().join("audit.key");
+        let key = std::fs::read_to_string(&key_path).expect("audit key");
+        assert_eq!(key.trim().len(), 64);
+        assert!(key.trim().bytes().all(|b| b.is_ascii_hexdigit()));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_path)
+            .expect("key metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // A second run keeps the key (a log cannot change keys); --no-audit drops the table.
+        generate(&GenArgs {
+            audit: false,
+            ..args
+        })
+        .expect("generate again");
+        assert_eq!(std::fs::read_to_string(&key_path).expect("audit key"), key);
+        let config = std::fs::read_to_string(dir.path().join("gerbang.toml")).expect("config");
+        assert!(!config.contains("[audit]"));
     }
 }
