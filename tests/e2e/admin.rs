@@ -426,3 +426,39 @@ async fn shadow_policies_are_evaluated_and_counted_but_never_enforced() {
     assert!(field("active.elements").contains("NAMA_LGKP"), "{line}");
     assert!(!field("shadow.elements").contains("NAMA_LGKP"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sanction_applied_through_one_instance_is_in_force_on_the_other_within_a_second() {
+    let sim = Sim::start(1_000);
+    let first = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    let second = first.sibling();
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let body = call_nik(&nik, "rsud_01", PASSWORD);
+    for gw in [&first, &second] {
+        let (_, answer) = post(&gw.client("127.0.0.2"), &gw.url("CALL_NIK"), body.clone()).await;
+        assert_eq!(respon(&answer), None, "{answer}");
+    }
+    let (status, text) = first
+        .admin(
+            Method::POST,
+            "/sanksi",
+            Some(json!({"jenis": "nonaktifkan_user", "sasaran": "rsud_01", "alasan": "uji dua instans"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{text}");
+    let took = until(&second, "127.0.0.2", &body, Duration::from_secs(1), |a| {
+        respon(a).as_deref() == Some("User ID Tidak Aktif")
+    })
+    .await;
+    eprintln!("sanction in force on the other instance after {took:?}");
+    // Lifted through the other instance: both serve again.
+    let id = answer_json(&text)["id"].as_str().unwrap().to_string();
+    let (status, text) = second
+        .admin(Method::DELETE, &format!("/sanksi/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{text}");
+    until(&first, "127.0.0.2", &body, Duration::from_secs(1), |a| {
+        respon(a).is_none()
+    })
+    .await;
+}

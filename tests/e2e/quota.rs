@@ -357,3 +357,75 @@ async fn burst_limits_refuse_with_their_own_message() {
         "burst refusals do not reach the DWH"
     );
 }
+
+/// A Pengguna with two agreements, a User ID under each (4 hits a day each), and a cap of
+/// 5 hits a day across them set in one of its files.
+fn clinic_with_cap() -> Vec<TestPks> {
+    let user = |id, ip| TestUser {
+        id,
+        ip,
+        status: "aktif",
+    };
+    vec![
+        TestPks {
+            kuota: 4,
+            pengguna: "klinik",
+            extra: "kuota_harian_pengguna = 5",
+            ..TestPks::new(
+                "klinik-a.toml",
+                "1/KLINIK/A",
+                vec![user("klinik_a", "127.0.0.2")],
+            )
+        },
+        TestPks {
+            kuota: 4,
+            pengguna: "klinik",
+            ..TestPks::new(
+                "klinik-b.toml",
+                "1/KLINIK/B",
+                vec![user("klinik_b", "127.0.0.3")],
+            )
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pengguna_cap_bounds_all_its_user_ids_together() {
+    let sim = Sim::start(1_000);
+    let gw = Gateway::start(GatewayOptions::new(sim.addr, clinic_with_cap()));
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let ask = |user: &'static str, ip: &'static str| {
+        let (client, url) = (gw.client(ip), gw.url("CALL_NIK"));
+        let body = call_nik(&nik, user, PASSWORD);
+        async move { post(&client, &url, body).await.1 }
+    };
+    // klinik_a: its own 4 hits; the 4th leaves the Pengguna one.
+    for left in [3, 2, 1, 0] {
+        let body = ask("klinik_a", "127.0.0.2").await;
+        assert_eq!(response_code(&body), None, "{body}");
+        assert_eq!(quota_limiter(&body), Some(left), "{body}");
+    }
+    let body = ask("klinik_a", "127.0.0.2").await;
+    assert_eq!(response_code(&body).as_deref(), Some("05"), "{body}");
+    // klinik_b has 4 of its own, but the Pengguna only 1 left: it is told so.
+    let body = ask("klinik_b", "127.0.0.3").await;
+    assert_eq!(response_code(&body), None, "{body}");
+    assert_eq!(quota_limiter(&body), Some(0), "{body}");
+    let body = ask("klinik_b", "127.0.0.3").await;
+    assert_eq!(response_code(&body).as_deref(), Some("05"), "{body}");
+    assert!(body.contains("lembaga"), "{body}");
+    assert_eq!(sim.requests().await, 5, "the cap, not 8, reached the DWH");
+
+    // The admin view shows the Pengguna's use beside each User ID's.
+    let (status, view) = gw
+        .admin(reqwest::Method::GET, "/quota?pengguna=klinik", None)
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let v: serde_json::Value = serde_json::from_str(&view).unwrap();
+    let rows = v["quota"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{view}");
+    for row in rows {
+        assert_eq!(row["pengguna_cap"]["used"], 5, "{view}");
+        assert_eq!(row["pengguna_cap"]["limit"], 5, "{view}");
+    }
+}

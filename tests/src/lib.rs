@@ -536,6 +536,51 @@ impl Gateway {
         }
     }
 
+    /// A second instance beside this one, as deployed behind a load balancer: its own
+    /// ports, decision log and quota file, but this one's PKS directory and sanctions file
+    /// (a shared configuration directory), so an edit through either is seen by both.
+    pub fn sibling(&self) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin_port) = (free_port(), free_port());
+        let config = std::fs::read_to_string(self.dir.path().join("gerbang.toml"))
+            .unwrap()
+            .replace(
+                &format!("address = \"{}\"", self.addr),
+                &format!("address = \"127.0.0.1:{port}\""),
+            )
+            .replace(
+                &format!("address = \"{}\"", self.admin_addr),
+                &format!("address = \"127.0.0.1:{admin_port}\""),
+            )
+            .replace(
+                "dir = \"pks\"",
+                &format!("dir = \"{}\"", self.dir.path().join("pks").display()),
+            )
+            .replace(
+                "sanksi = \"sanksi.toml\"",
+                &format!(
+                    "sanksi = \"{}\"",
+                    self.dir.path().join("sanksi.toml").display()
+                ),
+            );
+        if self.tls {
+            copy_dir(&self.dir.path().join("certs"), &dir.path().join("certs"));
+        }
+        std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
+        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let proc = spawn_gateway(dir.path(), addr, 0);
+        Gateway {
+            proc,
+            addr,
+            admin_addr: format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            dir,
+            tls: self.tls,
+            starts: 1,
+        }
+    }
+
     /// Starts the gateway again on the same port and configuration (after it was stopped
     /// or killed). Its stderr goes to a new file.
     pub fn restart(&mut self) {
@@ -901,3 +946,12 @@ pub fn read_all(mut r: impl Read) -> String {
 }
 
 pub mod redis;
+
+/// Copies the files of a flat directory.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}

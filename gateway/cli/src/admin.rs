@@ -98,11 +98,19 @@ pub fn quota_show(config: &Path, user: Option<&str>, pengguna: Option<&str>) -> 
         None,
     )?;
     let rows = v["quota"].as_array().cloned().unwrap_or_default();
+    // Each Pengguna with a daily cap across its User IDs, once.
+    let mut caps: Vec<(String, &serde_json::Value)> = Vec::new();
+    for r in &rows {
+        let name = r["pengguna"].as_str().unwrap_or("").to_string();
+        if r["pengguna_cap"].is_object() && caps.iter().all(|(n, _)| *n != name) {
+            caps.push((name, &r["pengguna_cap"]));
+        }
+    }
     println!(
         "{:<24} {:<24} {:>8} {:>8} {:>9}  reset (WIB)",
         "user_id", "pengguna", "used", "limit", "remaining"
     );
-    for r in rows {
+    for r in &rows {
         println!(
             "{:<24} {:<24} {:>8} {:>8} {:>9}  {}",
             r["user_id"].as_str().unwrap_or(""),
@@ -111,6 +119,16 @@ pub fn quota_show(config: &Path, user: Option<&str>, pengguna: Option<&str>) -> 
             r["limit"].as_u64().unwrap_or(0),
             r["remaining"].as_u64().unwrap_or(0),
             r["reset"].as_str().unwrap_or("")
+        );
+    }
+    for (name, cap) in caps {
+        println!(
+            "{:<24} {:<24} {:>8} {:>8} {:>9}  (cap of the Pengguna across its User IDs)",
+            "(all User IDs)",
+            name,
+            cap["used"].as_u64().unwrap_or(0),
+            cap["limit"].as_u64().unwrap_or(0),
+            cap["remaining"].as_u64().unwrap_or(0),
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -147,6 +147,9 @@ struct PksFile {
     /// Protected elements the Minister approved (UU 24/2013 art. 84).
     #[serde(default)]
     persetujuan_menteri: Vec<Spanned<String>>,
+    /// Optional cap on the NIK hits per WIB day of all the Pengguna's User IDs together.
+    #[serde(default)]
+    kuota_harian_pengguna: Option<Spanned<u32>>,
     status: PksStatus,
     #[serde(default, rename = "user")]
     users: Vec<Spanned<UserFile>>,
@@ -200,6 +203,9 @@ pub struct Pks {
     pub penegak_hukum: bool,
     /// Protected elements the Minister approved.
     pub persetujuan_menteri: ElementSet,
+    /// Cap on the NIK hits per WIB day of all the Pengguna's User IDs together, across
+    /// all its agreements (every file of the Pengguna that sets it must agree).
+    pub kuota_harian_pengguna: Option<NonZeroU32>,
     pub status: PksStatus,
     pub users: Vec<User>,
     pub sams: Vec<Sam>,
@@ -376,8 +382,25 @@ impl PksSet {
         let mut nomor: HashMap<&str, &Path> = HashMap::new();
         let mut users: HashMap<&str, &Path> = HashMap::new();
         let mut sams: HashMap<&str, &Path> = HashMap::new();
+        let mut caps: HashMap<&str, (NonZeroU32, &Path)> = HashMap::new();
         for (pks, span) in self.agreements.iter().zip(spans) {
             let src = Source::new(&pks.source, text_of(&pks.source).unwrap_or_default());
+            if let Some(cap) = pks.kuota_harian_pengguna
+                && let Some(&(first, path)) =
+                    caps.get(pks.pengguna.as_str()).filter(|(c, _)| *c != cap)
+            {
+                errors.push(src.error(
+                    span.kuota_harian_pengguna.clone(),
+                    "kuota_harian_pengguna",
+                    format!(
+                        "Pengguna `{}` has one daily cap across its User IDs, but {} sets {first} and this file {cap}: make them equal",
+                        pks.pengguna,
+                        path.display()
+                    ),
+                ));
+            } else if let Some(cap) = pks.kuota_harian_pengguna {
+                caps.insert(&pks.pengguna, (cap, &pks.source));
+            }
             if let Some(first) = nomor.insert(&pks.nomor, &pks.source) {
                 errors.push(src.error(
                     Some(span.nomor.clone()),
@@ -499,6 +522,7 @@ impl PksSet {
 /// Spans kept from parsing for the set-wide checks' messages.
 struct Spans {
     nomor: Range<usize>,
+    kuota_harian_pengguna: Option<Range<usize>>,
     users: Vec<Range<usize>>,
     ip_lan: Vec<Vec<Range<usize>>>,
     sams: Vec<Range<usize>>,
@@ -671,6 +695,17 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
             ));
         }
     }
+    let kuota_pengguna = file.kuota_harian_pengguna.as_ref().and_then(|k| {
+        let cap = NonZeroU32::new(*k.get_ref());
+        if cap.is_none() {
+            errors.push(src.error(
+                Some(k.span()),
+                "kuota_harian_pengguna",
+                "a daily cap of 0 would refuse every lookup: give a positive number, or leave the field out for no cap",
+            ));
+        }
+        cap
+    });
     if !sams.is_empty() && !file.metode_akses.get_ref().contains(&Channel::CardReader) {
         errors.push(src.error(
             Some(file.metode_akses.span()),
@@ -687,6 +722,7 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
     };
     let spans = Spans {
         nomor: file.nomor.span(),
+        kuota_harian_pengguna: file.kuota_harian_pengguna.as_ref().map(Spanned::span),
         users: user_spans,
         ip_lan: ip_spans,
         sams: sam_spans,
@@ -708,6 +744,7 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
         kepemilikan_asing_mayoritas: file.kepemilikan_asing_mayoritas,
         penegak_hukum: file.penegak_hukum,
         persetujuan_menteri: persetujuan,
+        kuota_harian_pengguna: kuota_pengguna,
         status: file.status,
         users,
         sams,
@@ -1008,6 +1045,36 @@ status = "aktif"
             shown.contains("User ID `u1` is also granted by a.toml"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_pengguna_has_one_daily_cap() {
+        let with = |cap: u32| format!("kuota_harian_pengguna = {cap}");
+        let set = load(&[
+            ("a.toml", pks("1/A", "u1", "127.0.0.2", &with(100))),
+            ("b.toml", pks("1/B", "u2", "127.0.0.3", &with(100))),
+            ("c.toml", pks("1/C", "u3", "127.0.0.4", "")),
+        ])
+        .expect("the same cap twice");
+        let caps: Vec<_> = set
+            .agreements
+            .iter()
+            .map(|p| p.kuota_harian_pengguna.map(NonZeroU32::get))
+            .collect();
+        assert_eq!(caps, [Some(100), Some(100), None]);
+        let err = load(&[
+            ("a.toml", pks("1/A", "u1", "127.0.0.2", &with(100))),
+            ("b.toml", pks("1/B", "u2", "127.0.0.3", &with(80))),
+        ])
+        .expect_err("two caps");
+        let shown = err.to_string();
+        assert!(shown.starts_with("b.toml:13:"), "{shown}");
+        assert!(
+            shown.contains("a.toml sets 100 and this file 80"),
+            "{shown}"
+        );
+        let err = load(&[("a.toml", pks("1/A", "u1", "127.0.0.2", &with(0)))]).expect_err("zero");
+        assert!(err.to_string().contains("kuota_harian_pengguna"), "{err}");
     }
 
     #[test]

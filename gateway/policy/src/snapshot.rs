@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use cedar_policy::Entities;
@@ -38,6 +39,8 @@ pub struct Snapshot {
     /// nothing else (`PolicyEngine::elements_by_agreement`); decided once here, so a cold
     /// decision is one Cedar evaluation.
     agreement_elements: Option<Vec<ElementSet>>,
+    /// Daily caps of Pengguna across their User IDs (`kuota_harian_pengguna`).
+    pengguna_caps: HashMap<String, NonZeroU32>,
     blocked: Vec<IpNet>,
     cache: DashMap<CacheKey, (NaiveDate, Arc<Decision>)>,
     /// The sanctions applied to `agreements` and `blocked`.
@@ -71,6 +74,10 @@ impl Snapshot {
         let agreement_elements = engine
             .elements_by_agreement()
             .then(|| engine.agreement_elements(&entities, &vocab, &agreements));
+        let pengguna_caps = agreements
+            .iter()
+            .filter_map(|p| Some((p.pengguna.clone(), p.kuota_harian_pengguna?)))
+            .collect();
         let mut by_id = HashMap::new();
         let mut ranges = Vec::new();
         for (p, pks) in agreements.iter().enumerate() {
@@ -91,6 +98,7 @@ impl Snapshot {
             engine,
             entities,
             agreement_elements,
+            pengguna_caps,
             blocked,
             cache: DashMap::new(),
             sanctions: Sanctions::default(),
@@ -157,6 +165,12 @@ impl Snapshot {
 
     pub fn pks(&self, r: UserRef) -> &Pks {
         &self.agreements[r.pks as usize]
+    }
+
+    /// The daily cap of a Pengguna across all its User IDs, if it has one (set in any of
+    /// its PKS files; the files agree, checked at load).
+    pub fn pengguna_cap(&self, pengguna: &str) -> Option<NonZeroU32> {
+        self.pengguna_caps.get(pengguna).copied()
     }
 
     /// The candidate (shadow) policies' view of the same agreements, if configured.

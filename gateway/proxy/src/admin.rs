@@ -263,6 +263,17 @@ impl Admin {
             .map(|(p, u)| {
                 let used = self.meter.used(&u.id, day);
                 let limit = u.kuota_harian.get();
+                // With a Pengguna cap, what all its User IDs used together, and its limit.
+                let cap = snap.pengguna_cap(&p.pengguna).map(|cap| {
+                    let used = self
+                        .meter
+                        .used(&crate::gateway::pengguna_key(&p.pengguna), day);
+                    json!({
+                        "used": used,
+                        "limit": cap.get(),
+                        "remaining": cap.get().saturating_sub(used),
+                    })
+                });
                 json!({
                     "user_id": u.id,
                     "pengguna": p.pengguna,
@@ -271,6 +282,7 @@ impl Admin {
                     "used": used,
                     "limit": limit,
                     "remaining": limit.saturating_sub(used),
+                    "pengguna_cap": cap,
                     "reset": reset.to_rfc3339(),
                 })
             })

@@ -105,9 +105,36 @@ pub struct GatewayCtx {
 pub(crate) struct QuotaCtx {
     user: String,
     day: NaiveDate,
+    /// The User ID's own use of the day.
     pub(crate) usage: Usage,
-    /// A hit was reserved for this request (refunded if the DWH fails).
+    /// When its Pengguna has a daily cap across its User IDs: the meter key and its use.
+    pengguna: Option<(String, Usage)>,
+    /// A hit was reserved for this request, under the User ID and, with a cap, the
+    /// Pengguna (both refunded if the DWH fails).
     reserved: bool,
+}
+
+impl QuotaCtx {
+    /// What the client is told (`quotaLimiter`, `X-Quota-*`): the User ID's limit, and what
+    /// it can still use today, which a Pengguna cap may make less than its own remainder.
+    pub(crate) fn shown(&self) -> Usage {
+        let remaining = self
+            .pengguna
+            .as_ref()
+            .map_or(self.usage.remaining(), |(_, p)| {
+                p.remaining().min(self.usage.remaining())
+            });
+        Usage {
+            used: self.usage.limit - remaining,
+            limit: self.usage.limit,
+        }
+    }
+}
+
+/// The meter key of a Pengguna's daily cap: `@` cannot start a User ID, so the two never
+/// share a counter.
+pub(crate) fn pengguna_key(pengguna: &str) -> String {
+    format!("@pengguna/{pengguna}")
 }
 
 /// A refusal decided before forwarding.
@@ -378,11 +405,23 @@ impl Gateway {
             self.compare_shadow(shadow, &request, &decision, &user_id);
         }
         let limit = snap.user(user).kuota_harian.get();
+        let pengguna = snap.pengguna_cap(&snap.pks(user).pengguna).map(|cap| {
+            let key = pengguna_key(&snap.pks(user).pengguna);
+            let used = self.meter.used(&key, day);
+            (
+                key,
+                Usage {
+                    used,
+                    limit: cap.get(),
+                },
+            )
+        });
         ctx.quota = Some(QuotaCtx {
             usage: Usage {
                 used: self.meter.used(&user_id, day),
                 limit,
             },
+            pengguna,
             user: user_id,
             day,
             reserved: false,
@@ -422,20 +461,69 @@ impl Gateway {
             });
         }
         self.prune_on_new_day(day);
+        let pengguna_cap = snap.pengguna_cap(pengguna);
         match self.meter.reserve(user_id, day, limit).await {
             Ok(usage) => {
+                let Some(cap) = pengguna_cap else {
+                    ctx.quota = Some(QuotaCtx {
+                        user: user_id.to_string(),
+                        day,
+                        usage,
+                        pengguna: None,
+                        reserved: true,
+                    });
+                    return Ok(());
+                };
+                // The User ID has a hit; its Pengguna must have one too, or it goes back.
+                let key = pengguna_key(pengguna);
+                let (pengguna_usage, refused) = match self.meter.reserve(&key, day, cap.get()).await
+                {
+                    Ok(p) => (p, None),
+                    Err(QuotaError::Exhausted { used, limit }) => (
+                        Usage { used, limit },
+                        Some(Reject {
+                            retry_after: Some(until_next_wib_midnight(self.clock.now())),
+                            ..Reject::new(
+                                Refusal::QuotaExhausted,
+                                format!(
+                                    "kuota harian lembaga ini ({limit} hit NIK untuk semua User ID-nya) telah terpakai; berlaku lagi pukul 00.00 WIB"
+                                ),
+                            )
+                        }),
+                    ),
+                    Err(QuotaError::Unavailable(why)) => {
+                        tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
+                        (
+                            Usage {
+                                used: self.meter.used(&key, day),
+                                limit: cap.get(),
+                            },
+                            Some(Reject::new(Refusal::QuotaUnavailable, "")),
+                        )
+                    }
+                };
+                let mut usage = usage;
+                if refused.is_some() {
+                    self.meter.refund(user_id, day);
+                    usage.used = usage.used.saturating_sub(1);
+                }
                 ctx.quota = Some(QuotaCtx {
                     user: user_id.to_string(),
                     day,
                     usage,
-                    reserved: true,
+                    pengguna: Some((key, pengguna_usage)),
+                    reserved: refused.is_none(),
                 });
+                if let Some(reject) = refused {
+                    return Err(reject);
+                }
             }
             Err(QuotaError::Exhausted { used, limit }) => {
                 ctx.quota = Some(QuotaCtx {
                     user: user_id.to_string(),
                     day,
                     usage: Usage { used, limit },
+                    pengguna: None,
                     reserved: false,
                 });
                 return Err(Reject {
@@ -553,6 +641,10 @@ impl Gateway {
         if let Some(q) = ctx.quota.as_mut().filter(|q| q.reserved) {
             self.meter.refund(&q.user, q.day);
             q.usage.used = q.usage.used.saturating_sub(1);
+            if let Some((key, p)) = q.pengguna.as_mut() {
+                self.meter.refund(key, q.day);
+                p.used = p.used.saturating_sub(1);
+            }
             q.reserved = false;
         }
     }
@@ -619,7 +711,7 @@ impl Gateway {
         let refuse = |ctx: &mut GatewayCtx, refusal: Refusal, detail: &str| {
             ctx.refusal = Some(refusal);
             self.refund_once(ctx);
-            let remaining = ctx.quota.as_ref().map(|q| q.usage.remaining());
+            let remaining = ctx.quota.as_ref().map(|q| q.shown().remaining());
             Bytes::from(refusal.body_with_quota(detail, remaining))
         };
         match ctx.upstream_status {
@@ -650,7 +742,7 @@ impl Gateway {
                 ctx.records = f.records;
                 let mut body = f.body;
                 if let Some(q) = &ctx.quota {
-                    append_quota_limiter(&mut body, q.usage.remaining());
+                    append_quota_limiter(&mut body, q.shown().remaining());
                 }
                 Bytes::from(body)
             }
@@ -709,7 +801,7 @@ impl ProxyHttp for Gateway {
             None => Ok(false),
             Some(reject) => {
                 ctx.refusal = Some(reject.refusal);
-                self.answer(session, &reject, ctx.quota.as_ref().map(|q| q.usage))
+                self.answer(session, &reject, ctx.quota.as_ref().map(QuotaCtx::shown))
                     .await?;
                 Ok(true)
             }
@@ -810,7 +902,7 @@ impl ProxyHttp for Gateway {
         if status != 200 {
             self.refund_once(ctx);
         }
-        let quota = ctx.quota.as_ref().map(|q| q.usage);
+        let quota = ctx.quota.as_ref().map(QuotaCtx::shown);
         let mut header = self.answer_header(ours, quota)?;
         // The filtered body's length is known only at its end: frame it chunked, so the
         // client's connection stays open (without framing, the end would be the close).
@@ -886,7 +978,7 @@ impl ProxyHttp for Gateway {
             ..Reject::new(refusal, "")
         };
         self.refund_once(ctx);
-        let quota = ctx.quota.as_ref().map(|q| q.usage);
+        let quota = ctx.quota.as_ref().map(QuotaCtx::shown);
         let written = if ctx.portal.is_some() {
             self.portal_upstream_failed(session, ctx, refusal).await
         } else {
@@ -963,7 +1055,7 @@ impl Gateway {
                 ctx.released = ElementSet::EMPTY;
                 ctx.records = 0;
                 self.refund_once(ctx);
-                let remaining = ctx.quota.as_ref().map(|q| q.usage.remaining());
+                let remaining = ctx.quota.as_ref().map(|q| q.shown().remaining());
                 // Recorded as refused, without waiting: the log may be failing.
                 let refused = self.audit_record(audit, ctx);
                 let _ = audit.log.append_nowait(&refused);

@@ -729,7 +729,7 @@ impl Gateway {
         {
             Ok(d) => d,
             Err(reject) => {
-                let quota = ctx.quota.as_ref().map(|q| q.usage);
+                let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
                 return Ok(Some(if route == PortalRoute::Search {
                     PortalAnswer::refused_json(
                         &Reject {
@@ -789,7 +789,7 @@ impl Gateway {
             }
         };
         if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
-            let quota = ctx.quota.as_ref().map(|q| q.usage);
+            let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
             return Ok(Some(PortalAnswer::refused_json(&reject, quota).consumed()));
         }
         let mut forwarded = String::with_capacity(32);
@@ -970,7 +970,7 @@ impl Gateway {
             } else {
                 Refusal::UpstreamUnavailable.rest_status()
             };
-            let quota = ctx.quota.as_ref().map(|q| q.usage);
+            let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
             self.answer_header(ours, quota)?
         } else {
             let blocked = if is_download(content_type.as_deref(), disposition.as_deref()) {
@@ -1059,7 +1059,7 @@ impl Gateway {
                     body_consumed: false,
                     ..Reject::new(refusal, "")
                 },
-                ctx.quota.as_ref().map(|q| q.usage),
+                ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown),
             )
         } else {
             PortalAnswer::refused(
