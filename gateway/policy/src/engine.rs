@@ -159,6 +159,16 @@ impl PolicyEngine {
                     continue;
                 }
             };
+            // A template (`?principal`, `?resource`) is not a rule until linked, and nothing
+            // links them: refuse it rather than load a file whose rule silently does nothing.
+            for template in parsed.templates() {
+                let line = policy_line(text, template.id());
+                errors.push(src.error(
+                    None,
+                    "",
+                    format!("the rule at line {line} is a template (it uses ?principal or ?resource); Gerbang does not link templates: name the entity, or use `principal in …` in a condition"),
+                ));
+            }
             for policy in parsed.policies() {
                 let line = policy_line(text, policy.id());
                 let Some(id) = policy.annotation("id") else {

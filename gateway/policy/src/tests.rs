@@ -671,6 +671,16 @@ fn a_rule_that_does_not_type_check_is_refused_with_file_and_line() {
         .to_string();
     assert!(shown.contains("@id"), "{shown}");
     let shown = parse(
+        "t.cedar",
+        "// a template\n@id(\"t\")\npermit (principal == ?principal, action, resource);\n",
+    )
+    .expect_err("template")
+    .to_string();
+    assert!(
+        shown.contains("t.cedar") && shown.contains("line 3") && shown.contains("template"),
+        "{shown}"
+    );
+    let shown = parse(
         "y.cedar",
         "@id(\"x\")\npermit (principal, action, resource) when { ;\n",
     )
