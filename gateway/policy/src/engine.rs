@@ -505,20 +505,9 @@ impl PolicyEngine {
         self.access(entities, principal, action, pks, context, false)
     }
 
-    /// The same question put to the whole policy set, to check the slices against it.
-    #[cfg(test)]
-    pub(crate) fn is_authorized_whole(
-        &self,
-        entities: &Entities,
-        principal: &str,
-        action: &str,
-        pks: &str,
-        context: &Context,
-    ) -> Result<Answer, String> {
-        self.access(entities, principal, action, pks, context, true)
-    }
-
-    fn access(
+    /// The access question, put to the action's slice of the policies, or (`whole`, to
+    /// check the slices against it in the tests) to the whole set.
+    pub(crate) fn access(
         &self,
         entities: &Entities,
         principal: &str,

@@ -281,12 +281,13 @@ fn whole_set(snap: &Snapshot, req: &Request) -> (bool, Vec<String>) {
     let engine = snap.engine();
     let context = engine.context(&facts(snap, req)).expect("context");
     let a = engine
-        .is_authorized_whole(
+        .access(
             snap.entities(),
             &snap.user(req.user).id,
             req.action.as_str(),
             &snap.pks(req.user).nomor,
             &context,
+            true,
         )
         .expect("whole set");
     (a.allowed, sorted(a.policies))

@@ -461,88 +461,92 @@ impl Gateway {
             });
         }
         self.prune_on_new_day(day);
-        let pengguna_cap = snap.pengguna_cap(pengguna);
-        match self.meter.reserve(user_id, day, limit).await {
-            Ok(usage) => {
-                let Some(cap) = pengguna_cap else {
+        let usage = match self.meter.reserve(user_id, day, limit).await {
+            Ok(usage) => usage,
+            Err(e) => {
+                if let QuotaError::Exhausted { used, limit } = e {
                     ctx.quota = Some(QuotaCtx {
                         user: user_id.to_string(),
                         day,
-                        usage,
+                        usage: Usage { used, limit },
                         pengguna: None,
-                        reserved: true,
+                        reserved: false,
                     });
-                    return Ok(());
-                };
-                // The User ID has a hit; its Pengguna must have one too, or it goes back.
-                let key = pengguna_key(pengguna);
-                let (pengguna_usage, refused) = match self.meter.reserve(&key, day, cap.get()).await
-                {
-                    Ok(p) => (p, None),
-                    Err(QuotaError::Exhausted { used, limit }) => (
-                        Usage { used, limit },
-                        Some(Reject {
-                            retry_after: Some(until_next_wib_midnight(self.clock.now())),
-                            ..Reject::new(
-                                Refusal::QuotaExhausted,
-                                format!(
-                                    "kuota harian lembaga ini ({limit} hit NIK untuk semua User ID-nya) telah terpakai; berlaku lagi pukul 00.00 WIB"
-                                ),
-                            )
-                        }),
-                    ),
-                    Err(QuotaError::Unavailable(why)) => {
-                        tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
-                        (
-                            Usage {
-                                used: self.meter.used(&key, day),
-                                limit: cap.get(),
-                            },
-                            Some(Reject::new(Refusal::QuotaUnavailable, "")),
-                        )
-                    }
-                };
-                let mut usage = usage;
-                if refused.is_some() {
-                    self.meter.refund(user_id, day);
-                    usage.used = usage.used.saturating_sub(1);
                 }
+                return Err(
+                    self.quota_refusal(e, |limit| format!("kuota {limit} hit NIK per hari"))
+                );
+            }
+        };
+        let Some(cap) = snap.pengguna_cap(pengguna) else {
+            ctx.quota = Some(QuotaCtx {
+                user: user_id.to_string(),
+                day,
+                usage,
+                pengguna: None,
+                reserved: true,
+            });
+            return Ok(());
+        };
+        // The User ID has its hit; its Pengguna must have one too, or the hit goes back.
+        let key = pengguna_key(pengguna);
+        match self.meter.reserve(&key, day, cap.get()).await {
+            Ok(used) => {
                 ctx.quota = Some(QuotaCtx {
                     user: user_id.to_string(),
                     day,
                     usage,
-                    pengguna: Some((key, pengguna_usage)),
-                    reserved: refused.is_none(),
+                    pengguna: Some((key, used)),
+                    reserved: true,
                 });
-                if let Some(reject) = refused {
-                    return Err(reject);
-                }
+                Ok(())
             }
-            Err(QuotaError::Exhausted { used, limit }) => {
+            Err(e) => {
+                self.meter.refund(user_id, day);
+                let pengguna_usage = match e {
+                    QuotaError::Exhausted { used, limit } => Usage { used, limit },
+                    QuotaError::Unavailable(_) => Usage {
+                        used: self.meter.used(&key, day),
+                        limit: cap.get(),
+                    },
+                };
                 ctx.quota = Some(QuotaCtx {
                     user: user_id.to_string(),
                     day,
-                    usage: Usage { used, limit },
-                    pengguna: None,
+                    usage: Usage {
+                        used: usage.used.saturating_sub(1),
+                        ..usage
+                    },
+                    pengguna: Some((key, pengguna_usage)),
                     reserved: false,
                 });
-                return Err(Reject {
-                    retry_after: Some(until_next_wib_midnight(self.clock.now())),
-                    ..Reject::new(
-                        Refusal::QuotaExhausted,
-                        format!(
-                            "kuota {limit} hit NIK per hari telah terpakai; berlaku lagi pukul 00.00 WIB"
-                        ),
-                    )
-                });
-            }
-            Err(QuotaError::Unavailable(why)) => {
-                // The meter logs each change of the store's health once; per request, debug only.
-                tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
-                return Err(Reject::new(Refusal::QuotaUnavailable, ""));
+                Err(self.quota_refusal(e, |limit| {
+                    format!("kuota harian lembaga ini ({limit} hit NIK untuk semua User ID-nya)")
+                }))
             }
         }
-        Ok(())
+    }
+
+    /// The refusal of a hit the meter did not reserve; `quota` names the used-up quota
+    /// from its limit.
+    fn quota_refusal(&self, e: QuotaError, quota: impl FnOnce(u32) -> String) -> Reject {
+        match e {
+            QuotaError::Exhausted { limit, .. } => Reject {
+                retry_after: Some(until_next_wib_midnight(self.clock.now())),
+                ..Reject::new(
+                    Refusal::QuotaExhausted,
+                    format!(
+                        "{} telah terpakai; berlaku lagi pukul 00.00 WIB",
+                        quota(limit)
+                    ),
+                )
+            },
+            QuotaError::Unavailable(why) => {
+                // The meter logs each change of the store's health once; per request, debug only.
+                tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
+                Reject::new(Refusal::QuotaUnavailable, "")
+            }
+        }
     }
 
     /// Reads the whole body, refusing it past the configured size. The retry buffer is
