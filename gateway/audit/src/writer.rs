@@ -220,7 +220,12 @@ struct Pending {
     enqueued: Instant,
     /// A caller is blocked in `append` for it (not `append_nowait`).
     waiting: bool,
+    /// A task awaits it (`append_async`): told the outcome when its batch is done.
+    notify: Option<Notify>,
 }
+
+/// Where the outcome of an awaited record goes.
+type Notify = tokio::sync::oneshot::Sender<Result<Receipt, AuditError>>;
 
 /// The fate of one batch, kept until every waiting caller of it has read it.
 struct Outcome {
@@ -452,8 +457,23 @@ impl AuditLog {
     /// refuse the answer when it fails (DESIGN §7). Blocks the calling thread for about one
     /// write(2); safe to call from a synchronous pingora hook.
     pub fn append(&self, record: &Record) -> Result<Receipt, AuditError> {
-        let (st, ticket, _) = self.shared.enqueue(record, true)?;
+        let (st, ticket, _) = self.shared.enqueue(record, true, None)?;
         self.shared.wait_for(st, ticket)
+    }
+
+    /// Like [`AuditLog::append`] (returns once the record is in the page cache, with the
+    /// same guarantees), but the calling task waits, not its thread: when no batch is being
+    /// written the caller writes this one itself, one write(2); otherwise the record joins
+    /// the next batch, written by the background thread, and the task is woken when it is
+    /// done. A proxy worker thus never blocks behind another's write.
+    pub async fn append_async(&self, record: &Record) -> Result<Receipt, AuditError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared.enqueue_awaited(record, tx)?;
+        rx.await.unwrap_or_else(|_| {
+            Err(AuditError::OutOfService {
+                reason: "the decision log was closed before the record was written".to_owned(),
+            })
+        })
     }
 
     /// Queues `record` and returns at once; it is written with the next group commit (at the
@@ -465,7 +485,7 @@ impl AuditLog {
     /// when the write failed).
     pub fn append_nowait(&self, record: &Record) -> Result<(), AuditError> {
         let shared = &*self.shared;
-        let (st, ticket, waiting) = shared.enqueue(record, false)?;
+        let (st, ticket, waiting) = shared.enqueue(record, false, None)?;
         if waiting {
             return shared.wait_for(st, ticket).map(|_| ());
         }
@@ -594,6 +614,7 @@ impl Shared {
         &self,
         record: &Record,
         waiting: bool,
+        notify: Option<Notify>,
     ) -> Result<(MutexGuard<'_, State>, u64, bool), AuditError> {
         let payload = encode(record)?;
         let enqueued = Instant::now();
@@ -603,18 +624,30 @@ impl Shared {
                 reason: reason.clone(),
             });
         }
-        let waiting = waiting || st.queue.len() >= MAX_NOWAIT_QUEUE;
+        // An awaited record has its own wait; it need not block on a long queue.
+        let waiting = waiting || (notify.is_none() && st.queue.len() >= MAX_NOWAIT_QUEUE);
         let ticket = st.next_ticket;
         st.next_ticket += 1;
         st.queue.push(Pending {
             payload,
             enqueued,
             waiting,
+            notify,
         });
         self.counters
             .queue_depth
             .store(st.queue.len() as u64, Ordering::Relaxed);
         Ok((st, ticket, waiting))
+    }
+
+    /// Queues an awaited record, and writes the batch at once when no one else is writing.
+    /// Otherwise the current leader wakes the background thread for what queued behind it.
+    fn enqueue_awaited(&self, record: &Record, notify: Notify) -> Result<(), AuditError> {
+        let (st, _, _) = self.enqueue(record, false, Some(notify))?;
+        if !st.writing {
+            drop(self.lead(st));
+        }
+        Ok(())
     }
 
     /// Waits until the record with `ticket` is written, leading a group commit when no one
@@ -640,7 +673,7 @@ impl Shared {
     /// while writing so that others can queue behind.
     fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         st.writing = true;
-        let batch = std::mem::take(&mut st.queue);
+        let mut batch = std::mem::take(&mut st.queue);
         let start = st.done_tickets;
         let out_of_service = st.out_of_service.clone();
         self.counters.queue_depth.store(0, Ordering::Relaxed);
@@ -659,6 +692,20 @@ impl Shared {
 
         let now = Instant::now();
         let n = batch.len() as u64;
+        // Awaiting tasks are told first, outside the state lock.
+        let outcome = match &result {
+            Ok(written) => Ok(written.seq + 1 - n),
+            Err(failure) => Err(failure.error.clone()),
+        };
+        for (i, pending) in batch.iter_mut().enumerate() {
+            if let Some(notify) = pending.notify.take() {
+                let receipt = outcome.clone().map(|first| Receipt {
+                    seq: first + i as u64,
+                });
+                // A task that stopped waiting (its client left) needs no answer.
+                let _ = notify.send(receipt);
+            }
+        }
         let mut st = lock(&self.state);
         let first_seq = match result {
             Ok(written) => {

@@ -161,3 +161,80 @@ fn a_clock_that_goes_back_never_reopens_an_older_day() {
     assert_eq!(names, ["audit-2026-03-02.jsonl"]);
     assert!(verify(dir.path(), &key()).expect("verify").is_intact());
 }
+
+#[test]
+fn awaited_appends_beside_blocking_ones_get_their_own_receipts_in_one_chain() {
+    const TASKS: u64 = 64;
+    const EACH: u64 = 500;
+    const THREADS: u64 = 2;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = TestClock::at("2026-03-01T10:00:00+07:00");
+    let log = Arc::new(open(dir.path(), &clock));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
+    // Blocking appends from plain threads compete for the same batches.
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (log, clock) = (log.clone(), clock.clone());
+            std::thread::spawn(move || {
+                (0..EACH)
+                    .map(|i| {
+                        let n = 1_000_000 + t * EACH + i;
+                        log.append(&hit(clock.now(), n)).expect("append").seq
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let awaited: Vec<(u64, u64)> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let (log, clock) = (log.clone(), clock.clone());
+                tokio::spawn(async move {
+                    let mut seqs = Vec::new();
+                    for i in 0..EACH {
+                        let n = t * EACH + i;
+                        let record = hit(clock.now(), n);
+                        let receipt = log.append_async(&record).await.expect("append_async");
+                        seqs.push((receipt.seq, n));
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.expect("task"));
+        }
+        all
+    });
+    let mut seqs = BTreeSet::new();
+    for seq in threads
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .chain(awaited.iter().map(|&(seq, _)| seq))
+    {
+        assert!(seqs.insert(seq), "seq {seq} handed out twice");
+    }
+    let log = Arc::into_inner(log).expect("last handle");
+    log.close().expect("close");
+    let total = (TASKS + THREADS) * EACH;
+    let report = verify(dir.path(), &key()).expect("verify");
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, total);
+    // An awaited receipt names its own record: the line with that `seq` carries the
+    // request id its task wrote.
+    let by_seq: std::collections::HashMap<u64, String> = files(dir.path())
+        .into_iter()
+        .flat_map(|(_, lines)| lines)
+        .filter_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+            Some((v["seq"].as_u64()?, v["request_id"].as_str()?.to_owned()))
+        })
+        .collect();
+    for (seq, n) in awaited {
+        assert_eq!(by_seq.get(&seq), Some(&format!("req-{n}")), "receipt {seq}");
+    }
+}

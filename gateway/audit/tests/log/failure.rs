@@ -38,6 +38,11 @@ fn a_full_disk_fails_append_and_takes_the_log_out_of_service() {
         Err(AuditError::OutOfService { .. })
     ));
     assert!(log.append_nowait(&hit(clock.now(), 4)).is_err());
+    let awaited = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(log.append_async(&hit(clock.now(), 5)));
+    assert!(matches!(awaited, Err(AuditError::OutOfService { .. })));
     assert!(log.close().is_err(), "close reports the broken log");
 
     // What was written before stays verifiable.
@@ -66,9 +71,18 @@ fn a_new_day_file_that_cannot_be_created_fails_append_until_it_can() {
     assert!(matches!(err, AuditError::Io { .. }), "{err}");
     assert!(!log.is_healthy());
     assert!(log.stats().out_of_service.is_none());
+    // An awaiting caller hears of the failure of the batch it writes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let err = runtime
+        .block_on(log.append_async(&hit(clock.now(), 3)))
+        .expect_err("cannot create");
+    assert!(matches!(err, AuditError::Io { .. }), "{err}");
 
     std::fs::remove_dir(&blocker).expect("rmdir");
-    assert_eq!(log.append(&hit(clock.now(), 3)).expect("append").seq, 2);
+    let receipt = runtime.block_on(log.append_async(&hit(clock.now(), 4)));
+    assert_eq!(receipt.expect("append_async").seq, 2);
     assert!(log.is_healthy(), "a successful write restores health");
     log.close().expect("close");
     let report = verify(dir.path(), &key()).expect("verify");
