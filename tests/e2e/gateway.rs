@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use gerbang_e2e::*;
@@ -688,7 +690,7 @@ async fn a_forwarded_answer_is_framed_so_the_connection_stays_open() {
         let mut writer = stream;
         let mut answers = Vec::new();
         // Two lookups on one connection: the second is answered only if the first was
-        // framed (chunked) and the connection stayed open.
+        // framed (with its length) and the connection stayed open.
         for _ in 0..2 {
             write!(
                 writer,
@@ -698,29 +700,22 @@ async fn a_forwarded_answer_is_framed_so_the_connection_stays_open() {
             .unwrap();
             let mut status = String::new();
             reader.read_line(&mut status).unwrap();
-            let mut chunked = false;
+            let mut length = None;
             loop {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
-                chunked |= line.to_ascii_lowercase().starts_with("transfer-encoding: chunked");
+                if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = Some(n.trim().parse::<usize>().unwrap());
+                }
                 if line == "\r\n" {
                     break;
                 }
             }
-            assert!(chunked, "a forwarded answer must be framed: {status}");
-            let mut text = String::new();
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size).unwrap();
-                let n = usize::from_str_radix(size.trim(), 16).unwrap();
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk).unwrap();
-                if n == 0 {
-                    break;
-                }
-                text.push_str(std::str::from_utf8(&chunk[..n]).unwrap());
-            }
-            answers.push(text);
+            let length =
+                length.unwrap_or_else(|| panic!("a forwarded answer must be framed: {status}"));
+            let mut text = vec![0; length];
+            reader.read_exact(&mut text).unwrap();
+            answers.push(String::from_utf8(text).unwrap());
         }
         answers
     })
@@ -730,4 +725,104 @@ async fn a_forwarded_answer_is_framed_so_the_connection_stays_open() {
         assert!(answer.contains(&format!("\"NIK\":{nik}")), "{answer}");
     }
     assert_eq!(sim.requests().await, 2);
+}
+
+/// Reads one HTTP/1.1 request (header and `Content-Length` body); `None` at end of stream.
+async fn read_request(
+    reader: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> Option<(String, Vec<u8>)> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut start = String::new();
+    if reader.read_line(&mut start).await.ok()? == 0 {
+        return None;
+    }
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.ok()?;
+        if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = n.trim().parse().ok()?;
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.ok()?;
+    let path = start.split(' ').nth(1)?.to_string();
+    Some((path, body))
+}
+
+/// A DWH that closes each kept-alive connection when a second request arrives on it, as a
+/// DWH does whose idle timeout ends just as the gateway reuses the connection. The first
+/// request of each connection is relayed to `sim`. Returns the address and a count of
+/// requests dropped that way.
+async fn closing_dwh(sim: &Sim) -> (std::net::SocketAddr, Arc<AtomicU64>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dropped = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&dropped);
+    let upstream = format!("http://{}", sim.addr);
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let (client, upstream, counted) = (client.clone(), upstream.clone(), counted.clone());
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(read);
+                let Some((path, body)) = read_request(&mut reader).await else {
+                    return;
+                };
+                let answer = client
+                    .post(format!("{upstream}{path}"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    answer.len()
+                );
+                write.write_all(head.as_bytes()).await.unwrap();
+                write.write_all(&answer).await.unwrap();
+                if read_request(&mut reader).await.is_some() {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                // Dropping both halves closes the connection without an answer.
+            });
+        }
+    });
+    (addr, dropped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_on_a_pooled_connection_the_dwh_closed_is_sent_again_on_a_new_one() {
+    let sim = Sim::start(1_000);
+    let (dwh, dropped) = closing_dwh(&sim).await;
+    let gw = Gateway::start(GatewayOptions::new(dwh, agreements()));
+    let niks = sim.sample("alive", 3).await;
+    let client = gw.client("127.0.0.2");
+    for nik in &niks {
+        let (status, answer) = post(
+            &client,
+            &gw.url("CALL_NIK"),
+            call_nik(nik, "rsud_01", PASSWORD),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(respon(&answer), None, "{answer}");
+        assert!(answer.contains(&format!("\"NIK\":{nik}")), "{answer}");
+    }
+    // The second and third lookups met a pooled connection that was then closed.
+    assert!(
+        dropped.load(Ordering::SeqCst) >= 2,
+        "the stale connection was not reused"
+    );
+    assert_eq!(sim.requests().await, 3, "each lookup reached the DWH once");
 }

@@ -1,6 +1,8 @@
 //! The pingora service. `request_filter` identifies, authenticates and authorizes, answering
-//! a refusal itself; `upstream_peer` only routes; the response filters only shape the
-//! answer; `logging` records the outcome once.
+//! a refusal itself; an allowed lookup is then forwarded, filtered, recorded and answered
+//! there too (`forward`), in one write with its length. Only portal pages go through
+//! pingora's proxying (`upstream_peer` and the response filters), because they are passed
+//! on as they come. `logging` records the outcome once.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use gerbang_policy::{
 use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
 use gerbang_sam::SamClient;
 
+use crate::forward::Upstream;
 use crate::metrics::Metrics;
 use crate::portal::{Portal, PortalCtx, PortalRoute, is_portal};
 pub use crate::record::Audit;
@@ -58,8 +61,8 @@ pub struct Gateway {
     pub(crate) clock: Arc<dyn Clock>,
     status_mode: StatusMode,
     max_body_bytes: usize,
-    peer: HttpPeer,
-    upstream_host: String,
+    /// The DWH: its address, connection pool and timeouts.
+    upstream: Upstream,
     /// The SAM sidecar's client; `None`: card-reader requests are refused.
     sam: Option<SamClient>,
     /// The Web Portal channel: its sessions and settings.
@@ -168,18 +171,6 @@ impl Gateway {
         audit: Option<Audit>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let up = &config.upstream;
-        let mut peer = HttpPeer::new(up.address, up.tls, up.sni.clone());
-        peer.options.connection_timeout = Some(up.connect_timeout);
-        peer.options.total_connection_timeout = Some(up.connect_timeout);
-        peer.options.read_timeout = Some(up.timeout);
-        peer.options.write_timeout = Some(up.timeout);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
-        let upstream_host = if up.sni.is_empty() {
-            up.address.to_string()
-        } else {
-            up.sni.clone()
-        };
         Self {
             snapshot,
             auth,
@@ -193,8 +184,7 @@ impl Gateway {
             clock,
             status_mode: config.api.status_mode,
             max_body_bytes: config.api.max_body_bytes,
-            peer,
-            upstream_host,
+            upstream: Upstream::new(&config.upstream, config.threads),
             sam: config
                 .sam
                 .as_ref()
@@ -802,7 +792,10 @@ impl ProxyHttp for Gateway {
             return self.portal_request(session, ctx).await;
         }
         match self.admit(session, ctx).await? {
-            None => Ok(false),
+            None => {
+                self.forward(session, ctx).await?;
+                Ok(true)
+            }
             Some(reject) => {
                 ctx.refusal = Some(reject.refusal);
                 self.answer(session, &reject, ctx.quota.as_ref().map(QuotaCtx::shown))
@@ -817,54 +810,17 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         _ctx: &mut GatewayCtx,
     ) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(self.peer.clone()))
+        Ok(Box::new(self.upstream.peer.clone()))
     }
 
-    /// Sends the DWH only what it needs: the path, the rewritten body, and the real peer.
-    /// Client headers (including any `X-Forwarded-For`) are not passed on.
+    /// A portal page's request to the DWH (`upstream_request`).
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
         ctx: &mut GatewayCtx,
     ) -> Result<()> {
-        let path = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let mut req = match ctx.portal {
-            // The portal: the page's method, the upstream prefix, no query, and the User
-            // ID the gateway authenticated (a client's own copy is never forwarded).
-            Some(portal) => {
-                let method = if portal.route == PortalRoute::Search {
-                    http::Method::POST
-                } else {
-                    http::Method::GET
-                };
-                let path = self.portal.upstream_path(session.req_header().uri.path());
-                let mut req = RequestHeader::build(method, path.as_bytes(), Some(6))?;
-                if let Some(user) = &ctx.user_id {
-                    req.insert_header(crate::portal::IDENTITY_HEADER, user.as_str())?;
-                }
-                req
-            }
-            None => RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?,
-        };
-        req.insert_header(http::header::HOST, self.upstream_host.as_str())?;
-        req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-        req.insert_header(
-            http::header::CONTENT_LENGTH,
-            ctx.upstream_body.len().to_string(),
-        )?;
-        if let Some(peer) = ctx.peer {
-            req.insert_header(
-                "X-Forwarded-For",
-                gerbang_core::canonical_ip(peer).to_string(),
-            )?;
-        }
-        *upstream = req;
+        *upstream = self.upstream_request(session, ctx)?;
         ctx.upstream_started = Some(Instant::now());
         Ok(())
     }
@@ -882,7 +838,7 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// The answer gets Gerbang's headers only; the DWH's are not passed on.
+    /// A portal page's answer gets Gerbang's headers only; the DWH's are not passed on.
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -891,31 +847,14 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         let status = upstream.status.as_u16();
         ctx.upstream_status = Some(status);
-        if ctx.portal.is_some() {
-            if status != 200 {
-                self.refund_once(ctx);
-            }
-            *upstream = self.portal_response_header(upstream, ctx)?;
-            return Ok(());
-        }
-        let ours = if status == 200 {
-            200
-        } else {
-            Refusal::UpstreamUnavailable.status(self.status_mode)
-        };
         if status != 200 {
             self.refund_once(ctx);
         }
-        let quota = ctx.quota.as_ref().map(QuotaCtx::shown);
-        let mut header = self.answer_header(ours, quota)?;
-        // The filtered body's length is known only at its end: frame it chunked, so the
-        // client's connection stays open (without framing, the end would be the close).
-        header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-        *upstream = header;
+        *upstream = self.portal_response_header(upstream, ctx)?;
         Ok(())
     }
 
-    /// Buffers the whole answer and releases it only filtered.
+    /// A portal page's body: passed on, or replaced when it was blocked.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -923,26 +862,10 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<Option<Duration>> {
-        if ctx.portal.is_some_and(|p| p.route != PortalRoute::Search) {
-            self.portal_page_body(body, end_of_stream, ctx);
-            return Ok(None);
-        }
-        if let Some(chunk) = body.take() {
-            if ctx.answer.len() + chunk.len() > MAX_ANSWER_BYTES {
-                ctx.answer_too_large = true;
-                ctx.answer.clear();
-            } else if !ctx.answer_too_large {
-                ctx.answer.extend_from_slice(&chunk);
-            }
-        }
         if end_of_stream {
             ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
-            let mut answer = self.finish_answer(ctx);
-            if ctx.refusal.is_none() && ctx.records > 0 {
-                answer = self.audit_release(ctx, answer);
-            }
-            *body = Some(answer);
         }
+        self.portal_page_body(body, end_of_stream, ctx);
         Ok(None)
     }
 
@@ -953,13 +876,6 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut GatewayCtx,
     ) -> FailToProxy {
-        let refusal = match e.etype() {
-            ErrorType::ConnectTimedout
-            | ErrorType::ReadTimedout
-            | ErrorType::WriteTimedout
-            | ErrorType::TLSHandshakeTimedout => Refusal::UpstreamTimeout,
-            _ => Refusal::UpstreamUnavailable,
-        };
         let downstream_gone = matches!(e.esource(), ErrorSource::Downstream)
             && matches!(
                 e.etype(),
@@ -971,11 +887,7 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
-        let refusal = if matches!(e.esource(), ErrorSource::Upstream) {
-            refusal
-        } else {
-            Refusal::UpstreamUnavailable
-        };
+        let refusal = upstream_refusal(e);
         ctx.refusal = Some(refusal);
         let reject = Reject {
             body_consumed: false,
@@ -1037,17 +949,107 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// Sends the DWH only what it needs: the path, the rewritten body, and the real peer.
+    /// Client headers (including any `X-Forwarded-For`) are not passed on.
+    fn upstream_request(&self, session: &Session, ctx: &GatewayCtx) -> Result<RequestHeader> {
+        let path = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let mut req = match ctx.portal {
+            // The portal: the page's method, the upstream prefix, no query, and the User
+            // ID the gateway authenticated (a client's own copy is never forwarded).
+            Some(portal) => {
+                let method = if portal.route == PortalRoute::Search {
+                    http::Method::POST
+                } else {
+                    http::Method::GET
+                };
+                let path = self.portal.upstream_path(session.req_header().uri.path());
+                let mut req = RequestHeader::build(method, path.as_bytes(), Some(6))?;
+                if let Some(user) = &ctx.user_id {
+                    req.insert_header(crate::portal::IDENTITY_HEADER, user.as_str())?;
+                }
+                req
+            }
+            None => RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?,
+        };
+        req.insert_header(http::header::HOST, self.upstream.host.as_str())?;
+        req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        req.insert_header(
+            http::header::CONTENT_LENGTH,
+            ctx.upstream_body.len().to_string(),
+        )?;
+        if let Some(peer) = ctx.peer {
+            req.insert_header(
+                "X-Forwarded-For",
+                gerbang_core::canonical_ip(peer).to_string(),
+            )?;
+        }
+        Ok(req)
+    }
+
+    /// Forwards an admitted lookup (or portal search) to the DWH and answers the client:
+    /// the answer filtered to what the agreement allows, its record written first when it
+    /// carries population data, then sent whole with its length.
+    pub(crate) async fn forward(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<()> {
+        let req = self.upstream_request(session, ctx)?;
+        let started = Instant::now();
+        ctx.upstream_started = Some(started);
+        let exchanged = self
+            .upstream
+            .exchange(&req, &ctx.upstream_body, MAX_ANSWER_BYTES)
+            .await;
+        ctx.upstream_elapsed = Some(started.elapsed());
+        let answer = match exchanged {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(error = %e, "DWH exchange failed");
+                let refusal = upstream_refusal(&e);
+                ctx.refusal = Some(refusal);
+                self.refund_once(ctx);
+                if ctx.portal.is_some() {
+                    return self.portal_upstream_failed(session, ctx, refusal).await;
+                }
+                let quota = ctx.quota.as_ref().map(QuotaCtx::shown);
+                return self.answer(session, &Reject::new(refusal, ""), quota).await;
+            }
+        };
+        ctx.upstream_status = Some(answer.status);
+        ctx.answer = answer.body;
+        ctx.answer_too_large = answer.too_large;
+        let mut body = self.finish_answer(ctx);
+        if ctx.refusal.is_none() && ctx.records > 0 {
+            body = self.audit_release(ctx, body).await;
+        }
+        let portal = ctx.portal.is_some();
+        let status = match ctx.refusal {
+            None => 200,
+            Some(r) if portal => r.rest_status(),
+            Some(r) => r.status(self.status_mode),
+        };
+        let mut resp = self.answer_header(status, ctx.quota.as_ref().map(QuotaCtx::shown))?;
+        if portal {
+            crate::portal::secure(&mut resp)?;
+        }
+        resp.set_content_length(body.len())?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(body), true).await
+    }
+
     /// Writes the record of an answer carrying population data before it is released
     /// (DESIGN §7). If the log cannot be written, the data is withheld (unless configured
     /// otherwise) and the hit refunded: the Pengguna received nothing.
-    fn audit_release(&self, ctx: &mut GatewayCtx, answer: Bytes) -> Bytes {
+    async fn audit_release(&self, ctx: &mut GatewayCtx, answer: Bytes) -> Bytes {
         let Some(audit) = &self.audit else {
             return answer;
         };
         ctx.audited = true;
         let record = self.audit_record(audit, ctx);
         let started = Instant::now();
-        let written = audit.log.append(&record);
+        let written = audit.log.append_async(&record).await;
         self.metrics
             .audit_write_duration
             .observe(started.elapsed().as_secs_f64());
@@ -1200,6 +1202,20 @@ impl Gateway {
 }
 
 /// Why a body was refused, in Indonesian for the Pengguna's operator.
+/// The refusal for a failed exchange with the DWH.
+fn upstream_refusal(e: &Error) -> Refusal {
+    match (e.esource(), e.etype()) {
+        (
+            ErrorSource::Upstream,
+            ErrorType::ConnectTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+            | ErrorType::TLSHandshakeTimedout,
+        ) => Refusal::UpstreamTimeout,
+        _ => Refusal::UpstreamUnavailable,
+    }
+}
+
 fn body_reason(e: &BodyError) -> String {
     match e {
         BodyError::NotJson(_) => "badan permintaan bukan objek JSON yang sah".into(),

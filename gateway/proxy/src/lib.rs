@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod forward;
 mod gateway;
 mod metrics;
 mod portal;

@@ -581,6 +581,11 @@ impl Gateway {
     ) -> Result<bool> {
         let answer = self.portal_admit(session, ctx).await?;
         match answer {
+            // A page is passed on as it comes; the search is answered like the API's lookups.
+            None if ctx.portal.is_some_and(|p| p.route == PortalRoute::Search) => {
+                self.forward(session, ctx).await?;
+                Ok(true)
+            }
             None => Ok(false),
             Some(answer) => {
                 ctx.refusal = answer.refusal;
@@ -942,9 +947,8 @@ impl Gateway {
         session.write_response_body(Some(answer.body), true).await
     }
 
-    /// The header of a proxied portal answer. Pages keep their content type unless they
-    /// are downloads; the search's JSON gets the API's headers. Upstream headers (its
-    /// cookies included) are never passed on.
+    /// The header of a proxied portal page: its content type kept unless it is a download.
+    /// Upstream headers (its cookies included) are never passed on.
     pub(crate) fn portal_response_header(
         &self,
         upstream: &ResponseHeader,
@@ -963,49 +967,36 @@ impl Gateway {
         let Some(portal) = ctx.portal.as_mut() else {
             return ResponseHeader::build(500, None);
         };
-        let mut resp = if portal.route == PortalRoute::Search {
-            // Same as the API: the body is filtered at its end; its status is mapped.
-            let ours = if status == 200 {
-                200
-            } else {
-                Refusal::UpstreamUnavailable.rest_status()
-            };
-            let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
-            self.answer_header(ours, quota)?
+        let blocked = if is_download(content_type.as_deref(), disposition.as_deref()) {
+            Some(Blocked::Download)
+        } else if status != 200 {
+            Some(Blocked::Status(status))
+        } else if !is_page_type(content_type.as_deref()) {
+            Some(Blocked::ContentType)
         } else {
-            let blocked = if is_download(content_type.as_deref(), disposition.as_deref()) {
-                Some(Blocked::Download)
-            } else if status != 200 {
-                Some(Blocked::Status(status))
-            } else if !is_page_type(content_type.as_deref()) {
-                Some(Blocked::ContentType)
-            } else {
-                None
-            };
-            portal.blocked = blocked;
-            match blocked {
-                None => {
-                    let mut r = ResponseHeader::build(200, Some(8))?;
-                    r.insert_header(
-                        http::header::CONTENT_TYPE,
-                        content_type.as_deref().unwrap_or("text/html"),
-                    )?;
-                    r
+            None
+        };
+        portal.blocked = blocked;
+        let mut resp = match blocked {
+            None => {
+                let mut r = ResponseHeader::build(200, Some(8))?;
+                r.insert_header(
+                    http::header::CONTENT_TYPE,
+                    content_type.as_deref().unwrap_or("text/html"),
+                )?;
+                r
+            }
+            Some(b) => {
+                if b == Blocked::Download {
+                    tracing::warn!(
+                        user.id = ctx.user_id.as_deref().unwrap_or(""),
+                        "the DWH portal answered a page with a download; replaced by the refusal page"
+                    );
                 }
-                Some(b) => {
-                    if b == Blocked::Download {
-                        tracing::warn!(
-                            user.id = ctx.user_id.as_deref().unwrap_or(""),
-                            "the DWH portal answered a page with a download; replaced by the refusal page"
-                        );
-                    }
-                    let mut r = ResponseHeader::build(
-                        if b == Blocked::Download { 403 } else { 502 },
-                        Some(8),
-                    )?;
-                    r.insert_header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")?;
-                    r
-                }
+                let mut r =
+                    ResponseHeader::build(if b == Blocked::Download { 403 } else { 502 }, Some(8))?;
+                r.insert_header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")?;
+                r
             }
         };
         secure(&mut resp)?;

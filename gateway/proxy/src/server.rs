@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
@@ -16,6 +18,10 @@ use crate::admin::{Admin, AdminService};
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::reload::{ReloadService, Reloader};
+
+/// Bytes of a client connection's write buffer: a lookup's answer with its header is
+/// usually under 4 KiB; larger ones (portal search pages) are written straight through.
+const ANSWER_WRITE_BUFFER: usize = 8 * 1024;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,22 +113,29 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gerbang");
     let address = config.listen.address.to_string();
-    match &config.listen.tls {
-        Some(tls) => service
-            .add_tls(
-                &address,
+    // Room for a whole answer, header and body, so that it leaves in one write (pingora's
+    // default, 1,460 bytes, splits most lookup answers in two).
+    let listener = ListenerConfig::tcp(&address).l4_buffer(L4BufferSettings {
+        read: None,
+        write: Some(ANSWER_WRITE_BUFFER),
+    });
+    let listener = match &config.listen.tls {
+        Some(tls) => listener.tls(
+            TlsSettings::intermediate(
                 &tls.cert.display().to_string(),
                 &tls.key.display().to_string(),
             )
             .map_err(|e| ServeError::Listener(e.to_string()))?,
+        ),
         None => {
             tracing::warn!(
                 listen = address.as_str(),
                 "serving WITHOUT TLS (plaintext = true in the configuration)"
             );
-            service.add_tcp(&address);
+            listener
         }
-    }
+    };
+    service.add_listener(listener);
     server.add_service(service);
     let admin = config.admin.clone();
     let instance = config.instance.clone();

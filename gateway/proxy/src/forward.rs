@@ -1,0 +1,163 @@
+//! The exchange with the DWH for lookups: one request over a pooled keep-alive connection,
+//! the whole answer read into memory. Gerbang never streams a lookup's answer: it is
+//! filtered and its record written before any byte of it leaves, so the answer is sent to
+//! the client afterwards, with its length, in one write.
+//!
+//! A pooled connection the DWH closed while idle fails before any answer arrives; the
+//! request is then sent again once on a fresh connection (the DWH cannot have acted on a
+//! request it never read). Every other failure is the caller's to answer.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use pingora::connectors::ConnectorOptions;
+use pingora::connectors::http::v1::Connector;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::protocols::http::v1::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+
+/// Connections tried for one request: stale pooled ones, then a fresh one.
+const ATTEMPTS: usize = 3;
+
+/// Idle DWH connections kept per proxy thread (pingora's default).
+const POOL_PER_THREAD: usize = 128;
+
+/// What the DWH answered.
+pub(crate) struct DwhAnswer {
+    pub(crate) status: u16,
+    /// The body, empty when it was larger than the limit.
+    pub(crate) body: BytesMut,
+    pub(crate) too_large: bool,
+}
+
+/// The DWH's address, its connection pool and its timeouts.
+pub(crate) struct Upstream {
+    connector: Connector,
+    pub(crate) peer: HttpPeer,
+    pub(crate) host: String,
+}
+
+/// A failed attempt, and whether it failed before the DWH could have read the request.
+struct Failed {
+    error: Box<Error>,
+    unanswered: bool,
+}
+
+impl Upstream {
+    /// The pool holds up to `POOL_PER_THREAD` idle connections per proxy thread, as
+    /// pingora's own proxying does by default; its CA is the configured one.
+    pub(crate) fn new(up: &gerbang_core::Upstream, threads: usize) -> Self {
+        let mut peer = HttpPeer::new(up.address, up.tls, up.sni.clone());
+        peer.options.connection_timeout = Some(up.connect_timeout);
+        peer.options.total_connection_timeout = Some(up.connect_timeout);
+        peer.options.read_timeout = Some(up.timeout);
+        peer.options.write_timeout = Some(up.timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        let host = if up.sni.is_empty() {
+            up.address.to_string()
+        } else {
+            up.sni.clone()
+        };
+        let mut options = ConnectorOptions::new(POOL_PER_THREAD * threads.max(1));
+        options.ca_file = up.ca.as_ref().map(|p| p.display().to_string());
+        Self {
+            connector: Connector::new(Some(options)),
+            peer,
+            host,
+        }
+    }
+
+    /// Sends `req` with `body` and reads the whole answer, keeping at most `limit` bytes of
+    /// it. The connection goes back to the pool when the answer was read to its end.
+    pub(crate) async fn exchange(
+        &self,
+        req: &RequestHeader,
+        body: &Bytes,
+        limit: usize,
+    ) -> Result<DwhAnswer> {
+        // Every failure here is the DWH's side (timeouts become "DWH Tidak Merespons").
+        self.attempt(req, body, limit).await.map_err(Error::into_up)
+    }
+
+    async fn attempt(&self, req: &RequestHeader, body: &Bytes, limit: usize) -> Result<DwhAnswer> {
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let (mut http, reused) = self.connector.get_http_session(&self.peer).await?;
+            http.read_timeout = self.peer.options.read_timeout;
+            http.write_timeout = self.peer.options.write_timeout;
+            match Self::once(&mut http, req, body, limit).await {
+                Ok(answer) => {
+                    if !answer.too_large {
+                        self.connector
+                            .release_http_session(http, &self.peer, self.idle_timeout())
+                            .await;
+                    }
+                    return Ok(answer);
+                }
+                Err(failed) if reused && failed.unanswered => {
+                    tracing::debug!(error = %failed.error, "pooled DWH connection was closed; sending again on another");
+                    last = Some(failed.error);
+                }
+                Err(failed) => return Err(failed.error),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::explain(ErrorType::ConnectError, "no DWH connection")))
+    }
+
+    fn idle_timeout(&self) -> Option<Duration> {
+        self.peer.options.idle_timeout
+    }
+
+    async fn once(
+        http: &mut HttpSession,
+        req: &RequestHeader,
+        body: &Bytes,
+        limit: usize,
+    ) -> std::result::Result<DwhAnswer, Failed> {
+        let unanswered = |error: Box<Error>| {
+            // A closed or reset idle connection; not a timeout, which may mean a slow DWH.
+            let closed = matches!(
+                error.etype(),
+                ErrorType::ConnectionClosed | ErrorType::WriteError | ErrorType::ReadError
+            );
+            Failed {
+                error,
+                unanswered: closed,
+            }
+        };
+        let answered = |error: Box<Error>| Failed {
+            error,
+            unanswered: false,
+        };
+        http.write_request_header(Box::new(req.clone()))
+            .await
+            .map_err(unanswered)?;
+        http.write_body(body).await.map_err(unanswered)?;
+        http.finish_body().await.map_err(unanswered)?;
+        // Informational answers (100 Continue) come before the real one.
+        let status = loop {
+            http.read_response().await.map_err(unanswered)?;
+            match http.get_status() {
+                Some(s) if s.is_informational() => continue,
+                s => break s.map_or(0, |s| s.as_u16()),
+            }
+        };
+        let mut answer = BytesMut::new();
+        let mut too_large = false;
+        while let Some(chunk) = http.read_body_ref().await.map_err(answered)? {
+            if answer.len() + chunk.len() > limit {
+                // Nothing more is read: the connection is dropped, not pooled.
+                too_large = true;
+                answer.clear();
+                break;
+            }
+            answer.extend_from_slice(chunk);
+        }
+        Ok(DwhAnswer {
+            status,
+            body: answer,
+            too_large,
+        })
+    }
+}
