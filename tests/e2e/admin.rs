@@ -338,11 +338,7 @@ async fn a_pks_edit_on_disk_applies_within_a_second_and_a_broken_one_is_refused_
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let log = gw.proc.stderr();
-    assert!(
-        log.contains("bkd.toml:") && log.contains("NIK_BARU"),
-        "{log}"
-    );
+    gw.proc.stderr_with(&["bkd.toml:", "NIK_BARU"]).await;
     let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.clone()).await;
     assert!(
         respon(&answer).is_none() && !record_keys(&answer).contains(&"NAMA_LGKP".to_string()),
@@ -408,7 +404,7 @@ async fn shadow_policies_are_evaluated_and_counted_but_never_enforced() {
         metrics.contains(r#"gerbang_shadow_disagreements_total{active="allow",shadow="allow"} 3"#),
         "{metrics}"
     );
-    let log = gw.proc.stderr();
+    let log = gw.proc.stderr_with(&["shadow policies disagree"]).await;
     assert_eq!(log.matches("shadow policies disagree").count(), 1, "{log}");
     assert!(
         log.contains("trial-no-name") || log.contains("shadow.elements"),

@@ -628,8 +628,14 @@ async fn dwh_status_codes_pass_through_and_logs_hold_no_nik_or_password() {
     )
     .await;
     assert_eq!(respon(&answer).as_deref(), Some("Data Tidak Ditemukan"));
-    let log = gw.proc.stderr();
-    assert!(log.contains("gerbang::request"), "{log}");
+    // The four requests' lines, the last one included.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = gw.proc.stderr();
+    while log.matches("gerbang::request").count() < 4 {
+        assert!(Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        log = gw.proc.stderr();
+    }
     assert!(
         !log.contains("9601010101010001") && !log.contains(PASSWORD),
         "{log}"

@@ -158,7 +158,10 @@ async fn login_search_and_security_headers_on_every_answer() {
     let token = cookie.split_once('=').unwrap().1;
     assert_eq!(token.len(), 43, "256 random bits in base64url");
     assert!(
-        !gw.proc.stderr().contains(token),
+        !gw.proc
+            .stderr_with(&["gerbang::request"])
+            .await
+            .contains(token),
         "the session token must never be logged"
     );
 
@@ -300,13 +303,9 @@ async fn every_write_method_and_export_path_is_refused_before_the_dwh() {
     assert_eq!(sim.portal_requests().await, before + 1);
 
     // The refusals are Cedar's `portal-read-only` rule, and are logged as such.
-    let log = gw.proc.stderr();
-    assert!(
-        log.contains("PortalExport")
-            && log.contains("PortalWrite")
-            && log.contains("portal-read-only"),
-        "{log}"
-    );
+    gw.proc
+        .stderr_with(&["PortalExport", "PortalWrite", "portal-read-only"])
+        .await;
 }
 
 #[tokio::test]

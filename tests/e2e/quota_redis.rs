@@ -239,7 +239,10 @@ async fn redis_killed_mid_load_never_overshoots_refuses_clearly_and_recovers() {
     for gw in [&a, &b] {
         // Each change is logged once: as many recoveries as outages (one, unless the
         // machine was too busy to answer within the time limit at some other moment).
-        let log = gw.proc.stderr();
+        let log = gw
+            .proc
+            .stderr_with(&["quota store unreachable", "quota store reachable again"])
+            .await;
         let down = log.matches("quota store unreachable").count();
         let up = log.matches("quota store reachable again").count();
         assert!(

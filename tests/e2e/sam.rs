@@ -317,13 +317,9 @@ async fn a_killed_sidecar_refuses_reader_requests_until_it_is_back() {
         "{body}"
     );
     assert_eq!(response_code(&body).as_deref(), Some("23"));
-    assert!(
-        s.gw.proc
-            .stderr()
-            .contains("card-reader requests are refused until it does"),
-        "{}",
-        s.gw.proc.stderr()
-    );
+    s.gw.proc
+        .stderr_with(&["card-reader requests are refused until it does"])
+        .await;
     assert_eq!(s.sim.requests().await, 1);
 
     s.sam.restart();
@@ -488,7 +484,12 @@ async fn keygen_and_the_reader_simulator_as_an_operator_runs_them() {
     let args: Vec<&str> = replay_args.iter().map(String::as_str).collect();
     let replay = reader(&args);
     let stdout = String::from_utf8_lossy(&replay.stdout);
-    assert_eq!(replay.status.code(), Some(3), "{stdout}");
+    assert_eq!(
+        replay.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
     assert_eq!(
         respon(&stdout).as_deref(),
         Some("Validasi Card Reader Gagal: Permintaan Ulang Terdeteksi")

@@ -94,6 +94,25 @@ impl Proc {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// What the process wrote on stderr, once every one of `needles` is in it. The gateway
+    /// logs from a thread of its own, so a line can follow the answer it is about by a few
+    /// milliseconds. Fails after 10 s.
+    pub async fn stderr_with(&self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = self.stderr();
+            if needles.iter().all(|n| log.contains(n)) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never logged {needles:?}:\n{log}",
+                self.name
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends a signal (by number) to the process.
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")

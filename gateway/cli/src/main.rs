@@ -245,22 +245,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr from a thread of its own: a proxy worker only queues its line (one per
+/// request), and queued lines go out together. Nothing is dropped when the queue is full
+/// (the workers wait); lines still queued are written when the returned guard is dropped.
+/// The decision log, not this, is the record of requests.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: log files and CI output stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("gerbang-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
+    guard
 }
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve { config } => {
-            init_logging();
+            let _log = init_logging();
             gerbang_proxy::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
