@@ -3,7 +3,6 @@
 //! transaction (group commit), so the hot path never fsyncs per request.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc;
 
 use chrono::NaiveDate;
@@ -38,12 +37,20 @@ enum Job {
         ceiling: u32,
         done: oneshot::Sender<Result<(), QuotaError>>,
     },
+    /// Replace ceilings with exact counts (clean shutdown). Queued like allocations, so it
+    /// lands after every allocation asked for before it.
+    Exact {
+        counts: Loaded,
+        done: mpsc::Sender<Result<(), QuotaError>>,
+    },
 }
+
+/// The outcome of an allocation, to wait for or to look at later.
+pub(crate) type Allocated = oneshot::Receiver<Result<(), QuotaError>>;
 
 /// The writer handle.
 #[derive(Debug)]
 pub(crate) struct Persist {
-    db: Arc<Database>,
     /// `None` once dropping: closing the channel stops the writer.
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -94,16 +101,13 @@ impl Persist {
             }
         }
         txn.commit().map_err(store_error)?;
-        let db = Arc::new(db);
         let (jobs, rx) = mpsc::channel();
-        let writer_db = Arc::clone(&db);
         let writer = std::thread::Builder::new()
             .name("gerbang-quota-writer".into())
-            .spawn(move || writer(&writer_db, &rx))
+            .spawn(move || writer(&db, &rx))
             .map_err(store_error)?;
         Ok((
             Self {
-                db,
                 jobs: Some(jobs),
                 writer: Some(writer),
             },
@@ -118,72 +122,123 @@ impl Persist {
         day: NaiveDate,
         ceiling: u32,
     ) -> Result<(), QuotaError> {
+        self.request(user, day, ceiling)?
+            .await
+            .map_err(|_| stopped())?
+    }
+
+    /// Queues a raise of the ceiling and returns at once; the receiver gets its outcome.
+    pub(crate) fn request(
+        &self,
+        user: &str,
+        day: NaiveDate,
+        ceiling: u32,
+    ) -> Result<Allocated, QuotaError> {
         let (done, wait) = oneshot::channel();
+        self.send(Job::Allocate {
+            key: key(user, day),
+            ceiling,
+            done,
+        })?;
+        Ok(wait)
+    }
+
+    /// Replaces ceilings with exact counts (clean shutdown), after every allocation queued
+    /// before it; waits for the commit.
+    pub(crate) fn write_exact(&self, counts: Loaded) -> Result<(), QuotaError> {
+        let (done, wait) = mpsc::channel();
+        self.send(Job::Exact { counts, done })?;
+        wait.recv().map_err(|_| stopped())?
+    }
+
+    fn send(&self, job: Job) -> Result<(), QuotaError> {
         self.jobs
             .as_ref()
-            .ok_or_else(|| store_error("the quota writer has stopped"))?
-            .send(Job::Allocate {
-                key: key(user, day),
-                ceiling,
-                done,
-            })
-            .map_err(|_| store_error("the quota writer has stopped"))?;
-        wait.await
-            .map_err(|_| store_error("the quota writer has stopped"))?
-    }
-
-    /// Replaces ceilings with exact counts (clean shutdown).
-    pub(crate) fn write_exact(
-        &self,
-        exact: Vec<((String, NaiveDate), u32)>,
-    ) -> Result<(), QuotaError> {
-        let txn = self.db.begin_write().map_err(store_error)?;
-        {
-            let mut table = txn.open_table(CEILINGS).map_err(store_error)?;
-            for ((user, day), used) in exact {
-                table
-                    .insert(key(&user, day).as_str(), used)
-                    .map_err(store_error)?;
-            }
-        }
-        txn.commit().map_err(store_error)
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())
     }
 }
 
-/// Commits allocations in batches until every sender is gone.
+fn stopped() -> QuotaError {
+    store_error("the quota writer has stopped")
+}
+
+/// A queued allocation.
+struct Allocation {
+    key: String,
+    ceiling: u32,
+    done: oneshot::Sender<Result<(), QuotaError>>,
+}
+
+/// Commits allocations in batches, and exact counts in queue order, until every sender is
+/// gone.
 fn writer(db: &Database, rx: &mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut next = None;
+    loop {
+        let Some(first) = next.take().or_else(|| rx.recv().ok()) else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut job = Some(first);
+        while let Some(j) = job.take() {
+            match j {
+                Job::Allocate { key, ceiling, done } => {
+                    batch.push(Allocation { key, ceiling, done })
+                }
+                exact @ Job::Exact { .. } => {
+                    // Commit what came before it first.
+                    next = Some(exact);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                job = rx.try_recv().ok();
             }
         }
-        let result = commit(db, &batch);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "quota allocations could not be persisted; refusing them");
-        }
-        for Job::Allocate { done, .. } in batch {
-            let _ = done.send(result.clone());
+        if !batch.is_empty() {
+            let result = commit(db, &batch);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "quota allocations could not be persisted; refusing them");
+            }
+            for a in batch {
+                let _ = a.done.send(result.clone());
+            }
+        } else if let Some(Job::Exact { counts, done }) = next.take() {
+            let _ = done.send(commit_exact(db, counts));
         }
     }
 }
 
-fn commit(db: &Database, batch: &[Job]) -> Result<(), QuotaError> {
+fn commit(db: &Database, batch: &[Allocation]) -> Result<(), QuotaError> {
     let mut txn = db.begin_write().map_err(store_error)?;
     txn.set_durability(Durability::Immediate)
         .map_err(store_error)?;
     {
         let mut table = txn.open_table(CEILINGS).map_err(store_error)?;
-        for Job::Allocate { key, ceiling, .. } in batch {
+        for a in batch {
             let current = table
-                .get(key.as_str())
+                .get(a.key.as_str())
                 .map_err(store_error)?
                 .map_or(0, |v| v.value());
-            if *ceiling > current {
-                table.insert(key.as_str(), *ceiling).map_err(store_error)?;
+            if a.ceiling > current {
+                table
+                    .insert(a.key.as_str(), a.ceiling)
+                    .map_err(store_error)?;
             }
+        }
+    }
+    txn.commit().map_err(store_error)
+}
+
+fn commit_exact(db: &Database, counts: Loaded) -> Result<(), QuotaError> {
+    let txn = db.begin_write().map_err(store_error)?;
+    {
+        let mut table = txn.open_table(CEILINGS).map_err(store_error)?;
+        for ((user, day), used) in counts {
+            table
+                .insert(key(&user, day).as_str(), used)
+                .map_err(store_error)?;
         }
     }
     txn.commit().map_err(store_error)

@@ -7,8 +7,10 @@
 //! With the embedded store, counts live in memory and what is persisted is a ceiling per
 //! (User ID, day): before a hit above the persisted ceiling is handed out, the ceiling is
 //! raised by a block and committed durably (group commit, one fsync for every waiting
-//! request). After a crash the ceiling is taken as the count, so a `kill -9` can only make a
-//! User ID lose part of a block, never gain hits. A clean shutdown writes the exact counts.
+//! request). The next block is asked for when half of the current one is used, without
+//! waiting, so a User ID at a steady pace never waits for the disk. After a crash the
+//! ceiling is taken as the count, so a `kill -9` can only make a User ID lose part of a
+//! block or two, never gain hits. A clean shutdown writes the exact counts.
 //!
 //! With the Redis store (several instances), each instance leases hits from Redis a lease
 //! at a time (one atomic Lua call: never past the limit across instances) and serves them
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use dashmap::DashMap;
 
-use crate::embedded::Persist;
+use crate::embedded::{Allocated, Persist};
 use crate::health::{Health, StoreHealth};
 use crate::redis_store::{RedisOptions, RedisStore, Reply, RuntimeGuard, StoreError};
 
@@ -54,12 +56,12 @@ impl Usage {
 }
 
 #[derive(Debug, Default)]
-struct Counter {
+pub(crate) struct Counter {
     /// Hits this instance served (and did not refund).
     used: u32,
     /// Embedded: hits covered by the persisted ceiling. Redis: hits this instance holds in
     /// Redis (leased, plus emergency hits written in).
-    allocated: u32,
+    pub(crate) allocated: u32,
     /// Redis: emergency hits not yet written into Redis.
     pending: u32,
     /// Redis: emergency hits granted today (counted against the share, never given back).
@@ -71,6 +73,8 @@ struct Counter {
     /// Redis: one lease request per (User ID, day) at a time; emergency hits are granted
     /// and written in only under it.
     lock: Arc<tokio::sync::Mutex<()>>,
+    /// Embedded: the next block, asked for ahead of need: its ceiling and its outcome.
+    pub(crate) ahead: Option<(u32, Allocated)>,
 }
 
 impl Counter {
@@ -116,7 +120,7 @@ struct RedisBackend {
 /// Counts hits per User ID per day.
 #[derive(Debug)]
 pub struct Meter {
-    counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
     backend: Backend,
     health: Arc<Health>,
     closed: Arc<AtomicBool>,
@@ -272,9 +276,11 @@ impl Meter {
                     limit,
                 }))
             }
-            Backend::Embedded { block, .. } => {
+            Backend::Embedded { persist, block } => {
+                take_ahead(&mut c);
                 if c.used < c.allocated {
                     c.used += 1;
+                    ask_ahead(&mut c, persist, (user, day), *block, limit);
                     return Step::Done(Ok(Usage {
                         used: c.used,
                         limit,
@@ -412,6 +418,41 @@ impl Meter {
             ),
             Backend::Redis(redis) => settle(&redis.store, &self.counters),
         }
+    }
+}
+
+/// Embedded: takes in the block asked for ahead, once it is committed. A failed one is
+/// forgotten: the next reservation past the ceiling asks again and waits, and reports it.
+pub(crate) fn take_ahead(c: &mut Counter) {
+    let Some((ceiling, allocated)) = c.ahead.as_mut() else {
+        return;
+    };
+    match allocated.try_recv() {
+        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+        Ok(Ok(())) => {
+            c.allocated = c.allocated.max(*ceiling);
+            c.ahead = None;
+        }
+        Ok(Err(_)) | Err(tokio::sync::oneshot::error::TryRecvError::Closed) => c.ahead = None,
+    }
+}
+
+/// Embedded: asks for the next block, without waiting, once half of the current one is
+/// used. Queued under the counter's lock, so it reaches the writer before the exact counts
+/// of a clean shutdown (`close` sets `closed` first, then reads every counter).
+fn ask_ahead(
+    c: &mut Counter,
+    persist: &Persist,
+    (user, day): (&str, NaiveDate),
+    block: u32,
+    limit: u32,
+) {
+    if c.ahead.is_some() || c.allocated >= limit || c.allocated - c.used > block / 2 {
+        return;
+    }
+    let ceiling = c.allocated.saturating_add(block).min(limit);
+    if let Ok(allocated) = persist.request(user, day, ceiling) {
+        c.ahead = Some((ceiling, allocated));
     }
 }
 

@@ -98,14 +98,74 @@ async fn after_a_crash_the_persisted_ceiling_counts_as_used() {
         for _ in 0..5 {
             m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
         }
-        // Dropped without close(): as after kill -9, the block of 8 was persisted.
+        // Dropped without close(): as after kill -9. The block of 8 was persisted, and at
+        // half of it the next one was asked for.
     }
     let m = Meter::embedded(&path, 8, day("2026-03-01")).expect("reopen");
     assert_eq!(
         m.used("u", day("2026-03-01")),
-        8,
-        "the whole block counts: never more hits than the quota"
+        16,
+        "both blocks count: never more hits than the quota"
     );
+}
+
+#[tokio::test]
+async fn the_next_block_is_persisted_ahead_so_a_steady_user_does_not_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.redb");
+    let m = Meter::embedded(&path, 8, day("2026-03-01")).expect("open");
+    let key = ("u".to_string(), day("2026-03-01"));
+    for _ in 0..3 {
+        m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
+    }
+    assert!(m.counters.get(&key).expect("counter").ahead.is_none());
+    // The fourth hit leaves half the block: the next one is asked for, not waited for.
+    m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
+    assert_eq!(
+        m.counters
+            .get(&key)
+            .expect("counter")
+            .ahead
+            .as_ref()
+            .map(|a| a.0),
+        Some(16)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut c = m.counters.get_mut(&key).expect("counter");
+        crate::meter::take_ahead(&mut c);
+        if c.allocated == 16 {
+            break;
+        }
+        drop(c);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the next block was never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Hits 5 to 16 come from memory; the 12th asks for the block after.
+    for _ in 4..12 {
+        m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
+    }
+    assert_eq!(
+        m.counters
+            .get(&key)
+            .expect("counter")
+            .ahead
+            .as_ref()
+            .map(|a| a.0),
+        Some(24)
+    );
+    // Asked ahead at the limit's edge: never past it.
+    let m2 = Meter::embedded(&dir.path().join("q2.redb"), 8, day("2026-03-01")).expect("open");
+    for _ in 0..10 {
+        m2.reserve("u", day("2026-03-01"), 10).await.expect("hit");
+    }
+    assert!(m2.reserve("u", day("2026-03-01"), 10).await.is_err());
+    drop(m2);
+    let m2 = Meter::embedded(&dir.path().join("q2.redb"), 8, day("2026-03-01")).expect("reopen");
+    assert_eq!(m2.used("u", day("2026-03-01")), 10);
 }
 
 #[tokio::test]
