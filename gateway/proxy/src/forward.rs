@@ -10,12 +10,13 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pingora::connectors::ConnectorOptions;
-use pingora::connectors::http::v1::Connector;
+use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
-use pingora::protocols::http::v1::client::HttpSession;
-use pingora::upstreams::peer::HttpPeer;
+use pingora::protocols::Stream;
+use pingora::protocols::http::v1::client::{HttpSession, http_req_header_to_wire};
+use pingora::upstreams::peer::{HttpPeer, Peer};
+use tokio::io::AsyncWriteExt;
 
 /// Connections tried for one request: stale pooled ones, then a fresh one.
 const ATTEMPTS: usize = 3;
@@ -33,7 +34,7 @@ pub(crate) struct DwhAnswer {
 
 /// The DWH's address, its connection pool and its timeouts.
 pub(crate) struct Upstream {
-    connector: Connector,
+    transport: TransportConnector,
     pub(crate) peer: HttpPeer,
     pub(crate) host: String,
 }
@@ -62,7 +63,7 @@ impl Upstream {
         let mut options = ConnectorOptions::new(POOL_PER_THREAD * threads.max(1));
         options.ca_file = up.ca.as_ref().map(|p| p.display().to_string());
         Self {
-            connector: Connector::new(Some(options)),
+            transport: TransportConnector::new(Some(options)),
             peer,
             host,
         }
@@ -76,22 +77,33 @@ impl Upstream {
         body: &Bytes,
         limit: usize,
     ) -> Result<DwhAnswer> {
+        // Header and body leave in one write (pingora's client session flushes the header
+        // on its own first).
+        let mut wire = http_req_header_to_wire(req)
+            .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "request to the DWH"))?;
+        wire.extend_from_slice(body);
         // Every failure here is the DWH's side (timeouts become "DWH Tidak Merespons").
-        self.attempt(req, body, limit).await.map_err(Error::into_up)
+        self.attempt(&wire, limit).await.map_err(Error::into_up)
     }
 
-    async fn attempt(&self, req: &RequestHeader, body: &Bytes, limit: usize) -> Result<DwhAnswer> {
+    async fn attempt(&self, wire: &[u8], limit: usize) -> Result<DwhAnswer> {
         let mut last = None;
         for _ in 0..ATTEMPTS {
-            let (mut http, reused) = self.connector.get_http_session(&self.peer).await?;
+            let (mut stream, reused) = self.transport.get_stream(&self.peer).await?;
+            if let Err(failed) = self.send(&mut stream, wire).await {
+                if reused && failed.unanswered {
+                    tracing::debug!(error = %failed.error, "pooled DWH connection was closed; sending again on another");
+                    last = Some(failed.error);
+                    continue;
+                }
+                return Err(failed.error);
+            }
+            let mut http = HttpSession::new_with_options(stream, &self.peer);
             http.read_timeout = self.peer.options.read_timeout;
-            http.write_timeout = self.peer.options.write_timeout;
-            match Self::once(&mut http, req, body, limit).await {
+            match Self::receive(&mut http, limit).await {
                 Ok(answer) => {
                     if !answer.too_large {
-                        self.connector
-                            .release_http_session(http, &self.peer, self.idle_timeout())
-                            .await;
+                        self.release(http).await;
                     }
                     return Ok(answer);
                 }
@@ -105,14 +117,44 @@ impl Upstream {
         Err(last.unwrap_or_else(|| Error::explain(ErrorType::ConnectError, "no DWH connection")))
     }
 
-    fn idle_timeout(&self) -> Option<Duration> {
-        self.peer.options.idle_timeout
+    async fn send(&self, stream: &mut Stream, wire: &[u8]) -> std::result::Result<(), Failed> {
+        let write = async {
+            stream.write_all(wire).await?;
+            stream.flush().await
+        };
+        let written = match self.peer.options.write_timeout {
+            Some(t) => match tokio::time::timeout(t, write).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(Failed {
+                        error: Error::explain(ErrorType::WriteTimedout, "sending to the DWH"),
+                        unanswered: false,
+                    });
+                }
+            },
+            None => write.await,
+        };
+        written.map_err(|e| Failed {
+            error: Error::because(ErrorType::WriteError, "sending to the DWH", e),
+            unanswered: true,
+        })
     }
 
-    async fn once(
+    /// Puts the connection back in the pool, if its answer was read whole and the DWH did
+    /// not ask to close it.
+    async fn release(&self, mut http: HttpSession) {
+        http.respect_keepalive();
+        if let Some(stream) = http.reuse().await {
+            self.transport.release_stream(
+                stream,
+                self.peer.reuse_hash(),
+                self.peer.options.idle_timeout,
+            );
+        }
+    }
+
+    async fn receive(
         http: &mut HttpSession,
-        req: &RequestHeader,
-        body: &Bytes,
         limit: usize,
     ) -> std::result::Result<DwhAnswer, Failed> {
         let unanswered = |error: Box<Error>| {
@@ -130,11 +172,6 @@ impl Upstream {
             error,
             unanswered: false,
         };
-        http.write_request_header(Box::new(req.clone()))
-            .await
-            .map_err(unanswered)?;
-        http.write_body(body).await.map_err(unanswered)?;
-        http.finish_body().await.map_err(unanswered)?;
         // Informational answers (100 Continue) come before the real one.
         let status = loop {
             http.read_response().await.map_err(unanswered)?;
