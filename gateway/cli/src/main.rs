@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod certs;
 mod demo;
+mod log;
 mod policy;
 mod reader;
 mod sam;
@@ -245,19 +246,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr from a thread of its own: a proxy worker only queues its line (one per
-/// request), and queued lines go out together. Nothing is dropped when the queue is full
-/// (the workers wait); lines still queued are written when the returned guard is dropped.
-/// The decision log, not this, is the record of requests.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs to stderr in batches (`log.rs`): a proxy worker only appends its line (one per
+/// request); lines still buffered are written when the returned guard is dropped. The
+/// decision log, not this, is the record of requests.
+fn init_logging() -> log::Guard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: log files and CI output stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("gerbang-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let (writer, guard) = log::batched_stderr();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
