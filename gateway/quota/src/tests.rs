@@ -204,3 +204,16 @@ async fn a_block_never_reaches_past_the_limit() {
     assert_eq!(m.used("u", day("2026-03-01")), 10);
     assert!(m.reserve("u", day("2026-03-01"), 10).await.is_err());
 }
+
+#[test]
+fn a_large_daily_quota_gets_a_larger_block() {
+    use crate::meter::block_for;
+    assert_eq!(block_for(16, 1_000), 16);
+    assert_eq!(block_for(16, 6_400), 100);
+    assert_eq!(block_for(16, 1_000_000_000), 4096);
+    assert_eq!(
+        block_for(500, 6_400),
+        500,
+        "a configured block is never made smaller"
+    );
+}
