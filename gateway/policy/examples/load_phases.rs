@@ -104,6 +104,23 @@ fn main() {
         println!("{} users", snap.user_count());
         std::process::exit(0);
     }
+    if std::env::var_os("LOAD_PHASES_SERVE").is_some() {
+        // A start and one reload, as in a fresh `gerbang serve` (no phases before them).
+        let running = timed("load (start)", || load_snapshot(&config).unwrap());
+        let edited = pks_dir.join(format!("bench-{:05}.toml", n / 2));
+        write(
+            &edited,
+            &pks_text(n / 2, "").replacen("status = \"aktif\"\n", "status = \"dibekukan\"\n", 1),
+        );
+        let next = timed("reload, one file edited", || {
+            reload_snapshot(&config, &running).unwrap()
+        });
+        timed("  drop of the old snapshot", || drop(running));
+        println!("  {:?}, {} users", next.reuse(), next.user_count());
+        let full = timed("full load beside it", || load_snapshot(&config).unwrap());
+        timed("  drop of the full load", || drop(full));
+        return;
+    }
     println!("-- phases of a full load");
     let vocab = Vocabulary::embedded();
     let set = timed("read + parse + check PKS files", || {
