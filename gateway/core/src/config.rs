@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::diag::{ConfigError, ConfigErrors, Source, read_file};
 use crate::element::Vocabulary;
-use crate::pks::PksSet;
+use crate::pks::{PksCache, PksSet};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -894,6 +894,17 @@ impl Config {
         let vocab = self.load_vocabulary()?;
         let set = PksSet::load_dir(&self.pks_dir, &vocab)?;
         Ok((vocab, set))
+    }
+
+    /// [`Self::load_agreements`] for a reload: files whose content is in `previous` are not
+    /// parsed again. Also returns the cache for the next reload.
+    pub fn reload_agreements(
+        &self,
+        previous: &PksCache,
+    ) -> Result<(Vocabulary, PksSet, PksCache), ConfigErrors> {
+        let vocab = self.load_vocabulary()?;
+        let (set, cache) = PksSet::reload_dir(&self.pks_dir, &vocab, previous)?;
+        Ok((vocab, set, cache))
     }
 }
 

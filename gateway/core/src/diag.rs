@@ -61,6 +61,24 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+impl ConfigError {
+    /// An error at a line and column of `file` (or the whole file).
+    pub(crate) fn at(
+        file: &Path,
+        pos: Option<(usize, usize)>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 impl std::error::Error for ConfigErrors {}
 
 impl From<ConfigError> for ConfigErrors {
@@ -135,6 +153,32 @@ impl<'a> Source<'a> {
     }
 }
 
+/// Where each line of a text starts, to turn many byte offsets into lines and columns
+/// without scanning the text from its start each time.
+#[derive(Debug)]
+pub(crate) struct Lines(Vec<usize>);
+
+impl Lines {
+    pub(crate) fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|(_, b)| *b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        Self(starts)
+    }
+
+    /// 1-based line and column of a byte offset (as [`Source::line_col`]).
+    pub(crate) fn pos(&self, offset: usize) -> (usize, usize) {
+        let line = self.0.partition_point(|&start| start <= offset).max(1);
+        let start = self.0.get(line - 1).copied().unwrap_or(0);
+        (line, offset.saturating_sub(start) + 1)
+    }
+}
+
 /// Reads a file as UTF-8, as a located error on failure.
 pub fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -149,6 +193,21 @@ pub fn read_file(path: &Path) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_index_agrees_with_line_col() {
+        for text in ["", "a", "a\nbc\n", "\n\nx = 1\n  y", "no newline"] {
+            let src = Source::new(Path::new("f"), text);
+            let lines = Lines::new(text);
+            for offset in 0..=text.len() {
+                assert_eq!(
+                    lines.pos(offset),
+                    src.line_col(offset),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn line_and_column_are_one_based() {

@@ -83,7 +83,7 @@ struct ElementFile {
 }
 
 /// The element vocabulary: names, labels, protected flags and groups.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vocabulary {
     names: Vec<String>,
     labels: Vec<String>,

@@ -27,8 +27,8 @@ pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
 pub use filter::{FilterError, Filtered, Shape, filter_answer};
 pub use nik::{Nik, NikError, NoKk, Sex, is_province_code};
 pub use pks::{
-    Channel, JenisPengguna, KunciAkses, Pks, PksSet, PksStatus, Sam, SamStatus, Tingkat, User,
-    UserStatus, canonical_ip, load_blocklist,
+    Channel, JenisPengguna, KunciAkses, Pks, PksCache, PksSet, PksStatus, Sam, SamStatus, Tingkat,
+    User, UserStatus, canonical_ip, load_blocklist,
 };
 pub use sanction::{
     NewSanction, Sanction, SanctionEditError, SanctionKind, Sanctions,

@@ -6,16 +6,17 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::NaiveDate;
 use ipnet::IpNet;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::diag::{ConfigError, ConfigErrors, Source, read_file};
+use crate::diag::{ConfigError, ConfigErrors, Lines, Source, read_file};
 use crate::element::{ElementSet, Vocabulary, unknown_element};
 
 /// Kind of user institution (Permendagri 102/2019 art. 3).
@@ -182,7 +183,7 @@ struct SamFile {
 }
 
 /// A validated cooperation agreement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pks {
     /// The file it was loaded from.
     pub source: PathBuf,
@@ -229,7 +230,7 @@ impl Pks {
 }
 
 /// A User ID of a PKS.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: String,
     /// argon2id PHC string; checked well-formed at load.
@@ -258,7 +259,7 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 }
 
 /// A card reader's SAM, bound to the Pengguna of its PKS.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sam {
     pub id: String,
     /// Ed25519 public key.
@@ -268,32 +269,99 @@ pub struct Sam {
     pub line: usize,
 }
 
-/// All loaded agreements.
+/// All loaded agreements. Each is shared (`Arc`): a reload reuses the agreements of files
+/// whose content did not change, and a snapshot shares them with the one before it.
 #[derive(Debug, Clone, Default)]
 pub struct PksSet {
-    pub agreements: Vec<Pks>,
+    pub agreements: Vec<Arc<Pks>>,
 }
 
-/// Parses every file, on as many threads as there are cores (a reload of 5,000 files is
-/// mostly this and the Cedar entities), keeping the files' order.
-fn parse_in_parallel(
-    files: &[(PathBuf, String)],
-    vocab: &Vocabulary,
-) -> Vec<Result<(Pks, Spans), ConfigErrors>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = files.len().div_ceil(threads).max(64);
-    let parse = |part: &[(PathBuf, String)]| -> Vec<_> {
-        part.iter()
-            .map(|(path, text)| parse_one(&Source::new(path, text), vocab))
-            .collect()
-    };
-    if files.len() <= chunk {
-        return parse(files);
+/// What parsing each PKS file gave, by path and SHA-256 of its content, with the vocabulary
+/// it was parsed against. A reload parses again only the files whose content differs (never
+/// judged by modification time, which an editor or `cp -p` can leave unchanged); the others'
+/// agreements are taken as they are. A different vocabulary parses everything again.
+#[derive(Debug, Clone, Default)]
+pub struct PksCache {
+    vocab: Option<Vocabulary>,
+    files: HashMap<PathBuf, Parsed>,
+    parsed: usize,
+}
+
+impl PksCache {
+    /// How many files the load that made this cache parsed (the others were reused).
+    pub fn parsed(&self) -> usize {
+        self.parsed
     }
+
+    /// How many files it holds.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether it holds no file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// One parsed and individually valid PKS file.
+#[derive(Debug, Clone)]
+struct Parsed {
+    hash: [u8; 32],
+    pks: Arc<Pks>,
+    positions: Arc<Positions>,
+}
+
+/// Where a file comes from: read from disk by the parsing thread, or given (tests, benches).
+enum Input<'a> {
+    Path(&'a Path),
+    Text(&'a Path, &'a str),
+}
+
+/// Reads (when needed), hashes and parses every file, on as many threads as there are
+/// cores, keeping the files' order. A file whose path and content hash are in `previous`
+/// (parsed against the same vocabulary) is not parsed again.
+fn parse_in_parallel(
+    inputs: &[Input<'_>],
+    vocab: &Vocabulary,
+    previous: &PksCache,
+) -> Vec<Result<(Parsed, bool), ConfigErrors>> {
+    let reusable = previous.vocab.as_ref() == Some(vocab);
+    let one = |input: &Input<'_>| -> Result<(Parsed, bool), ConfigErrors> {
+        let read;
+        let (path, text) = match input {
+            Input::Path(path) => {
+                read = read_file(path)?;
+                (*path, read.as_str())
+            }
+            Input::Text(path, text) => (*path, *text),
+        };
+        let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if let Some(cached) = previous
+            .files
+            .get(path)
+            .filter(|c| reusable && c.hash == hash)
+        {
+            return Ok((cached.clone(), false));
+        }
+        let (pks, positions) = parse_one(&Source::new(path, text), vocab)?;
+        let parsed = Parsed {
+            hash,
+            pks: Arc::new(pks),
+            positions: Arc::new(positions),
+        };
+        Ok((parsed, true))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = inputs.len().div_ceil(threads).max(64);
+    if inputs.len() <= chunk {
+        return inputs.iter().map(one).collect();
+    }
+    let one = &one;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = files
+        let workers: Vec<_> = inputs
             .chunks(chunk)
-            .map(|part| scope.spawn(move || parse(part)))
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
             .collect();
         workers
             .into_iter()
@@ -308,6 +376,16 @@ fn parse_in_parallel(
 impl PksSet {
     /// Loads every `*.toml` file of a directory (sorted by name) and checks the set.
     pub fn load_dir(dir: &Path, vocab: &Vocabulary) -> Result<Self, ConfigErrors> {
+        Self::reload_dir(dir, vocab, &PksCache::default()).map(|(set, _)| set)
+    }
+
+    /// [`Self::load_dir`], parsing only the files whose content is not in `previous`; also
+    /// returns the cache for the next reload. The set is checked as a whole every time.
+    pub fn reload_dir(
+        dir: &Path,
+        vocab: &Vocabulary,
+        previous: &PksCache,
+    ) -> Result<(Self, PksCache), ConfigErrors> {
         let entries = std::fs::read_dir(dir).map_err(|e| ConfigError {
             file: dir.to_path_buf(),
             line: None,
@@ -321,22 +399,8 @@ impl PksSet {
             .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
             .collect();
         paths.sort();
-        let mut files = Vec::with_capacity(paths.len());
-        let mut errors = Vec::new();
-        for path in paths {
-            match read_file(&path) {
-                Ok(text) => files.push((path, text)),
-                Err(e) => errors.push(e),
-            }
-        }
-        match Self::parse_all(&files, vocab) {
-            Ok(set) if errors.is_empty() => Ok(set),
-            Ok(_) => Err(ConfigErrors(errors)),
-            Err(more) => {
-                errors.extend(more.0);
-                Err(ConfigErrors(errors))
-            }
-        }
+        let inputs: Vec<Input<'_>> = paths.iter().map(|p| Input::Path(p)).collect();
+        Self::check_all(&inputs, vocab, previous)
     }
 
     /// Parses and checks a set of `(path, text)` PKS files.
@@ -344,53 +408,70 @@ impl PksSet {
         files: &[(PathBuf, String)],
         vocab: &Vocabulary,
     ) -> Result<Self, ConfigErrors> {
+        Self::reparse_all(files, vocab, &PksCache::default()).map(|(set, _)| set)
+    }
+
+    /// [`Self::parse_all`], parsing only the files whose content is not in `previous`.
+    pub fn reparse_all(
+        files: &[(PathBuf, String)],
+        vocab: &Vocabulary,
+        previous: &PksCache,
+    ) -> Result<(Self, PksCache), ConfigErrors> {
+        let inputs: Vec<Input<'_>> = files.iter().map(|(p, t)| Input::Text(p, t)).collect();
+        Self::check_all(&inputs, vocab, previous)
+    }
+
+    fn check_all(
+        inputs: &[Input<'_>],
+        vocab: &Vocabulary,
+        previous: &PksCache,
+    ) -> Result<(Self, PksCache), ConfigErrors> {
         let mut errors = Vec::new();
-        let mut agreements = Vec::with_capacity(files.len());
-        let mut spans = Vec::with_capacity(files.len());
-        for parsed in parse_in_parallel(files, vocab) {
-            match parsed {
-                Ok((pks, s)) => {
-                    agreements.push(pks);
-                    spans.push(s);
+        let mut agreements = Vec::with_capacity(inputs.len());
+        let mut positions = Vec::with_capacity(inputs.len());
+        let mut cache = PksCache {
+            vocab: Some(vocab.clone()),
+            files: HashMap::with_capacity(inputs.len()),
+            parsed: 0,
+        };
+        for result in parse_in_parallel(inputs, vocab, previous) {
+            match result {
+                Ok((parsed, fresh)) => {
+                    cache.parsed += usize::from(fresh);
+                    agreements.push(Arc::clone(&parsed.pks));
+                    positions.push(Arc::clone(&parsed.positions));
+                    cache.files.insert(parsed.pks.source.clone(), parsed);
                 }
                 Err(e) => errors.extend(e.0),
             }
         }
         let set = Self { agreements };
-        set.check_unique(files, &spans, &mut errors);
-        set.check_ip_overlap(files, &spans, &mut errors);
+        set.check_unique(&positions, &mut errors);
+        set.check_ip_overlap(&positions, &mut errors);
         if errors.is_empty() {
-            Ok(set)
+            Ok((set, cache))
         } else {
             Err(ConfigErrors(errors))
         }
     }
 
-    fn check_unique(
-        &self,
-        files: &[(PathBuf, String)],
-        spans: &[Spans],
-        errors: &mut Vec<ConfigError>,
-    ) {
+    fn check_unique(&self, positions: &[Arc<Positions>], errors: &mut Vec<ConfigError>) {
         // One map, not a search per agreement: 5,000 files cost 12.5 million path
         // comparisons that way (measured, loadtest/RESULTS.md).
-        let texts: HashMap<&Path, &str> = files
-            .iter()
-            .map(|(p, t)| (p.as_path(), t.as_str()))
-            .collect();
-        let text_of = |path: &Path| texts.get(path).copied();
         let mut nomor: HashMap<&str, &Path> = HashMap::new();
         let mut users: HashMap<&str, &Path> = HashMap::new();
         let mut sams: HashMap<&str, &Path> = HashMap::new();
         let mut caps: HashMap<&str, (NonZeroU32, &Path)> = HashMap::new();
-        for (pks, span) in self.agreements.iter().zip(spans) {
-            let src = Source::new(&pks.source, text_of(&pks.source).unwrap_or_default());
+        for (pks, pos) in self.agreements.iter().zip(positions) {
+            let at = |p: Option<Pos>, field: &str, message: String| {
+                ConfigError::at(&pks.source, p, field, message)
+            };
             if let Some(cap) = pks.kuota_harian_pengguna
                 && let Some(&(first, path)) =
                     caps.get(pks.pengguna.as_str()).filter(|(c, _)| *c != cap)
             {
-                errors.push(src.error(
-                    span.kuota_harian_pengguna.clone(),
+                errors.push(at(
+                    pos.kuota_harian_pengguna,
                     "kuota_harian_pengguna",
                     format!(
                         "Pengguna `{}` has one daily cap across its User IDs, but {} sets {first} and this file {cap}: make them equal",
@@ -402,8 +483,8 @@ impl PksSet {
                 caps.insert(&pks.pengguna, (cap, &pks.source));
             }
             if let Some(first) = nomor.insert(&pks.nomor, &pks.source) {
-                errors.push(src.error(
-                    Some(span.nomor.clone()),
+                errors.push(at(
+                    Some(pos.nomor),
                     "nomor",
                     format!(
                         "PKS number `{}` is also used by {}",
@@ -412,10 +493,10 @@ impl PksSet {
                     ),
                 ));
             }
-            for (user, uspan) in pks.users.iter().zip(&span.users) {
+            for (user, upos) in pks.users.iter().zip(&pos.users) {
                 if let Some(first) = users.insert(&user.id, &pks.source) {
-                    errors.push(src.error(
-                        Some(uspan.clone()),
+                    errors.push(at(
+                        Some(*upos),
                         "user.id",
                         format!(
                             "User ID `{}` is also granted by {}",
@@ -425,10 +506,10 @@ impl PksSet {
                     ));
                 }
             }
-            for (sam, sspan) in pks.sams.iter().zip(&span.sams) {
+            for (sam, spos) in pks.sams.iter().zip(&pos.sams) {
                 if let Some(first) = sams.insert(&sam.id, &pks.source) {
-                    errors.push(src.error(
-                        Some(sspan.clone()),
+                    errors.push(at(
+                        Some(*spos),
                         "sam.id",
                         format!("SAM `{}` is also registered in {} (a reader belongs to one Pengguna, art. 26)", sam.id, first.display()),
                     ));
@@ -439,12 +520,7 @@ impl PksSet {
 
     /// An address must identify one User ID: two User IDs whose IP LAN overlap are refused.
     /// Sort-and-sweep, so 50,000 User IDs cost O(n log n), not O(n²).
-    fn check_ip_overlap(
-        &self,
-        files: &[(PathBuf, String)],
-        spans: &[Spans],
-        errors: &mut Vec<ConfigError>,
-    ) {
+    fn check_ip_overlap(&self, positions: &[Arc<Positions>], errors: &mut Vec<ConfigError>) {
         struct Range128 {
             start: u128,
             end: u128,
@@ -488,16 +564,11 @@ impl PksSet {
                 if prev.v6 == r.v6 && r.start <= prev.end && !same_user {
                     let pks = &self.agreements[r.pks];
                     let other = &self.agreements[prev.pks];
-                    let text = files
-                        .iter()
-                        .find(|(p, _)| *p == pks.source)
-                        .map(|(_, t)| t.as_str())
-                        .unwrap_or_default();
-                    let src = Source::new(&pks.source, text);
-                    let span = spans[r.pks].ip_lan[r.user][r.net].clone();
+                    let pos = positions[r.pks].ip_lan[r.user][r.net];
                     let other_line = other.users[prev.user].line;
-                    errors.push(src.error(
-                        Some(span),
+                    errors.push(ConfigError::at(
+                        &pks.source,
+                        Some(pos),
                         format!("user `{}`.ip_lan", pks.users[r.user].id),
                         format!(
                             "{} overlaps {} of User ID `{}` ({}:{}): an address must identify exactly one User ID",
@@ -519,18 +590,24 @@ impl PksSet {
     }
 }
 
-/// Spans kept from parsing for the set-wide checks' messages.
-struct Spans {
-    nomor: Range<usize>,
-    kuota_harian_pengguna: Option<Range<usize>>,
-    users: Vec<Range<usize>>,
-    ip_lan: Vec<Vec<Range<usize>>>,
-    sams: Vec<Range<usize>>,
+/// A 1-based line and column.
+type Pos = (usize, usize);
+
+/// Where the fields the set-wide checks can complain about were written, kept from parsing
+/// (as lines, so a reused file's text need not be kept).
+#[derive(Debug)]
+struct Positions {
+    nomor: Pos,
+    kuota_harian_pengguna: Option<Pos>,
+    users: Vec<Pos>,
+    ip_lan: Vec<Vec<Pos>>,
+    sams: Vec<Pos>,
 }
 
-fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), ConfigErrors> {
+fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Positions), ConfigErrors> {
     let file: PksFile = toml::from_str(src.text).map_err(|e| src.toml_error(&e))?;
     let mut errors = Vec::new();
+    let lines = Lines::new(src.text);
 
     if file.nomor.get_ref().trim().is_empty() {
         errors.push(src.error(Some(file.nomor.span()), "nomor", "the PKS number is empty"));
@@ -647,15 +724,21 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
     }
 
     let mut users = Vec::with_capacity(file.users.len());
-    let mut user_spans = Vec::new();
-    let mut ip_spans = Vec::new();
+    let mut user_pos = Vec::new();
+    let mut ip_pos = Vec::new();
     for (i, u) in file.users.iter().enumerate() {
         let u_span = u.span();
         let u = u.get_ref();
-        if let Some(user) = parse_user(src, i, u, &mut errors) {
+        if let Some(user) = parse_user(src, &lines, i, u, &mut errors) {
             users.push(user);
-            user_spans.push(u.id.span());
-            ip_spans.push(u.ip_lan.get_ref().iter().map(Spanned::span).collect());
+            user_pos.push(lines.pos(u.id.span().start));
+            ip_pos.push(
+                u.ip_lan
+                    .get_ref()
+                    .iter()
+                    .map(|n| lines.pos(n.span().start))
+                    .collect(),
+            );
         } else {
             let _ = u_span;
         }
@@ -669,7 +752,7 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
     }
 
     let mut sams = Vec::with_capacity(file.sams.len());
-    let mut sam_spans = Vec::new();
+    let mut sam_pos = Vec::new();
     for (i, s) in file.sams.iter().enumerate() {
         let s = s.get_ref();
         if let Some(key) = parse_public_key(s.public_key.get_ref()) {
@@ -677,9 +760,9 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
                 id: s.id.get_ref().clone(),
                 public_key: key,
                 status: s.status,
-                line: src.line_col(s.id.span().start).0,
+                line: lines.pos(s.id.span().start).0,
             });
-            sam_spans.push(s.id.span());
+            sam_pos.push(lines.pos(s.id.span().start));
         } else {
             errors.push(src.error(
                 Some(s.public_key.span()),
@@ -720,12 +803,15 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
     let (Some(mulai), Some(sampai)) = (mulai, sampai) else {
         return Err(ConfigErrors(errors));
     };
-    let spans = Spans {
-        nomor: file.nomor.span(),
-        kuota_harian_pengguna: file.kuota_harian_pengguna.as_ref().map(Spanned::span),
-        users: user_spans,
-        ip_lan: ip_spans,
-        sams: sam_spans,
+    let positions = Positions {
+        nomor: lines.pos(file.nomor.span().start),
+        kuota_harian_pengguna: file
+            .kuota_harian_pengguna
+            .as_ref()
+            .map(|k| lines.pos(k.span().start)),
+        users: user_pos,
+        ip_lan: ip_pos,
+        sams: sam_pos,
     };
     let pks = Pks {
         source: src.path.to_path_buf(),
@@ -749,11 +835,12 @@ fn parse_one(src: &Source<'_>, vocab: &Vocabulary) -> Result<(Pks, Spans), Confi
         users,
         sams,
     };
-    Ok((pks, spans))
+    Ok((pks, positions))
 }
 
 fn parse_user(
     src: &Source<'_>,
+    lines: &Lines,
     i: usize,
     u: &UserFile,
     errors: &mut Vec<ConfigError>,
@@ -820,7 +907,7 @@ fn parse_user(
         ip_lan,
         kuota_harian: kuota?,
         status: u.status,
-        line: src.line_col(u.id.span().start).0,
+        line: lines.pos(u.id.span().start).0,
     })
 }
 

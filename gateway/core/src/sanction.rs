@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -216,59 +217,64 @@ impl Sanctions {
     /// Applies every sanction to the loaded agreements and the block list. A sanction whose
     /// target does not exist is an error naming its line: it would otherwise silently not
     /// apply.
+    ///
+    /// The agreements are shared with the parsed files (and with the snapshot before a
+    /// reload), so only an agreement a sanction actually changes is copied.
     pub fn apply(&self, set: &mut PksSet, blocked: &mut Vec<IpNet>) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
         for s in &self.entries {
             let found = match s.jenis {
                 SanctionKind::KurangiKuota | SanctionKind::NonaktifkanUser => {
-                    let user = set
-                        .agreements
-                        .iter_mut()
-                        .flat_map(|p| p.users.iter_mut())
-                        .find(|u| u.id == s.sasaran);
-                    let found = user.is_some();
-                    if let Some(user) = user {
-                        match s.kuota_harian.and_then(NonZeroU32::new) {
+                    let at = set.agreements.iter().enumerate().find_map(|(p, pks)| {
+                        let u = pks.users.iter().position(|u| u.id == s.sasaran)?;
+                        Some((p, u))
+                    });
+                    if let Some((p, u)) = at {
+                        let user = &set.agreements[p].users[u];
+                        let (kuota, status) = match s.kuota_harian.and_then(NonZeroU32::new) {
                             Some(q) if s.jenis == SanctionKind::KurangiKuota => {
-                                user.kuota_harian = user.kuota_harian.min(q);
+                                (user.kuota_harian.min(q), user.status)
                             }
-                            _ => user.status = UserStatus::Nonaktif,
+                            _ => (user.kuota_harian, UserStatus::Nonaktif),
+                        };
+                        if (kuota, status) != (user.kuota_harian, user.status) {
+                            let user = &mut Arc::make_mut(&mut set.agreements[p]).users[u];
+                            user.kuota_harian = kuota;
+                            user.status = status;
                         }
                     }
-                    found
+                    at.is_some()
                 }
                 SanctionKind::PutusJaringan => {
                     blocked.extend(s.network);
                     true
                 }
                 SanctionKind::NonaktifkanSam => {
-                    let sam = set
-                        .agreements
-                        .iter_mut()
-                        .flat_map(|p| p.sams.iter_mut())
-                        .find(|x| x.id == s.sasaran);
-                    if let Some(sam) = sam
-                        && sam.status == SamStatus::Aktif
+                    let at = set.agreements.iter().enumerate().find_map(|(p, pks)| {
+                        let x = pks.sams.iter().position(|x| x.id == s.sasaran)?;
+                        Some((p, x))
+                    });
+                    if let Some((p, x)) = at
+                        && set.agreements[p].sams[x].status == SamStatus::Aktif
                     {
-                        sam.status = SamStatus::Nonaktif;
+                        Arc::make_mut(&mut set.agreements[p]).sams[x].status = SamStatus::Nonaktif;
                     }
-                    set.agreements
-                        .iter()
-                        .any(|p| p.sams.iter().any(|x| x.id == s.sasaran))
+                    at.is_some()
                 }
                 SanctionKind::BekukanPks | SanctionKind::AkhiriPks => {
-                    let pks = set.agreements.iter_mut().find(|p| p.nomor == s.sasaran);
-                    if let Some(pks) = pks {
-                        pks.status = match (s.jenis, pks.status) {
+                    let at = set.agreements.iter().position(|p| p.nomor == s.sasaran);
+                    if let Some(p) = at {
+                        let status = match (s.jenis, set.agreements[p].status) {
                             (_, PksStatus::Diakhiri) | (SanctionKind::AkhiriPks, _) => {
                                 PksStatus::Diakhiri
                             }
                             _ => PksStatus::Dibekukan,
                         };
-                        true
-                    } else {
-                        false
+                        if set.agreements[p].status != status {
+                            Arc::make_mut(&mut set.agreements[p]).status = status;
+                        }
                     }
+                    at.is_some()
                 }
             };
             if !found {

@@ -13,7 +13,7 @@ mod throttle;
 pub use auth::{AuthFailure, Authenticator, Credentials, Precheck, SlowCheck, hash_password};
 pub use decision::{Action, Decision, Request, authorize, authorize_traced, decide};
 pub use engine::{Facts, PolicyEngine, SCHEMA_FILE};
-pub use snapshot::{Snapshot, UserRef, load_snapshot};
+pub use snapshot::{Reuse, Snapshot, UserRef, load_snapshot, reload_snapshot};
 pub use throttle::LoginThrottle;
 
 #[cfg(test)]

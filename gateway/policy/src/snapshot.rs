@@ -12,13 +12,13 @@ use cedar_policy::Entities;
 use chrono::NaiveDate;
 use dashmap::DashMap;
 use gerbang_core::{
-    ConfigErrors, ElementSet, Pks, PksSet, Sanctions, User, Vocabulary, canonical_ip,
+    ConfigErrors, ElementSet, Pks, PksCache, PksSet, Sanctions, User, Vocabulary, canonical_ip,
 };
 use ipnet::IpNet;
 use ipnet_index::IpIndex;
 
 use crate::decision::{CacheKey, Decision};
-use crate::engine::PolicyEngine;
+use crate::engine::{PolicyEngine, pengguna_facts};
 
 /// A user of a snapshot: indexes into its agreements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,7 +30,9 @@ pub struct UserRef {
 /// The loaded agreements with their indexes, rules and decision cache.
 pub struct Snapshot {
     vocab: Vocabulary,
-    agreements: Vec<Pks>,
+    /// After sanctions; shared with the parsed files and, across a reload, with the
+    /// snapshot before wherever they did not change.
+    agreements: Vec<Arc<Pks>>,
     by_id: HashMap<String, UserRef>,
     by_ip: IpIndex,
     engine: Arc<PolicyEngine>,
@@ -48,6 +50,20 @@ pub struct Snapshot {
     /// Candidate policies over the same agreements, evaluated beside these and never
     /// enforced (shadow mode), with their own decision cache.
     shadow: Option<Box<Snapshot>>,
+    /// The PKS files as parsed (before sanctions), for the next reload to reuse.
+    files: PksCache,
+    /// How this snapshot was built from the one before, for the reload's log line.
+    reuse: Reuse,
+}
+
+/// What a snapshot took over from the one before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reuse {
+    /// PKS files parsed (the others' content had not changed).
+    pub files_parsed: usize,
+    /// Whether the Cedar entities were updated from the previous snapshot's rather than
+    /// built again.
+    pub entities_updated: bool,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -69,16 +85,39 @@ impl Snapshot {
         engine: Arc<PolicyEngine>,
         blocked: Vec<IpNet>,
     ) -> Result<Self, ConfigErrors> {
-        let entities = engine.entities(&vocab, &set.agreements)?;
+        Self::build_from(None, vocab, set, engine, blocked)
+    }
+
+    /// [`Self::build`], taking over from `previous` what the change cannot have touched:
+    /// when the vocabulary and the rules are the same, the Cedar entities of the agreements
+    /// that did not change, and their elements. The result is the same as a full build
+    /// (the tests hold the two side by side).
+    pub(crate) fn build_from(
+        previous: Option<&Snapshot>,
+        vocab: Vocabulary,
+        set: PksSet,
+        engine: Arc<PolicyEngine>,
+        blocked: Vec<IpNet>,
+    ) -> Result<Self, ConfigErrors> {
         let agreements = set.agreements;
+        let previous = previous.filter(|p| p.engine.hash() == engine.hash() && p.vocab == vocab);
+        let updated = match previous {
+            Some(p) => engine.update_entities(&p.entities, &vocab, &p.agreements, &agreements)?,
+            None => None,
+        };
+        let entities_updated = updated.is_some();
+        let (entities, known) = match (updated, previous) {
+            (Some(entities), Some(p)) => (entities, p.known_elements(&agreements)),
+            _ => (engine.entities(&vocab, &agreements)?, Vec::new()),
+        };
         let agreement_elements = engine
             .elements_by_agreement()
-            .then(|| engine.agreement_elements(&entities, &vocab, &agreements));
+            .then(|| engine.agreement_elements(&entities, &vocab, &agreements, &known));
         let pengguna_caps = agreements
             .iter()
             .filter_map(|p| Some((p.pengguna.clone(), p.kuota_harian_pengguna?)))
             .collect();
-        let mut by_id = HashMap::new();
+        let mut by_id = HashMap::with_capacity(agreements.iter().map(|p| p.users.len()).sum());
         let mut ranges = Vec::new();
         for (p, pks) in agreements.iter().enumerate() {
             for (u, user) in pks.users.iter().enumerate() {
@@ -103,7 +142,42 @@ impl Snapshot {
             cache: DashMap::new(),
             sanctions: Sanctions::default(),
             shadow: None,
+            files: PksCache::default(),
+            reuse: Reuse {
+                files_parsed: 0,
+                entities_updated,
+            },
         })
+    }
+
+    /// For each of `agreements`, its elements as this snapshot decided them, when nothing
+    /// they depend on changed: the same agreement (after sanctions) of the same Pengguna
+    /// facts. Only called with the same rules and vocabulary.
+    fn known_elements(&self, agreements: &[Arc<Pks>]) -> Vec<Option<ElementSet>> {
+        let Some(decided) = &self.agreement_elements else {
+            return Vec::new();
+        };
+        let index: HashMap<&str, usize> = self
+            .agreements
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.nomor.as_str(), i))
+            .collect();
+        let (old_facts, new_facts) = (pengguna_facts(&self.agreements), pengguna_facts(agreements));
+        agreements
+            .iter()
+            .map(|pks| {
+                let i = *index.get(pks.nomor.as_str())?;
+                let same = self.agreements[i] == *pks
+                    && old_facts.get(pks.pengguna.as_str()) == new_facts.get(pks.pengguna.as_str());
+                same.then(|| decided.get(i).copied()).flatten()
+            })
+            .collect()
+    }
+
+    /// What this snapshot took over from the one before it.
+    pub fn reuse(&self) -> Reuse {
+        self.reuse
     }
 
     /// The Cedar rules.
@@ -145,7 +219,7 @@ impl Snapshot {
     }
 
     /// Every agreement.
-    pub fn agreements(&self) -> &[Pks] {
+    pub fn agreements(&self) -> &[Arc<Pks>] {
         &self.agreements
     }
 
@@ -235,11 +309,31 @@ mod ipnet_index {
 
 /// Loads everything a snapshot needs from a configuration: the vocabulary, every PKS file,
 /// the Cedar schema and rules, and the block list, validated together; every problem found
-/// is reported at once. Used at start, on reload, and by `gerbang check`.
+/// is reported at once. Used at start and by `gerbang check`.
 pub fn load_snapshot(config: &gerbang_core::Config) -> Result<Snapshot, ConfigErrors> {
+    load(config, None)
+}
+
+/// [`load_snapshot`] for a reload: everything is read and checked again, but PKS files whose
+/// content (SHA-256) did not change are not parsed again, and when the vocabulary and the
+/// rules are unchanged the Cedar entities and elements of the agreements that did not
+/// change are taken from `previous`. Decides exactly as [`load_snapshot`] would; the
+/// decision cache starts empty.
+pub fn reload_snapshot(
+    config: &gerbang_core::Config,
+    previous: &Snapshot,
+) -> Result<Snapshot, ConfigErrors> {
+    load(config, Some(previous))
+}
+
+fn load(
+    config: &gerbang_core::Config,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, ConfigErrors> {
     let mut errors = Vec::new();
+    let no_files = PksCache::default();
     let agreements = config
-        .load_agreements()
+        .reload_agreements(previous.map_or(&no_files, |p| &p.files))
         .map_err(|e| errors.extend(e.0))
         .ok();
     let engine = PolicyEngine::load(&config.policy_dir)
@@ -248,17 +342,25 @@ pub fn load_snapshot(config: &gerbang_core::Config) -> Result<Snapshot, ConfigEr
     let blocked = config.load_blocklist().map_err(|e| errors.extend(e.0)).ok();
     let sanctions = config.load_sanctions().map_err(|e| errors.extend(e.0)).ok();
     match (agreements, engine, blocked, sanctions) {
-        (Some((vocab, mut set)), Some(engine), Some(mut blocked), Some(sanctions))
+        (Some((vocab, mut set, files)), Some(engine), Some(mut blocked), Some(sanctions))
             if errors.is_empty() =>
         {
             sanctions.apply(&mut set, &mut blocked)?;
-            let shadow = config
-                .shadow_dir
-                .as_deref()
-                .and_then(|dir| shadow_snapshot(dir, &vocab, &set, &blocked));
-            let mut snap = Snapshot::build(vocab, set, Arc::new(engine), blocked)?;
+            let shadow = config.shadow_dir.as_deref().and_then(|dir| {
+                shadow_snapshot(
+                    dir,
+                    &vocab,
+                    &set,
+                    &blocked,
+                    previous.and_then(Snapshot::shadow),
+                )
+            });
+            let parsed = files.parsed();
+            let mut snap = Snapshot::build_from(previous, vocab, set, Arc::new(engine), blocked)?;
             snap.sanctions = sanctions;
             snap.shadow = shadow.map(Box::new);
+            snap.files = files;
+            snap.reuse.files_parsed = parsed;
             Ok(snap)
         }
         _ => Err(ConfigErrors(errors)),
@@ -272,9 +374,11 @@ fn shadow_snapshot(
     vocab: &Vocabulary,
     set: &PksSet,
     blocked: &[IpNet],
+    previous: Option<&Snapshot>,
 ) -> Option<Snapshot> {
     let built = PolicyEngine::load(dir).and_then(|engine| {
-        Snapshot::build(
+        Snapshot::build_from(
+            previous,
             vocab.clone(),
             set.clone(),
             Arc::new(engine),

@@ -11,6 +11,8 @@ use gerbang_core::{Auth, Channel, FakeClock, PksSet, Refusal, Shape, Vocabulary}
 
 use crate::*;
 
+mod reload;
+
 fn hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| hash_password("rahasia-uji").expect("hash"))
