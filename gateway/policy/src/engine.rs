@@ -798,13 +798,17 @@ impl PolicyEngine {
             // A policy that errors is skipped by Cedar; say so loudly rather than silently.
             tracing::error!(errors = ?errors, "policy evaluation errors");
         }
+        // Cedar gives the deciding policies in no fixed order: sorted, the same request
+        // always names the same rule, in answers, logs and decision-log records.
+        let mut policies: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        policies.sort_unstable();
         Ok(Answer {
             allowed: response.decision() == CedarDecision::Allow,
-            policies: response
-                .diagnostics()
-                .reason()
-                .map(ToString::to_string)
-                .collect(),
+            policies,
         })
     }
 }
