@@ -4,8 +4,10 @@
 //! the client afterwards, with its length, in one write.
 //!
 //! A pooled connection the DWH closed while idle fails before any answer arrives; the
-//! request is then sent again once on a fresh connection (the DWH cannot have acted on a
-//! request it never read). Every other failure is the caller's to answer.
+//! request is then sent again on another connection. A connection closed or reset after
+//! the DWH read the request looks the same, so a lookup can reach the DWH twice; it is a
+//! read, and its hit is counted once. Timeouts and failures on a new connection are not
+//! retried: they are the caller's to answer.
 
 use std::time::Duration;
 

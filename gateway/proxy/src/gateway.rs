@@ -27,7 +27,7 @@ use gerbang_policy::{
 use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
 use gerbang_sam::SamClient;
 
-use crate::forward::Upstream;
+use crate::forward::{DwhAnswer, Upstream};
 use crate::metrics::Metrics;
 use crate::portal::{Portal, PortalCtx, PortalRoute, is_portal};
 pub use crate::record::Audit;
@@ -92,8 +92,6 @@ pub struct GatewayCtx {
     /// When the request to the DWH was sent, and how long its whole answer took.
     upstream_started: Option<Instant>,
     upstream_elapsed: Option<Duration>,
-    answer: BytesMut,
-    answer_too_large: bool,
     /// Why Gerbang answered itself, if it did.
     pub(crate) refusal: Option<Refusal>,
     released: ElementSet,
@@ -700,33 +698,29 @@ impl Gateway {
         Ok(resp)
     }
 
-    /// Turns the buffered DWH answer into what the Pengguna may see.
-    fn finish_answer(&self, ctx: &mut GatewayCtx) -> Bytes {
+    /// Turns the DWH's answer into what the Pengguna may see.
+    fn finish_answer(&self, ctx: &mut GatewayCtx, answer: &DwhAnswer) -> Bytes {
         let refuse = |ctx: &mut GatewayCtx, refusal: Refusal, detail: &str| {
             ctx.refusal = Some(refusal);
             self.refund_once(ctx);
             let remaining = ctx.quota.as_ref().map(|q| q.shown().remaining());
             Bytes::from(refusal.body_with_quota(detail, remaining))
         };
-        match ctx.upstream_status {
-            Some(200) => {}
-            Some(status) => {
-                return refuse(
-                    ctx,
-                    Refusal::UpstreamUnavailable,
-                    &format!("DWH menjawab HTTP {status}"),
-                );
-            }
-            None => return refuse(ctx, Refusal::UpstreamUnavailable, ""),
+        if answer.status != 200 {
+            return refuse(
+                ctx,
+                Refusal::UpstreamUnavailable,
+                &format!("DWH menjawab HTTP {}", answer.status),
+            );
         }
-        if ctx.answer_too_large {
+        if answer.too_large {
             return refuse(ctx, Refusal::UpstreamInvalid, "jawaban DWH terlalu besar");
         }
         let (Some(snap), Some(decision)) = (&ctx.snapshot, &ctx.decision) else {
             return refuse(ctx, Refusal::UpstreamInvalid, "");
         };
         match filter_answer(
-            &ctx.answer,
+            &answer.body,
             snap.vocabulary(),
             decision.elements,
             decision.shape,
@@ -770,8 +764,6 @@ impl ProxyHttp for Gateway {
             upstream_status: None,
             upstream_started: None,
             upstream_elapsed: None,
-            answer: BytesMut::new(),
-            answer_too_large: false,
             refusal: None,
             released: ElementSet::EMPTY,
             records: 0,
@@ -1018,9 +1010,7 @@ impl Gateway {
             }
         };
         ctx.upstream_status = Some(answer.status);
-        ctx.answer = answer.body;
-        ctx.answer_too_large = answer.too_large;
-        let mut body = self.finish_answer(ctx);
+        let mut body = self.finish_answer(ctx, &answer);
         if ctx.refusal.is_none() && ctx.records > 0 {
             body = self.audit_release(ctx, body).await;
         }
