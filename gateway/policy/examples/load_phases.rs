@@ -14,24 +14,9 @@ use std::time::Instant;
 use gerbang_core::{Config, PksSet, Vocabulary};
 use gerbang_policy::{PolicyEngine, Snapshot, load_snapshot, reload_snapshot};
 
-const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3ZRqpb8Z+dLwDBTqW3nkCw0ZqXYjz6Rqi4AbH5l3eXM";
-const USERS_PER_PKS: usize = 10;
-
-fn pks_text(i: usize, extra: &str) -> String {
-    let mut text = format!(
-        "nomor = \"BENCH/{i:05}/2026\"\npengguna = \"bench-{i:05}\"\nnama_pengguna = \"Lembaga Uji Kinerja {i}\"\njenis_pengguna = \"opd\"\ntingkat = \"pusat\"\ntujuan = \"Pengukuran kinerja gateway\"\nelemen_data = [\"NIK\", \"NO_KK\", \"NAMA_LGKP\", \"TGL_LHR\", \"ALAMAT_SEKARANG\"]\nmetode_akses = [\"web_service\"]\nkunci_akses = [\"NIK\"]\nmulai = 2025-01-01\nsampai = 2030-12-31\nstatus = \"aktif\"\n{extra}"
-    );
-    for u in 0..USERS_PER_PKS {
-        let k = i * USERS_PER_PKS + u + 1;
-        text += &format!(
-            "\n[[user]]\nid = \"bench_{k:05}\"\npassword_hash = \"{HASH}\"\nip_lan = [\"10.{}.{}.{}/32\"]\nkuota_harian = 1000000000\nstatus = \"aktif\"\n",
-            k >> 16 & 255,
-            k >> 8 & 255,
-            k & 255
-        );
-    }
-    text
-}
+#[path = "../benches/support/synthetic.rs"]
+mod synthetic;
+use synthetic::{USERS_PER_PKS, pks_text};
 
 fn memory() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -87,7 +72,7 @@ fn main() {
     let pks_dir = dir.path().join("pks");
     std::fs::create_dir(&pks_dir).unwrap();
     for i in 0..n {
-        std::fs::write(pks_dir.join(format!("bench-{i:05}.toml")), pks_text(i, "")).unwrap();
+        std::fs::write(pks_dir.join(format!("bench-{i:05}.toml")), pks_text(i)).unwrap();
     }
     let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     let config_text = format!(
@@ -110,7 +95,7 @@ fn main() {
         let edited = pks_dir.join(format!("bench-{:05}.toml", n / 2));
         write(
             &edited,
-            &pks_text(n / 2, "").replacen("status = \"aktif\"\n", "status = \"dibekukan\"\n", 1),
+            &pks_text(n / 2).replacen("status = \"aktif\"\n", "status = \"dibekukan\"\n", 1),
         );
         let next = timed("reload, one file edited", || {
             reload_snapshot(&config, &running).unwrap()
@@ -159,7 +144,7 @@ fn main() {
         .iter()
         .enumerate()
     {
-        let text = pks_text(n / 2, "").replacen("status = \"aktif\"\n", extra, 1);
+        let text = pks_text(n / 2).replacen("status = \"aktif\"\n", extra, 1);
         write(&edited, &text);
         let next = timed(&format!("reload, one file edited ({round})"), || {
             reload_snapshot(&config, &current).unwrap()

@@ -109,6 +109,16 @@ async fn after_a_crash_the_persisted_ceiling_counts_as_used() {
     );
 }
 
+/// The ceiling a User ID's next block was asked for ahead, if one is in flight.
+fn asked_ahead(m: &Meter, key: &(String, NaiveDate)) -> Option<u32> {
+    m.counters
+        .get(key)
+        .expect("counter")
+        .ahead
+        .as_ref()
+        .map(|a| a.0)
+}
+
 #[tokio::test]
 async fn the_next_block_is_persisted_ahead_so_a_steady_user_does_not_wait() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -118,18 +128,10 @@ async fn the_next_block_is_persisted_ahead_so_a_steady_user_does_not_wait() {
     for _ in 0..3 {
         m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
     }
-    assert!(m.counters.get(&key).expect("counter").ahead.is_none());
+    assert_eq!(asked_ahead(&m, &key), None);
     // The fourth hit leaves half the block: the next one is asked for, not waited for.
     m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
-    assert_eq!(
-        m.counters
-            .get(&key)
-            .expect("counter")
-            .ahead
-            .as_ref()
-            .map(|a| a.0),
-        Some(16)
-    );
+    assert_eq!(asked_ahead(&m, &key), Some(16));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let mut c = m.counters.get_mut(&key).expect("counter");
@@ -144,19 +146,12 @@ async fn the_next_block_is_persisted_ahead_so_a_steady_user_does_not_wait() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    // Hits 5 to 16 come from memory; the 12th asks for the block after.
+    // Hits 5 to 12 come from memory; the 12th leaves half of the new block and asks for
+    // the one after.
     for _ in 4..12 {
         m.reserve("u", day("2026-03-01"), 100).await.expect("hit");
     }
-    assert_eq!(
-        m.counters
-            .get(&key)
-            .expect("counter")
-            .ahead
-            .as_ref()
-            .map(|a| a.0),
-        Some(24)
-    );
+    assert_eq!(asked_ahead(&m, &key), Some(24));
     // Asked ahead at the limit's edge: never past it.
     let m2 = Meter::embedded(&dir.path().join("q2.redb"), 8, day("2026-03-01")).expect("open");
     for _ in 0..10 {
