@@ -35,7 +35,8 @@ demo: deps
 
 test: deps
 	bash monitoring/check.sh
-	$(CARGO) build --workspace --bins
+	# The binaries the e2e tests start, with the features `cargo test` resolves (so built once).
+	$(CARGO) build --workspace --bins --tests
 	$(CARGO) test --workspace --all-targets
 
 lint: deps

@@ -47,9 +47,23 @@ pub fn bin_dir() -> &'static Path {
                 cmd.env_remove(key.as_ref());
             }
         }
+        // Naming this test target makes cargo resolve features with the dev-dependencies, as
+        // `cargo test --all-targets` does; a plain `--bins` build resolves fewer (syn,
+        // zerocopy, rustix…) and rebuilds everything above them, minutes on a fresh clone.
+        let this_test = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.file_stem()?.to_str()?.rsplit_once('-')?.0.to_string()))
+            .expect("the test binary is named <target>-<hash>");
         let status = cmd
             .current_dir(&root)
-            .args(["build", "--quiet", "--workspace", "--bins"])
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--bins",
+                "--test",
+                &this_test,
+            ])
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building the binaries failed");
