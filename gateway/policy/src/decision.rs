@@ -105,8 +105,9 @@ impl Decision {
     }
 }
 
-/// The cache key: everything a decision depends on besides the snapshot and the day.
-pub(crate) type CacheKey = (UserRef, Action, Channel, bool, bool);
+/// The cache key: everything a decision depends on besides the snapshot and the day; the
+/// peer address only when a rule reads it.
+pub(crate) type CacheKey = (UserRef, Action, Channel, bool, bool, Option<IpAddr>);
 
 /// Decides a request against a snapshot, from the cache when it can.
 pub fn authorize(snap: &Snapshot, req: &Request) -> Arc<Decision> {
@@ -117,7 +118,15 @@ pub fn authorize(snap: &Snapshot, req: &Request) -> Arc<Decision> {
 /// from Cedar, for the decision-time metric.
 pub fn authorize_traced(snap: &Snapshot, req: &Request) -> (Arc<Decision>, bool) {
     let ip_blocked = snap.ip_blocked(req.peer);
-    let key = (req.user, req.action, req.channel, ip_blocked, req.sam_valid);
+    let peer = snap.engine().reads_peer().then_some(req.peer);
+    let key = (
+        req.user,
+        req.action,
+        req.channel,
+        ip_blocked,
+        req.sam_valid,
+        peer,
+    );
     if let Some(hit) = snap.cached(&key, req.day) {
         return (hit, true);
     }
@@ -169,17 +178,19 @@ pub fn decide(snap: &Snapshot, req: &Request, ip_blocked: bool) -> Decision {
     };
     let (answer, context) = answer;
     if !answer.allowed {
-        // The forbid with the lowest code decides what the client is told; with no
-        // forbid, nothing permitted the request (default deny).
-        let deciding: Option<(String, String)> = answer
+        // The forbid with the lowest code decides what the client is told, then one without
+        // a code (answered as not permitted); with no forbid, nothing permitted the request
+        // (default deny).
+        let deciding = answer
             .policies
             .iter()
-            .filter_map(|id| engine.code(id).map(|c| (c.to_string(), id.clone())))
-            .min();
+            .map(|id| (engine.code(id), id))
+            .min_by_key(|&(code, id)| (code.is_none(), code, id));
         let (refusal, rule) = match deciding {
             Some((code, id)) => (
-                Refusal::from_code(&code).unwrap_or(Refusal::NotPermitted),
-                id,
+                code.and_then(Refusal::from_code)
+                    .unwrap_or(Refusal::NotPermitted),
+                id.clone(),
             ),
             None => (Refusal::NotPermitted, "default-deny".to_string()),
         };

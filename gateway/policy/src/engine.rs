@@ -49,15 +49,27 @@ pub struct PolicyEngine {
     /// (`principal.pks…`) and the element: which elements an agreement's User IDs may see is
     /// then worked out once per agreement, when a snapshot is built.
     elements_by_agreement: bool,
-    /// `peer_ip` of the context per address seen. `RestrictedExpression::new_ip` runs
-    /// Cedar's whole parser over the function name `ip` on every call, a quarter of a cold
-    /// decision; addresses are those of registered IP LANs, so the map stays small, and it
-    /// stops growing at `PEER_IPS_KEPT`.
-    peer_ips: DashMap<std::net::IpAddr, RestrictedExpression>,
+    /// Some rule reads `context.peer_ip` (or the whole context): decisions then depend on
+    /// the address a request comes from, and are cached per address.
+    reads_peer: bool,
+    /// The contexts built, by what they hold. Building one is a quarter of a cold decision
+    /// (Cedar parses the function name `ip` and evaluates the record each time); there are
+    /// few of them a day unless a rule reads the address (see [`PolicyEngine::context`]).
+    contexts: DashMap<ContextKey, Context>,
 }
 
-/// How many peer addresses `PolicyEngine::peer_ips` keeps.
-const PEER_IPS_KEPT: usize = 100_000;
+/// What a context holds: day, channel, blocked network, SAM validated, and the address
+/// when a rule reads it.
+type ContextKey = (
+    chrono::NaiveDate,
+    Channel,
+    bool,
+    bool,
+    Option<std::net::IpAddr>,
+);
+
+/// How many contexts `PolicyEngine::contexts` keeps; when full it starts again empty.
+const CONTEXTS_KEPT: usize = 20_000;
 
 #[derive(Debug, Clone)]
 struct Types {
@@ -236,11 +248,15 @@ impl PolicyEngine {
         let elements_by_agreement = slices
             .get(&read_element)
             .is_some_and(|slice| slice.policies().all(reads_only_the_agreement));
-        let names_elements = policies.policies().any(|p| {
-            // A policy that cannot be shown as JSON is assumed to name an element: the
-            // per-element path is always correct, only slower.
-            p.to_json().map_or(true, |json| names_element(&json))
-        });
+        // A policy that cannot be shown as JSON is assumed to name an element and to read
+        // the address: the per-element path and per-address decisions are always correct,
+        // only slower.
+        let names_elements = policies
+            .policies()
+            .any(|p| p.to_json().map_or(true, |json| names_element(&json)));
+        let reads_peer = policies
+            .policies()
+            .any(|p| p.to_json().map_or(true, |json| reads_peer(&json)));
         let mut hasher = Sha256::new();
         hasher.update(schema_text.as_bytes());
         for (path, text) in files {
@@ -268,7 +284,8 @@ impl PolicyEngine {
             types,
             names_elements,
             elements_by_agreement,
-            peer_ips: DashMap::new(),
+            reads_peer,
+            contexts: DashMap::new(),
         })
     }
 
@@ -286,6 +303,11 @@ impl PolicyEngine {
     /// Whether some rule names an element literally, so elements are decided one by one.
     pub fn names_elements(&self) -> bool {
         self.names_elements
+    }
+
+    /// Whether some rule reads the peer address, so decisions are cached per address.
+    pub fn reads_peer(&self) -> bool {
+        self.reads_peer
     }
 
     /// Number of policies (the same whatever the number of agreements).
@@ -603,18 +625,29 @@ impl PolicyEngine {
 
     /// The Cedar context of one request; built once per decision and shared by its
     /// evaluations.
+    ///
+    /// When no rule reads `peer_ip`, its value cannot change an answer, and the context says
+    /// `0.0.0.0` for every request: one context then serves every address, and the decision
+    /// cache is not split by address either.
     pub(crate) fn context(&self, facts: &Facts) -> Result<Context, String> {
-        let peer_ip = match self.peer_ips.get(&facts.peer) {
-            Some(ip) => ip.clone(),
-            None => {
-                let ip = RestrictedExpression::new_ip(facts.peer.to_string());
-                if self.peer_ips.len() < PEER_IPS_KEPT {
-                    self.peer_ips.insert(facts.peer, ip.clone());
-                }
-                ip
-            }
-        };
-        build_context(facts, peer_ip)
+        let peer = self.reads_peer.then_some(facts.peer);
+        let key = (
+            facts.day,
+            facts.channel,
+            facts.ip_blocked,
+            facts.sam_valid,
+            peer,
+        );
+        if let Some(context) = self.contexts.get(&key) {
+            return Ok(context.clone());
+        }
+        let shown = peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let context = build_context(facts, RestrictedExpression::new_ip(shown.to_string()))?;
+        if self.contexts.len() >= CONTEXTS_KEPT {
+            self.contexts.clear();
+        }
+        self.contexts.insert(key, context.clone());
+        Ok(context)
     }
 
     /// One Cedar decision about an agreement (the access itself).
@@ -1002,6 +1035,26 @@ fn names_element(json: &serde_json::Value) -> bool {
             literal || map.values().any(names_element)
         }
         serde_json::Value::Array(items) => items.iter().any(names_element),
+        _ => false,
+    }
+}
+
+/// Whether a policy's JSON form reads `context.peer_ip`: an attribute access or `has` on
+/// `context` naming it, or `context` used whole (compared, or passed on).
+fn reads_peer(json: &serde_json::Value) -> bool {
+    match json {
+        serde_json::Value::Object(map) => {
+            for op in [".", "has"] {
+                if let Some(access) = map.get(op)
+                    && access.get("left").and_then(|l| l.get("Var")) == Some(&"context".into())
+                {
+                    return access.get("attr").and_then(|a| a.as_str()) == Some("peer_ip");
+                }
+            }
+            map.get("Var").and_then(|v| v.as_str()) == Some("context")
+                || map.values().any(reads_peer)
+        }
+        serde_json::Value::Array(items) => items.iter().any(reads_peer),
         _ => false,
     }
 }

@@ -27,6 +27,9 @@ pub struct UserRef {
     user: u32,
 }
 
+/// How many decisions a snapshot keeps when they are cached per address.
+const PER_ADDRESS_KEPT: usize = 200_000;
+
 /// The loaded agreements with their indexes, rules and decision cache.
 pub struct Snapshot {
     vocab: Vocabulary,
@@ -209,7 +212,12 @@ impl Snapshot {
             .map(|e| Arc::clone(&e.1))
     }
 
+    /// Keeps a decision. Per-address decisions (a rule reads the address) stop being kept
+    /// at `PER_ADDRESS_KEPT`: a User ID's IP LAN can be a whole network.
     pub(crate) fn cache(&self, key: CacheKey, day: NaiveDate, decision: Arc<Decision>) {
+        if key.5.is_some() && self.cache.len() >= PER_ADDRESS_KEPT {
+            return;
+        }
         self.cache.insert(key, (day, decision));
     }
 

@@ -814,6 +814,50 @@ fn element_rules_that_read_the_request_are_decided_per_request() {
 }
 
 #[test]
+fn a_rule_on_the_peer_address_is_decided_per_address() {
+    let shipped = self::engine();
+    assert!(
+        !shipped.reads_peer(),
+        "the shipped rules do not read the address"
+    );
+    let engine = engine_with(
+        "@id(\"not-from-branch\")\nforbid (principal, action, resource)\nwhen { context.peer_ip.isInRange(ip(\"10.1.2.0/24\")) };\n",
+    );
+    assert!(engine.reads_peer());
+    let snap = snapshot_with(
+        engine,
+        &Pks {
+            users: &[("u1", "10.1.0.0/16", "aktif")],
+            ..Pks::default()
+        },
+    );
+    let user = snap.user_by_id("u1").expect("user");
+    let from = |peer: &str| Request {
+        user,
+        action: Action::CallNik,
+        channel: Channel::WebService,
+        day: day("2026-06-01"),
+        peer: ip(peer),
+        sam_valid: false,
+    };
+    // The first answer is cached; it must not stand for another address.
+    assert!(authorize(&snap, &from("10.1.1.5")).allowed());
+    let branch = authorize(&snap, &from("10.1.2.5"));
+    assert_eq!(branch.rule, "not-from-branch", "{branch:?}");
+    assert!(authorize(&snap, &from("10.1.1.6")).allowed());
+    assert!(!authorize(&snap, &from("10.1.2.5")).allowed());
+    // Reading the context whole counts as reading the address.
+    let engine = engine_with(
+        "@id(\"whole\")\nforbid (principal, action, resource)\nwhen { context == {\"today\": 1, \"channel\": \"x\", \"peer_ip\": ip(\"10.1.2.5\"), \"ip_blocked\": false, \"sam_valid\": false} };\n",
+    );
+    assert!(engine.reads_peer());
+    let engine = engine_with(
+        "@id(\"channel-only\")\nforbid (principal, action, resource)\nwhen { context.channel == \"x\" };\n",
+    );
+    assert!(!engine.reads_peer());
+}
+
+#[test]
 fn agreements_that_do_not_fit_the_schema_are_refused() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     let schema = std::fs::read_to_string(dir.join(SCHEMA_FILE)).expect("schema");
