@@ -339,7 +339,6 @@ impl PolicyEngine {
         }
         let facts = pengguna_facts(agreements);
         let mut penggunas = HashSet::new();
-        let mut users = Vec::new();
         for pks in agreements {
             if penggunas.insert(pks.pengguna.as_str())
                 && let Some(f) = facts.get(pks.pengguna.as_str())
@@ -351,11 +350,29 @@ impl PolicyEngine {
                     &pks.pengguna,
                 );
             }
-            let (agreement, its_users) = self.agreement_entities(vocab, pks);
-            push(&mut out, &mut errors, agreement, &pks.nomor);
-            for (user, e) in pks.users.iter().zip(its_users) {
-                push(&mut users, &mut errors, e, &user.id);
-            }
+        }
+        // Making an entity has Cedar evaluate each attribute: a fifth of a load at 5,000
+        // PKS. The agreements' and User IDs' entities are made on two threads, half each.
+        let (first, second) = agreements.split_at(agreements.len() / 2);
+        let (mine, theirs) = std::thread::scope(|s| {
+            let theirs = s.spawn(|| self.agreements_and_users(vocab, second));
+            let mine = self.agreements_and_users(vocab, first);
+            (mine, theirs.join())
+        });
+        let theirs = theirs.map_err(|_| {
+            ConfigErrors(vec![ConfigError {
+                file: PathBuf::from(SCHEMA_FILE),
+                line: None,
+                column: None,
+                field: String::new(),
+                message: "building the Cedar entities failed (a thread panicked)".into(),
+            }])
+        })?;
+        let mut users = Vec::new();
+        for (agreements, its_users, its_errors) in [mine, theirs] {
+            out.extend(agreements);
+            users.extend(its_users);
+            errors.extend(its_errors);
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -384,6 +401,25 @@ impl PolicyEngine {
             .map_err(|e| unfit(&e))?
             .add_entities(users, None)
             .map_err(|e| unfit(&e))
+    }
+
+    /// The entities of some agreements and of their User IDs, and what could not be made.
+    fn agreements_and_users(
+        &self,
+        vocab: &Vocabulary,
+        agreements: &[Arc<Pks>],
+    ) -> (Vec<Entity>, Vec<Entity>, Vec<ConfigError>) {
+        let mut out = Vec::with_capacity(agreements.len());
+        let mut users = Vec::new();
+        let mut errors = Vec::new();
+        for pks in agreements {
+            let (agreement, its_users) = self.agreement_entities(vocab, pks);
+            push(&mut out, &mut errors, agreement, &pks.nomor);
+            for (user, e) in pks.users.iter().zip(its_users) {
+                push(&mut users, &mut errors, e, &user.id);
+            }
+        }
+        (out, users, errors)
     }
 
     /// The entities of `new`, made from `previous`, the entities of `old` (built by
@@ -787,19 +823,39 @@ impl PolicyEngine {
             tracing::error!("cannot build a Cedar context; every element withheld");
             return vec![ElementSet::EMPTY; agreements.len()];
         };
-        agreements
-            .iter()
-            .enumerate()
-            .map(
-                |(i, pks)| match (known.get(i).copied().flatten(), pks.users.first()) {
-                    (Some(elements), _) => elements,
-                    (None, Some(user)) => {
-                        self.readable_elements(entities, vocab, &user.id, pks, &context)
-                    }
-                    (None, None) => ElementSet::EMPTY,
-                },
-            )
-            .collect()
+        let decide = |from: usize, part: &[Arc<Pks>]| -> Vec<ElementSet> {
+            part.iter()
+                .enumerate()
+                .map(
+                    |(i, pks)| match (known.get(from + i).copied().flatten(), pks.users.first()) {
+                        (Some(elements), _) => elements,
+                        (None, Some(user)) => {
+                            self.readable_elements(entities, vocab, &user.id, pks, &context)
+                        }
+                        (None, None) => ElementSet::EMPTY,
+                    },
+                )
+                .collect()
+        };
+        // Two or three Cedar evaluations per agreement: on two threads, half each.
+        let half = agreements.len() / 2;
+        let (first, second) = agreements.split_at(half);
+        std::thread::scope(|s| {
+            let theirs = s.spawn(|| decide(half, second));
+            let mut all = decide(0, first);
+            match theirs.join() {
+                Ok(rest) => all.extend(rest),
+                // Withheld rather than guessed.
+                Err(_) => {
+                    tracing::error!(
+                        agreements = second.len(),
+                        "deciding elements panicked; every element of these agreements withheld"
+                    );
+                    all.extend(std::iter::repeat_n(ElementSet::EMPTY, second.len()));
+                }
+            }
+            all
+        })
     }
 
     fn ask_of(
