@@ -34,6 +34,8 @@ pub enum ServeError {
     Quota(#[from] QuotaError),
     #[error("cannot open the decision log: {0}")]
     Audit(String),
+    #[error("{0} panicked (a bug; its message is above)")]
+    Panicked(&'static str),
     #[error("cannot register the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -45,28 +47,24 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let admin_token = config.load_admin_token()?;
     let metrics = Arc::new(Metrics::new()?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let snapshot = Arc::new(ArcSwap::from_pointee(load_snapshot(&config)?));
+    // The quota store and the decision log are opened (files created, fsynced) while the
+    // PKS files load, which keeps both cores busy: a start waits for the longer of the two.
+    let started = std::time::Instant::now();
+    let (loaded, meter, audit) = std::thread::scope(|s| {
+        let loading = s.spawn(|| load_snapshot(&config));
+        let meter = open_meter(&config, clock.as_ref());
+        let audit = open_audit(&config, &clock);
+        (loading.join(), meter, audit)
+    });
+    let loaded = loaded.map_err(|_| ServeError::Panicked("loading the PKS files"))?;
+    let snapshot = Arc::new(ArcSwap::from_pointee(loaded?));
+    let load_ms = started.elapsed().as_millis();
+    let meter = Arc::new(meter?);
+    let audit = audit?;
     let auth = Arc::new(Authenticator::new(LoginThrottle::new(
         config.auth.clone(),
         Arc::clone(&clock),
     )));
-    let meter = Arc::new(match config.quota.store {
-        QuotaStore::Embedded => {
-            Meter::embedded(&config.quota.path, config.quota.block, clock.today())?
-        }
-        QuotaStore::Redis => Meter::redis(&RedisOptions {
-            url: config.quota.redis_url.clone(),
-            lease: config.quota.lease,
-            emergency_share: config.quota.emergency_share,
-            key_prefix: config.quota.key_prefix.clone(),
-            instance: config.instance.clone(),
-            timeout: config.quota.redis_timeout,
-        })?,
-        QuotaStore::Memory => {
-            tracing::warn!("quota counts are kept in memory only: a restart forgets today's use");
-            Meter::memory()
-        }
-    });
     tracing::info!(
         instance = config.instance.as_str(),
                 pks.count = snapshot.load().agreements().len(),
@@ -76,6 +74,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         tls = config.listen.tls.is_some(),
         upstream = %config.upstream.address,
         sam.sidecar = config.sam.as_ref().map_or_else(|| "none: card-reader requests are refused".to_string(), |s| s.address.to_string()),
+        load_ms,
         "starting"
     );
 
@@ -90,16 +89,6 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let audit = match &config.audit {
-        Some(settings) => Some(
-            crate::record::Audit::open(settings, &config.instance, Arc::clone(&clock))
-                .map_err(ServeError::Audit)?,
-        ),
-        None => {
-            tracing::warn!("no [audit] decision log configured: requests are not recorded");
-            None
-        }
-    };
     let audit_log = audit.as_ref().map(|a| Arc::clone(&a.log));
     let gateway = Gateway::new(
         &config,
@@ -189,4 +178,41 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The quota store the configuration names, opened.
+fn open_meter(config: &gerbang_core::Config, clock: &dyn Clock) -> Result<Meter, QuotaError> {
+    match config.quota.store {
+        QuotaStore::Embedded => {
+            Meter::embedded(&config.quota.path, config.quota.block, clock.today())
+        }
+        QuotaStore::Redis => Meter::redis(&RedisOptions {
+            url: config.quota.redis_url.clone(),
+            lease: config.quota.lease,
+            emergency_share: config.quota.emergency_share,
+            key_prefix: config.quota.key_prefix.clone(),
+            instance: config.instance.clone(),
+            timeout: config.quota.redis_timeout,
+        }),
+        QuotaStore::Memory => {
+            tracing::warn!("quota counts are kept in memory only: a restart forgets today's use");
+            Ok(Meter::memory())
+        }
+    }
+}
+
+/// The decision log, opened (its chain checked and continued), when one is configured.
+fn open_audit(
+    config: &gerbang_core::Config,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<crate::record::Audit>, ServeError> {
+    match &config.audit {
+        Some(settings) => crate::record::Audit::open(settings, &config.instance, Arc::clone(clock))
+            .map(Some)
+            .map_err(ServeError::Audit),
+        None => {
+            tracing::warn!("no [audit] decision log configured: requests are not recorded");
+            Ok(None)
+        }
+    }
 }
