@@ -284,6 +284,9 @@ fn run(command: Command) -> Result<ExitCode> {
                         snap.engine().policy_count(),
                         snap.engine().hash()
                     );
+                    // Freeing 5,000 agreements' entities piece by piece takes a seventh of a
+                    // check; the process ends now and the memory goes with it.
+                    std::mem::forget(snap);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
