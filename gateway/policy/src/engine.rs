@@ -352,24 +352,12 @@ impl PolicyEngine {
             }
         }
         // Making an entity has Cedar evaluate each attribute: a fifth of a load at 5,000
-        // PKS. The agreements' and User IDs' entities are made on two threads, half each.
-        let (first, second) = agreements.split_at(agreements.len() / 2);
-        let (mine, theirs) = std::thread::scope(|s| {
-            let theirs = s.spawn(|| self.agreements_and_users(vocab, second));
-            let mine = self.agreements_and_users(vocab, first);
-            (mine, theirs.join())
-        });
-        let theirs = theirs.map_err(|_| {
-            ConfigErrors(vec![ConfigError {
-                file: PathBuf::from(SCHEMA_FILE),
-                line: None,
-                column: None,
-                field: String::new(),
-                message: "building the Cedar entities failed (a thread panicked)".into(),
-            }])
+        // PKS.
+        let halves = in_two_halves(agreements, "building the Cedar entities", |_, part| {
+            self.agreements_and_users(vocab, part)
         })?;
         let mut users = Vec::new();
-        for (agreements, its_users, its_errors) in [mine, theirs] {
+        for (agreements, its_users, its_errors) in halves {
             out.extend(agreements);
             users.extend(its_users);
             errors.extend(its_errors);
@@ -816,46 +804,33 @@ impl PolicyEngine {
         vocab: &Vocabulary,
         agreements: &[Arc<Pks>],
         known: &[Option<ElementSet>],
-    ) -> Vec<ElementSet> {
+    ) -> Result<Vec<ElementSet>, ConfigErrors> {
         // The rules do not read the context; any well-typed one will do.
         let facts = Facts::placeholder();
         let Ok(context) = self.context(&facts) else {
             tracing::error!("cannot build a Cedar context; every element withheld");
-            return vec![ElementSet::EMPTY; agreements.len()];
+            return Ok(vec![ElementSet::EMPTY; agreements.len()]);
         };
-        let decide = |from: usize, part: &[Arc<Pks>]| -> Vec<ElementSet> {
-            part.iter()
-                .enumerate()
-                .map(
-                    |(i, pks)| match (known.get(from + i).copied().flatten(), pks.users.first()) {
-                        (Some(elements), _) => elements,
-                        (None, Some(user)) => {
-                            self.readable_elements(entities, vocab, &user.id, pks, &context)
+        // Two or three Cedar evaluations per agreement.
+        let halves = in_two_halves(
+            agreements,
+            "deciding the agreements' elements",
+            |from, part| {
+                part.iter()
+                    .enumerate()
+                    .map(|(i, pks)| {
+                        match (known.get(from + i).copied().flatten(), pks.users.first()) {
+                            (Some(elements), _) => elements,
+                            (None, Some(user)) => {
+                                self.readable_elements(entities, vocab, &user.id, pks, &context)
+                            }
+                            (None, None) => ElementSet::EMPTY,
                         }
-                        (None, None) => ElementSet::EMPTY,
-                    },
-                )
-                .collect()
-        };
-        // Two or three Cedar evaluations per agreement: on two threads, half each.
-        let half = agreements.len() / 2;
-        let (first, second) = agreements.split_at(half);
-        std::thread::scope(|s| {
-            let theirs = s.spawn(|| decide(half, second));
-            let mut all = decide(0, first);
-            match theirs.join() {
-                Ok(rest) => all.extend(rest),
-                // Withheld rather than guessed.
-                Err(_) => {
-                    tracing::error!(
-                        agreements = second.len(),
-                        "deciding elements panicked; every element of these agreements withheld"
-                    );
-                    all.extend(std::iter::repeat_n(ElementSet::EMPTY, second.len()));
-                }
-            }
-            all
-        })
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )?;
+        Ok(halves.into_iter().flatten().collect())
     }
 
     fn ask_of(
@@ -926,6 +901,32 @@ pub(crate) fn pengguna_facts(agreements: &[Arc<Pks>]) -> HashMap<&str, PenggunaF
         f.penegak_hukum &= p.penegak_hukum;
     }
     facts
+}
+
+/// `work(offset, part)` over the first and the second half of `agreements`, on two threads
+/// (a load's per-agreement work is independent, and the machine has two cores), in order.
+/// A panic in either refuses the load, as any other error would.
+fn in_two_halves<T: Send>(
+    agreements: &[Arc<Pks>],
+    what: &str,
+    work: impl Fn(usize, &[Arc<Pks>]) -> T + Sync,
+) -> Result<[T; 2], ConfigErrors> {
+    let half = agreements.len() / 2;
+    let (first, second) = agreements.split_at(half);
+    let (mine, theirs) = std::thread::scope(|s| {
+        let theirs = s.spawn(|| work(half, second));
+        (work(0, first), theirs.join())
+    });
+    let theirs = theirs.map_err(|_| {
+        ConfigErrors(vec![ConfigError {
+            file: PathBuf::from(SCHEMA_FILE),
+            line: None,
+            column: None,
+            field: String::new(),
+            message: format!("{what} failed: a thread panicked (a bug; its message is above)"),
+        }])
+    })?;
+    Ok([mine, theirs])
 }
 
 /// How many passes over all the entities a full build costs, about: an update that would

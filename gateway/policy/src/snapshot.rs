@@ -115,7 +115,8 @@ impl Snapshot {
         };
         let agreement_elements = engine
             .elements_by_agreement()
-            .then(|| engine.agreement_elements(&entities, &vocab, &agreements, &known));
+            .then(|| engine.agreement_elements(&entities, &vocab, &agreements, &known))
+            .transpose()?;
         let pengguna_caps = agreements
             .iter()
             .filter_map(|p| Some((p.pengguna.clone(), p.kuota_harian_pengguna?)))
