@@ -7,20 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-loadtest/out/profile}
-rm -rf "$OUT" && mkdir -p "$OUT"
-B=target/release
 SIM_PORT=19080 GW_PORT=18443
-$B/dwh-sim --listen 127.0.0.1:$SIM_PORT --people 100000 --seed 7 > "$OUT/sim.out" 2> "$OUT/sim.err" &
-SIM=$!
-trap 'kill $SIM ${GW:-} 2>/dev/null || true' EXIT
-sleep 1
-$B/loadgen gen-config --pks 20 --users 200 --dir "$OUT/conf" --upstream 127.0.0.1:$SIM_PORT \
-  --listen 127.0.0.1:$GW_PORT --policy-dir "$PWD/policies" > /dev/null
-curl -s "http://127.0.0.1:$SIM_PORT/__sim/sample?kind=alive&n=1000" |
-  python3 -c 'import json,sys; print("\n".join(str(n) for n in json.load(sys.stdin)["nik"]))' > "$OUT/niks.txt"
-RUST_LOG=info $B/gerbang serve --config "$OUT/conf/gerbang.toml" 2> "$OUT/gerbang.err" &
-GW=$!
-sleep 2
+. loadtest/stack.sh
 run() { $B/loadgen run --name gerbang --target 127.0.0.1:$GW_PORT --users "$OUT/conf/users.tsv" --niks "$OUT/niks.txt" "$@"; }
 run --duration 3 > /dev/null   # first logins (argon2) out of the way
 run --duration 14 > "$OUT/run.json" &

@@ -12,21 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-6400}
 OUT=${2:-loadtest/out/tail}
-rm -rf "$OUT" && mkdir -p "$OUT"
-B=target/release
 SIM_PORT=19180 GW_PORT=18543 ADMIN_PORT=19200
-$B/dwh-sim --listen 127.0.0.1:$SIM_PORT --people 100000 --seed 7 > "$OUT/sim.out" 2> "$OUT/sim.err" &
-SIM=$!
-trap 'kill $SIM ${GW:-} 2>/dev/null || true' EXIT
-sleep 1
-$B/loadgen gen-config --pks 20 --users 200 --dir "$OUT/conf" --upstream 127.0.0.1:$SIM_PORT \
-  --listen 127.0.0.1:$GW_PORT --policy-dir "$PWD/policies" > /dev/null
-printf '\n[admin]\naddress = "127.0.0.1:%s"\n' $ADMIN_PORT >> "$OUT/conf/gerbang.toml"
-curl -s "http://127.0.0.1:$SIM_PORT/__sim/sample?kind=alive&n=1000" |
-  python3 -c 'import json,sys; print("\n".join(str(n) for n in json.load(sys.stdin)["nik"]))' > "$OUT/niks.txt"
-RUST_LOG=info $B/gerbang serve --config "$OUT/conf/gerbang.toml" 2> "$OUT/gerbang.err" &
-GW=$!
-sleep 2
+EXTRA_CONFIG="$(printf '[admin]\naddress = "127.0.0.1:%s"' $ADMIN_PORT)"
+. loadtest/stack.sh
 run() { $B/loadgen run --users "$OUT/conf/users.tsv" --niks "$OUT/niks.txt" "$@"; }
 # Every User ID's first login (argon2) out of the way.
 run --name warm --target 127.0.0.1:$GW_PORT --duration 4 > /dev/null
