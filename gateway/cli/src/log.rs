@@ -27,6 +27,10 @@ type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
 struct Shared {
     state: Mutex<State>,
     sink: Sink,
+    /// Held while bytes go to the sink, taken while `state` is held: batches reach the sink
+    /// in the order they left the buffer, even when the thread writes one outside `state`
+    /// and a worker finds the next one full meanwhile.
+    writing: Mutex<()>,
     /// Signalled for a line that must not wait (a warning or an error), and at shutdown.
     urgent: Condvar,
 }
@@ -68,6 +72,7 @@ fn batched(sink: Sink) -> (Batched, Guard) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         sink,
+        writing: Mutex::new(()),
         urgent: Condvar::new(),
     });
     let flusher = Arc::clone(&shared);
@@ -97,10 +102,12 @@ impl Shared {
             st.flush_now = false;
             let stopping = st.stopping;
             let out = std::mem::take(&mut st.buf);
+            let writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
             drop(st);
             if !out.is_empty() {
                 (self.sink)(&out);
             }
+            drop(writing);
             if stopping {
                 return;
             }
@@ -143,8 +150,14 @@ impl Write for Line<'_> {
         let mut st = lock(&self.shared.state);
         if st.buf.len() + bytes.len() > MAX_BUFFERED || st.stopping {
             // The thread is behind (or gone): write in place rather than grow or drop.
-            // Written under the lock, so that no line can come out before these.
+            // Written under the lock, after any batch the thread is still writing, so that
+            // no line can come out before these.
             let out = std::mem::take(&mut st.buf);
+            let _writing = self
+                .shared
+                .writing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             (self.shared.sink)(&out);
             (self.shared.sink)(bytes);
             return Ok(bytes.len());
