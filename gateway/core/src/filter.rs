@@ -93,7 +93,7 @@ pub fn filter_answer(
                 if key == "RESPONSE_CODE" && i == 0 {
                     dwh_code = serde_json::from_str::<String>(value.get()).ok();
                 }
-                true
+                is_scalar(value)
             } else {
                 match vocab.id(key) {
                     Some(id) if allowed.contains(id) => {
@@ -120,7 +120,7 @@ pub fn filter_answer(
     }
     out.push(']');
     for (key, value) in &top {
-        if ENVELOPE_KEYS.contains(&key.as_ref()) {
+        if ENVELOPE_KEYS.contains(&key.as_ref()) && is_scalar(value) {
             out.push(',');
             push_json_string(&mut out, key);
             out.push(':');
@@ -134,6 +134,12 @@ pub fn filter_answer(
         records: records.len(),
         dwh_code,
     })
+}
+
+/// Meta and page fields pass unfiltered, so only as text, number, boolean or null: an
+/// object or list under one could carry a whole record past the filter.
+fn is_scalar(value: &RawValue) -> bool {
+    !matches!(value.get().as_bytes().first(), Some(b'{' | b'['))
 }
 
 /// `"Sesuai"`, `"Tidak Sesuai"`, either followed by ` (NN)` with a 0–100 score.
