@@ -2,7 +2,8 @@
 //!
 //! Fail closed: every field of every record that is not an allowed element is removed,
 //! including fields the vocabulary does not know; envelope keys Gerbang does not know are
-//! dropped; an answer that is not the DWH envelope is refused whole. Values are copied as raw
+//! dropped, and so is a meta key or page field holding an object or a list; an answer that
+//! is not the DWH envelope is refused whole. Values are copied as raw
 //! JSON text, so NIK and No KK numbers above 2^53 pass digit-exact.
 
 use serde_json::value::RawValue;
