@@ -113,8 +113,8 @@ const KEYS: &[&str] = &[
     "unknown",
 ];
 
-/// Values of every type and out of every range. None is a host name with a valid port,
-/// so no edit makes the test ask DNS.
+/// Values of every type and out of every range. None is a host name with a port (`::1`
+/// would be read as host `:`), so no edit makes the test ask DNS.
 const VALUES: &[&str] = &[
     "0",
     "1",
@@ -137,7 +137,7 @@ const VALUES: &[&str] = &[
     "\"rest\"",
     "\"127.0.0.1:0\"",
     "\"10.0.0.5:7443\"",
-    "\"::1\"",
+    "\"[::1]:1\"",
     "\"0.0.0.0/0\"",
     "\"10.0.0.1/8\"",
     "\"unix:\"",
@@ -337,7 +337,7 @@ fn one(path: &str, text: String) -> Vec<(PathBuf, String)> {
 }
 
 proptest! {
-    #![proptest_config(crate::cases(512))]
+    #![proptest_config(crate::cases(160))]
 
     #[test]
     fn main_config_errors_are_located(edits in edits()) {
