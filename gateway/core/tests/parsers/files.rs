@@ -332,8 +332,18 @@ fn located(errors: &ConfigErrors, files: &[(PathBuf, String)]) -> Result<(), Tes
     Ok(())
 }
 
-fn one(path: &str, text: String) -> Vec<(PathBuf, String)> {
-    vec![(PathBuf::from(path), text)]
+/// Edits `base`, parses it as `path` with `parse`, and checks its errors' locations.
+fn edited<T>(
+    path: &str,
+    base: &str,
+    edits: &[Edit],
+    parse: impl Fn(&Path, &str) -> Result<T, ConfigErrors>,
+) -> Result<(), TestCaseError> {
+    let files = [(PathBuf::from(path), apply(base, edits))];
+    match parse(&files[0].0, &files[0].1) {
+        Ok(_) => Ok(()),
+        Err(errors) => located(&errors, &files),
+    }
 }
 
 proptest! {
@@ -341,10 +351,7 @@ proptest! {
 
     #[test]
     fn main_config_errors_are_located(edits in edits()) {
-        let files = one("/etc/gerbang/gerbang.toml", apply(GERBANG, &edits));
-        if let Err(errors) = Config::parse(&files[0].0, &files[0].1) {
-            located(&errors, &files)?;
-        }
+        edited("/etc/gerbang/gerbang.toml", GERBANG, &edits, Config::parse)?;
     }
 
     /// One PKS file edited, checked with another (sometimes a copy of it under another
@@ -369,18 +376,12 @@ proptest! {
 
     #[test]
     fn sanctions_errors_are_located(edits in edits()) {
-        let files = one("/etc/gerbang/sanksi.toml", apply(SANCTIONS, &edits));
-        if let Err(errors) = Sanctions::parse(&files[0].0, &files[0].1) {
-            located(&errors, &files)?;
-        }
+        edited("/etc/gerbang/sanksi.toml", SANCTIONS, &edits, Sanctions::parse)?;
     }
 
     #[test]
     fn vocabulary_errors_are_located(edits in edits()) {
-        let files = one("/etc/gerbang/elemen.toml", apply(VOCABULARY, &edits));
-        if let Err(errors) = Vocabulary::parse(&files[0].0, &files[0].1) {
-            located(&errors, &files)?;
-        }
+        edited("/etc/gerbang/elemen.toml", VOCABULARY, &edits, Vocabulary::parse)?;
     }
 
     #[test]
