@@ -140,7 +140,12 @@ proptest! {
         target in key(),
         new in text(),
     ) {
-        prop_assume!(first_duplicate(&pairs).is_none());
+        // Only the first of keys equal without case (a repeated key refuses the body).
+        let mut seen = std::collections::HashSet::new();
+        let pairs: Vec<(String, Json)> = pairs
+            .into_iter()
+            .filter(|(k, _)| seen.insert(k.to_ascii_lowercase()))
+            .collect();
         let text = Json::Obj(pairs.clone()).render(&mut st);
         let body = RequestBody::parse(text.as_bytes())
             .map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
