@@ -111,27 +111,58 @@ impl<'a> Source<'a> {
         (line, offset - line_start + 1)
     }
 
-    /// An error at a span of this file.
+    /// An error at a span of this file. Without a span the error is placed where the field
+    /// is written (see [`Self::field_span`]), so an operator is always shown a line.
     pub fn error(
         &self,
         span: Option<Range<usize>>,
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> ConfigError {
-        let (line, column) = match span {
-            Some(span) => {
-                let (l, c) = self.line_col(span.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
+        let field = field.into();
+        let span = span.unwrap_or_else(|| self.field_span(&field));
+        let (line, column) = self.line_col(span.start);
         ConfigError {
             file: self.path.to_path_buf(),
-            line,
-            column,
-            field: field.into(),
+            line: Some(line),
+            column: Some(column),
+            field,
             message: message.into(),
         }
+    }
+
+    /// Where a field named as in errors (`portal.idle_timeout_secs`, `user[1].ip_lan`) is
+    /// written: its key; when it is absent, the nearest table that would hold it; else the
+    /// start of the file. Errors found after parsing (a value out of range, a field missing
+    /// or one that contradicts another) come without a span from serde.
+    pub fn field_span(&self, field: &str) -> Range<usize> {
+        let mut best = 0..0;
+        let Ok(doc) = toml_edit::Document::parse(self.text) else {
+            return best;
+        };
+        let mut table: &dyn toml_edit::TableLike = doc.as_table();
+        for segment in field.split('.') {
+            let (name, index) = match segment.split_once('[') {
+                Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (segment, None),
+            };
+            let Some((key, item)) = table.get_key_value(name) else {
+                break;
+            };
+            best = key.span().unwrap_or(best);
+            let next = match index {
+                Some(i) => item.as_array_of_tables().and_then(|a| a.get(i)).map(|t| {
+                    best = t.span().unwrap_or_else(|| best.clone());
+                    t as &dyn toml_edit::TableLike
+                }),
+                None => item.as_table_like(),
+            };
+            match next {
+                Some(t) => table = t,
+                None => break,
+            }
+        }
+        best
     }
 
     /// Turns a TOML syntax or shape error (unknown field, wrong type, missing field) into a

@@ -2,7 +2,8 @@
 //!
 //! Fail closed: every field of every record that is not an allowed element is removed,
 //! including fields the vocabulary does not know; envelope keys Gerbang does not know are
-//! dropped; an answer that is not the DWH envelope is refused whole. Values are copied as raw
+//! dropped, and so is a meta key or page field holding an object or a list; an answer that
+//! is not the DWH envelope is refused whole. Values are copied as raw
 //! JSON text, so NIK and No KK numbers above 2^53 pass digit-exact.
 
 use serde_json::value::RawValue;
@@ -93,7 +94,7 @@ pub fn filter_answer(
                 if key == "RESPONSE_CODE" && i == 0 {
                     dwh_code = serde_json::from_str::<String>(value.get()).ok();
                 }
-                true
+                is_scalar(value)
             } else {
                 match vocab.id(key) {
                     Some(id) if allowed.contains(id) => {
@@ -120,7 +121,7 @@ pub fn filter_answer(
     }
     out.push(']');
     for (key, value) in &top {
-        if ENVELOPE_KEYS.contains(&key.as_ref()) {
+        if ENVELOPE_KEYS.contains(&key.as_ref()) && is_scalar(value) {
             out.push(',');
             push_json_string(&mut out, key);
             out.push(':');
@@ -134,6 +135,12 @@ pub fn filter_answer(
         records: records.len(),
         dwh_code,
     })
+}
+
+/// Meta and page fields pass unfiltered, so only as text, number, boolean or null: an
+/// object or list under one could carry a whole record past the filter.
+fn is_scalar(value: &RawValue) -> bool {
+    !matches!(value.get().as_bytes().first(), Some(b'{' | b'['))
 }
 
 /// `"Sesuai"`, `"Tidak Sesuai"`, either followed by ` (NN)` with a 0–100 score.
