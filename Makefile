@@ -11,8 +11,10 @@ CARGO ?= cargo
 # cmake builds libz-ng (pingora's compression); redis-server is started by the quota tests
 # (their own instance on a free port, never a system service); promtool (Debian's
 # prometheus) checks monitoring/ and the metrics end-to-end test runs a real Prometheus;
-# chromium and its driver run the Web Portal browser test (tests/e2e/portal_browser.rs).
-SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver
+# chromium and its driver run the Web Portal browser test (tests/e2e/portal_browser.rs);
+# setpriv (util-linux, always on Debian) starts the children of the demo, the tests and the
+# bench so that they die with their parent (gateway/supervise).
+SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver setpriv:util-linux
 
 .PHONY: demo test lint deps
 
@@ -29,14 +31,19 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Both build the binaries with the features `cargo test` resolves (naming a test target
+# makes cargo resolve them with the dev-dependencies; `cargo build --bins` alone resolves
+# fewer and rebuilds about a hundred crates), so either command reuses the other's build.
+BUILD_BINS := $(CARGO) build --workspace --bins
+
 demo: deps
-	$(CARGO) build --bins
+	$(BUILD_BINS) --test cli
 	./target/debug/gerbang demo --config config/gerbang.toml
 
 test: deps
 	bash monitoring/check.sh
 	# The binaries the e2e tests start, with the features `cargo test` resolves (so built once).
-	$(CARGO) build --workspace --bins --tests
+	$(BUILD_BINS) --tests
 	$(CARGO) test --workspace --all-targets
 
 lint: deps

@@ -1,162 +1,89 @@
-//! Child processes of the bench: started with their output in files, killed on drop,
-//! their pids listed in a file so `bench.sh` can end them by id if the driver dies.
-//! Every wait here has a deadline.
+//! Child processes of the bench, through the supervisor (`gerbang-supervise`): output in
+//! `<dir>/<name>.stdout|stderr`, stopped on drop (SIGTERM, then SIGKILL after 2 s, so
+//! nginx's master takes its workers down with it), never outliving the driver, and their
+//! pids listed in a file so `bench.sh` can end them by id (nginx's workers, which are not
+//! our children, included). Every wait here has a deadline.
 
-use std::fs::File;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use gerbang_supervise::{NotReady, Output, Process, Ready, Start, Wait};
 
-/// A child process, stopped (SIGTERM, then SIGKILL after 2 s) and reaped on drop. SIGTERM
-/// first so nginx's master takes its workers down with it.
-pub struct Proc {
-    pub child: Child,
-    pub name: String,
-    pub stderr: PathBuf,
+/// Lines of a child's stderr quoted when it fails.
+const TAIL_LINES: usize = 40;
+
+/// Starts `cmd` with stdout and stderr in `dir/<name>.stdout|stderr`, and appends its pid
+/// to `pids`.
+pub fn start(name: &str, cmd: Command, dir: &Path, pids: &Path) -> anyhow::Result<Process> {
+    let output = Output::Split {
+        stdout: dir.join(format!("{name}.stdout")),
+        stderr: dir.join(format!("{name}.stderr")),
+    };
+    let process = Start::new(name, cmd, output)
+        .stop_on_drop(Duration::from_secs(2))
+        .spawn()?;
+    note_pids(pids, &[process.pid()])?;
+    Ok(process)
 }
 
-impl Proc {
-    /// Spawns `cmd` with stdout and stderr in `dir/<name>.stdout|stderr`, and appends its
-    /// pid to `pids`.
-    pub fn spawn(name: &str, mut cmd: Command, dir: &Path, pids: &Path) -> anyhow::Result<Self> {
-        let stdout = dir.join(format!("{name}.stdout"));
-        let stderr = dir.join(format!("{name}.stderr"));
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).context("creating a stdout file")?)
-            .stderr(File::create(&stderr).context("creating a stderr file")?)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(pids)
-            .context("opening the pid list")?;
-        writeln!(f, "{}", child.id()).context("writing the pid list")?;
-        Ok(Self {
-            child,
-            name: name.to_string(),
-            stderr,
-        })
+/// Appends more pids (e.g. nginx's workers) to the pid list.
+pub fn note_pids(pids: &Path, more: &[u32]) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(pids)
+        .context("opening the pid list")?;
+    for p in more {
+        writeln!(f, "{p}").context("writing the pid list")?;
     }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn stdout_path(&self) -> PathBuf {
-        self.stderr.with_extension("stdout")
-    }
-
-    /// What it wrote on stderr so far (the last 4 KiB).
-    pub fn stderr_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-        let cut = s.len().saturating_sub(4096);
-        s.get(cut..).unwrap_or(&s).to_string()
-    }
-
-    /// Fails if the process has exited.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait().context("waiting")? {
-            bail!("{} exited ({status}):\n{}", self.name, self.stderr_tail());
-        }
-        Ok(())
-    }
-
-    /// Appends more pids (e.g. nginx's workers) to the pid list.
-    pub fn note_pids(pids: &Path, more: &[u32]) -> anyhow::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(pids)
-            .context("opening the pid list")?;
-        for p in more {
-            writeln!(f, "{p}").context("writing the pid list")?;
-        }
-        Ok(())
-    }
-
-    /// Sends a signal by name (`HUP`, `TERM`) with kill(1).
-    pub fn signal(&self, sig: &str) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .args(["-s", sig, &self.pid().to_string()])
-            .status()
-            .context("running kill")?;
-        if !status.success() {
-            bail!("kill -s {sig} {} failed", self.pid());
-        }
-        Ok(())
-    }
-
-    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
-    pub fn stop(&mut self, grace: Duration) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.signal("TERM");
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Ok(())
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(2));
-    }
+/// A failed wait, with the end of the child's stderr.
+fn not_ready(p: &Process, e: NotReady) -> anyhow::Error {
+    anyhow::anyhow!("{e}:\n{}", p.stderr_tail(TAIL_LINES))
 }
 
-/// Waits until `addr` accepts TCP connections; fails if `proc` exits or `limit` passes.
-/// Returns how long it took from `since`.
+/// Waits until `addr` accepts TCP connections, looking every 2 ms (the wait is a
+/// measurement); fails if `p` exits or `limit` passes. Returns how long it took from
+/// `since`.
 pub fn wait_listening(
-    proc: &mut Proc,
+    p: &mut Process,
     addr: SocketAddr,
     since: Instant,
     limit: Duration,
 ) -> anyhow::Result<Duration> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return Ok(since.elapsed());
-        }
-        proc.check_alive()?;
-        if Instant::now() > deadline {
-            bail!(
-                "{} did not listen on {addr} within {limit:?}:\n{}",
-                proc.name,
-                proc.stderr_tail()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let wait = Wait::up_to(limit).polling_at_least_every(Duration::from_millis(2));
+    p.wait_ready(&Ready::Listening(addr), wait)
+        .map_err(|e| not_ready(p, e))?;
+    Ok(since.elapsed())
 }
 
-/// Waits until a process writes a line to its stdout file, and returns the line.
-pub fn wait_stdout_line(proc: &mut Proc, limit: Duration) -> anyhow::Result<String> {
-    let deadline = Instant::now() + limit;
-    let path = proc.stdout_path();
-    loop {
-        let s = std::fs::read_to_string(&path).unwrap_or_default();
-        if let Some(line) = s.lines().next()
-            && s.contains('\n')
-        {
-            return Ok(line.to_string());
-        }
-        proc.check_alive()?;
-        if Instant::now() > deadline {
-            bail!("{} printed nothing within {limit:?}", proc.name);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// Waits until a process prints `<prefix><address>` on its stdout, and returns the address.
+pub fn wait_announced(
+    p: &mut Process,
+    prefix: &str,
+    limit: Duration,
+) -> anyhow::Result<SocketAddr> {
+    p.wait_ready(&Ready::Announces(prefix.to_string()), Wait::up_to(limit))
+        .map_err(|e| not_ready(p, e))
+}
+
+/// Waits (looking every millisecond) until `check` on the process's stderr gives a value;
+/// `check` fails the wait with its message. Fails if it exits or `limit` passes.
+pub fn wait_stderr<T>(
+    p: &mut Process,
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut(&str) -> Result<Option<T>, String>,
+) -> anyhow::Result<T> {
+    let wait = Wait::up_to(limit).polling_at_least_every(Duration::from_millis(1));
+    p.wait_for(what, wait, |p| check(&p.stderr()))
+        .map_err(|e| not_ready(p, e))
 }
 
 /// Runs a command to completion within `limit`; returns (wall time, success, stdout, stderr).
@@ -168,21 +95,17 @@ pub fn run_timed(
     limit: Duration,
 ) -> anyhow::Result<(Duration, bool, String, String)> {
     let started = Instant::now();
-    let mut p = Proc::spawn(name, cmd, dir, pids)?;
-    let deadline = started + limit;
-    let status = loop {
-        if let Some(status) = p.child.try_wait().context("waiting")? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            bail!("{name} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
+    let mut p = start(name, cmd, dir, pids)?;
+    let wait = Wait::up_to(limit).polling_at_least_every(Duration::from_millis(1));
+    let status = p.wait_exit(wait).map_err(|e| not_ready(&p, e))?;
     let took = started.elapsed();
-    let out = std::fs::read_to_string(p.stdout_path()).unwrap_or_default();
-    let err = std::fs::read_to_string(&p.stderr).unwrap_or_default();
-    Ok((took, status.success(), out, err))
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    Ok((
+        took,
+        status.success(),
+        read(p.stdout_path()),
+        read(p.stderr_path()),
+    ))
 }
 
 /// A process's resident memory (VmRSS) and its peak (VmHWM), in KiB.

@@ -1,18 +1,20 @@
 //! Harness for Gerbang's end-to-end tests: builds the real binaries once, starts `dwh-sim`,
 //! the SAM sidecar `gerbang-sam` and `gerbang serve` on free ports, writes configurations into temporary directories, and
-//! gives clients bound to chosen 127.0.0.x source addresses. Processes are killed on drop.
+//! gives clients bound to chosen 127.0.0.x source addresses. Processes are started through
+//! `gerbang-supervise`: killed on drop, and by the kernel if the test process dies first.
 //! Readiness is awaited by polling, never by sleeping a fixed time.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
+use gerbang_supervise::{Output, Process, Ready, Wait, signal_by_name};
 
 /// The demo password of every synthetic User ID the tests create.
 pub const PASSWORD: &str = "rahasia-uji-e2e";
@@ -95,17 +97,44 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A child process killed on drop.
+/// A child process killed on drop: the supervisor's [`Process`] (stderr in a file, never
+/// outliving the test process, signals through its pidfd) under the name the tests use.
+/// It derefs to the `Process`, so `proc.child`, `pid()` and `stderr()` are its own.
 pub struct Proc {
-    pub child: Child,
+    process: Process,
     pub name: &'static str,
-    stderr_path: PathBuf,
+}
+
+impl std::ops::Deref for Proc {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
 }
 
 impl Proc {
-    /// What the process wrote on stderr so far.
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    /// Starts `cmd` with its stdout and stderr in `dir/<file>.stdout|stderr`.
+    fn start(name: &'static str, file: &str, cmd: Command, dir: &Path) -> Self {
+        let output = Output::Split {
+            stdout: dir.join(format!("{file}.stdout")),
+            stderr: dir.join(format!("{file}.stderr")),
+        };
+        let process = Process::spawn(name, cmd, output)
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { process, name }
+    }
+
+    /// Waits until it is `ready` (60 s at most); panics with its stderr if it exits first.
+    fn wait_ready(&mut self, ready: &Ready) -> SocketAddr {
+        self.process
+            .wait_ready(ready, Wait::up_to(Duration::from_secs(60)))
+            .unwrap_or_else(|e| panic!("{e}:\n{}", self.stderr()))
     }
 
     /// What the process wrote on stderr, once every one of `needles` is in it. The gateway
@@ -127,25 +156,15 @@ impl Proc {
         }
     }
 
-    /// Sends a signal (by number) to the process.
+    /// Sends a signal by name (`HUP`, `TERM`, `KILL`, …) to the process.
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args(["-s", sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let signal = signal_by_name(sig).unwrap_or_else(|| panic!("no signal named {sig}"));
+        self.process.signal(signal).unwrap();
     }
 
     /// Kills the process and waits for it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
+        let _ = self.process.kill();
     }
 }
 
@@ -188,7 +207,6 @@ impl Sim {
 
     fn spawn(people: usize, tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let stderr_path = dir.path().join("dwh-sim.stderr");
         let mut cmd = Command::new(bin("dwh-sim"));
         cmd.args([
             "--listen",
@@ -209,27 +227,9 @@ impl Sim {
             let pem = std::fs::read(certs.join("ca.pem")).unwrap();
             client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .expect("start dwh-sim");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit("://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("dwh-sim did not say where it listens: {line:?}"));
+        let mut proc = Proc::start("dwh-sim", "dwh-sim", cmd, dir.path());
+        let addr = proc.wait_ready(&Ready::Announces("dwh-sim listening on ".into()));
         let scheme = if tls { "https" } else { "http" };
-        let proc = Proc {
-            child,
-            name: "dwh-sim",
-            stderr_path,
-        };
         Self {
             proc,
             addr,
@@ -800,74 +800,33 @@ impl SamSidecar {
 }
 
 fn spawn_sidecar(pks_dir: &Path, addr: SocketAddr, logs: &Path, n: u32) -> (Proc, SocketAddr) {
-    let stderr_path = logs.join(format!("gerbang-sam.{n}.stderr"));
-    let mut child = Command::new(bin("gerbang-sam"))
-        .arg("--pks-dir")
+    let mut cmd = Command::new(bin("gerbang-sam"));
+    cmd.arg("--pks-dir")
         .arg(pks_dir)
         .arg("--listen")
         .arg(addr.to_string())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("start gerbang-sam");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let proc = Proc {
-        child,
-        name: "gerbang-sam",
-        stderr_path,
-    };
-    let addr = line
-        .trim()
-        .strip_prefix("gerbang-sam listening on http://")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "gerbang-sam did not say where it listens: {line:?}\n{}",
-                proc.stderr()
-            )
-        });
+        .env("RUST_LOG", "info");
+    let mut proc = Proc::start("gerbang-sam", &format!("gerbang-sam.{n}"), cmd, logs);
+    let addr = proc.wait_ready(&Ready::Announces("gerbang-sam listening on ".into()));
     (proc, addr)
 }
 
 fn spawn_gateway(dir: &Path, addr: SocketAddr, n: u32) -> Proc {
-    let stderr_path = dir.join(format!("gerbang.{n}.stderr"));
-    let child = Command::new(bin("gerbang"))
-        .arg("serve")
+    let mut cmd = Command::new(bin("gerbang"));
+    cmd.arg("serve")
         .arg("--config")
         .arg(dir.join("gerbang.toml"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("start gerbang");
-    let mut proc = Proc {
-        child,
-        name: "gerbang",
-        stderr_path,
-    };
-    wait_listening(&mut proc, addr);
+        .env("RUST_LOG", "info");
+    let mut proc = Proc::start("gerbang", &format!("gerbang.{n}"), cmd, dir);
+    proc.wait_ready(&Ready::Listening(addr));
     proc
 }
 
 /// Starts a helper process (a browser driver) that listens on `addr`, its stderr in
 /// `dir`, and waits until it accepts connections.
-pub fn start_listening(name: &'static str, mut cmd: Command, addr: SocketAddr, dir: &Path) -> Proc {
-    let stderr_path = dir.join(format!("{name}.stderr"));
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let mut proc = Proc {
-        child,
-        name,
-        stderr_path,
-    };
-    wait_listening(&mut proc, addr);
+pub fn start_listening(name: &'static str, cmd: Command, addr: SocketAddr, dir: &Path) -> Proc {
+    let mut proc = Proc::start(name, name, cmd, dir);
+    proc.wait_ready(&Ready::Listening(addr));
     proc
 }
 
@@ -878,31 +837,6 @@ pub fn which(name: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     })
-}
-
-fn wait_listening(proc: &mut Proc, addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        if let Some(status) = proc.child.try_wait().unwrap() {
-            panic!(
-                "{} exited ({status}) before listening:\n{}",
-                proc.name,
-                proc.stderr()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not listen on {addr} within 60 s:\n{}",
-            proc.name,
-            proc.stderr()
-        );
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
 }
 
 /// POSTs a JSON body and returns (HTTP status, body as text).

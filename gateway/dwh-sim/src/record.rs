@@ -3,6 +3,9 @@
 
 use std::fmt::Write as _;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::date::Date;
 use crate::json;
 use crate::population::{Person, Population};
@@ -326,7 +329,7 @@ impl Population {
             chunk.copy_from_slice(&word[..chunk.len()]);
         }
         bytes[..magic.len()].copy_from_slice(magic);
-        base64(&bytes[..len], out);
+        STANDARD.encode_string(&bytes[..len], out);
     }
 
     /// Writes the full record as one JSON object.
@@ -430,44 +433,9 @@ impl Population {
     }
 }
 
-/// Standard base64 with padding.
-fn base64(bytes: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard() {
-        let cases: [(&[u8], &str); 4] = [
-            (b"", ""),
-            (b"f", "Zg=="),
-            (b"fo", "Zm8="),
-            (b"foobar", "Zm9vYmFy"),
-        ];
-        for (input, want) in cases {
-            let mut out = String::new();
-            base64(input, &mut out);
-            assert_eq!(out, want);
-        }
-    }
 
     #[test]
     fn field_table_is_consistent() {
@@ -485,5 +453,26 @@ mod tests {
             assert_eq!(field.compare() == Compare::Fuzzy, fuzzy, "{}", field.name());
         }
         assert_eq!(Field::from_key("PASSWORD"), None);
+    }
+
+    #[test]
+    fn biometrics_are_standard_base64_of_their_format() {
+        let population = Population::generate(5, 3);
+        let cases: [(Field, &[u8], usize); 4] = [
+            (Field::Foto, &[0xff, 0xd8, 0xff, 0xe0], 48),
+            (Field::SidikJari, b"FMR\0", 96),
+            (Field::IrisMata, b"IIR\0", 64),
+            (Field::TandaTangan, b"SDI\0", 48),
+        ];
+        for p in &population.people {
+            for (field, magic, len) in cases {
+                let mut text = String::new();
+                population.write_text(p, field, &mut text);
+                let bytes = STANDARD.decode(&text).expect("standard base64");
+                assert_eq!(bytes.len(), len, "{}", field.name());
+                assert!(bytes.starts_with(magic), "{}", field.name());
+                assert_eq!(text.len(), len.div_ceil(3) * 4, "padded: {text}");
+            }
+        }
     }
 }
