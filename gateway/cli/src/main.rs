@@ -11,7 +11,7 @@ mod reader;
 mod sam;
 
 use std::io::BufRead as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -32,12 +32,12 @@ struct Cli {
 enum Command {
     /// Serve: load and check the configuration, then proxy until stopped (SIGHUP reloads the PKS files).
     Serve {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Check the configuration, the vocabulary and every PKS file; list every problem with file, line and field.
     Check {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Read a password from standard input and print its argon2id hash for a PKS file.
@@ -59,7 +59,7 @@ enum Command {
     },
     /// A semester's use per Pengguna and User ID from the decision log (art. 40).
     Report {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         /// `YYYY-1` (January–June) or `YYYY-2` (July–December).
         #[arg(long)]
@@ -78,7 +78,7 @@ enum Command {
     },
     /// Ask the running gateway to reload its PKS files, policies and sanctions (admin API).
     Reload {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Today's quota use, from the running gateway (admin API).
@@ -103,7 +103,7 @@ enum Command {
     },
     /// Run dwh-sim, the SAM sidecar and the gateway with the example configuration, show a tour, and keep serving.
     Demo {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
 }
@@ -112,14 +112,14 @@ enum Command {
 enum PolicyCommand {
     /// Run the policy test cases (data in policies/tests/*.toml) against the PKS files.
     Test {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long, default_value = "policies/tests")]
         cases: PathBuf,
     },
     /// Show what the rules decide for one request, and which rules decided it.
     Explain {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long)]
         user: String,
@@ -141,7 +141,7 @@ enum PolicyCommand {
 enum AuditCommand {
     /// Verify the chain and seals; exit 1 naming the first bad record.
     Verify {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
@@ -156,7 +156,7 @@ enum AuditCommand {
 enum QuotaCommand {
     /// Used, limit, remaining and reset time per User ID.
     Show {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long, conflicts_with = "pengguna")]
         user: Option<String>,
@@ -169,12 +169,12 @@ enum QuotaCommand {
 enum SanksiCommand {
     /// The sanctions in force.
     List {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Apply a sanction; it is written to the sanctions file and in force at once.
     Add {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         /// kurangi_kuota | nonaktifkan_user | putus_jaringan | nonaktifkan_sam | bekukan_pks | akhiri_pks
         #[arg(long)]
@@ -194,7 +194,7 @@ enum SanksiCommand {
     },
     /// Lift a sanction by its id.
     Lift {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         id: String,
     },
@@ -235,12 +235,58 @@ enum CertsCommand {
     },
 }
 
+/// Where the Debian package installs the configuration.
+const INSTALLED_CONFIG: &str = "/etc/gerbang/gerbang.toml";
+
+/// `--config` when not given: `config/gerbang.toml` in the working directory (a checkout),
+/// else the installed [`INSTALLED_CONFIG`], so that commands work on a server without flags.
+fn default_config() -> PathBuf {
+    gerbang_core::default_config_path(
+        Path::new("config/gerbang.toml"),
+        Path::new(INSTALLED_CONFIG),
+    )
+}
+
+impl Command {
+    /// The configuration file the command reads, if it reads one.
+    fn config(&self) -> Option<&Path> {
+        match self {
+            Self::Serve { config }
+            | Self::Check { config }
+            | Self::Report { config, .. }
+            | Self::Reload { config }
+            | Self::Demo { config }
+            | Self::Policy {
+                command: PolicyCommand::Test { config, .. } | PolicyCommand::Explain { config, .. },
+            }
+            | Self::Audit {
+                command: AuditCommand::Verify { config, .. },
+            }
+            | Self::Quota {
+                command: QuotaCommand::Show { config, .. },
+            }
+            | Self::Sanksi {
+                command:
+                    SanksiCommand::List { config }
+                    | SanksiCommand::Add { config, .. }
+                    | SanksiCommand::Lift { config, .. },
+            } => Some(config),
+            Self::Passwd | Self::Certs { .. } | Self::Sam { .. } | Self::Reader { .. } => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = cli.command.config().map(Path::to_path_buf);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            // The file may be a default the operator did not choose (see `default_config`).
+            if let Some(config) = config {
+                eprintln!("(configuration: {})", config.display());
+            }
             ExitCode::FAILURE
         }
     }
