@@ -292,27 +292,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr in batches (`log.rs`): a proxy worker only appends its line (one per
-/// request); lines still buffered are written when the returned guard is dropped. The
-/// decision log, not this, is the record of requests.
-fn init_logging() -> log::Guard {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: log files and CI output stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = log::batched_stderr();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .try_init();
-    guard
-}
-
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve { config } => {
-            let _log = init_logging();
+            let _log = log::init();
             gerbang_proxy::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
