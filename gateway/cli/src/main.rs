@@ -8,6 +8,7 @@ mod demo;
 mod log;
 mod policy;
 mod reader;
+mod readiness;
 mod sam;
 
 use std::io::BufRead as _;
@@ -313,6 +314,10 @@ fn run(command: Command) -> Result<ExitCode> {
                         snap.engine().policy_count(),
                         snap.engine().hash()
                     );
+                    let now = chrono::Utc::now().timestamp();
+                    for gap in readiness::gaps(&config, snap.agreements().len(), now) {
+                        eprintln!("warning: {gap}");
+                    }
                     // Freeing 5,000 agreements' entities piece by piece takes a seventh of a
                     // check; the process ends now and the memory goes with it.
                     std::mem::forget(snap);
