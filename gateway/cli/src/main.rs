@@ -8,10 +8,11 @@ mod demo;
 mod log;
 mod policy;
 mod reader;
+mod readiness;
 mod sam;
 
 use std::io::BufRead as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -32,12 +33,12 @@ struct Cli {
 enum Command {
     /// Serve: load and check the configuration, then proxy until stopped (SIGHUP reloads the PKS files).
     Serve {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Check the configuration, the vocabulary and every PKS file; list every problem with file, line and field.
     Check {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Read a password from standard input and print its argon2id hash for a PKS file.
@@ -59,7 +60,7 @@ enum Command {
     },
     /// A semester's use per Pengguna and User ID from the decision log (art. 40).
     Report {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         /// `YYYY-1` (January–June) or `YYYY-2` (July–December).
         #[arg(long)]
@@ -78,7 +79,7 @@ enum Command {
     },
     /// Ask the running gateway to reload its PKS files, policies and sanctions (admin API).
     Reload {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Today's quota use, from the running gateway (admin API).
@@ -103,7 +104,7 @@ enum Command {
     },
     /// Run dwh-sim, the SAM sidecar and the gateway with the example configuration, show a tour, and keep serving.
     Demo {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
 }
@@ -112,14 +113,14 @@ enum Command {
 enum PolicyCommand {
     /// Run the policy test cases (data in policies/tests/*.toml) against the PKS files.
     Test {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long, default_value = "policies/tests")]
         cases: PathBuf,
     },
     /// Show what the rules decide for one request, and which rules decided it.
     Explain {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long)]
         user: String,
@@ -141,7 +142,7 @@ enum PolicyCommand {
 enum AuditCommand {
     /// Verify the chain and seals; exit 1 naming the first bad record.
     Verify {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
@@ -156,7 +157,7 @@ enum AuditCommand {
 enum QuotaCommand {
     /// Used, limit, remaining and reset time per User ID.
     Show {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long, conflicts_with = "pengguna")]
         user: Option<String>,
@@ -169,12 +170,12 @@ enum QuotaCommand {
 enum SanksiCommand {
     /// The sanctions in force.
     List {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Apply a sanction; it is written to the sanctions file and in force at once.
     Add {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         /// kurangi_kuota | nonaktifkan_user | putus_jaringan | nonaktifkan_sam | bekukan_pks | akhiri_pks
         #[arg(long)]
@@ -194,7 +195,7 @@ enum SanksiCommand {
     },
     /// Lift a sanction by its id.
     Lift {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         id: String,
     },
@@ -235,38 +236,67 @@ enum CertsCommand {
     },
 }
 
+/// Where the Debian package installs the configuration.
+const INSTALLED_CONFIG: &str = "/etc/gerbang/gerbang.toml";
+
+/// `--config` when not given: `config/gerbang.toml` in the working directory (a checkout),
+/// else the installed [`INSTALLED_CONFIG`], so that commands work on a server without flags.
+fn default_config() -> PathBuf {
+    gerbang_core::default_config_path(
+        Path::new("config/gerbang.toml"),
+        Path::new(INSTALLED_CONFIG),
+    )
+}
+
+impl Command {
+    /// The configuration file the command reads, if it reads one.
+    fn config(&self) -> Option<&Path> {
+        match self {
+            Self::Serve { config }
+            | Self::Check { config }
+            | Self::Report { config, .. }
+            | Self::Reload { config }
+            | Self::Demo { config }
+            | Self::Policy {
+                command: PolicyCommand::Test { config, .. } | PolicyCommand::Explain { config, .. },
+            }
+            | Self::Audit {
+                command: AuditCommand::Verify { config, .. },
+            }
+            | Self::Quota {
+                command: QuotaCommand::Show { config, .. },
+            }
+            | Self::Sanksi {
+                command:
+                    SanksiCommand::List { config }
+                    | SanksiCommand::Add { config, .. }
+                    | SanksiCommand::Lift { config, .. },
+            } => Some(config),
+            Self::Passwd | Self::Certs { .. } | Self::Sam { .. } | Self::Reader { .. } => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = cli.command.config().map(Path::to_path_buf);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            // The file may be a default the operator did not choose (see `default_config`).
+            if let Some(config) = config {
+                eprintln!("(configuration: {})", config.display());
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs to stderr in batches (`log.rs`): a proxy worker only appends its line (one per
-/// request); lines still buffered are written when the returned guard is dropped. The
-/// decision log, not this, is the record of requests.
-fn init_logging() -> log::Guard {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: log files and CI output stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = log::batched_stderr();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .try_init();
-    guard
-}
-
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve { config } => {
-            let _log = init_logging();
+            let _log = log::init();
             gerbang_proxy::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -284,6 +314,10 @@ fn run(command: Command) -> Result<ExitCode> {
                         snap.engine().policy_count(),
                         snap.engine().hash()
                     );
+                    let now = chrono::Utc::now().timestamp();
+                    for gap in readiness::gaps(&config, snap.agreements().len(), now) {
+                        eprintln!("warning: {gap}");
+                    }
                     // Freeing 5,000 agreements' entities piece by piece takes a seventh of a
                     // check; the process ends now and the memory goes with it.
                     std::mem::forget(snap);

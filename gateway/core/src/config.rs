@@ -937,6 +937,18 @@ pub fn check(path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// The configuration file a tool reads when it is given none: `local`, a path relative to
+/// the working directory as in a checkout of the repository, when it is a file there; else
+/// `installed`, where the Debian package puts it under `/etc/gerbang/`. An operator on an
+/// installed server runs `gerbang check` from anywhere; a developer runs it from the checkout.
+pub fn default_config_path(local: &Path, installed: &Path) -> PathBuf {
+    if local.is_file() {
+        local.to_path_buf()
+    } else {
+        installed.to_path_buf()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1056,5 +1068,17 @@ dir = "../policies"
         let text = MINIMAL.to_string() + "\n[api]\nmax_body_bytes = 10000000\n";
         let err = Config::parse(Path::new("g.toml"), &text).expect_err("too big");
         assert!(err.to_string().contains("api.max_body_bytes"), "{err}");
+    }
+
+    #[test]
+    fn the_local_file_is_the_default_when_it_exists_else_the_installed_one() {
+        let installed = Path::new("/etc/gerbang/gerbang.toml");
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let local = here.join("Cargo.toml");
+        assert_eq!(default_config_path(&local, installed), local);
+        let missing = here.join("no-such-dir/gerbang.toml");
+        assert_eq!(default_config_path(&missing, installed), installed);
+        // A directory of that name is not a configuration file.
+        assert_eq!(default_config_path(here, installed), installed);
     }
 }

@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -19,7 +19,8 @@ use tokio::signal::unix::{SignalKind, signal};
 #[derive(Debug, Parser)]
 #[command(name = "gerbang-sam", version)]
 struct Args {
-    /// Settings file (e.g. config/sam/sidecar.toml); the flags below override it.
+    /// Settings file; the flags below override it. Without it and without --pks-dir:
+    /// config/sam/sidecar.toml in the working directory, else /etc/gerbang/sam/sidecar.toml.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Loopback `IP:port` to listen on; port 0 picks a free port (default 127.0.0.1:7443).
@@ -39,11 +40,25 @@ struct Args {
     skew_secs: Option<u32>,
 }
 
+/// Where the Debian package installs the settings.
+const INSTALLED_SETTINGS: &str = "/etc/gerbang/sam/sidecar.toml";
+
 fn settings(args: Args) -> Result<Settings> {
     let mut settings = match (&args.config, &args.pks_dir) {
         (Some(path), _) => Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         (None, Some(dir)) => Settings::new(dir.clone()),
-        (None, None) => anyhow::bail!("give --config FILE or --pks-dir DIR"),
+        (None, None) => {
+            let path = gerbang_core::default_config_path(
+                Path::new("config/sam/sidecar.toml"),
+                Path::new(INSTALLED_SETTINGS),
+            );
+            Settings::load(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\n(no --config or --pks-dir given: the settings file used was {})",
+                    path.display()
+                )
+            })?
+        }
     };
     if let Some(dir) = args.pks_dir {
         settings.pks_dir = dir;
