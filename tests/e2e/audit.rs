@@ -225,3 +225,101 @@ async fn a_kill_9_under_load_loses_no_record_of_an_answered_request() {
     let (ok, shown) = gerbang(&["audit", "verify"], &gw);
     assert!(ok, "{shown}");
 }
+
+/// `gerbang audit verify` with `args` (no implied `--config`), without the environment's
+/// key; returns its exit code and what it printed.
+fn verify_cli(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = Command::new(bin("gerbang"))
+        .args(["audit", "verify"])
+        .args(args)
+        .env_remove("GERBANG_AUDIT_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A gateway that answered one lookup and was stopped: a small intact log.
+async fn stopped_gateway_with_a_record() -> Gateway {
+    let sim = Sim::start(1_000);
+    let mut gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    let niks = sim.sample("alive", 1).await;
+    let (_, answer) = post(
+        &gw.client("127.0.0.2"),
+        &gw.url("CALL_NIK"),
+        call_nik(&niks[0], "rsud_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(respon(&answer), None, "{answer}");
+    gw.stop();
+    gw
+}
+
+/// Issue 18, defect 7: `--dir` names the log, the configuration still gives the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_with_dir_takes_the_key_file_from_the_configuration() {
+    let gw = stopped_gateway_with_a_record().await;
+    let config = gw.dir.path().join("gerbang.toml");
+    // The log copied elsewhere, as an auditor would verify a copy.
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(gw.dir.path().join("audit")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let (code, shown) = verify_cli(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--dir".as_ref(),
+        copy.path().as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("intact"), "{shown}");
+}
+
+/// Issue 18, defect 7: "tampered" (1) and "could not verify" (2) are told apart by the exit
+/// code, so a script never files a missing key as tampering or the reverse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_exit_codes_tell_tampering_from_not_verifiable() {
+    let gw = stopped_gateway_with_a_record().await;
+    let config = gw.dir.path().join("gerbang.toml");
+    let dir = gw.dir.path().join("audit");
+    let (code, shown) = verify_cli(&["--config".as_ref(), config.as_os_str()]);
+    assert_eq!(code, Some(0), "{shown}");
+
+    // Could not verify: no key anywhere, a directory that is not there, a broken config.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, shown) = verify_cli(&[
+        "--config".as_ref(),
+        elsewhere.path().join("none.toml").as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "{shown}");
+    let (code, shown) = verify_cli(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--dir".as_ref(),
+        elsewhere.path().join("absent").as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("absent"), "{shown}");
+    let (code, shown) = verify_cli(&["--dir".as_ref(), dir.as_os_str()]);
+    assert_eq!(code, Some(2), "no key: {shown}");
+    assert!(shown.contains("no audit key"), "{shown}");
+
+    // Tampered: one byte changed.
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("\"rsud_01\"", "\"rsud_02\"", 1)).unwrap();
+    let (code, shown) = verify_cli(&["--config".as_ref(), config.as_os_str()]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("FAILED"), "{shown}");
+}

@@ -59,8 +59,9 @@ enum Command {
     },
     /// A semester's use per Pengguna and User ID from the decision log (art. 40).
     Report {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
-        config: PathBuf,
+        /// The configuration whose [audit] names the log (default: config/gerbang.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// `YYYY-1` (January–June) or `YYYY-2` (July–December).
         #[arg(long)]
         semester: String,
@@ -139,14 +140,18 @@ enum PolicyCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the chain and seals; exit 1 naming the first bad record.
+    /// Verify the chain and seals. Exit 0: intact; 1: tampered, the first bad record named;
+    /// 2: could not verify (no key, unreadable directory or file, bad configuration).
     Verify {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
-        config: PathBuf,
+        /// The configuration whose [audit] gives the log and its key (default:
+        /// config/gerbang.toml; with --dir, read only when it exists).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The key file (default: [audit] key_file, else GERBANG_AUDIT_KEY).
+        /// The key file (default: [audit] key_file of the configuration, also with --dir,
+        /// else GERBANG_AUDIT_KEY).
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
@@ -353,7 +358,7 @@ fn run(command: Command) -> Result<ExitCode> {
                     dir,
                     key_file,
                 },
-        } => audit::verify(&config, dir, key_file),
+        } => Ok(audit::verify(config.as_deref(), dir, key_file)),
         Command::Report {
             config,
             semester,
@@ -361,7 +366,14 @@ fn run(command: Command) -> Result<ExitCode> {
             format,
             dir,
             out,
-        } => audit::report(&config, dir, &semester, pengguna.as_deref(), &format, out),
+        } => audit::report(
+            config.as_deref(),
+            dir,
+            &semester,
+            pengguna.as_deref(),
+            &format,
+            out,
+        ),
         Command::Quota {
             command:
                 QuotaCommand::Show {
