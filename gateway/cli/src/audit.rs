@@ -20,14 +20,22 @@ pub mod exit {
     pub const NOT_VERIFIED: u8 = 2;
 }
 
-/// The log directory and key file: each as given on the command line, else from the
-/// configuration's `[audit]`. `--dir` alone does not drop the configuration's key: it is
-/// read when `--config` was given or the default configuration exists.
+/// Where a decision log is: its directory, archive directory and key file.
+struct Located {
+    dir: PathBuf,
+    archive: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+}
+
+/// The log directory, archive directory and key file: each as given on the command line,
+/// else from the configuration's `[audit]`. `--dir` alone does not drop the configuration's
+/// key: it is read when `--config` was given or the default configuration exists.
 fn locate(
     config: Option<&Path>,
     dir: Option<PathBuf>,
+    archive: Option<PathBuf>,
     key_file: Option<PathBuf>,
-) -> Result<(PathBuf, Option<PathBuf>)> {
+) -> Result<Located> {
     let path = config.unwrap_or(Path::new(DEFAULT_CONFIG));
     let settings = if config.is_none() && dir.is_some() && !path.exists() {
         None
@@ -42,22 +50,36 @@ fn locate(
             ),
         }
     };
-    let (config_dir, config_key) = match settings {
-        Some(audit) => (Some(audit.dir), audit.key_file),
-        None => (None, None),
+    let (config_dir, config_archive, config_key) = match settings {
+        Some(audit) => (
+            Some(audit.dir.clone()),
+            audit.archive_dir().map(Path::to_path_buf),
+            audit.key_file,
+        ),
+        None => (None, None, None),
     };
     match dir.or(config_dir) {
-        Some(dir) => Ok((dir, key_file.or(config_key))),
+        Some(dir) => Ok(Located {
+            dir,
+            archive: archive.or(config_archive),
+            key_file: key_file.or(config_key),
+        }),
         None => bail!("no log directory: give --dir or a configuration with [audit] dir"),
     }
 }
 
 /// `gerbang audit verify`: exit 0 when the chain is intact, 1 naming the first bad record, 2
 /// when it could not be verified at all.
-pub fn verify(config: Option<&Path>, dir: Option<PathBuf>, key_file: Option<PathBuf>) -> ExitCode {
-    let verified = locate(config, dir, key_file).and_then(|(dir, key_file)| {
-        let key = AuditKey::load(key_file.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        gerbang_audit::verify(&dir, &key).with_context(|| format!("verifying {}", dir.display()))
+pub fn verify(
+    config: Option<&Path>,
+    dir: Option<PathBuf>,
+    archive: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+) -> ExitCode {
+    let verified = locate(config, dir, archive, key_file).and_then(|log| {
+        let key = AuditKey::load(log.key_file.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        gerbang_audit::verify_with_archive(&log.dir, log.archive.as_deref(), &key)
+            .with_context(|| format!("verifying {}", log.dir.display()))
     });
     match verified {
         Ok(report) => {
@@ -79,20 +101,30 @@ pub fn verify(config: Option<&Path>, dir: Option<PathBuf>, key_file: Option<Path
 pub fn report(
     config: Option<&Path>,
     dir: Option<PathBuf>,
+    archive: Option<PathBuf>,
     semester: &str,
     pengguna: Option<&str>,
     format: &str,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let (dir, _) = locate(config, dir, None)?;
+    let Located { dir, archive, .. } = locate(config, dir, archive, None)?;
     let semester: Semester = semester
         .parse()
         .map_err(|e| anyhow::anyhow!("--semester: {e}"))?;
     let format: Format = format
         .parse()
         .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
-    let report = gerbang_audit::report(&dir, semester, pengguna)
+    let report = gerbang_audit::report_with_archive(&dir, archive.as_deref(), semester, pengguna)
         .with_context(|| format!("reading {}", dir.display()))?;
+    if !report.days_not_read.is_empty() {
+        let days: Vec<String> = report.days_not_read.iter().map(|d| d.to_string()).collect();
+        eprintln!(
+            "warning: {} archived day(s) of the semester could not be read and are left out: {} \
+             (give the directory holding them with --archive-dir)",
+            days.len(),
+            days.join(", ")
+        );
+    }
     match out {
         Some(path) => {
             let mut file = std::fs::File::create(&path)

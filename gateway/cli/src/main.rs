@@ -73,6 +73,9 @@ enum Command {
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Where archived days are (default: [audit] archive_dir of the configuration).
+        #[arg(long)]
+        archive_dir: Option<PathBuf>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -150,6 +153,10 @@ enum AuditCommand {
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Where archived days are (default: [audit] archive_dir of the configuration); days
+        /// handed to an archive_command are stepped over by their manifest entries.
+        #[arg(long)]
+        archive_dir: Option<PathBuf>,
         /// The key file (default: [audit] key_file of the configuration, also with --dir,
         /// else GERBANG_AUDIT_KEY).
         #[arg(long)]
@@ -356,19 +363,22 @@ fn run(command: Command) -> Result<ExitCode> {
                 AuditCommand::Verify {
                     config,
                     dir,
+                    archive_dir,
                     key_file,
                 },
-        } => Ok(audit::verify(config.as_deref(), dir, key_file)),
+        } => Ok(audit::verify(config.as_deref(), dir, archive_dir, key_file)),
         Command::Report {
             config,
             semester,
             pengguna,
             format,
             dir,
+            archive_dir,
             out,
         } => audit::report(
             config.as_deref(),
             dir,
+            archive_dir,
             &semester,
             pengguna.as_deref(),
             &format,
