@@ -61,6 +61,15 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The plain day file of a log written today.
+fn day_file(dir: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap()
+}
+
 /// The request records (not the log's own events) of a log.
 fn requests(dir: &Path) -> Vec<serde_json::Value> {
     records(dir)
@@ -143,11 +152,7 @@ async fn every_request_is_recorded_without_nik_or_password_and_verifies() {
     assert!(shown.contains("rsud_01"), "{shown}");
 
     // One changed character in a record: verify fails and names the file and line.
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
+    let file = day_file(&dir);
     let text = std::fs::read_to_string(&file).unwrap();
     let edited = text.replacen("\"rsud_01\"", "\"rsud_02\"", 1);
     assert_ne!(edited, text);
@@ -312,11 +317,7 @@ async fn verify_exit_codes_tell_tampering_from_not_verifiable() {
     assert!(shown.contains("no audit key"), "{shown}");
 
     // Tampered: one byte changed.
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
+    let file = day_file(&dir);
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("\"rsud_01\"", "\"rsud_02\"", 1)).unwrap();
     let (code, shown) = verify_cli(&["--config".as_ref(), config.as_os_str()]);
@@ -385,13 +386,9 @@ async fn at_the_edge_of_the_disk_data_is_refused_only_when_its_record_cannot_be_
     gw.stop();
     add_to_audit_table(&gw, "alert_free_mib = 1000000000");
     let dir = gw.dir.path().join("audit");
-    let day_file = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
+    let file = day_file(&dir);
     // Room for a dozen more records of about 700 bytes (ulimit -f counts KiB).
-    let limit_kib = std::fs::metadata(&day_file).unwrap().len() / 1024 + 8;
+    let limit_kib = std::fs::metadata(&file).unwrap().len() / 1024 + 8;
     let mut cmd = Command::new("bash");
     cmd.arg("-c")
         .arg("trap '' XFSZ; ulimit -f \"$2\"; exec \"$0\" serve --config \"$1\"")

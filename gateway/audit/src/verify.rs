@@ -187,6 +187,20 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Nothing read yet.
+    fn empty(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+            records: 0,
+            open_events: 0,
+            last_seq: None,
+            checkpoint: None,
+            notes: Vec::new(),
+            problem: None,
+        }
+    }
+
     /// No tampering found (notes may still be present).
     pub fn is_intact(&self) -> bool {
         self.problem.is_none()
@@ -249,16 +263,7 @@ pub fn verify_with_archive(
         };
         unreadable(path, e)
     })?;
-    let mut report = VerifyReport {
-        dir: dir.to_path_buf(),
-        files: Vec::new(),
-        records: 0,
-        open_events: 0,
-        last_seq: None,
-        checkpoint: None,
-        notes: Vec::new(),
-        problem: None,
-    };
+    let mut report = VerifyReport::empty(dir);
     let mut readable = Vec::new();
     for file in all {
         if file.regular {
@@ -348,16 +353,7 @@ pub(crate) fn check_segment(
     from: (u64, Tag),
 ) -> Result<Segment, SegmentError> {
     let files = [file.clone()];
-    let report = VerifyReport {
-        dir: file.path.clone(),
-        files: Vec::new(),
-        records: 0,
-        open_events: 0,
-        last_seq: None,
-        checkpoint: None,
-        notes: Vec::new(),
-        problem: None,
-    };
+    let report = VerifyReport::empty(&file.path);
     let mut walker = Walker::new(key, &files, report, None, from);
     walker
         .walk_all(&[], false)
