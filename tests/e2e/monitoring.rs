@@ -24,6 +24,15 @@ const NOT_CREATED: &[(&str, &str)] = &[
     ),
     ("GerbangAuditUnhealthy", "as above"),
     (
+        "GerbangAuditDiskLow",
+        "needs a nearly full disk; alerts_test.yml fires it, e2e/audit.rs shows the gauges",
+    ),
+    ("GerbangAuditDiskFilling", "as above"),
+    (
+        "GerbangAuditMaintenanceFailed",
+        "needs a day change; gateway/audit tests fail a pass, alerts_test.yml fires it",
+    ),
+    (
         "GerbangPolicyDrift",
         "needs two instances with different PKS sets",
     ),

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest as _, Sha256};
 
-use crate::files::{self, HEAD_FILE, HEAD_TMP_FILE, LOCK_FILE, TailError};
+use crate::files::{self, HEAD_FILE, HEAD_TMP_FILE, LOCK_FILE, Storage, TailError};
 use crate::key::AuditKey;
 use crate::line::{self, GENESIS, Head, OPEN_EVENT, OpenEvent, Tag};
+use crate::maintain::{DiskSpace, Done, Maintained, MaintenanceError, Pass, Retention, disk_space};
 use crate::record::{Record, wib_day, wib_rfc3339};
 
 /// How often written records are fsynced unless configured otherwise (DESIGN §7).
@@ -46,6 +47,10 @@ pub const LATENCY_BUCKETS_US: [u64; 12] = [
 /// The time source: the system clock in production, a settable one in tests (day rotation).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// How often maintenance runs besides at open and at each new day, unless configured
+/// otherwise: a retention's cut-off moves on at midnight even on a day without traffic.
+pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// How the writer behaves.
 #[derive(Clone)]
 pub struct WriterOptions {
@@ -55,6 +60,20 @@ pub struct WriterOptions {
     pub fsync_interval: Duration,
     /// The clock that decides the WIB day, hence the file records go to.
     pub clock: Clock,
+    /// Opening is refused when the log's filesystem has less free space than this (0: never
+    /// refused). Once open, records are written while the disk takes them: data answers are
+    /// refused only when a record truly cannot be written.
+    pub min_free_bytes: u64,
+    /// Free space under which the filesystem counts as low: reported in [`AuditStats`] for
+    /// the alert, and warned about at each maintenance pass.
+    pub alert_free_bytes: u64,
+    /// When closed days leave the directory, and where to; `None`: they stay, compacted.
+    pub retention: Option<Retention>,
+    /// How often maintenance runs besides at open and at each new day.
+    pub maintenance_interval: Duration,
+    /// Run maintenance on a background thread (the gateway); `false`: only when
+    /// [`AuditLog::maintain`] is called (tools, and tests that look at files as written).
+    pub background_maintenance: bool,
 }
 
 impl Default for WriterOptions {
@@ -63,6 +82,11 @@ impl Default for WriterOptions {
             instance: "gerbang".to_owned(),
             fsync_interval: DEFAULT_FSYNC_INTERVAL,
             clock: Arc::new(Utc::now),
+            min_free_bytes: 0,
+            alert_free_bytes: 0,
+            retention: None,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            background_maintenance: true,
         }
     }
 }
@@ -72,6 +96,11 @@ impl fmt::Debug for WriterOptions {
         f.debug_struct("WriterOptions")
             .field("instance", &self.instance)
             .field("fsync_interval", &self.fsync_interval)
+            .field("min_free_bytes", &self.min_free_bytes)
+            .field("alert_free_bytes", &self.alert_free_bytes)
+            .field("retention", &self.retention)
+            .field("maintenance_interval", &self.maintenance_interval)
+            .field("background_maintenance", &self.background_maintenance)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +159,25 @@ pub enum AuditError {
          wrong key, or the log was altered; run `gerbang audit verify`"
     )]
     CheckpointDoesNotVerify { path: PathBuf },
+    /// The newest day file is compacted: the writer only continues a plain file, and the
+    /// maintenance never compacts the day being written, so someone compressed it by hand.
+    #[error(
+        "the newest day file {file} is compacted, but the writer continues only a plain file: \
+         decompress it (`zstd -d`), check `gerbang audit verify`, then remove the .zst"
+    )]
+    NewestCompacted { file: PathBuf },
+    /// The log's filesystem has less free space than the configured minimum.
+    #[error(
+        "the filesystem of the decision log {dir} has {} MiB free, less than the {} MiB \
+         required (audit.min_free_mib): free space or give the log a larger disk; the gateway \
+         does not start without room for its records",
+        .free / MIB, .required / MIB
+    )]
+    NotEnoughSpace {
+        dir: PathBuf,
+        free: u64,
+        required: u64,
+    },
     /// The record could not be serialised.
     #[error("cannot encode the audit record: {0}")]
     Encode(String),
@@ -170,7 +218,18 @@ pub struct AuditStats {
     pub last_fsync_age: Option<Duration>,
     /// Time from `append` to its record being written.
     pub append_latency: LatencyHistogram,
+    /// Free and total bytes of the log's filesystem (`None` when it cannot be read).
+    pub disk: Option<DiskSpace>,
+    /// The free space under which the filesystem counts as low ([`WriterOptions`]).
+    pub alert_free_bytes: u64,
+    /// Closed days compacted and archived since the log was opened.
+    pub days_compacted: u64,
+    pub days_archived: u64,
+    /// Maintenance passes that stopped on an error (logged; the days stay where they were).
+    pub maintenance_failures: u64,
 }
+
+const MIB: u64 = 1 << 20;
 
 /// A Prometheus-style histogram: cumulative counts per upper bound, then the +Inf count.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +247,7 @@ pub struct LatencyHistogram {
 pub struct AuditLog {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
+    maintainer: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for AuditLog {
@@ -210,8 +270,20 @@ struct Shared {
     /// The file and the chain; only the leader of the moment touches it.
     io: Mutex<Io>,
     counters: Counters,
+    /// Maintenance: asked for at each new day, stopped at close.
+    maintenance: Mutex<MaintenanceState>,
+    maintenance_wake: Condvar,
+    maintenance_stop: AtomicBool,
+    /// Held while a pass runs, so the background one and [`AuditLog::maintain`] never overlap.
+    maintenance_running: Mutex<()>,
     /// Keeps the directory's flock for the writer's lifetime.
     _lock: File,
+}
+
+#[derive(Default)]
+struct MaintenanceState {
+    requested: bool,
+    stopping: bool,
 }
 
 /// A record waiting to be written.
@@ -286,6 +358,9 @@ struct Counters {
     last_fsync: Mutex<Option<Instant>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: AtomicU64,
+    days_compacted: AtomicU64,
+    days_archived: AtomicU64,
+    maintenance_failures: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -306,6 +381,17 @@ impl AuditLog {
     ) -> Result<Self, AuditError> {
         let dir = dir.as_ref().to_path_buf();
         create_dir(&dir)?;
+        if options.min_free_bytes > 0 {
+            let space =
+                disk_space(&dir).map_err(|e| AuditError::io("read the free space of", &dir, e))?;
+            if space.free < options.min_free_bytes {
+                return Err(AuditError::NotEnoughSpace {
+                    dir,
+                    free: space.free,
+                    required: options.min_free_bytes,
+                });
+            }
+        }
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
             .create(true)
@@ -347,6 +433,11 @@ impl AuditLog {
 
         let now = (options.clock)();
         let (day, name) = match files.last() {
+            Some(newest) if newest.storage == Storage::Zstd => {
+                return Err(AuditError::NewestCompacted {
+                    file: newest.path.clone(),
+                });
+            }
             Some(newest) => (newest.day, newest.name.clone()),
             None => {
                 let today = wib_day(now);
@@ -436,6 +527,13 @@ impl AuditLog {
             work: Condvar::new(),
             io: Mutex::new(io),
             counters,
+            maintenance: Mutex::new(MaintenanceState {
+                requested: true,
+                stopping: false,
+            }),
+            maintenance_wake: Condvar::new(),
+            maintenance_stop: AtomicBool::new(false),
+            maintenance_running: Mutex::new(()),
             _lock: lock_file,
         });
         let flusher = {
@@ -445,10 +543,30 @@ impl AuditLog {
                 .spawn(move || shared.flush_loop())
         }
         .map_err(|e| AuditError::io("start the fsync thread for", &shared.dir, e))?;
-        Ok(Self {
+        let mut log = Self {
             shared,
             flusher: Some(flusher),
-        })
+            maintainer: None,
+        };
+        if !log.shared.options.background_maintenance {
+            return Ok(log);
+        }
+        let maintainer = {
+            let shared = log.shared.clone();
+            std::thread::Builder::new()
+                .name("gerbang-audit-maintain".to_owned())
+                .spawn(move || shared.maintenance_loop())
+        }
+        .map_err(|e| AuditError::io("start the maintenance thread for", &log.shared.dir, e))?;
+        log.maintainer = Some(maintainer);
+        Ok(log)
+    }
+
+    /// Runs one maintenance pass now (the background thread runs one at open, at each new
+    /// WIB day and every `maintenance_interval`): compacts the closed days and archives those
+    /// past the retention. Waits for a pass already under way.
+    pub fn maintain(&self) -> Result<Maintained, MaintenanceError> {
+        self.shared.maintain()
     }
 
     /// Writes `record` and returns once its bytes are in the kernel's page cache (they survive
@@ -535,6 +653,11 @@ impl AuditLog {
                 cumulative,
                 sum_us: c.latency_sum_us.load(Ordering::Relaxed),
             },
+            disk: disk_space(&self.shared.dir).ok(),
+            alert_free_bytes: self.shared.options.alert_free_bytes,
+            days_compacted: c.days_compacted.load(Ordering::Relaxed),
+            days_archived: c.days_archived.load(Ordering::Relaxed),
+            maintenance_failures: c.maintenance_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -545,6 +668,14 @@ impl AuditLog {
     }
 
     fn shutdown(&mut self) -> Result<(), AuditError> {
+        if let Some(maintainer) = self.maintainer.take() {
+            self.shared.maintenance_stop.store(true, Ordering::Relaxed);
+            lock(&self.shared.maintenance).stopping = true;
+            self.shared.maintenance_wake.notify_all();
+            if maintainer.join().is_err() {
+                tracing::error!("the decision log's maintenance thread panicked");
+            }
+        }
         let Some(flusher) = self.flusher.take() else {
             return Ok(());
         };
@@ -835,7 +966,79 @@ impl Shared {
         io.name = name;
         io.day = day;
         io.len = len;
+        // The day before is closed: compact it (and archive what the retention says).
+        lock(&self.maintenance).requested = true;
+        self.maintenance_wake.notify_all();
         Ok(())
+    }
+
+    /// The background maintenance: a pass at open, at each new day and every interval.
+    fn maintenance_loop(&self) {
+        let mut state = lock(&self.maintenance);
+        loop {
+            if state.stopping {
+                return;
+            }
+            if state.requested {
+                state.requested = false;
+                drop(state);
+                // Failures are logged and counted there; the next pass tries again.
+                let _ = self.maintain();
+                state = lock(&self.maintenance);
+                continue;
+            }
+            let (next, timeout) = self
+                .maintenance_wake
+                .wait_timeout(state, self.options.maintenance_interval)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            if timeout.timed_out() {
+                state.requested = true;
+            }
+        }
+    }
+
+    fn maintain(&self) -> Result<Maintained, MaintenanceError> {
+        let _running = lock(&self.maintenance_running);
+        let writing = lock(&self.io).day;
+        let pass = Pass {
+            dir: &self.dir,
+            key: &self.key,
+            retention: self.options.retention.as_ref(),
+            writing,
+            now: (self.options.clock)(),
+            stop: &self.maintenance_stop,
+        };
+        let result = pass.run(|done, file| {
+            let (counter, what) = match done {
+                Done::Compacted => (&self.counters.days_compacted, "compacted"),
+                Done::Archived => (&self.counters.days_archived, "archived"),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(audit.file = file, "decision log day {what}");
+        });
+        match &result {
+            Err(MaintenanceError::Stopped) => {}
+            Err(error) => {
+                self.counters
+                    .maintenance_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "decision log maintenance stopped");
+            }
+            Ok(_) => {}
+        }
+        if let Ok(space) = disk_space(&self.dir)
+            && space.free < self.options.alert_free_bytes
+        {
+            tracing::warn!(
+                audit.dir = %self.dir.display(),
+                disk.free_mib = space.free / MIB,
+                disk.alert_mib = self.options.alert_free_bytes / MIB,
+                "the decision log's filesystem is low on space: records are written until the \
+                 disk is full, then data answers are refused; free space or archive sooner"
+            );
+        }
+        result
     }
 
     /// The background thread: leads batches nobody waits for, fsyncs every `fsync_interval`
@@ -923,7 +1126,7 @@ fn find_resume_point(files: &[files::LogFile], key: &AuditKey) -> Result<Resume,
         if !file.regular {
             continue;
         }
-        let tail = files::scan_tail(&file.path, key, MAX_TORN_BYTES).map_err(|e| match e {
+        let tail = files::scan_tail(file, key, MAX_TORN_BYTES).map_err(|e| match e {
             TailError::Io(e) => AuditError::io("read", &file.path, e),
             TailError::TooLong { bytes } => AuditError::TailDoesNotVerify {
                 file: file.path.clone(),

@@ -60,8 +60,9 @@ enum Command {
     },
     /// A semester's use per Pengguna and User ID from the decision log (art. 40).
     Report {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
+        /// The configuration whose [audit] names the log (default: as for the other commands).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// `YYYY-1` (January–June) or `YYYY-2` (July–December).
         #[arg(long)]
         semester: String,
@@ -73,6 +74,9 @@ enum Command {
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Where archived days are (default: [audit] archive_dir of the configuration).
+        #[arg(long)]
+        archive_dir: Option<PathBuf>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -140,14 +144,22 @@ enum PolicyCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the chain and seals; exit 1 naming the first bad record.
+    /// Verify the chain and seals. Exit 0: intact; 1: tampered, the first bad record named;
+    /// 2: could not verify (no key, unreadable directory or file, bad configuration).
     Verify {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
+        /// The configuration whose [audit] gives the log and its key (default: as
+        /// for the other commands; with --dir, read only when it exists).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The key file (default: [audit] key_file, else GERBANG_AUDIT_KEY).
+        /// Where archived days are (default: [audit] archive_dir of the configuration); days
+        /// handed to an archive_command are stepped over by their manifest entries.
+        #[arg(long)]
+        archive_dir: Option<PathBuf>,
+        /// The key file (default: [audit] key_file of the configuration, also with --dir,
+        /// else GERBANG_AUDIT_KEY).
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
@@ -254,14 +266,10 @@ impl Command {
         match self {
             Self::Serve { config }
             | Self::Check { config }
-            | Self::Report { config, .. }
             | Self::Reload { config }
             | Self::Demo { config }
             | Self::Policy {
                 command: PolicyCommand::Test { config, .. } | PolicyCommand::Explain { config, .. },
-            }
-            | Self::Audit {
-                command: AuditCommand::Verify { config, .. },
             }
             | Self::Quota {
                 command: QuotaCommand::Show { config, .. },
@@ -272,6 +280,10 @@ impl Command {
                     | SanksiCommand::Add { config, .. }
                     | SanksiCommand::Lift { config, .. },
             } => Some(config),
+            Self::Report { config, .. }
+            | Self::Audit {
+                command: AuditCommand::Verify { config, .. },
+            } => config.as_deref(),
             Self::Passwd | Self::Certs { .. } | Self::Sam { .. } | Self::Reader { .. } => None,
         }
     }
@@ -385,17 +397,27 @@ fn run(command: Command) -> Result<ExitCode> {
                 AuditCommand::Verify {
                     config,
                     dir,
+                    archive_dir,
                     key_file,
                 },
-        } => audit::verify(&config, dir, key_file),
+        } => Ok(audit::verify(config.as_deref(), dir, archive_dir, key_file)),
         Command::Report {
             config,
             semester,
             pengguna,
             format,
             dir,
+            archive_dir,
             out,
-        } => audit::report(&config, dir, &semester, pengguna.as_deref(), &format, out),
+        } => audit::report(
+            config.as_deref(),
+            dir,
+            archive_dir,
+            &semester,
+            pengguna.as_deref(),
+            &format,
+            out,
+        ),
         Command::Quota {
             command:
                 QuotaCommand::Show {

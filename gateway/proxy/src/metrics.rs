@@ -42,6 +42,10 @@ pub struct Metrics {
     pub audit_write_duration: Histogram,
     pub audit_write_failures: IntCounter,
     pub audit_healthy: IntGauge,
+    audit_disk_free: IntGauge,
+    audit_disk_size: IntGauge,
+    audit_disk_free_alert: IntGauge,
+    audit_maintenance_failures: IntCounter,
     sanctions_active: IntGaugeVec,
     pub shadow_disagreements: IntCounterVec,
 }
@@ -91,6 +95,11 @@ impl Metrics {
             "Decision-log writes that failed (disk full, permission).",
         )?;
         registry.register(Box::new(audit_write_failures.clone()))?;
+        let audit_maintenance_failures = IntCounter::new(
+            "gerbang_audit_maintenance_failures_total",
+            "Decision-log maintenance passes (compaction, archiving) that stopped on an error.",
+        )?;
+        registry.register(Box::new(audit_maintenance_failures.clone()))?;
         Ok(Self {
             requests: counter(
                 "gerbang_requests_total",
@@ -164,6 +173,19 @@ impl Metrics {
                 "gerbang_audit_healthy",
                 "1 when the decision log is being written, 0 when writing fails.",
             )?,
+            audit_disk_free: single_gauge(
+                "gerbang_audit_disk_free_bytes",
+                "Free bytes of the decision log's filesystem (usable without root).",
+            )?,
+            audit_disk_size: single_gauge(
+                "gerbang_audit_disk_size_bytes",
+                "Size in bytes of the decision log's filesystem.",
+            )?,
+            audit_disk_free_alert: single_gauge(
+                "gerbang_audit_disk_free_alert_bytes",
+                "Free bytes under which the log's disk counts as low (audit.alert_free_mib).",
+            )?,
+            audit_maintenance_failures,
             sanctions_active: gauge(
                 "gerbang_sanctions_active",
                 "Sanctions in force (art. 45) by kind.",
@@ -277,6 +299,18 @@ impl Metrics {
         let seen = self.audit_write_failures.get();
         if failures > seen {
             self.audit_write_failures.inc_by(failures - seen);
+        }
+        let gauge = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
+        if let Some(disk) = stats.disk {
+            self.audit_disk_free.set(gauge(disk.free));
+            self.audit_disk_size.set(gauge(disk.total));
+        }
+        self.audit_disk_free_alert
+            .set(gauge(stats.alert_free_bytes));
+        let seen = self.audit_maintenance_failures.get();
+        if stats.maintenance_failures > seen {
+            self.audit_maintenance_failures
+                .inc_by(stats.maintenance_failures - seen);
         }
     }
 

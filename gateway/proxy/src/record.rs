@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use gerbang_audit::{AuditKey, AuditLog, WriterOptions};
-use gerbang_core::{AuditSettings, Clock};
+use gerbang_audit::{ArchiveTo, AuditKey, AuditLog, Keep, Retention, WriterOptions};
+use gerbang_core::{AuditArchive, AuditKeep, AuditSettings, Clock};
 
 /// An open decision log.
 #[derive(Clone)]
@@ -31,6 +31,19 @@ impl Audit {
                 instance: instance.to_string(),
                 fsync_interval: settings.fsync_interval,
                 clock: Arc::new(move || clock.now()),
+                min_free_bytes: settings.min_free_bytes,
+                alert_free_bytes: settings.alert_free_bytes,
+                retention: settings.retention.as_ref().map(|r| Retention {
+                    keep: match r.keep {
+                        AuditKeep::Days(n) => Keep::Days(n.get()),
+                        AuditKeep::Months(n) => Keep::Months(n.get()),
+                    },
+                    to: match &r.to {
+                        AuditArchive::Dir(dir) => ArchiveTo::Dir(dir.clone()),
+                        AuditArchive::Command(command) => ArchiveTo::Command(command.clone()),
+                    },
+                }),
+                ..WriterOptions::default()
             },
         )
         .map_err(|e| e.to_string())?;
