@@ -11,8 +11,10 @@ CARGO ?= cargo
 # cmake builds libz-ng (pingora's compression); redis-server is started by the quota tests
 # (their own instance on a free port, never a system service); promtool (Debian's
 # prometheus) checks monitoring/ and the metrics end-to-end test runs a real Prometheus;
-# chromium and its driver run the Web Portal browser test (tests/e2e/portal_browser.rs).
-SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver
+# chromium and its driver run the Web Portal browser test (tests/e2e/portal_browser.rs);
+# cvc5 is the SMT solver that proves the invariants of policies/invariants/ (gerbang policy
+# verify, gerbang check, every reload that changes the rules; docs/policies.md).
+SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver cvc5:cvc5
 
 .PHONY: demo test lint deps
 
