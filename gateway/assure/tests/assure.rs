@@ -26,37 +26,38 @@ fn solver() -> Solver {
     })
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+/// An edit of one file: in `file`, `from` replaced by `to` (which must be there).
+type Edit<'a> = (&'a str, &'a str, &'a str);
 
-/// The shipped `config/` and `policies/` side by side in a temporary directory.
-fn shipped() -> tempfile::TempDir {
+/// Copies the files of `from` (not its folders) into a new temporary directory, applying
+/// `edits` and adding `extra` files.
+fn edited(from: &Path, edits: &[Edit<'_>], extra: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("config"), &dir.path().join("config"));
-    copy_dir(&root().join("policies"), &dir.path().join("policies"));
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (file, was, is) in edits.iter().filter(|(f, _, _)| *f == name) {
+            assert!(text.contains(was), "{file} has no {was:?}");
+            text = text.replacen(was, is, 1);
+        }
+        std::fs::write(dir.path().join(&name), text).unwrap();
+    }
+    for (name, text) in extra {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     dir
 }
 
-/// Replaces `from` by `to` in a file, which must contain it.
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} has no {from:?}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
-fn prove(policies: &Path) -> Report {
-    let engine = PolicyEngine::load(policies).unwrap();
-    let invariants = load_invariants(&policies.join(INVARIANTS_DIR), engine.schema()).unwrap();
+/// Proves the shipped invariants over the shipped rules with `edits` and `extra` files.
+fn prove(edits: &[Edit<'_>], extra: &[(&str, &str)]) -> Report {
+    let rules = edited(&root().join("policies"), edits, extra);
+    let engine = PolicyEngine::load(rules.path()).unwrap();
+    let dir = root().join("policies").join(INVARIANTS_DIR);
+    let invariants = load_invariants(&dir, engine.schema()).unwrap();
     verify(&engine, &invariants, &solver(), BUDGET)
 }
 
@@ -80,7 +81,7 @@ fn broken(report: &Report, id: &str) -> String {
 
 #[test]
 fn every_shipped_invariant_is_proved() {
-    let report = prove(&root().join("policies"));
+    let report = prove(&[], &[]);
     for o in &report.outcomes {
         assert!(matches!(o.verdict, Verdict::Proved), "{o}");
     }
@@ -103,21 +104,14 @@ fn every_shipped_invariant_is_proved() {
 
 #[test]
 fn a_permit_letting_a_foreign_majority_bhi_call_nik_is_found() {
-    let dir = shipped();
-    let policies = dir.path().join("policies");
-    // An exception for one BHI: its agreement's CALL_NIK taken out of `verify-only`, and a
-    // permit for it.
-    edit(
-        &policies.join("larangan.cedar"),
-        "    Gerbang::Action::\"CallNik\",\n",
-        "",
+    // An exception for one BHI: CALL_NIK taken out of `verify-only`, and a permit for it.
+    let report = prove(
+        &[("larangan.cedar", "    Gerbang::Action::\"CallNik\",\n", "")],
+        &[(
+            "pengecualian.cedar",
+            "@id(\"fintek-call-nik\")\npermit (principal, action == Gerbang::Action::\"CallNik\", resource)\nwhen { principal in resource && resource.pengguna.asing_mayoritas };\n",
+        )],
     );
-    std::fs::write(
-        policies.join("pengecualian.cedar"),
-        "@id(\"fintek-call-nik\")\npermit (principal, action == Gerbang::Action::\"CallNik\", resource)\nwhen { principal in resource && resource.pengguna.asing_mayoritas };\n",
-    )
-    .unwrap();
-    let report = prove(&policies);
     let cex = broken(&report, "asing-mayoritas-hanya-verifikasi");
     assert!(cex.starts_with("CallNik is PERMITTED by "), "{cex}");
     assert!(cex.contains("asing_mayoritas true"), "{cex}");
@@ -134,15 +128,15 @@ fn a_permit_letting_a_foreign_majority_bhi_call_nik_is_found() {
 
 #[test]
 fn a_protected_element_without_the_ministers_approval_is_found() {
-    let dir = shipped();
-    let policies = dir.path().join("policies");
     // "Approval" taken as given for ministries: the forbid no longer protects their answers.
-    edit(
-        &policies.join("elemen.cedar"),
-        "when { resource.dilindungi && !principal.pks.persetujuan_menteri.contains(resource) };",
-        "when {\n  resource.dilindungi &&\n  !principal.pks.persetujuan_menteri.contains(resource) &&\n  principal.pks.pengguna.jenis != \"kementerian\"\n};",
+    let report = prove(
+        &[(
+            "elemen.cedar",
+            "when { resource.dilindungi && !principal.pks.persetujuan_menteri.contains(resource) };",
+            "when {\n  resource.dilindungi &&\n  !principal.pks.persetujuan_menteri.contains(resource) &&\n  principal.pks.pengguna.jenis != \"kementerian\"\n};",
+        )],
+        &[],
     );
-    let report = prove(&policies);
     let cex = broken(&report, "data-dilindungi-perlu-persetujuan-menteri");
     assert!(
         cex.starts_with("ReadElement is PERMITTED by elements-agreed"),
@@ -155,19 +149,17 @@ fn a_protected_element_without_the_ministers_approval_is_found() {
 
 #[test]
 fn a_portal_export_is_found() {
-    let dir = shipped();
-    let policies = dir.path().join("policies");
-    edit(
-        &policies.join("larangan.cedar"),
-        "action in [Gerbang::Action::\"PortalWrite\", Gerbang::Action::\"PortalExport\"],",
-        "action in [Gerbang::Action::\"PortalWrite\"],",
+    let report = prove(
+        &[(
+            "larangan.cedar",
+            "action in [Gerbang::Action::\"PortalWrite\", Gerbang::Action::\"PortalExport\"],",
+            "action in [Gerbang::Action::\"PortalWrite\"],",
+        )],
+        &[(
+            "ekspor.cedar",
+            "@id(\"portal-export\")\npermit (principal, action == Gerbang::Action::\"PortalExport\", resource)\nwhen { principal in resource };\n",
+        )],
     );
-    std::fs::write(
-        policies.join("ekspor.cedar"),
-        "@id(\"portal-export\")\npermit (principal, action == Gerbang::Action::\"PortalExport\", resource)\nwhen { principal in resource };\n",
-    )
-    .unwrap();
-    let report = prove(&policies);
     let cex = broken(&report, "portal-tanpa-tulis-dan-ekspor");
     assert!(
         cex.starts_with("PortalExport is PERMITTED by portal-export ("),
@@ -183,15 +175,15 @@ fn a_portal_export_is_found() {
 
 #[test]
 fn a_rule_that_can_error_is_found() {
-    let dir = shipped();
-    let policies = dir.path().join("policies");
-    // Overflows for a validity that ends near the largest Long.
-    edit(
-        &policies.join("larangan.cedar"),
-        "unless { resource.mulai <= context.today && context.today <= resource.sampai };",
-        "unless { resource.mulai <= context.today && context.today <= resource.sampai + 1 };",
+    // Overflows for a validity that ends at the largest Long.
+    let report = prove(
+        &[(
+            "larangan.cedar",
+            "unless { resource.mulai <= context.today && context.today <= resource.sampai };",
+            "unless { resource.mulai <= context.today && context.today <= resource.sampai + 1 };",
+        )],
+        &[],
     );
-    let report = prove(&policies);
     let cex = broken(&report, "aturan-tidak-pernah-galat");
     assert!(cex.contains("makes rule pks-validity"), "{cex}");
     assert!(cex.contains("overflow"), "{cex}");
@@ -237,15 +229,23 @@ fn invariant_files_are_checked_with_file_line_and_field() {
     assert!(err.contains("must be a `permit`"), "{err}");
 }
 
+/// The shipped configuration, loaded with `pks` edits of its PKS files and `rules` edits
+/// (and `extra` files) of its policies.
+fn snapshot(pks: &[Edit<'_>], rules: &[Edit<'_>], extra: &[(&str, &str)]) -> Snapshot {
+    let mut config = Config::load(&root().join("config/gerbang.toml")).unwrap();
+    let pks_dir = edited(&config.pks_dir, pks, &[]);
+    let rules_dir = edited(&config.policy_dir, rules, extra);
+    config.pks_dir = pks_dir.path().to_path_buf();
+    config.policy_dir = rules_dir.path().to_path_buf();
+    load_snapshot(&config).unwrap()
+}
+
 /// `REQUEST_SHAPE` is what the proofs assume of every request: checked here on the entities
 /// and requests the engine really builds, by adding the shape as a rule of its own and
 /// deciding every action of every shipped User ID.
 #[test]
 fn the_assumed_request_shape_holds_for_every_request_the_gateway_makes() {
-    let dir = shipped();
-    std::fs::write(dir.path().join("policies/bentuk.cedar"), REQUEST_SHAPE).unwrap();
-    let config = Config::load(&dir.path().join("config/gerbang.toml")).unwrap();
-    let snap = load_snapshot(&config).unwrap();
+    let snap = snapshot(&[], &[], &[("bentuk.cedar", REQUEST_SHAPE)]);
     let mut asked = 0;
     for pks in snap.agreements() {
         for user in &pks.users {
@@ -274,29 +274,24 @@ fn the_assumed_request_shape_holds_for_every_request_the_gateway_makes() {
     assert!(asked > 100, "{asked}");
 }
 
-fn load(dir: &Path) -> Snapshot {
-    load_snapshot(&Config::load(&dir.join("config/gerbang.toml")).unwrap()).unwrap()
-}
-
 fn day() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()
 }
 
-fn unchanged(old: &Snapshot, new: &Snapshot) -> RulesChange {
-    equivalence(old.engine(), new.engine(), None, BUDGET)
+/// The diff of the shipped configuration against itself with `pks` edits (same rules).
+fn pks_diff(pks: &[Edit<'_>]) -> gerbang_assure::Diff {
+    let (before, after) = (snapshot(&[], &[], &[]), snapshot(pks, &[], &[]));
+    let rules = equivalence(before.engine(), after.engine(), None, BUDGET);
+    diff(&before, &after, day(), rules, None)
 }
 
 #[test]
 fn a_pks_edit_that_adds_an_element_is_reported_exactly() {
-    let dir = shipped();
-    let before = load(dir.path());
-    edit(
-        &dir.path().join("config/pks/rsud-contoh.toml"),
+    let d = pks_diff(&[(
+        "rsud-contoh.toml",
         "\"STATUS_KAWIN\", \"ALAMAT_SEKARANG\"]",
         "\"STATUS_KAWIN\", \"ALAMAT_SEKARANG\", \"AGAMA\"]",
-    );
-    let after = load(dir.path());
-    let d = diff(&before, &after, day(), unchanged(&before, &after), None);
+    )]);
     // rsud_cth_02 is deactivated: it can ask for nothing, so it gains nothing.
     assert_eq!(d.summary, "1 User ID of 1 Pengguna gains AGAMA");
     assert_eq!(d.users.len(), 1, "{}", d.render());
@@ -313,15 +308,11 @@ fn a_pks_edit_that_adds_an_element_is_reported_exactly() {
 
 #[test]
 fn a_pks_edit_that_freezes_an_agreement_is_reported_exactly() {
-    let dir = shipped();
-    let before = load(dir.path());
-    edit(
-        &dir.path().join("config/pks/rsud-contoh.toml"),
+    let d = pks_diff(&[(
+        "rsud-contoh.toml",
         "status = \"aktif\"\n\n[[user]]",
         "status = \"dibekukan\"\n\n[[user]]",
-    );
-    let after = load(dir.path());
-    let d = diff(&before, &after, day(), unchanged(&before, &after), None);
+    )]);
     assert_eq!(
         d.summary,
         "PKS 440/017/RSUD-CTH/2025: status aktif → dibekukan; 1 User ID of 1 Pengguna loses all access"
@@ -341,22 +332,19 @@ fn a_pks_edit_that_freezes_an_agreement_is_reported_exactly() {
 
 #[test]
 fn quota_validity_and_user_changes_are_reported() {
-    let dir = shipped();
-    let before = load(dir.path());
-    let rsud = dir.path().join("config/pks/rsud-contoh.toml");
-    edit(&rsud, "sampai = 2027-06-30", "sampai = 2028-06-30");
-    edit(
-        &rsud,
-        "kuota_harian = 1000\nstatus = \"aktif\"",
-        "kuota_harian = 500\nstatus = \"aktif\"",
-    );
-    edit(
-        &rsud,
-        "kuota_harian = 1000\nstatus = \"nonaktif\"",
-        "kuota_harian = 1000\nstatus = \"aktif\"",
-    );
-    let after = load(dir.path());
-    let d = diff(&before, &after, day(), unchanged(&before, &after), None);
+    let d = pks_diff(&[
+        ("rsud-contoh.toml", "sampai = 2027-06-30", "sampai = 2028-06-30"),
+        (
+            "rsud-contoh.toml",
+            "kuota_harian = 1000\nstatus = \"aktif\"",
+            "kuota_harian = 500\nstatus = \"aktif\"",
+        ),
+        (
+            "rsud-contoh.toml",
+            "kuota_harian = 1000\nstatus = \"nonaktif\"",
+            "kuota_harian = 1000\nstatus = \"aktif\"",
+        ),
+    ]);
     assert_eq!(
         d.summary,
         "PKS 440/017/RSUD-CTH/2025: sampai 2027-06-30 → 2028-06-30; \
@@ -368,29 +356,24 @@ fn quota_validity_and_user_changes_are_reported() {
 
 #[test]
 fn a_rule_edit_is_compared_by_meaning_and_by_whom_it_touches() {
-    let dir = shipped();
-    let before = load(dir.path());
-    // Reformatted and reordered: the same meaning.
-    let akses = dir.path().join("policies/akses.cedar");
-    let text = std::fs::read_to_string(&akses).unwrap();
-    std::fs::write(
-        &akses,
-        format!("// reordered\n{}", text.replace("\n\n", "\n\n\n")),
-    )
-    .unwrap();
-    let same = load(dir.path());
+    let before = snapshot(&[], &[], &[]);
+    // Reformatted: the same meaning.
+    let same = snapshot(&[], &[("akses.cedar", "\n\n", "\n\n\n// Dirapikan.\n")], &[]);
     let rules = equivalence(before.engine(), same.engine(), Some(&solver()), BUDGET);
     assert!(matches!(rules, RulesChange::SameMeaning { .. }), "{rules}");
     let d = diff(&before, &same, day(), rules, None);
     assert_eq!(d.summary, "rules edited, same meaning (proved)");
 
     // No more lookups by No KK: whoever had them loses them.
-    edit(
-        &akses,
-        "resource.kunci_akses.contains(\"NO_KK\")",
-        "resource.kunci_akses.contains(\"NO_KK_2027\")",
+    let after = snapshot(
+        &[],
+        &[(
+            "akses.cedar",
+            "resource.kunci_akses.contains(\"NO_KK\")",
+            "resource.kunci_akses.contains(\"NO_KK_2027\")",
+        )],
+        &[],
     );
-    let after = load(dir.path());
     let rules = equivalence(before.engine(), after.engine(), Some(&solver()), BUDGET);
     match &rules {
         RulesChange::Changed {
