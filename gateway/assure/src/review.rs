@@ -11,9 +11,9 @@ use gerbang_core::{ConfigError, ConfigErrors};
 use gerbang_policy::Snapshot;
 
 use crate::diff::{Diff, diff};
-use crate::equivalence::equivalence;
+use crate::equivalence::{RulesChange, equivalence};
 use crate::invariant::{INVARIANTS_DIR, load_invariants};
-use crate::solver::Solver;
+use crate::solver::{NoSolver, Solver};
 use crate::verify::{Verdict, verify};
 
 /// How long a reload may spend proving the invariants.
@@ -74,13 +74,17 @@ pub fn review(
     day: NaiveDate,
     diff_users: Option<usize>,
 ) -> Result<Review, ConfigErrors> {
-    let changed = running.engine().hash() != candidate.engine().hash();
+    if running.engine().hash() == candidate.engine().hash() {
+        let rules = RulesChange::Unchanged {
+            hash: candidate.engine().hash().to_string(),
+        };
+        return Ok(Review {
+            proof: Proof::RulesUnchanged,
+            diff: diff(running, candidate, day, rules, diff_users),
+        });
+    }
     let solver = Solver::find();
-    let proof = if changed {
-        prove(candidate, policy_dir, solver.as_ref().ok())?
-    } else {
-        Proof::RulesUnchanged
-    };
+    let proof = prove(candidate, policy_dir, solver.as_ref())?;
     let rules = equivalence(
         running.engine(),
         candidate.engine(),
@@ -97,7 +101,7 @@ pub fn review(
 fn prove(
     candidate: &Snapshot,
     policy_dir: &Path,
-    solver: Option<&Solver>,
+    solver: Result<&Solver, &NoSolver>,
 ) -> Result<Proof, ConfigErrors> {
     let dir = policy_dir.join(INVARIANTS_DIR);
     if !dir.is_dir() {
@@ -107,12 +111,9 @@ fn prove(
     }
     let engine = candidate.engine();
     let invariants = load_invariants(&dir, engine.schema())?;
-    let Some(solver) = solver else {
-        let why = match Solver::find() {
-            Err(e) => e.to_string(),
-            Ok(_) => "no solver".to_string(),
-        };
-        return Ok(Proof::Skipped { why });
+    let solver = match solver {
+        Ok(s) => s,
+        Err(no) => return Ok(Proof::Skipped { why: no.to_string() }),
     };
     let report = verify(engine, &invariants, solver, PROOF_BUDGET);
     let problems: Vec<ConfigError> = report
