@@ -113,7 +113,11 @@ fn prove(
     let invariants = load_invariants(&dir, engine.schema())?;
     let solver = match solver {
         Ok(s) => s,
-        Err(no) => return Ok(Proof::Skipped { why: no.to_string() }),
+        Err(no) => {
+            return Ok(Proof::Skipped {
+                why: no.to_string(),
+            });
+        }
     };
     let report = verify(engine, &invariants, solver, PROOF_BUDGET);
     let problems: Vec<ConfigError> = report

@@ -333,7 +333,11 @@ fn a_pks_edit_that_freezes_an_agreement_is_reported_exactly() {
 #[test]
 fn quota_validity_and_user_changes_are_reported() {
     let d = pks_diff(&[
-        ("rsud-contoh.toml", "sampai = 2027-06-30", "sampai = 2028-06-30"),
+        (
+            "rsud-contoh.toml",
+            "sampai = 2027-06-30",
+            "sampai = 2028-06-30",
+        ),
         (
             "rsud-contoh.toml",
             "kuota_harian = 1000\nstatus = \"aktif\"",
@@ -358,7 +362,11 @@ fn quota_validity_and_user_changes_are_reported() {
 fn a_rule_edit_is_compared_by_meaning_and_by_whom_it_touches() {
     let before = snapshot(&[], &[], &[]);
     // Reformatted: the same meaning.
-    let same = snapshot(&[], &[("akses.cedar", "\n\n", "\n\n\n// Dirapikan.\n")], &[]);
+    let same = snapshot(
+        &[],
+        &[("akses.cedar", "\n\n", "\n\n\n// Dirapikan.\n")],
+        &[],
+    );
     let rules = equivalence(before.engine(), same.engine(), Some(&solver()), BUDGET);
     assert!(matches!(rules, RulesChange::SameMeaning { .. }), "{rules}");
     let d = diff(&before, &same, day(), rules, None);
