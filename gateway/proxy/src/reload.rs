@@ -428,7 +428,10 @@ mod tests {
         let long = "status aktif → dibekukan; ".repeat(400);
         let cut = bounded(&long);
         assert!(cut.len() < MAX_RECORD_REASON + 60, "{}", cut.len());
-        assert!(cut.ends_with("… (cut; `gerbang policy diff` shows all)"), "{cut}");
+        assert!(
+            cut.ends_with("… (cut; `gerbang policy diff` shows all)"),
+            "{cut}"
+        );
         assert!(long.starts_with(cut.trim_end_matches("… (cut; `gerbang policy diff` shows all)")));
     }
 }
