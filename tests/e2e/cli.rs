@@ -258,7 +258,8 @@ fn check_says_plainly_when_no_solver_is_installed() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("invariants: NOT checked: ") && stdout.contains("set CVC5 to a cvc5 executable"),
+        stdout.contains("invariants: NOT checked: ")
+            && stdout.contains("set CVC5 to a cvc5 executable"),
         "{stdout}"
     );
     // No CVC5 and none on PATH: `policy verify` fails and says how to get one.
