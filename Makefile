@@ -14,8 +14,10 @@ CARGO ?= cargo
 # prometheus) checks monitoring/ and the metrics end-to-end test runs a real Prometheus;
 # chromium and its driver run the Web Portal browser test (tests/e2e/portal_browser.rs);
 # setpriv (util-linux, always on Debian) starts the children of the demo, the tests and the
-# bench so that they die with their parent (gateway/supervise).
-SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver setpriv:util-linux
+# bench so that they die with their parent (gateway/supervise); cvc5 is the SMT solver that
+# proves the invariants of policies/invariants/ (gerbang policy verify, gerbang check, every
+# reload that changes the rules; docs/policies.md).
+SYSTEM_DEPS := cmake:cmake redis-server:redis-server promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver setpriv:util-linux cvc5:cvc5
 # The package test (deploy/package-test.sh): dpkg-shlibdeps for cargo-deb, systemd-analyze
 # to verify and score the units (systemd need not be running), ip and curl to run the
 # services in a network namespace, strace to hold them to their system-call filter, openssl

@@ -200,6 +200,11 @@ impl Snapshot {
             .and_then(|all| all.get(r.pks as usize).copied())
     }
 
+    /// The networks cut off as a sanction (the block list and `putus_jaringan` sanctions).
+    pub fn blocked(&self) -> &[IpNet] {
+        &self.blocked
+    }
+
     /// Whether the address is inside a network cut off as a sanction.
     pub fn ip_blocked(&self, ip: IpAddr) -> bool {
         let ip = canonical_ip(ip);

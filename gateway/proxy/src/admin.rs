@@ -98,6 +98,7 @@ impl Admin {
         let param = |name: &str| query_param(&query, name);
         match (&method, path.as_str()) {
             (&Method::POST, "/reload") => self.reload().await,
+            (&Method::GET, "/reload/diff") => self.reload_diff().await,
             (&Method::GET, "/pks") => match param("nomor") {
                 Some(nomor) => self.pks_detail(&nomor),
                 None => self.pks_list(),
@@ -175,6 +176,23 @@ impl Admin {
             Ok(Err(errors)) => error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("reload refused, the previous set stays in force:\n{errors}"),
+            ),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+
+    /// What a reload would change now (the files on disk against the running set), and
+    /// what was proved of their rules; nothing is swapped. 422 when a reload would be refused.
+    async fn reload_diff(&self) -> Answer {
+        let r = Arc::clone(&self.reloader);
+        match tokio::task::spawn_blocking(move || r.preview()).await {
+            Ok(Ok(review)) => json_reply(
+                StatusCode::OK,
+                &json!({ "text": review.diff.render(), "review": review }),
+            ),
+            Ok(Err(errors)) => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("a reload now would be refused:\n{errors}"),
             ),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         }

@@ -128,12 +128,10 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     server.add_service(service);
     let admin = config.admin.clone();
     let instance = config.instance.clone();
-    let reloader = Arc::new(Reloader::new(
-        config,
-        Arc::clone(&snapshot),
-        auth,
-        Arc::clone(&metrics),
-    ));
+    let reloader = Arc::new(
+        Reloader::new(config, Arc::clone(&snapshot), auth, Arc::clone(&metrics))
+            .with_audit(audit_log.clone(), instance.clone()),
+    );
     server.add_service(background_service(
         "reload",
         ReloadService(Arc::clone(&reloader)),
