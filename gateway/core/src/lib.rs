@@ -19,8 +19,8 @@ pub use card_reader::SamReason;
 pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
 pub use config::{
     Admin, Api, AuditSettings, Auth, Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen,
-    MAX_BODY_CEILING, Portal, QuotaSettings, QuotaStore, SamSidecar, SidecarAddress, StatusMode,
-    TlsFiles, Upstream, check,
+    ListenLimits, MAX_BODY_CEILING, Portal, QuotaSettings, QuotaStore, SamSidecar, SidecarAddress,
+    StatusMode, TlsFiles, Upstream, check,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
