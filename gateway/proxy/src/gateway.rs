@@ -891,7 +891,9 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// A portal page's body: passed on, or replaced when it was blocked.
+    /// A portal page's body: passed on, or replaced when it was blocked. A page still coming
+    /// past `upstream.timeout_ms` is cut off: that bounds the whole page, where pingora's
+    /// read timeout bounds each read.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -899,6 +901,18 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<Option<Duration>> {
+        if let (Some(started), Some(whole)) = (
+            ctx.upstream_started,
+            self.upstream.peer.options.read_timeout,
+        ) && !end_of_stream
+            && started.elapsed() > whole
+        {
+            return Err(Error::explain(
+                ErrorType::ReadTimedout,
+                "the DWH portal's page took longer than upstream.timeout_ms",
+            )
+            .into_up());
+        }
         if end_of_stream {
             ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
         }
