@@ -39,6 +39,15 @@ fn agreements() -> Vec<TestPks> {
     vec![rsud, portal]
 }
 
+/// A simulator and a gateway in front of it with `opts` (the agreements above), and a NIK
+/// the simulator knows.
+async fn start(opts: impl FnOnce(GatewayOptions) -> GatewayOptions) -> (Sim, Gateway, String) {
+    let sim = Sim::start(1_000);
+    let gw = Gateway::start(opts(GatewayOptions::new(sim.addr, agreements())));
+    let nik = sim.sample("alive", 1).await.remove(0);
+    (sim, gw, nik)
+}
+
 /// Sends `request` on a new connection from `source` and reads until the gateway closes it.
 async fn exchange(addr: SocketAddr, source: &str, request: &[u8]) -> (Vec<u8>, bool) {
     let mut s = connect_from(addr, source, None).await;
@@ -119,9 +128,7 @@ enum RefusedBy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_framing_is_refused_before_anything_is_read_or_forwarded() {
-    let sim = Sim::start(1_000);
-    let gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
-    let nik = sim.sample("alive", 1).await.remove(0);
+    let (sim, gw, nik) = start(|o| o).await;
     let body = call_nik(&nik, "rsud_01", PASSWORD);
     let n = body.len();
     let chunked = format!("{n:x}\r\n{body}\r\n0\r\n\r\n");
@@ -354,13 +361,12 @@ fn trickle(mut writer: tokio::net::tcp::OwnedWriteHalf, head: String, body: Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_body_is_refused_at_its_deadline_and_never_blamed_on_the_dwh() {
     const BODY_MS: u64 = 1_500;
-    let sim = Sim::start(1_000);
-    let gw = Gateway::start(GatewayOptions {
+    let (sim, gw, nik) = start(|o| GatewayOptions {
         status_mode: "rest",
         listen: "request_body_timeout_ms = 1500\n",
-        ..GatewayOptions::new(sim.addr, agreements())
-    });
-    let nik = sim.sample("alive", 1).await.remove(0);
+        ..o
+    })
+    .await;
     // A whole body would take 30 s at this pace.
     let body = format!("{}{}", call_nik(&nik, "rsud_01", PASSWORD), " ".repeat(80));
     let head = |fields: &str| format!("POST {API} HTTP/1.1\r\nHost: gerbang\r\n{fields}\r\n");
@@ -454,12 +460,11 @@ async fn a_trickled_body_is_refused_at_its_deadline_and_never_blamed_on_the_dwh(
 async fn slowloris_heads_are_cut_at_their_deadline_while_lookups_go_on() {
     const SLOW: usize = 500;
     const HEAD_MS: u64 = 2_000;
-    let sim = Sim::start(1_000);
-    let gw = Gateway::start(GatewayOptions {
+    let (_sim, gw, nik) = start(|o| GatewayOptions {
         listen: "request_head_timeout_ms = 2000\n",
-        ..GatewayOptions::new(sim.addr, agreements())
-    });
-    let nik = sim.sample("alive", 1).await.remove(0);
+        ..o
+    })
+    .await;
     let client = gw.client("127.0.0.2");
     let lookup = |client: reqwest::Client, url: String, body: String| async move {
         let asked = Instant::now();
@@ -586,38 +591,53 @@ async fn slowloris_heads_are_cut_at_their_deadline_while_lookups_go_on() {
     );
 }
 
-/// A portal application upstream whose page is 64 MiB, streamed as fast as it is taken.
-async fn huge_page_upstream() -> SocketAddr {
+/// A fake DWH on a free port: for each request it reads the head, then hands it and the
+/// connection to `answer`.
+async fn fake_dwh<F, A>(answer: F) -> SocketAddr
+where
+    F: Fn(Vec<u8>, tokio::net::TcpStream) -> A + Send + Sync + 'static,
+    A: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let answer = Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
+            let answer = Arc::clone(&answer);
             tokio::spawn(async move {
-                let mut got = Vec::new();
+                let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
                     match s.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let chunk = vec![b'a'; 64 * 1024];
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
-                    1024 * chunk.len()
-                );
-                if s.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                for _ in 0..1024 {
-                    if s.write_all(&chunk).await.is_err() {
-                        return;
-                    }
-                }
+                answer(head, s).await;
             });
         }
     });
     addr
+}
+
+/// A portal application upstream whose page is 64 MiB, streamed as fast as it is taken.
+async fn huge_page_upstream() -> SocketAddr {
+    fake_dwh(|_, mut s| async move {
+        let chunk = vec![b'a'; 64 * 1024];
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            1024 * chunk.len()
+        );
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        for _ in 0..1024 {
+            if s.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -671,12 +691,12 @@ async fn a_client_that_never_reads_its_answer_is_closed_at_the_write_deadline() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_handshake_that_never_finishes_is_cut_at_its_deadline() {
     const TLS_MS: u64 = 1_500;
-    let sim = Sim::start(1_000);
-    let gw = Gateway::start(GatewayOptions {
+    let (_sim, gw, nik) = start(|o| GatewayOptions {
         tls: true,
         listen: "tls_handshake_timeout_ms = 1500\n",
-        ..GatewayOptions::new(sim.addr, agreements())
-    });
+        ..o
+    })
+    .await;
     // Nothing at all, then the first bytes of a ClientHello and nothing more.
     for first in [&b""[..], &b"\x16\x03\x01\x02\x00\x01"[..]] {
         let mut s = connect_from(gw.addr, "127.0.0.2", None).await;
@@ -705,7 +725,6 @@ async fn a_tls_handshake_that_never_finishes_is_cut_at_its_deadline() {
         "{m}"
     );
     // A proper client is served over the same listener.
-    let nik = sim.sample("alive", 1).await.remove(0);
     let (status, answer) = post(
         &gw.client("127.0.0.2"),
         &gw.url("CALL_NIK"),
@@ -717,12 +736,11 @@ async fn a_tls_handshake_that_never_finishes_is_cut_at_its_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_alive_connections_end_after_their_requests_and_idle_time() {
-    let sim = Sim::start(1_000);
-    let gw = Gateway::start(GatewayOptions {
+    let (sim, gw, nik) = start(|o| GatewayOptions {
         listen: "max_requests_per_connection = 3\nkeepalive_timeout_secs = 1\n",
-        ..GatewayOptions::new(sim.addr, agreements())
-    });
-    let nik = sim.sample("alive", 1).await.remove(0);
+        ..o
+    })
+    .await;
     let body = call_nik(&nik, "rsud_01", PASSWORD);
     let request = format!(
         "POST {API} HTTP/1.1\r\nHost: gerbang\r\nContent-Length: {}\r\n\r\n{body}",
@@ -762,12 +780,11 @@ async fn kept_alive_connections_end_after_their_requests_and_idle_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_caps_are_closed_at_once_and_counted() {
-    let sim = Sim::start(1_000);
-    let gw = Gateway::start(GatewayOptions {
+    let (sim, gw, nik) = start(|o| GatewayOptions {
         listen: "max_connections = 12\nmax_connections_per_address = 5\nrequest_head_timeout_ms = 60000\n",
-        ..GatewayOptions::new(sim.addr, agreements())
-    });
-    let nik = sim.sample("alive", 1).await.remove(0);
+        ..o
+    })
+    .await;
     let open = "gerbang_connections_open";
     let until_open = |n: f64| {
         let gw = &gw;
@@ -839,51 +856,34 @@ async fn connections_over_the_caps_are_closed_at_once_and_counted() {
 /// A DWH that answers every request, lookup or portal page, one byte every 100 ms: a valid
 /// answer that would take half a minute to arrive.
 async fn trickling_dwh(nik: String) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let nik = nik.clone();
-            tokio::spawn(async move {
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let portal = got.starts_with(b"GET /portal/");
-                let body = if portal {
-                    format!("<html><body>{}</body></html>", "halaman ".repeat(40))
-                } else {
-                    let record = format!(r#"{{"NIK":{nik},"NAMA_LGKP":"{}"}}"#, "A".repeat(200));
-                    format!(
-                        r#"{{"content":[{record}],"lastPage":true,"numberOfElements":1,"sort":null,"totalElements":1,"firstPage":true,"number":0,"size":1}}"#
-                    )
-                };
-                let content_type = if portal {
-                    "text/html"
-                } else {
-                    "application/json"
-                };
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                if s.write_all(head.as_bytes()).await.is_err() {
+    fake_dwh(move |head, mut s| {
+        let portal = head.starts_with(b"GET /portal/");
+        let body = if portal {
+            format!("<html><body>{}</body></html>", "halaman ".repeat(40))
+        } else {
+            let record = format!(r#"{{"NIK":{nik},"NAMA_LGKP":"{}"}}"#, "A".repeat(200));
+            format!(
+                r#"{{"content":[{record}],"lastPage":true,"numberOfElements":1,"sort":null,"totalElements":1,"firstPage":true,"number":0,"size":1}}"#
+            )
+        };
+        let content_type = if portal { "text/html" } else { "application/json" };
+        async move {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            for byte in body.bytes() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if s.write_all(&[byte]).await.is_err() {
                     return;
                 }
-                for byte in body.bytes() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    if s.write_all(&[byte]).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

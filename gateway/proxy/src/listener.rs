@@ -357,9 +357,19 @@ impl Guarded {
         }
     }
 
-    fn write_failed<T>(&self) -> Option<Poll<std::io::Result<T>>> {
-        self.failed
-            .then(|| Poll::Ready(Err(timed_out("the connection passed a deadline"))))
+    /// A write, flush or shutdown of the inner stream, within the answer's write budget.
+    fn guard_write<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut Stream>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(Err(timed_out("the connection passed a deadline")));
+        }
+        this.sync();
+        let polled = op(Pin::new(&mut this.inner), cx);
+        this.after_write(cx, polled)
     }
 }
 
@@ -391,33 +401,15 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(failed) = this.write_failed() {
-            return failed;
-        }
-        this.sync();
-        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.after_write(cx, polled)
+        self.guard_write(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if let Some(failed) = this.write_failed() {
-            return failed;
-        }
-        this.sync();
-        let polled = Pin::new(&mut this.inner).poll_flush(cx);
-        this.after_write(cx, polled)
+        self.guard_write(cx, |inner, cx| inner.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if let Some(failed) = this.write_failed() {
-            return failed;
-        }
-        this.sync();
-        let polled = Pin::new(&mut this.inner).poll_shutdown(cx);
-        this.after_write(cx, polled)
+        self.guard_write(cx, |inner, cx| inner.poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -425,13 +417,7 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(failed) = this.write_failed() {
-            return failed;
-        }
-        this.sync();
-        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.after_write(cx, polled)
+        self.guard_write(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
