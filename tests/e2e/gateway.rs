@@ -280,6 +280,21 @@ async fn refusals_use_the_dwh_texts_and_never_reach_the_dwh() {
         .await
         .unwrap();
     assert_eq!(respon(&answer).as_deref(), Some("Metode Tidak Diizinkan"));
+    // A body on a GET is ambiguous framing: 400 in both status modes, the connection closed.
+    // (`hostile.rs` sends every ambiguous shape, and the body trickled past its deadline, 29.)
+    let r = client
+        .get(gw.url("CALL_NIK"))
+        .body(ok("rsud_01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let answer = r.text().await.unwrap();
+    assert_eq!(
+        respon(&answer).as_deref(),
+        Some("Format Permintaan HTTP Tidak Sah")
+    );
+    assert_eq!(response_code(&answer).as_deref(), Some("30"));
     assert_eq!(
         sim.requests().await,
         0,

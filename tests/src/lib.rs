@@ -470,6 +470,9 @@ pub struct GatewayOptions {
     pub sam_timeout_ms: u64,
     /// The `[portal]` table's body (timeouts, cookie name); empty for the defaults.
     pub portal: &'static str,
+    /// More lines of the `[listen]` table (deadlines, connection caps); empty for the
+    /// defaults.
+    pub listen: &'static str,
     pub pks: Vec<TestPks>,
 }
 
@@ -486,6 +489,7 @@ impl GatewayOptions {
             sam: None,
             sam_timeout_ms: 200,
             portal: "",
+            listen: "",
             pks,
         }
     }
@@ -524,6 +528,7 @@ impl Gateway {
         } else {
             "plaintext = true\n"
         };
+        let listen = format!("{listen}{}", opts.listen);
         let config = format!(
             "instance = \"e2e\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n{listen}\n[upstream]\naddress = \"{}\"\n{}connect_timeout_ms = 500\ntimeout_ms = {}\n\n[api]\nstatus_mode = \"{}\"\nmax_body_bytes = 4096\n\n[auth]\nmax_failures = {}\nfailure_window_secs = 300\nlockout_secs = 300\n\n[pks]\ndir = \"pks\"\n\n[policy]\ndir = \"{}\"\n\n[quota]\n{}\n[server]\nthreads = 2\n\n[portal]\n{}\n",
             opts.upstream,
@@ -903,6 +908,124 @@ pub fn record_keys(body: &str) -> Vec<String> {
 /// A CALL_NIK body.
 pub fn call_nik(nik: &str, user: &str, password: &str) -> String {
     format!(r#"{{"nik":"{nik}","user_id":"{user}","password":"{password}"}}"#)
+}
+
+/// A raw TCP connection to `addr` from `source` (a 127.0.0.x address), for requests no
+/// HTTP client library would send. `recv_buffer`: a small receive buffer, for a client that
+/// does not read.
+pub async fn connect_from(
+    addr: SocketAddr,
+    source: &str,
+    recv_buffer: Option<u32>,
+) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    socket.connect(addr).await.unwrap()
+}
+
+/// Reads from a raw connection until the peer closes it (or it fails), at most `limit`.
+/// Returns what was read and whether the peer closed it within the limit.
+pub async fn read_to_close(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (out, false),
+        }
+    }
+}
+
+/// One HTTP/1.1 answer parsed from raw bytes: status, lower-cased header lines, body (by
+/// `Content-Length`), and the bytes that followed it.
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub rest: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// Parses the first answer in `bytes`; `None` if there is none whole.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&bytes[..end]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .map_or(Some(0), |(_, v)| v.parse().ok())?;
+        let body_start = end + 4;
+        let body = bytes.get(body_start..body_start + length)?;
+        Some(Self {
+            status,
+            body: String::from_utf8_lossy(body).into_owned(),
+            rest: bytes[body_start + length..].to_vec(),
+            headers,
+        })
+    }
+
+    /// A header's value, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads from a raw connection until one whole answer has arrived (at most 10 s); `None`
+/// if the peer closed it first.
+pub async fn read_answer(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<RawAnswer> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(answer) = RawAnswer::parse(&got) {
+            return Some(answer);
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// The sum of every series of `name` whose labels contain `label` (e.g.
+/// `reason="body_timeout"`), 0 when there is none.
+pub fn metric_sum(exposition: &str, name: &str, label: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The value of one series in a Prometheus exposition (`name{labels}` exactly as exported),
+/// 0 when absent.
+pub fn metric(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Reads all of a reader, for process output.

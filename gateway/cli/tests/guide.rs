@@ -6,7 +6,7 @@
 use gerbang_core::{Refusal, SamReason};
 
 /// Every refusal but the card-reader verdicts, which come from [`SamReason::ALL`].
-const REFUSALS: [Refusal; 23] = [
+const REFUSALS: [Refusal; 25] = [
     Refusal::LoginFailed,
     Refusal::LoginLocked,
     Refusal::IpMismatch,
@@ -30,6 +30,8 @@ const REFUSALS: [Refusal; 23] = [
     Refusal::UpstreamTimeout,
     Refusal::UpstreamInvalid,
     Refusal::AuditUnavailable,
+    Refusal::BodyTimeout,
+    Refusal::BadFraming,
 ];
 
 /// Does not compile when `Refusal` gains a variant: add it to [`REFUSALS`] (and the guide).
@@ -59,7 +61,9 @@ fn listed(r: Refusal) {
         | Refusal::UpstreamUnavailable
         | Refusal::UpstreamTimeout
         | Refusal::UpstreamInvalid
-        | Refusal::AuditUnavailable => {}
+        | Refusal::AuditUnavailable
+        | Refusal::BodyTimeout
+        | Refusal::BadFraming => {}
     }
 }
 

@@ -102,6 +102,30 @@ struct ListenFile {
     /// Serve without TLS. Must be said explicitly; only for a closed test network.
     #[serde(default)]
     plaintext: bool,
+    /// Time a new TLS connection has to finish its handshake, in milliseconds (default
+    /// 10000). Only with TLS.
+    tls_handshake_timeout_ms: Option<Spanned<u64>>,
+    /// Time a request's head (request line and headers) has to arrive whole, in
+    /// milliseconds (default 10000): from the connection's start (after TLS), or on a
+    /// kept-alive connection from the end of the idle wait.
+    request_head_timeout_ms: Option<Spanned<u64>>,
+    /// Time a request's body has to arrive whole once its head has, in milliseconds
+    /// (default 10000).
+    request_body_timeout_ms: Option<Spanned<u64>>,
+    /// Longest time one answer may wait in total for the client to read it, in
+    /// milliseconds (default 10000); past it the connection is closed.
+    write_timeout_ms: Option<Spanned<u64>>,
+    /// Seconds a kept-alive connection may stay idle between requests (default 60).
+    keepalive_timeout_secs: Option<Spanned<u64>>,
+    /// Requests served on one connection before it is closed (default 1000).
+    max_requests_per_connection: Option<Spanned<u64>>,
+    /// Client connections open at once, all addresses together (default 8192). Each
+    /// takes a file descriptor, and a forwarded lookup one more toward the DWH.
+    max_connections: Option<Spanned<u64>>,
+    /// Client connections open at once from one source address (default 512): one
+    /// institution's NAT carries many clients, but no single address may take the
+    /// gateway's connections.
+    max_connections_per_address: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -669,6 +693,167 @@ pub struct Listen {
     pub address: SocketAddr,
     /// `None` only when `plaintext = true` was configured.
     pub tls: Option<TlsFiles>,
+    /// Deadlines and caps of client connections.
+    pub limits: ListenLimits,
+}
+
+/// How long a client may take and how many connections it may hold (`[listen]`): what keeps
+/// slow or numerous clients from holding the gateway's connections and workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenLimits {
+    /// Whole TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Whole request head.
+    pub head_timeout: Duration,
+    /// Whole request body.
+    pub body_timeout: Duration,
+    /// Total time one answer may wait for the client to read it.
+    pub write_timeout: Duration,
+    /// Idle time between requests on a kept-alive connection.
+    pub keepalive_timeout: Duration,
+    /// Requests per connection.
+    pub max_requests_per_connection: NonZeroU32,
+    /// Connections open at once, in total.
+    pub max_connections: NonZeroU32,
+    /// Connections open at once from one source address.
+    pub max_connections_per_address: NonZeroU32,
+}
+
+impl Default for ListenLimits {
+    fn default() -> Self {
+        let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        Self {
+            tls_handshake_timeout: Duration::from_secs(10),
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            max_requests_per_connection: n(1000),
+            max_connections: n(8192),
+            max_connections_per_address: n(512),
+        }
+    }
+}
+
+/// Shortest and longest deadline `[listen]` accepts, in milliseconds.
+const LISTEN_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=300_000;
+
+/// Checks the deadlines and caps of `[listen]`, adding what is wrong to `errors`.
+fn listen_limits(
+    file: &ListenFile,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> ListenLimits {
+    let defaults = ListenLimits::default();
+    let mut millis = |value: &Option<Spanned<u64>>, field: &str, default: Duration| {
+        let Some(v) = value else {
+            return default;
+        };
+        if LISTEN_TIMEOUT_MS.contains(v.get_ref()) {
+            Duration::from_millis(*v.get_ref())
+        } else {
+            errors.push(src.error(
+                Some(v.span()),
+                field,
+                format!(
+                    "must be between {} and {} milliseconds (the default is {})",
+                    LISTEN_TIMEOUT_MS.start(),
+                    LISTEN_TIMEOUT_MS.end(),
+                    default.as_millis()
+                ),
+            ));
+            default
+        }
+    };
+    let tls_handshake_timeout = millis(
+        &file.tls_handshake_timeout_ms,
+        "listen.tls_handshake_timeout_ms",
+        defaults.tls_handshake_timeout,
+    );
+    let head_timeout = millis(
+        &file.request_head_timeout_ms,
+        "listen.request_head_timeout_ms",
+        defaults.head_timeout,
+    );
+    let body_timeout = millis(
+        &file.request_body_timeout_ms,
+        "listen.request_body_timeout_ms",
+        defaults.body_timeout,
+    );
+    let write_timeout = millis(
+        &file.write_timeout_ms,
+        "listen.write_timeout_ms",
+        defaults.write_timeout,
+    );
+    if file.plaintext
+        && let Some(v) = &file.tls_handshake_timeout_ms
+    {
+        errors.push(src.error(
+            Some(v.span()),
+            "listen.tls_handshake_timeout_ms",
+            "only used with TLS; remove it or configure tls_cert and tls_key",
+        ));
+    }
+    let keepalive_timeout = match &file.keepalive_timeout_secs {
+        None => defaults.keepalive_timeout,
+        Some(v) if (1..=3600).contains(v.get_ref()) => Duration::from_secs(*v.get_ref()),
+        Some(v) => {
+            errors.push(src.error(
+                Some(v.span()),
+                "listen.keepalive_timeout_secs",
+                "must be between 1 and 3600 seconds (the default is 60)",
+            ));
+            defaults.keepalive_timeout
+        }
+    };
+    let mut count = |value: &Option<Spanned<u64>>, field: &str, default: NonZeroU32| {
+        let Some(v) = value else {
+            return default;
+        };
+        match u32::try_from(*v.get_ref()).ok().and_then(NonZeroU32::new) {
+            Some(n) if n.get() <= 1_000_000 => n,
+            _ => {
+                errors.push(src.error(
+                    Some(v.span()),
+                    field,
+                    format!("must be between 1 and 1000000 (the default is {default})"),
+                ));
+                default
+            }
+        }
+    };
+    let max_requests_per_connection = count(
+        &file.max_requests_per_connection,
+        "listen.max_requests_per_connection",
+        defaults.max_requests_per_connection,
+    );
+    let max_connections = count(
+        &file.max_connections,
+        "listen.max_connections",
+        defaults.max_connections,
+    );
+    let max_connections_per_address = count(
+        &file.max_connections_per_address,
+        "listen.max_connections_per_address",
+        defaults.max_connections_per_address.min(max_connections),
+    );
+    if max_connections_per_address > max_connections {
+        errors.push(src.error(
+            file.max_connections_per_address.as_ref().map(Spanned::span),
+            "listen.max_connections_per_address",
+            "must not be more than listen.max_connections",
+        ));
+    }
+    ListenLimits {
+        tls_handshake_timeout,
+        head_timeout,
+        body_timeout,
+        write_timeout,
+        keepalive_timeout,
+        max_requests_per_connection,
+        max_connections,
+        max_connections_per_address,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -779,6 +964,8 @@ impl Config {
                 None
             }
         };
+
+        let limits = listen_limits(&file.listen, &src, &mut errors);
 
         let upstream_address = match file
             .upstream
@@ -945,7 +1132,11 @@ impl Config {
         Ok(Self {
             path: path.to_path_buf(),
             instance: file.instance,
-            listen: Listen { address, tls },
+            listen: Listen {
+                address,
+                tls,
+                limits,
+            },
             upstream: Upstream {
                 address: upstream_address,
                 tls: file.upstream.tls,
@@ -1266,6 +1457,63 @@ dir = "../policies"
             let text = MINIMAL.to_string() + "\n[audit]\ndir = \"audit\"\n" + bad;
             let err = Config::parse(Path::new("g.toml"), &text).expect_err(bad);
             assert!(err.to_string().contains(field), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn listen_deadlines_and_caps_have_defaults_and_bounds() {
+        let c = Config::parse(Path::new("g.toml"), MINIMAL).expect("valid");
+        assert_eq!(c.listen.limits, ListenLimits::default());
+        assert_eq!(c.listen.limits.head_timeout, Duration::from_secs(10));
+        assert_eq!(c.listen.limits.max_connections_per_address.get(), 512);
+        let text = MINIMAL.replace(
+            "plaintext = true\n",
+            "plaintext = true\nrequest_head_timeout_ms = 1500\nrequest_body_timeout_ms = 2000\nwrite_timeout_ms = 700\nkeepalive_timeout_secs = 5\nmax_requests_per_connection = 10\nmax_connections = 100\n",
+        );
+        let c = Config::parse(Path::new("g.toml"), &text).expect("valid");
+        let l = &c.listen.limits;
+        assert_eq!(l.head_timeout, Duration::from_millis(1500));
+        assert_eq!(l.body_timeout, Duration::from_secs(2));
+        assert_eq!(l.write_timeout, Duration::from_millis(700));
+        assert_eq!(l.keepalive_timeout, Duration::from_secs(5));
+        assert_eq!(l.max_requests_per_connection.get(), 10);
+        assert_eq!(l.max_connections.get(), 100);
+        // The per-address default never exceeds a lower total.
+        assert_eq!(l.max_connections_per_address.get(), 100);
+        for (bad, field) in [
+            (
+                "request_head_timeout_ms = 0",
+                "listen.request_head_timeout_ms",
+            ),
+            (
+                "request_body_timeout_ms = 400000",
+                "listen.request_body_timeout_ms",
+            ),
+            ("write_timeout_ms = 99", "listen.write_timeout_ms"),
+            (
+                "keepalive_timeout_secs = 0",
+                "listen.keepalive_timeout_secs",
+            ),
+            ("max_connections = 0", "listen.max_connections"),
+            (
+                "max_requests_per_connection = 5000000",
+                "listen.max_requests_per_connection",
+            ),
+            (
+                "max_connections = 10\nmax_connections_per_address = 11",
+                "listen.max_connections_per_address",
+            ),
+            (
+                "tls_handshake_timeout_ms = 1000",
+                "listen.tls_handshake_timeout_ms",
+            ),
+            ("header_timeout_ms = 1000", "header_timeout_ms"),
+        ] {
+            let text = MINIMAL.replace("plaintext = true\n", &format!("plaintext = true\n{bad}\n"));
+            let err = Config::parse(Path::new("g.toml"), &text).expect_err(bad);
+            let shown = err.to_string();
+            assert!(shown.contains(field), "{bad}: {shown}");
+            assert!(shown.contains("g.toml:"), "{bad}: {shown}");
         }
     }
 

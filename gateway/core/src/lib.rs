@@ -19,8 +19,8 @@ pub use card_reader::SamReason;
 pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
 pub use config::{
     Admin, Api, AuditArchive, AuditKeep, AuditRetention, AuditSettings, Auth, Config,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen, MAX_BODY_CEILING, Portal, QuotaSettings,
-    QuotaStore, SamSidecar, SidecarAddress, StatusMode, TlsFiles, Upstream, check,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen, ListenLimits, MAX_BODY_CEILING, Portal,
+    QuotaSettings, QuotaStore, SamSidecar, SidecarAddress, StatusMode, TlsFiles, Upstream, check,
     default_config_path,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};

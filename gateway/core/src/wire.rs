@@ -286,6 +286,15 @@ pub enum Refusal {
     /// The answer's decision-log record could not be written, so the data is not released
     /// (DESIGN §7).
     AuditUnavailable,
+    /// The client did not send its whole request body within `listen.request_body_timeout_ms`:
+    /// the client's slowness, never the DWH's.
+    BodyTimeout,
+    /// The request's HTTP framing is ambiguous or malformed (both `Content-Length` and
+    /// `Transfer-Encoding`, a repeated `Content-Length`, a transfer coding other than
+    /// `chunked`, folded header lines, a body on a method without one): where its body ends
+    /// is unknown, so nothing of it is read or forwarded and the connection is closed
+    /// (RFC 9112 §6.3). HTTP 400 in both status modes.
+    BadFraming,
 }
 
 impl Refusal {
@@ -310,6 +319,8 @@ impl Refusal {
             Self::UpstreamUnavailable | Self::UpstreamInvalid => "31",
             Self::UpstreamTimeout => "32",
             Self::AuditUnavailable => "26",
+            Self::BodyTimeout => "29",
+            Self::BadFraming => "30",
         }
     }
 
@@ -353,6 +364,8 @@ impl Refusal {
             Self::UpstreamTimeout => "Layanan DWH Tidak Merespons",
             Self::UpstreamInvalid => "Jawaban DWH Tidak Dapat Diproses",
             Self::AuditUnavailable => "Log Audit Tidak Dapat Ditulis",
+            Self::BodyTimeout => "Waktu Pengiriman Permintaan Habis",
+            Self::BadFraming => "Format Permintaan HTTP Tidak Sah",
         }
     }
 
@@ -370,7 +383,10 @@ impl Refusal {
             Self::LoginLocked | Self::QuotaExhausted | Self::RateLimited => 429,
             Self::CardReader(reason) => reason.rest_status(),
             Self::QuotaUnavailable | Self::AuditUnavailable => 503,
-            Self::IncompleteParameters | Self::NikFormat | Self::InvalidIp => 400,
+            Self::IncompleteParameters | Self::NikFormat | Self::InvalidIp | Self::BadFraming => {
+                400
+            }
+            Self::BodyTimeout => 408,
             Self::BodyTooLarge => 413,
             Self::UnknownService => 404,
             Self::MethodNotAllowed => 405,
@@ -379,11 +395,12 @@ impl Refusal {
         }
     }
 
-    /// The HTTP status in the configured mode.
+    /// The HTTP status in the configured mode. A framing error is HTTP's, not the DWH's:
+    /// 400 in both modes, as for a head that does not parse at all.
     pub fn status(self, mode: StatusMode) -> u16 {
-        match mode {
-            StatusMode::Dwh => 200,
-            StatusMode::Rest => self.rest_status(),
+        match (mode, self) {
+            (StatusMode::Rest, _) | (StatusMode::Dwh, Self::BadFraming) => self.rest_status(),
+            (StatusMode::Dwh, _) => 200,
         }
     }
 
@@ -414,6 +431,8 @@ impl Refusal {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamInvalid => "upstream_invalid",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::BodyTimeout => "body_timeout",
+            Self::BadFraming => "bad_framing",
         }
     }
 
@@ -517,6 +536,10 @@ mod tests {
         assert!(v["sort"].is_null());
         assert_eq!(Refusal::QuotaExhausted.status(StatusMode::Rest), 429);
         assert_eq!(Refusal::QuotaExhausted.status(StatusMode::Dwh), 200);
+        assert_eq!(Refusal::BodyTimeout.status(StatusMode::Rest), 408);
+        assert_eq!(Refusal::BodyTimeout.status(StatusMode::Dwh), 200);
+        assert_eq!(Refusal::BadFraming.status(StatusMode::Dwh), 400);
+        assert_eq!(Refusal::BadFraming.code(), "30");
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! the DWH read the request looks the same, so a lookup can reach the DWH twice; it is a
 //! read, and its hit is counted once. Timeouts and failures on a new connection are not
 //! retried: they are the caller's to answer.
+//!
+//! `upstream.timeout_ms` bounds the whole answer, from the request sent to its last byte,
+//! not only each read: a DWH (or something on the way) trickling its answer a byte at a
+//! time cannot hold a lookup longer.
 
 use std::time::Duration;
 
@@ -102,7 +106,21 @@ impl Upstream {
             }
             let mut http = HttpSession::new_with_options(stream, &self.peer);
             http.read_timeout = self.peer.options.read_timeout;
-            match Self::receive(&mut http, limit).await {
+            let received = match self.peer.options.read_timeout {
+                Some(whole) => tokio::time::timeout(whole, Self::receive(&mut http, limit))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failed {
+                            error: Error::explain(
+                                ErrorType::ReadTimedout,
+                                "the DWH's whole answer took longer than upstream.timeout_ms",
+                            ),
+                            unanswered: false,
+                        })
+                    }),
+                None => Self::receive(&mut http, limit).await,
+            };
+            match received {
                 Ok(answer) => {
                     if !answer.too_large {
                         self.release(http).await;

@@ -40,9 +40,6 @@ const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// Most argon2 checks running at once.
 const ARGON2_SLOTS: usize = 4;
 
-/// How long a client may take to send its request body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The shared state of the data plane.
 pub struct Gateway {
     pub(crate) snapshot: Arc<ArcSwap<Snapshot>>,
@@ -61,6 +58,8 @@ pub struct Gateway {
     pub(crate) clock: Arc<dyn Clock>,
     status_mode: StatusMode,
     max_body_bytes: usize,
+    /// How long a client may take to send its whole request body (`listen.request_body_timeout_ms`).
+    body_timeout: Duration,
     /// The DWH: its address, connection pool and timeouts.
     upstream: Upstream,
     /// The SAM sidecar's client; `None`: card-reader requests are refused.
@@ -182,6 +181,7 @@ impl Gateway {
             clock,
             status_mode: config.api.status_mode,
             max_body_bytes: config.api.max_body_bytes,
+            body_timeout: config.listen.limits.body_timeout,
             upstream: Upstream::new(&config.upstream, config.threads),
             sam: config
                 .sam
@@ -537,9 +537,12 @@ impl Gateway {
         }
     }
 
-    /// Reads the whole body, refusing it past the configured size. The retry buffer is
-    /// enabled first so pingora replays the body through `request_body_filter`, where the
-    /// rewritten body replaces it.
+    /// Reads the whole body, refusing it past the configured size or when it has not all
+    /// arrived within `listen.request_body_timeout_ms` (a deadline for the whole body, not
+    /// for each read: a body trickled a byte at a time meets it too). A malformed chunked
+    /// body is refused as bad framing; a client that hung up is an error, answered to no
+    /// one. The retry buffer is enabled first so pingora replays the body through
+    /// `request_body_filter`, where the rewritten body replaces it.
     pub(crate) async fn read_body(
         &self,
         session: &mut Session,
@@ -560,17 +563,44 @@ impl Gateway {
         if declared.is_some_and(|n| n > self.max_body_bytes) {
             return Ok(Err(too_large()));
         }
-        let downstream = session.as_downstream_mut();
-        downstream.set_read_timeout(Some(BODY_READ_TIMEOUT));
-        downstream.enable_retry_buffering();
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(512));
-        while let Some(chunk) = session.read_request_body().await? {
-            if buf.len() + chunk.len() > self.max_body_bytes {
-                return Ok(Err(too_large()));
+        session.as_downstream_mut().enable_retry_buffering();
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(512).min(self.max_body_bytes));
+        let read = async {
+            while let Some(chunk) = session.read_request_body().await? {
+                if buf.len() + chunk.len() > self.max_body_bytes {
+                    return Ok(false);
+                }
+                buf.extend_from_slice(&chunk);
             }
-            buf.extend_from_slice(&chunk);
+            Ok::<_, Box<Error>>(true)
+        };
+        let unread = |refusal, detail: String| {
+            Ok(Err(Reject {
+                body_consumed: false,
+                ..Reject::new(refusal, detail)
+            }))
+        };
+        let slow = || {
+            format!(
+                "badan permintaan tidak terkirim utuh dalam {} ms",
+                self.body_timeout.as_millis()
+            )
+        };
+        match tokio::time::timeout(self.body_timeout, read).await {
+            Ok(Ok(true)) => Ok(Ok(buf.freeze())),
+            Ok(Ok(false)) => Ok(Err(too_large())),
+            Err(_) => unread(Refusal::BodyTimeout, slow()),
+            Ok(Err(e)) => match e.etype() {
+                ErrorType::ReadTimedout => unread(Refusal::BodyTimeout, slow()),
+                // The chunked decoder's own errors (a malformed chunk size or trailer).
+                ErrorType::Custom(_) | ErrorType::InvalidHTTPHeader => unread(
+                    Refusal::BadFraming,
+                    "badan permintaan chunked tidak sah".to_string(),
+                ),
+                // The client hung up: nothing to answer, and not the DWH's doing.
+                _ => Err(e.into_down()),
+            },
         }
-        Ok(Ok(buf.freeze()))
     }
 
     pub(crate) async fn authenticate(
@@ -775,11 +805,26 @@ impl ProxyHttp for Gateway {
     /// Runs first for every request: identify, authenticate, authorize. A refusal is
     /// answered here and the request ends.
     async fn request_filter(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<bool> {
+        crate::listener::head_read(session);
         // The TCP peer address is the only source of the client's address (art. 28).
         ctx.peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        if let Some(Err(detail)) = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| crate::framing::check(&h1.get_headers_raw_bytes()))
+        {
+            // Where the body ends is unknown: nothing of it is read, and the connection closes.
+            let reject = Reject {
+                body_consumed: false,
+                ..Reject::new(Refusal::BadFraming, detail)
+            };
+            ctx.refusal = Some(reject.refusal);
+            self.answer(session, &reject, None).await?;
+            return Ok(true);
+        }
         if is_portal(session.req_header().uri.path()) {
             return self.portal_request(session, ctx).await;
         }
@@ -846,7 +891,9 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// A portal page's body: passed on, or replaced when it was blocked.
+    /// A portal page's body: passed on, or replaced when it was blocked. A page still coming
+    /// past `upstream.timeout_ms` is cut off: that bounds the whole page, where pingora's
+    /// read timeout bounds each read.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -854,6 +901,18 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<Option<Duration>> {
+        if let (Some(started), Some(whole)) = (
+            ctx.upstream_started,
+            self.upstream.peer.options.read_timeout,
+        ) && !end_of_stream
+            && started.elapsed() > whole
+        {
+            return Err(Error::explain(
+                ErrorType::ReadTimedout,
+                "the DWH portal's page took longer than upstream.timeout_ms",
+            )
+            .into_up());
+        }
         if end_of_stream {
             ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
         }
@@ -868,12 +927,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut GatewayCtx,
     ) -> FailToProxy {
-        let downstream_gone = matches!(e.esource(), ErrorSource::Downstream)
-            && matches!(
-                e.etype(),
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
-            );
-        if downstream_gone {
+        if client_gone(e) {
             return FailToProxy {
                 error_code: 0,
                 can_reuse_downstream: false,
@@ -899,6 +953,13 @@ impl ProxyHttp for Gateway {
             error_code: refusal.status(self.status_mode),
             can_reuse_downstream: false,
         }
+    }
+
+    /// A client that hung up or did not read is not an error of the gateway: its request's
+    /// own log line says so, without pingora's `ERROR` line (which a client could otherwise
+    /// have written at will).
+    fn suppress_error_log(&self, _session: &Session, _ctx: &GatewayCtx, error: &Error) -> bool {
+        client_gone(error)
     }
 
     /// One line per request, allowed or refused. Never a NIK, password or value.
@@ -1191,7 +1252,20 @@ impl Gateway {
     }
 }
 
-/// Why a body was refused, in Indonesian for the Pengguna's operator.
+/// Whether an error is the client's connection failing: it hung up, or did not read its
+/// answer within `listen.write_timeout_ms`. Never the DWH's (its errors are marked upstream
+/// where they happen), never answered, and logged only on the request's own line.
+fn client_gone(e: &Error) -> bool {
+    !matches!(e.esource(), ErrorSource::Upstream)
+        && matches!(
+            e.etype(),
+            ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ConnectionClosed
+                | ErrorType::WriteTimedout
+        )
+}
+
 /// The refusal for a failed exchange with the DWH.
 fn upstream_refusal(e: &Error) -> Refusal {
     match (e.esource(), e.etype()) {
@@ -1206,6 +1280,7 @@ fn upstream_refusal(e: &Error) -> Refusal {
     }
 }
 
+/// Why a body was refused, in Indonesian for the Pengguna's operator.
 fn body_reason(e: &BodyError) -> String {
     match e {
         BodyError::NotJson(_) => "badan permintaan bukan objek JSON yang sah".into(),

@@ -314,6 +314,12 @@ impl Metrics {
         }
     }
 
+    /// The registry, for metrics registered by other parts of the gateway (the client
+    /// connections' in `listener.rs`).
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut out = Vec::new();

@@ -853,7 +853,12 @@ impl Gateway {
         let body = match self.read_body(session).await? {
             Ok(b) => b,
             Err(reject) => {
-                return Ok(failed(413, reject.refusal, reject.detail));
+                // Too large (413), not sent in time (408) or badly framed (400).
+                return Ok(failed(
+                    reject.refusal.rest_status(),
+                    reject.refusal,
+                    reject.detail,
+                ));
             }
         };
         let mut user_id = String::new();
