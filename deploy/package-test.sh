@@ -337,8 +337,9 @@ for gap in "no PKS file in /etc/gerbang/pks" "upstream.address 192.0.2.1:8080 is
 done
 [ "$(grep -c '^warning:' "$WORK/check.err")" = 3 ] || fail "check warned more than expected: $(cat "$WORK/check.err")"
 # Without --config, from / (no config/gerbang.toml there): the installed file.
-in_root_as_gerbang /usr/bin/gerbang check 2>/dev/null | grep -q "^ok: /etc/gerbang/gerbang.toml" ||
-	fail "gerbang check without --config did not read /etc/gerbang/gerbang.toml"
+in_root_as_gerbang /usr/bin/gerbang check >"$WORK/check-default.out" 2>&1 || true
+grep -q "^ok: /etc/gerbang/gerbang.toml" "$WORK/check-default.out" ||
+	fail "gerbang check without --config did not read /etc/gerbang/gerbang.toml: $(cat "$WORK/check-default.out")"
 
 step "a PKS file from the template: refused until its password hash is filled in"
 cp "$R/usr/share/doc/gerbang/examples/pks/pks-contoh.toml" "$R/etc/gerbang/pks/uji.toml"
