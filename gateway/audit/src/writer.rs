@@ -650,7 +650,9 @@ impl Shared {
             && (st.queue.len() >= MAX_NOWAIT_QUEUE
                 || st.queued_bytes + payload.len() > MAX_NOWAIT_QUEUE_BYTES)
         {
-            self.counters.records_dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .records_dropped
+                .fetch_add(1, Ordering::Relaxed);
             return Err(AuditError::QueueFull {
                 queued_bytes: st.queued_bytes,
             });
@@ -1115,7 +1117,8 @@ mod queue_tests {
     fn a_full_queue_drops_and_counts_refusals_without_blocking_and_keeps_awaited_records() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = AuditKey::from_material(&[7u8; 32], "test").expect("key");
-        let log = Arc::new(AuditLog::open(dir.path(), key, WriterOptions::default()).expect("open"));
+        let log =
+            Arc::new(AuditLog::open(dir.path(), key, WriterOptions::default()).expect("open"));
         // The disk "stalls": whoever leads the next batch waits for the file, so records pile
         // up in the queue meanwhile.
         let stalled = lock(&log.shared.io);
