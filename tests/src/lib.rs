@@ -435,22 +435,25 @@ pub fn gerbang_today() -> NaiveDate {
 /// An argon2id hash of [`PASSWORD`], made once with the real `gerbang passwd`.
 pub fn password_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let mut child = Command::new(bin("gerbang"))
-            .arg("passwd")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            child.stdin.as_mut().unwrap(),
-            format!("{PASSWORD}\n").as_bytes(),
-        )
+    HASH.get_or_init(|| hash_password(PASSWORD))
+}
+
+/// An argon2id hash of `password`, made with the real `gerbang passwd`.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(bin("gerbang"))
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Settings of a test gateway.
@@ -677,6 +680,20 @@ impl Gateway {
                 .https_only(true);
         }
         b
+    }
+
+    /// Logs `user` (password [`PASSWORD`]) in to the Web Portal with `client` (a
+    /// [`Gateway::portal_client`]); returns the session cookie as `name=value`.
+    pub async fn portal_login(&self, client: &reqwest::Client, user: &str) -> String {
+        let login = client
+            .post(self.portal_url("masuk"))
+            .form(&[("user_id", user), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303, "portal login of {user}");
+        let cookie = login.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_string()
     }
 
     /// Calls the admin API with the token; returns (status, body as JSON or text).

@@ -99,6 +99,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         audit,
         Arc::clone(&clock),
     );
+    let portal_sessions = gateway.portal_sessions();
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gerbang");
     let address = config.listen.address.to_string();
@@ -128,12 +129,10 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     server.add_service(service);
     let admin = config.admin.clone();
     let instance = config.instance.clone();
-    let reloader = Arc::new(Reloader::new(
-        config,
-        Arc::clone(&snapshot),
-        auth,
-        Arc::clone(&metrics),
-    ));
+    let reloader = Arc::new(
+        Reloader::new(config, Arc::clone(&snapshot), auth, Arc::clone(&metrics))
+            .ending_portal_sessions(portal_sessions),
+    );
     server.add_service(background_service(
         "reload",
         ReloadService(Arc::clone(&reloader)),
