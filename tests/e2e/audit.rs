@@ -288,17 +288,7 @@ async fn refusals_from_a_user_ids_own_lan_are_its_penggunas_and_portal_searches_
     // A portal search, the same NIK.
     let browser = gw.portal_client("127.0.0.4");
     let cookie = gw.portal_login(&browser, "portal_01").await;
-    let found = browser
-        .post(gw.portal_url("api/cari"))
-        .header("Cookie", &cookie)
-        .header("Content-Type", "application/json")
-        .body(format!(r#"{{"nik":"{nik}"}}"#))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, found) = gw.portal_search(&browser, &cookie, &nik).await;
     assert!(found.contains(&format!("\"NIK\":{nik}")), "{found}");
     gw.stop();
 

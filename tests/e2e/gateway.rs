@@ -854,17 +854,6 @@ async fn a_lookup_on_a_pooled_connection_the_dwh_closed_is_sent_again_on_a_new_o
     assert_eq!(sim.requests().await, 3, "each lookup reached the DWH once");
 }
 
-/// What the simulator last received below `/dukcapil/get_json/`: method, target (path and
-/// query as sent), headers and body.
-async fn received(sim: &Sim) -> serde_json::Value {
-    reqwest::get(format!("http://{}/__sim/last", sim.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// One request written by hand from `source`, so the target reaches the gateway exactly as
 /// written (client libraries resolve `..` and re-encode); returns the answer's body.
 async fn raw_post(gw: &Gateway, source: &str, target: &str, body: &str) -> String {
@@ -956,7 +945,7 @@ async fn what_reaches_the_dwh_is_rebuilt_from_what_was_checked() {
     for (what, source, target, body, want_target, want_body) in cases {
         let answer = raw_post(&gw, source, &target, &body).await;
         assert_eq!(respon(&answer), None, "{what}: {answer}");
-        let got = received(&sim).await;
+        let got = sim.last_request().await;
         assert_eq!(got["target"], want_target, "{what}");
         assert_eq!(got["body"], want_body.as_str(), "{what}");
         let headers: BTreeSet<(String, String)> = got["headers"]
@@ -1076,17 +1065,6 @@ async fn smuggled_paths_and_keys_are_refused_before_the_dwh() {
     assert_eq!(sim.requests().await, 0, "nothing smuggled reached the DWH");
 }
 
-/// Makes the simulator answer as a DWH with a bug would (`none` to stop).
-async fn misbehave(sim: &Sim, mode: &str) {
-    let switched = reqwest::Client::new()
-        .post(format!("http://{}/__sim/misbehave", sim.addr))
-        .body(format!(r#"{{"mode":"{mode}"}}"#))
-        .send()
-        .await
-        .unwrap();
-    assert!(switched.status().is_success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dwh_answering_about_the_wrong_thing_is_refused_refunded_and_counted() {
     let sim = Sim::start(1_000);
@@ -1104,7 +1082,7 @@ async fn a_dwh_answering_about_the_wrong_thing_is_refused_refunded_and_counted()
     let (_, verdicts) = post(&client, &gw.url("CALL_VERIFY_BY_ELEMEN"), body.clone()).await;
     assert_eq!(respon(&verdicts), None, "{verdicts}");
     let left = quota_limiter(&verdicts).unwrap();
-    misbehave(&sim, "verify_values").await;
+    sim.misbehave("verify_values").await;
     let (_, answer) = post(&client, &gw.url("CALL_VERIFY_BY_ELEMEN"), body).await;
     assert_eq!(response_code(&answer).as_deref(), Some("31"), "{answer}");
     assert_eq!(
@@ -1115,7 +1093,7 @@ async fn a_dwh_answering_about_the_wrong_thing_is_refused_refunded_and_counted()
     assert!(!answer.contains(name) && !answer.contains(&nik), "{answer}");
 
     // A lookup answered with another person's record, through the API and the portal.
-    misbehave(&sim, "none").await;
+    sim.misbehave("none").await;
     let rsud = gw.client("127.0.0.2");
     let (_, found) = post(
         &rsud,
@@ -1125,7 +1103,7 @@ async fn a_dwh_answering_about_the_wrong_thing_is_refused_refunded_and_counted()
     .await;
     assert_eq!(respon(&found), None, "{found}");
     let left = quota_limiter(&found).unwrap();
-    misbehave(&sim, "other_person").await;
+    sim.misbehave("other_person").await;
     let (_, answer) = post(
         &rsud,
         &gw.url("CALL_NIK"),
@@ -1140,16 +1118,8 @@ async fn a_dwh_answering_about_the_wrong_thing_is_refused_refunded_and_counted()
     );
     let browser = gw.portal_client("127.0.0.4");
     let cookie = gw.portal_login(&browser, "portal_01").await;
-    let search = browser
-        .post(gw.portal_url("api/cari"))
-        .header("Cookie", cookie)
-        .header("Content-Type", "application/json")
-        .body(format!(r#"{{"nik":"{nik}"}}"#))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(search.status(), 502);
-    let answer = search.text().await.unwrap();
+    let (status, answer) = gw.portal_search(&browser, &cookie, &nik).await;
+    assert_eq!(status, 502);
     assert_eq!(response_code(&answer).as_deref(), Some("31"), "{answer}");
     assert!(
         record_keys(&answer).iter().all(|k| k.starts_with("RESPON")),

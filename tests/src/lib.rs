@@ -308,6 +308,26 @@ impl Sim {
             .unwrap();
         assert!(r.status().is_success());
     }
+
+    /// The last data request the simulator received (below `/dukcapil/get_json/`):
+    /// `method`, `target` (path and query as sent), `headers` (`[name, value]` pairs) and
+    /// `body`.
+    pub async fn last_request(&self) -> serde_json::Value {
+        self.get_json("/__sim/last").await
+    }
+
+    /// Makes the simulator answer as a DWH with a bug would: `verify_values`,
+    /// `other_person`, or `none` to stop.
+    pub async fn misbehave(&self, mode: &str) {
+        let r = self
+            .client
+            .post(self.url("/__sim/misbehave"))
+            .body(format!(r#"{{"mode":"{mode}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "misbehave {mode}");
+    }
 }
 
 /// The elements a [`TestPks`] grants by default, its `ALAMAT_SEKARANG` group expanded.
@@ -694,6 +714,25 @@ impl Gateway {
         assert_eq!(login.status(), 303, "portal login of {user}");
         let cookie = login.headers()["set-cookie"].to_str().unwrap();
         cookie.split(';').next().unwrap().to_string()
+    }
+
+    /// A Web Portal search for `nik` in the session `cookie` (from [`Gateway::portal_login`]);
+    /// returns the HTTP status and the answer's body.
+    pub async fn portal_search(
+        &self,
+        client: &reqwest::Client,
+        cookie: &str,
+        nik: &str,
+    ) -> (u16, String) {
+        let r = client
+            .post(self.portal_url("api/cari"))
+            .header("Cookie", cookie)
+            .header("Content-Type", "application/json")
+            .body(format!(r#"{{"nik":"{nik}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
     }
 
     /// Calls the admin API with the token; returns (status, body as JSON or text).
