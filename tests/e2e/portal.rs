@@ -497,3 +497,44 @@ async fn a_reload_changing_the_password_or_deactivating_the_user_id_ends_its_ses
     assert_eq!(a.status, 303, "{}", a.body);
     gw.proc.stderr_with(&["portal sessions ended"]).await;
 }
+
+#[tokio::test]
+async fn cross_site_posts_from_an_unregistered_address_are_counted_not_logged_each() {
+    let (_sim, gw) = start("");
+    const POSTS: usize = 200;
+    const WARNING: &str = "portal request from another site refused";
+    let stranger = gw.portal_client("127.0.0.99");
+    for _ in 0..POSTS {
+        let a = send(
+            stranger
+                .post(gw.portal_url("masuk"))
+                .header("Origin", "https://situs-lain.example")
+                .form(&[("user_id", "portal_01"), ("password", "x")]),
+        )
+        .await;
+        assert_eq!(a.status, 403);
+    }
+    // From the User ID's own LAN the same refusal is still explained in the log.
+    let own = gw.portal_client("127.0.0.9");
+    let a = send(
+        own.post(gw.portal_url("masuk"))
+            .header("Origin", "https://situs-lain.example")
+            .form(&[("user_id", "portal_01"), ("password", "x")]),
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    // Every request counted (after its answer), the first of the minute recorded.
+    let recorded = format!(
+        "gerbang_unregistered_requests_total{{recorded=\"false\"}} {}",
+        POSTS - 1
+    );
+    gw.metrics_with(&[&recorded]).await;
+    let log = gw.proc.stderr_with(&["peer=127.0.0.9 "]).await;
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        lines("127.0.0.99"),
+        1,
+        "one line of the stranger's minute, not one per request:\n{log}"
+    );
+    assert_eq!(lines(WARNING), 1, "{log}");
+}

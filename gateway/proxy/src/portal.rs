@@ -692,7 +692,12 @@ impl Gateway {
                 header(session, "sec-fetch-site"),
             )
         {
-            tracing::warn!(peer = %peer, route = ?route, "portal request from another site refused");
+            // Explained only for an address in some IP LAN: a stranger's refusals are
+            // sampled in the request log (`Gateway::attribute`), and a line for each would
+            // let any host on the network fill the disk.
+            if self.snapshot.load().user_by_ip(peer).is_some() {
+                tracing::warn!(peer = %peer, route = ?route, "portal request from another site refused");
+            }
             return Ok(Some(PortalAnswer::refused(
                 403,
                 Refusal::NotPermitted,
