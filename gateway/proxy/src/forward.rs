@@ -78,10 +78,10 @@ pub(crate) struct Checked<'a> {
 }
 
 /// The body the DWH is sent for an admitted lookup, rebuilt from the checked values in the
-/// DWH's own spelling (DWH-API: `CALL_NIK` in lower case, the element services in upper
-/// case). The NIK goes as a string of 16 digits and `ip_user` is the real peer; claims and
-/// search values keep the client's order, as text or whole numbers. Only keys
-/// [`unknown_key`] accepts are read. `Err`: a value the service cannot take, with why.
+/// DWH's own spelling (`docs/gateway.md` step 17: `CALL_NIK` in lower case, the element
+/// services in upper case). The NIK goes as a string of 16 digits and `ip_user` is the real
+/// peer; claims and search values keep the client's order, as text or whole numbers. Only
+/// keys [`unknown_key`] accepts are read. `Err`: a value the service cannot take, with why.
 pub(crate) fn upstream_body(
     body: &RequestBody,
     action: Action,
