@@ -106,7 +106,8 @@ async fn admin_api_wants_the_token_and_serves_metrics_pks_and_quota() {
         r#"gerbang_decision_duration_seconds_count{cache="warm"} 2"#,
         "gerbang_upstream_duration_seconds_count 3",
         // Counted when the request is logged, after its answer was written: waited for too.
-        r#"decision="deny",pengguna="unknown",reason="login_failed"} 1"#,
+        // A wrong password from the User ID's own IP LAN is its Pengguna's refusal.
+        r#"decision="deny",pengguna="rsud",reason="login_failed"} 1"#,
     ];
     let metrics = gw.metrics_with(&expected).await;
     for line in expected {

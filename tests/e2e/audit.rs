@@ -595,3 +595,113 @@ fn verify_and_report_read_the_archive_named_in_the_configuration() {
     assert_eq!(code, Some(2), "{shown}");
     assert!(shown.contains("--archive-dir"), "{shown}");
 }
+
+/// The semester report of this gateway's log, as JSON.
+fn report_json(gw: &Gateway) -> serde_json::Value {
+    let today = gerbang_today();
+    let semester = format!(
+        "{}-{}",
+        today.year(),
+        if today.month() <= 6 { 1 } else { 2 }
+    );
+    let (ok, shown) = gerbang(&["report", "--semester", &semester, "--format", "json"], gw);
+    assert!(ok, "{shown}");
+    serde_json::from_str(&shown).unwrap_or_else(|e| panic!("{e}: {shown}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_from_a_user_ids_own_lan_are_its_penggunas_and_portal_searches_carry_the_nik() {
+    let sim = Sim::start(1_000);
+    let portal = TestPks {
+        metode: r#"["web_portal"]"#,
+        ..TestPks::new(
+            "portal.toml",
+            "2/PORTAL/AUDIT",
+            vec![TestUser {
+                id: "portal_01",
+                ip: "127.0.0.4",
+                status: "aktif",
+            }],
+        )
+    };
+    let mut gw = Gateway::start(GatewayOptions::new(
+        sim.addr,
+        vec![agreements().remove(0), portal],
+    ));
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let client = gw.client("127.0.0.2");
+    let url = gw.url("CALL_NIK");
+    // From rsud_01's own LAN: a wrong password, and a malformed NIK with the right one.
+    let (_, a) = post(&client, &url, call_nik(&nik, "rsud_01", "salah-sandi")).await;
+    assert_eq!(respon(&a).as_deref(), Some("Login Gagal"));
+    let (_, a) = post(
+        &client,
+        &url,
+        call_nik("3201019901900001", "rsud_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(
+        respon(&a).as_deref(),
+        Some("NIK Tidak Sesuai Format Dukcapil")
+    );
+    // Unidentified: a User ID that does not exist, and rsud_01 from no registered LAN.
+    let (_, a) = post(&client, &url, call_nik(&nik, "tidak_ada", PASSWORD)).await;
+    assert_eq!(respon(&a).as_deref(), Some("Login Gagal"));
+    let (_, a) = post(
+        &gw.client("127.0.0.9"),
+        &url,
+        call_nik(&nik, "rsud_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(respon(&a).as_deref(), Some("IP Client Tidak Terdaftar"));
+
+    // A portal search, the same NIK.
+    let browser = gw.portal_client("127.0.0.4");
+    let cookie = gw.portal_login(&browser, "portal_01").await;
+    let (_, found) = gw.portal_search(&browser, &cookie, &nik).await;
+    assert!(found.contains(&format!("\"NIK\":{nik}")), "{found}");
+    gw.stop();
+
+    let records = requests(&gw.dir.path().join("audit"));
+    let find = |reason: &str, user: Option<&str>| {
+        records
+            .iter()
+            .find(|r| r["reason"] == reason && r["user_id"].as_str() == user)
+            .unwrap_or_else(|| panic!("no {reason} record of {user:?}: {records:#?}"))
+    };
+    for reason in ["login_failed", "nik_format"] {
+        let r = find(reason, Some("rsud_01"));
+        assert_eq!(r["pengguna"], "rsud", "{r}");
+        assert_eq!(r["pks"], "1/RSUD/AUDIT", "{r}");
+    }
+    let unknown = find("login_failed", Some("tidak_ada"));
+    assert!(unknown.get("pengguna").is_none(), "{unknown}");
+    let stranger = find("ip_not_registered", None);
+    assert!(stranger.get("pengguna").is_none(), "{stranger}");
+    let lookups: Vec<_> = records
+        .iter()
+        .filter(|r| r["upstream_status"] == 200)
+        .collect();
+    assert_eq!(lookups.len(), 1, "{records:#?}");
+    assert_eq!(lookups[0]["channel"], "web_portal");
+    // The portal lookup carries the same digest as the API request naming the NIK.
+    assert_eq!(
+        lookups[0]["nik_digest"],
+        find("login_failed", Some("rsud_01"))["nik_digest"]
+    );
+
+    // The report puts the two refusals under rsud's User ID, counts the portal's NIK, and
+    // leaves only the unknown User ID and the unregistered address unidentified.
+    let report = report_json(&gw);
+    let pengguna = report["pengguna"].as_array().unwrap();
+    let row = |id: Option<&str>| {
+        pengguna
+            .iter()
+            .find(|p| p["pengguna"].as_str() == id)
+            .unwrap_or_else(|| panic!("no row {id:?}: {report:#}"))
+    };
+    assert_eq!(row(Some("rsud"))["usage"]["refusals"]["login_failed"], 1);
+    assert_eq!(row(Some("rsud"))["usage"]["refusals"]["nik_format"], 1);
+    assert_eq!(row(Some("portal"))["usage"]["distinct_niks"], 1);
+    assert_eq!(row(None)["usage"]["refusals_total"], 2, "{report:#}");
+}

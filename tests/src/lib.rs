@@ -308,6 +308,26 @@ impl Sim {
             .unwrap();
         assert!(r.status().is_success());
     }
+
+    /// The last data request the simulator received (below `/dukcapil/get_json/`):
+    /// `method`, `target` (path and query as sent), `headers` (`[name, value]` pairs) and
+    /// `body`.
+    pub async fn last_request(&self) -> serde_json::Value {
+        self.get_json("/__sim/last").await
+    }
+
+    /// Makes the simulator answer as a DWH with a bug would: `verify_values`,
+    /// `other_person`, or `none` to stop.
+    pub async fn misbehave(&self, mode: &str) {
+        let r = self
+            .client
+            .post(self.url("/__sim/misbehave"))
+            .body(format!(r#"{{"mode":"{mode}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "misbehave {mode}");
+    }
 }
 
 /// The elements a [`TestPks`] grants by default, its `ALAMAT_SEKARANG` group expanded.
@@ -435,22 +455,25 @@ pub fn gerbang_today() -> NaiveDate {
 /// An argon2id hash of [`PASSWORD`], made once with the real `gerbang passwd`.
 pub fn password_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let mut child = Command::new(bin("gerbang"))
-            .arg("passwd")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            child.stdin.as_mut().unwrap(),
-            format!("{PASSWORD}\n").as_bytes(),
-        )
+    HASH.get_or_init(|| hash_password(PASSWORD))
+}
+
+/// An argon2id hash of `password`, made with the real `gerbang passwd`.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(bin("gerbang"))
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Settings of a test gateway.
@@ -682,6 +705,39 @@ impl Gateway {
                 .https_only(true);
         }
         b
+    }
+
+    /// Logs `user` (password [`PASSWORD`]) in to the Web Portal with `client` (a
+    /// [`Gateway::portal_client`]); returns the session cookie as `name=value`.
+    pub async fn portal_login(&self, client: &reqwest::Client, user: &str) -> String {
+        let login = client
+            .post(self.portal_url("masuk"))
+            .form(&[("user_id", user), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303, "portal login of {user}");
+        let cookie = login.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    /// A Web Portal search for `nik` in the session `cookie` (from [`Gateway::portal_login`]);
+    /// returns the HTTP status and the answer's body.
+    pub async fn portal_search(
+        &self,
+        client: &reqwest::Client,
+        cookie: &str,
+        nik: &str,
+    ) -> (u16, String) {
+        let r = client
+            .post(self.portal_url("api/cari"))
+            .header("Cookie", cookie)
+            .header("Content-Type", "application/json")
+            .body(format!(r#"{{"nik":"{nik}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
     }
 
     /// Calls the admin API with the token; returns (status, body as JSON or text).

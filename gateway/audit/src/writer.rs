@@ -35,9 +35,15 @@ pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// A crash tears at most the one line being written; more than this is not a crash.
 pub const MAX_TORN_BYTES: usize = 1 << 20;
 
-/// Records `append_nowait` lets wait in memory; past this it waits for the write like
-/// `append` (backpressure instead of unbounded memory when the disk falls behind).
+/// Records `append_nowait` lets wait in memory; past this (or past
+/// [`MAX_NOWAIT_QUEUE_BYTES`]) it drops the record and counts it rather than let memory grow
+/// or make a proxy worker wait for the disk.
 pub const MAX_NOWAIT_QUEUE: usize = 65_536;
+
+/// Bytes of serialised records that may wait in memory before `append_nowait` drops and
+/// counts records: a record is about half a kilobyte, so this holds tens of thousands, and
+/// a record of any size cannot make the queue hold more.
+pub const MAX_NOWAIT_QUEUE_BYTES: usize = 16 << 20;
 
 /// Upper bounds (µs) of the append latency histogram's buckets; the last bucket is +Inf.
 pub const LATENCY_BUCKETS_US: [u64; 12] = [
@@ -181,6 +187,12 @@ pub enum AuditError {
     /// The record could not be serialised.
     #[error("cannot encode the audit record: {0}")]
     Encode(String),
+    /// `append_nowait` found the queue full (the disk is slower than the traffic, or a flood
+    /// of refusals) and dropped the record; it is counted in `AuditStats::records_dropped`.
+    #[error(
+        "the decision log's queue is full ({queued_bytes} bytes waiting); a refusal's record was dropped and counted"
+    )]
+    QueueFull { queued_bytes: usize },
 }
 
 impl AuditError {
@@ -212,6 +224,9 @@ pub struct AuditStats {
     pub fsync_failures: u64,
     /// Records waiting to be written.
     pub queue_depth: u64,
+    /// Records `append_nowait` dropped because the queue was full (refusals only: records of
+    /// released data are never dropped).
+    pub records_dropped: u64,
     /// The last written record's sequence number.
     pub last_seq: Option<u64>,
     /// Time since the last successful fsync (`None` before the first).
@@ -309,6 +324,8 @@ struct Outcome {
 
 struct State {
     queue: Vec<Pending>,
+    /// Bytes of the payloads in `queue`.
+    queued_bytes: usize,
     /// Tickets number records in arrival order; tickets below `done_tickets` are settled.
     next_ticket: u64,
     done_tickets: u64,
@@ -353,6 +370,7 @@ struct Counters {
     fsyncs: AtomicU64,
     fsync_failures: AtomicU64,
     queue_depth: AtomicU64,
+    records_dropped: AtomicU64,
     /// last seq + 1; 0 before the first record.
     last_seq_plus_one: AtomicU64,
     last_fsync: Mutex<Option<Instant>>,
@@ -514,6 +532,7 @@ impl AuditLog {
             options,
             state: Mutex::new(State {
                 queue: Vec::new(),
+                queued_bytes: 0,
                 next_ticket: 0,
                 done_tickets: 0,
                 outcomes: VecDeque::new(),
@@ -575,7 +594,7 @@ impl AuditLog {
     /// refuse the answer when it fails (DESIGN §7). Blocks the calling thread for about one
     /// write(2); safe to call from a synchronous pingora hook.
     pub fn append(&self, record: &Record) -> Result<Receipt, AuditError> {
-        let (st, ticket, _) = self.shared.enqueue(record, true, None)?;
+        let (st, ticket) = self.shared.enqueue(record, true, None)?;
         self.shared.wait_for(st, ticket)
     }
 
@@ -594,19 +613,19 @@ impl AuditLog {
         })
     }
 
-    /// Queues `record` and returns at once; it is written with the next group commit (at the
-    /// latest by the background thread, right away if it is idle), in arrival order. For
-    /// records of answers that carry no population data (refusals): a `kill -9` may lose the
-    /// few still queued. When [`MAX_NOWAIT_QUEUE`] records are already waiting (the disk is
-    /// slower than the traffic) it waits like [`AuditLog::append`] rather than let the queue
-    /// grow without bound. Fails only when the log is out of service (or, when it had to wait,
-    /// when the write failed).
+    /// Queues `record` and returns at once, never waiting for the disk; it is written with
+    /// the next group commit (at the latest by the background thread, right away if it is
+    /// idle), in arrival order. For records of answers that carry no population data
+    /// (refusals): a `kill -9` may lose the few still queued. When the queue already holds
+    /// [`MAX_NOWAIT_QUEUE`] records or [`MAX_NOWAIT_QUEUE_BYTES`] bytes (the disk is slower
+    /// than the traffic, or a flood of refusals), the record is dropped and counted
+    /// ([`AuditStats::records_dropped`]) and [`AuditError::QueueFull`] returned: a proxy
+    /// worker is never blocked and memory never grows past the bound. Records of released
+    /// data go through [`AuditLog::append_async`], which is never dropped. Fails otherwise
+    /// only when the log is out of service.
     pub fn append_nowait(&self, record: &Record) -> Result<(), AuditError> {
         let shared = &*self.shared;
-        let (st, ticket, waiting) = shared.enqueue(record, false, None)?;
-        if waiting {
-            return shared.wait_for(st, ticket).map(|_| ());
-        }
+        let (st, _) = shared.enqueue(record, false, None)?;
         if !st.writing {
             shared.work.notify_one();
         }
@@ -637,6 +656,7 @@ impl AuditLog {
         let last = c.last_seq_plus_one.load(Ordering::Relaxed);
         AuditStats {
             healthy: c.healthy.load(Ordering::Relaxed),
+            records_dropped: c.records_dropped.load(Ordering::Relaxed),
             out_of_service,
             records_written: c.records_written.load(Ordering::Relaxed),
             batches_written: c.batches_written.load(Ordering::Relaxed),
@@ -740,13 +760,14 @@ struct BatchFailure {
 
 impl Shared {
     /// Serialises `record` (outside the lock) and queues it; returns the locked state and the
-    /// record's ticket.
+    /// record's ticket. A record nobody waits for (`append_nowait`) is dropped and counted
+    /// instead when the queue is full; the others are never dropped.
     fn enqueue(
         &self,
         record: &Record,
         waiting: bool,
         notify: Option<Notify>,
-    ) -> Result<(MutexGuard<'_, State>, u64, bool), AuditError> {
+    ) -> Result<(MutexGuard<'_, State>, u64), AuditError> {
         let payload = encode(record)?;
         let enqueued = Instant::now();
         let mut st = lock(&self.state);
@@ -755,10 +776,21 @@ impl Shared {
                 reason: reason.clone(),
             });
         }
-        // An awaited record has its own wait; it need not block on a long queue.
-        let waiting = waiting || (notify.is_none() && st.queue.len() >= MAX_NOWAIT_QUEUE);
+        let droppable = !waiting && notify.is_none();
+        if droppable
+            && (st.queue.len() >= MAX_NOWAIT_QUEUE
+                || st.queued_bytes + payload.len() > MAX_NOWAIT_QUEUE_BYTES)
+        {
+            self.counters
+                .records_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(AuditError::QueueFull {
+                queued_bytes: st.queued_bytes,
+            });
+        }
         let ticket = st.next_ticket;
         st.next_ticket += 1;
+        st.queued_bytes += payload.len();
         st.queue.push(Pending {
             payload,
             enqueued,
@@ -768,13 +800,13 @@ impl Shared {
         self.counters
             .queue_depth
             .store(st.queue.len() as u64, Ordering::Relaxed);
-        Ok((st, ticket, waiting))
+        Ok((st, ticket))
     }
 
     /// Queues an awaited record, and writes the batch at once when no one else is writing.
     /// Otherwise the current leader wakes the background thread for what queued behind it.
     fn enqueue_awaited(&self, record: &Record, notify: Notify) -> Result<(), AuditError> {
-        let (st, _, _) = self.enqueue(record, false, Some(notify))?;
+        let (st, _) = self.enqueue(record, false, Some(notify))?;
         if !st.writing {
             drop(self.lead(st));
         }
@@ -805,6 +837,7 @@ impl Shared {
     fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         st.writing = true;
         let mut batch = std::mem::take(&mut st.queue);
+        st.queued_bytes = 0;
         let start = st.done_tickets;
         let out_of_service = st.out_of_service.clone();
         self.counters.queue_depth.store(0, Ordering::Relaxed);
@@ -1250,4 +1283,103 @@ fn write_head(
     let path = dir.join(HEAD_FILE);
     std::fs::rename(&tmp, &path).map_err(|e| AuditError::io("replace", &path, e))?;
     sync_dir(dir)
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use crate::record::Decision;
+
+    /// A refusal whose record is about `size` bytes (a long instance name stands for any
+    /// large field).
+    fn refusal(n: u64, size: usize) -> Record {
+        Record {
+            time: Utc::now(),
+            instance: "i".repeat(size),
+            request_id: format!("r-{n}"),
+            user_id: None,
+            pengguna: None,
+            pks: None,
+            peer_ip: "10.99.0.10".parse().expect("ip"),
+            channel: Some("web_service".into()),
+            action: Some("CallNik".into()),
+            decision: Decision::Deny,
+            reason: Some("ip_not_registered".into()),
+            policy_ids: Vec::new(),
+            policy_hash: String::new(),
+            nik_digest: None,
+            elements: Vec::new(),
+            upstream_status: None,
+            latency_us: 1,
+            quota_used: None,
+            quota_limit: None,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_refusals_without_blocking_and_keeps_awaited_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = AuditKey::from_material(&[7u8; 32], "test").expect("key");
+        let log =
+            Arc::new(AuditLog::open(dir.path(), key, WriterOptions::default()).expect("open"));
+        // The disk "stalls": whoever leads the next batch waits for the file, so records pile
+        // up in the queue meanwhile.
+        let stalled = lock(&log.shared.io);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let appender = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut queued = 0u64;
+                let mut dropped = 0u64;
+                for n in 0..3_000 {
+                    match log.append_nowait(&refusal(n, 16 * 1024)) {
+                        Ok(()) => queued += 1,
+                        Err(AuditError::QueueFull { queued_bytes }) => {
+                            assert!(queued_bytes <= MAX_NOWAIT_QUEUE_BYTES);
+                            dropped += 1;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                let _ = tx.send((queued, dropped));
+            })
+        };
+        // 3,000 records of 16 KiB are three times the byte bound: most are dropped, and none
+        // waits for the stalled disk (before, past the bound a worker blocked on it).
+        let (queued, dropped) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("append_nowait must never wait for the disk");
+        appender.join().expect("appender");
+        assert_eq!(queued + dropped, 3_000);
+        assert!(dropped >= 1_900, "queued {queued}, dropped {dropped}");
+        assert!(
+            queued as usize * 16 * 1024 <= MAX_NOWAIT_QUEUE_BYTES + 64 * 1024,
+            "{queued} records of 16 KiB exceed the byte bound"
+        );
+        assert_eq!(log.stats().records_dropped, dropped);
+
+        // A record of released data is never dropped, however full the queue.
+        let awaited = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime")
+                    .block_on(log.append_async(&refusal(9_999, 16 * 1024)))
+            })
+        };
+        drop(stalled);
+        awaited.join().expect("awaited").expect("written");
+        let log = Arc::into_inner(log).expect("one owner");
+        assert_eq!(log.stats().records_dropped, dropped);
+        log.close().expect("close");
+        // The open event, every queued refusal and the awaited record.
+        let lines: usize = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .map(|p| std::fs::read_to_string(p).expect("read").lines().count())
+            .sum();
+        assert_eq!(lines as u64, 1 + queued + 1);
+    }
 }

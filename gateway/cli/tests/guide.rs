@@ -6,7 +6,7 @@
 use gerbang_core::{Refusal, SamReason};
 
 /// Every refusal but the card-reader verdicts, which come from [`SamReason::ALL`].
-const REFUSALS: [Refusal; 25] = [
+const REFUSALS: [Refusal; 27] = [
     Refusal::LoginFailed,
     Refusal::LoginLocked,
     Refusal::IpMismatch,
@@ -32,6 +32,8 @@ const REFUSALS: [Refusal; 25] = [
     Refusal::AuditUnavailable,
     Refusal::BodyTimeout,
     Refusal::BadFraming,
+    Refusal::UnknownParameter,
+    Refusal::UserIdFormat,
 ];
 
 /// Does not compile when `Refusal` gains a variant: add it to [`REFUSALS`] (and the guide).
@@ -63,7 +65,9 @@ fn listed(r: Refusal) {
         | Refusal::UpstreamInvalid
         | Refusal::AuditUnavailable
         | Refusal::BodyTimeout
-        | Refusal::BadFraming => {}
+        | Refusal::BadFraming
+        | Refusal::UnknownParameter
+        | Refusal::UserIdFormat => {}
     }
 }
 

@@ -18,8 +18,9 @@ use pingora::upstreams::peer::HttpPeer;
 
 use chrono::NaiveDate;
 use gerbang_core::{
-    BodyError, Channel, Clock, Config, ElementSet, Nik, NikError, Refusal, RequestBody, SamReason,
-    Shape, StatusMode, append_quota_limiter, filter_answer,
+    BodyError, Channel, Clock, Config, ElementSet, FilterError, Nik, NikError, Refusal,
+    RequestBody, SamReason, Shape, StatusMode, USER_ID_MAX_LEN, append_quota_limiter, canonical_ip,
+    filter_answer, filter_lookup_answer, is_user_id,
 };
 use gerbang_policy::{
     Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize_traced,
@@ -27,11 +28,12 @@ use gerbang_policy::{
 use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
 use gerbang_sam::SamClient;
 
-use crate::forward::{DwhAnswer, Upstream};
+use crate::forward::{Checked, DwhAnswer, Upstream, unknown_key, upstream_body};
 use crate::metrics::Metrics;
 use crate::portal::{Portal, PortalCtx, PortalRoute, is_portal};
 pub use crate::record::Audit;
-use crate::route::route;
+use crate::record::Strangers;
+use crate::route::{route, upstream_path};
 
 /// Largest DWH answer Gerbang buffers for filtering. A lookup answer is a few kilobytes; a
 /// search page at most tens of records.
@@ -47,7 +49,7 @@ pub struct Gateway {
     meter: Arc<Meter>,
     metrics: Arc<Metrics>,
     /// The decision log, when configured.
-    audit: Option<Audit>,
+    pub(crate) audit: Option<Audit>,
     request_ids: std::sync::atomic::AtomicU64,
     burst: Burst,
     /// The last WIB day a request was metered on, to drop yesterday's counters once.
@@ -66,6 +68,8 @@ pub struct Gateway {
     sam: Option<SamClient>,
     /// The Web Portal channel: its sessions and settings.
     pub(crate) portal: Portal,
+    /// Which refusals of addresses in no registered IP LAN are recorded.
+    strangers: Strangers,
 }
 
 /// Per-request state, from the first filter to `logging`.
@@ -75,8 +79,13 @@ pub struct GatewayCtx {
     pub(crate) request_id: u64,
     /// The looked-up NIK as the decision log's keyed digest (never the NIK itself).
     pub(crate) nik_digest: Option<gerbang_audit::NikDigest>,
+    /// The NIK a lookup asked for, to check the DWH answered about that person; never
+    /// logged (its `Debug` hides the digits).
+    pub(crate) nik: Option<Nik>,
     /// The decision-log record was written where the answer was released.
     audited: bool,
+    /// The TCP peer, IPv4-mapped addresses as IPv4 (`canonical_ip`): the one form every
+    /// decision, record, log line and metric sees.
     pub(crate) peer: Option<IpAddr>,
     pub(crate) action: Option<Action>,
     pub(crate) user_id: Option<String>,
@@ -85,9 +94,12 @@ pub struct GatewayCtx {
     channel: Channel,
     pub(crate) snapshot: Option<Arc<Snapshot>>,
     pub(crate) decision: Option<Arc<Decision>>,
-    /// The request body as forwarded (with `ip_user` set to the real peer).
+    /// The request body as forwarded: rebuilt from the checked values (`upstream_body`).
     pub(crate) upstream_body: Bytes,
     upstream_status: Option<u16>,
+    /// Which kind of DWH failure a refusal 31 or 32 was, for the metric, when it is not
+    /// told by the refusal alone.
+    upstream_error: Option<&'static str>,
     /// When the request to the DWH was sent, and how long its whole answer took.
     upstream_started: Option<Instant>,
     upstream_elapsed: Option<Duration>,
@@ -188,7 +200,13 @@ impl Gateway {
                 .as_ref()
                 .map(|s| SamClient::new(&s.address, s.timeout)),
             portal: Portal::new(&config.portal),
+            strangers: Strangers::default(),
         }
+    }
+
+    /// The Web Portal's sessions, for the reloader to end those a reload invalidates.
+    pub fn portal_sessions(&self) -> Arc<crate::portal::Sessions> {
+        Arc::clone(&self.portal.sessions)
     }
 
     /// Everything before forwarding. `Ok(None)`: forward; `Ok(Some(reject))`: answer it.
@@ -229,16 +247,20 @@ impl Gateway {
             Ok(b) => b,
             Err(reject) => return Ok(Some(reject)),
         };
+        let snap = self.snapshot.load_full();
         let parsed = match RequestBody::parse(&body) {
             Ok(p) => p,
-            Err(e) => {
-                return Ok(Some(Reject::new(
-                    Refusal::IncompleteParameters,
-                    body_reason(&e),
-                )));
-            }
+            Err(e) => return Ok(Some(Reject::new(body_refusal(&e), body_reason(&e)))),
         };
-
+        if let Some(key) = unknown_key(&parsed, action, snap.vocabulary()) {
+            return Ok(Some(Reject::new(
+                Refusal::UnknownParameter,
+                format!(
+                    "parameter \"{}\" tidak dikenal untuk layanan ini",
+                    shown_key(key)
+                ),
+            )));
+        }
         let text = |key: &str| {
             parsed.text(key).map_err(|e| {
                 let why = format!("\"{}\" harus berupa teks atau angka", e.key);
@@ -262,24 +284,31 @@ impl Gateway {
                 "user_id dan password wajib diisi",
             )));
         }
+        // Nothing the client sent is kept (recorded, logged, used as a key) before its shape
+        // is known: a User ID is short ASCII, as the PKS loader requires.
+        if !is_user_id(&user_id) {
+            return Ok(Some(Reject::new(Refusal::UserIdFormat, user_id_reason())));
+        }
         ctx.user_id = Some(user_id.clone());
         // The NIK is checked before anything reaches the DWH: a malformed one costs no hit.
-        if matches!(action, Action::CallNik | Action::VerifyByElement) {
-            let Some(nik) = nik else {
-                return Ok(Some(Reject::new(
-                    Refusal::IncompleteParameters,
-                    "parameter nik wajib diisi",
-                )));
-            };
-            if let Err(e) = Nik::parse(&nik) {
-                return Ok(Some(Reject::new(Refusal::NikFormat, nik_reason(&e))));
+        // A search may name one too; it is checked the same way.
+        if matches!(action, Action::CallNik | Action::VerifyByElement) && nik.is_none() {
+            return Ok(Some(Reject::new(
+                Refusal::IncompleteParameters,
+                "parameter nik wajib diisi",
+            )));
+        }
+        if let Some(nik) = &nik {
+            match Nik::parse(nik) {
+                Ok(parsed) => ctx.nik = Some(parsed),
+                Err(e) => return Ok(Some(Reject::new(Refusal::NikFormat, nik_reason(&e)))),
             }
-            ctx.nik_digest = self.audit.as_ref().map(|a| a.key.nik_digest(&nik));
+            ctx.nik_digest = self.audit.as_ref().map(|a| a.key.nik_digest(nik));
         }
         // A body `ip_user` grants nothing; one that is not the real peer is refused.
         if let Some(claimed) = ip_user.filter(|s| !s.is_empty()) {
             match claimed.parse::<IpAddr>() {
-                Ok(ip) if gerbang_core::canonical_ip(ip) == gerbang_core::canonical_ip(peer) => {}
+                Ok(ip) if canonical_ip(ip) == peer => {}
                 Ok(_) => {
                     return Ok(Some(Reject::new(
                         Refusal::IpMismatch,
@@ -294,8 +323,19 @@ impl Gateway {
                 }
             }
         }
+        // What the DWH will be sent, rebuilt from the checked values; refused here, before
+        // any password work, if a value is unusable.
+        let checked = Checked {
+            user_id: &user_id,
+            password: &password,
+            nik: nik.as_deref(),
+            peer,
+        };
+        let upstream = match upstream_body(&parsed, action, snap.vocabulary(), &checked) {
+            Ok(b) => b,
+            Err((refusal, why)) => return Ok(Some(Reject::new(refusal, why))),
+        };
 
-        let snap = self.snapshot.load_full();
         let user = match self.authenticate(&snap, &user_id, &password, peer).await {
             Ok(u) => u,
             Err(reject) => return Ok(Some(reject)),
@@ -347,9 +387,7 @@ impl Gateway {
         if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
             return Ok(Some(reject));
         }
-        ctx.upstream_body = Bytes::from(
-            parsed.to_json_with("ip_user", &gerbang_core::canonical_ip(peer).to_string()),
-        );
+        ctx.upstream_body = upstream;
         ctx.decision = Some(decision);
         ctx.snapshot = Some(snap);
         Ok(None)
@@ -749,12 +787,19 @@ impl Gateway {
         let (Some(snap), Some(decision)) = (&ctx.snapshot, &ctx.decision) else {
             return refuse(ctx, Refusal::UpstreamInvalid, "");
         };
-        match filter_answer(
-            &answer.body,
-            snap.vocabulary(),
-            decision.elements,
-            decision.shape,
-        ) {
+        // A lookup of one NIK (the API's or the portal's) must be answered about that NIK.
+        let filtered = match (ctx.action, &ctx.nik) {
+            (Some(Action::CallNik | Action::PortalRead), Some(nik)) => {
+                filter_lookup_answer(&answer.body, snap.vocabulary(), decision.elements, nik)
+            }
+            _ => filter_answer(
+                &answer.body,
+                snap.vocabulary(),
+                decision.elements,
+                decision.shape,
+            ),
+        };
+        match filtered {
             Ok(f) => {
                 ctx.released = f.released;
                 ctx.records = f.records;
@@ -766,6 +811,13 @@ impl Gateway {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "DWH answer could not be filtered; nothing of it was passed on");
+                // Values where only verdicts were asked for (art. 29(4)), or someone else's
+                // record: counted apart so Ditjen sees the DWH misbehaving.
+                ctx.upstream_error = match e {
+                    FilterError::NotVerdict(_) => Some("not_verdicts"),
+                    FilterError::OtherNik => Some("other_nik"),
+                    _ => None,
+                };
                 refuse(ctx, Refusal::UpstreamInvalid, "")
             }
         }
@@ -781,6 +833,7 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             request_id: self.next_request_id(),
             nik_digest: None,
+            nik: None,
             audited: false,
             peer: None,
             action: None,
@@ -792,6 +845,7 @@ impl ProxyHttp for Gateway {
             decision: None,
             upstream_body: Bytes::new(),
             upstream_status: None,
+            upstream_error: None,
             upstream_started: None,
             upstream_elapsed: None,
             refusal: None,
@@ -806,11 +860,13 @@ impl ProxyHttp for Gateway {
     /// answered here and the request ends.
     async fn request_filter(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<bool> {
         crate::listener::head_read(session);
-        // The TCP peer address is the only source of the client's address (art. 28).
+        // The TCP peer address is the only source of the client's address (art. 28). A
+        // dual-stack listener sees an IPv4 client as `::ffff:a.b.c.d`: Cedar's
+        // `context.peer_ip`, the log and the metrics must see `a.b.c.d`.
         ctx.peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+            .map(|a| canonical_ip(a.ip()));
         if let Some(Err(detail)) = session
             .as_downstream()
             .as_http1()
@@ -962,10 +1018,19 @@ impl ProxyHttp for Gateway {
         client_gone(error)
     }
 
-    /// One line per request, allowed or refused. Never a NIK, password or value.
+    /// One line per request, allowed or refused. Never a NIK, password or value. Requests
+    /// from addresses in no registered IP LAN are counted, and only the first per address
+    /// and minute is recorded and logged, without anything the client chose.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut GatewayCtx) {
         // Refunds happened where a DWH failure was decided. A hit whose answer the client
         // did not wait for still counts: the DWH did the work.
+        let snap = ctx
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| self.snapshot.load_full());
+        if !self.attribute(ctx, &snap) {
+            return;
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elements = match (&ctx.snapshot, ctx.released.is_empty()) {
             (Some(snap), false) => snap.vocabulary().names(ctx.released).join(","),
@@ -982,6 +1047,7 @@ impl ProxyHttp for Gateway {
         }
         tracing::info!(
             target: "gerbang::request",
+            request_id = ctx.request_id,
             peer = ?ctx.peer,
             user.id = ctx.user_id.as_deref().unwrap_or(""),
             pks.id = ctx.pks.as_deref().unwrap_or(""),
@@ -1002,15 +1068,54 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// Sends the DWH only what it needs: the path, the rewritten body, and the real peer.
-    /// Client headers (including any `X-Forwarded-For`) are not passed on.
+    /// Says who a request was from, for its record, its log line and its metrics, before
+    /// they are written; `false`: it is not to be recorded or logged (counted only).
+    ///
+    /// A request from an address in no registered IP LAN keeps nothing the client chose
+    /// (no User ID, no NIK digest), and only the first per address and minute is recorded
+    /// (`Strangers`): any host on the closed network could otherwise fill the disk. One
+    /// naming an existing User ID from inside that User ID's IP LAN is its Pengguna's,
+    /// whatever refused it (a wrong password, a malformed NIK), so the Pengguna's report
+    /// shows it; `(unidentified)` is left for unknown addresses and User IDs.
+    fn attribute(&self, ctx: &mut GatewayCtx, snap: &Snapshot) -> bool {
+        let registered = ctx.peer.and_then(|p| snap.user_by_ip(p).map(|u| (p, u)));
+        let Some((peer, _)) = registered else {
+            ctx.user_id = None;
+            ctx.nik_digest = None;
+            let peer = ctx.peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            let (recorded, ended) = self.strangers.admit(peer, self.clock.now());
+            if let Some(minute) = ended {
+                tracing::warn!(
+                    target: "gerbang::request",
+                    unrecorded = minute.requests,
+                    addresses = minute.addresses,
+                    "requests from addresses in no registered IP LAN were refused; only the first per address and minute was recorded (all are counted in gerbang_unregistered_requests_total)"
+                );
+            }
+            self.metrics
+                .unregistered
+                .with_label_values(&[if recorded { "true" } else { "false" }])
+                .inc();
+            if !recorded {
+                self.record_metrics(ctx);
+            }
+            return recorded;
+        };
+        if ctx.pengguna.is_none()
+            && let Some(user) = ctx.user_id.as_deref().and_then(|id| snap.user_by_id(id))
+            && snap.user(user).ip_registered(peer)
+        {
+            let pks = snap.pks(user);
+            ctx.pks = Some(pks.nomor.clone());
+            ctx.pengguna = Some(pks.pengguna.clone());
+        }
+        true
+    }
+
+    /// Sends the DWH only what it needs: the path rebuilt from the route and the Pengguna
+    /// (never the client's), the rebuilt body, and the real peer. Client headers (including
+    /// any `X-Forwarded-For`) are not passed on.
     fn upstream_request(&self, session: &Session, ctx: &GatewayCtx) -> Result<RequestHeader> {
-        let path = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
         let mut req = match ctx.portal {
             // The portal: the page's method, the upstream prefix, no query, and the User
             // ID the gateway authenticated (a client's own copy is never forwarded).
@@ -1027,7 +1132,16 @@ impl Gateway {
                 }
                 req
             }
-            None => RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?,
+            None => {
+                let path = ctx
+                    .action
+                    .zip(ctx.pengguna.as_deref())
+                    .and_then(|(action, pengguna)| upstream_path(action, pengguna))
+                    .ok_or_else(|| {
+                        Error::explain(ErrorType::InternalError, "a lookup without its route")
+                    })?;
+                RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?
+            }
         };
         req.insert_header(http::header::HOST, self.upstream.host.as_str())?;
         req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
@@ -1036,10 +1150,7 @@ impl Gateway {
             ctx.upstream_body.len().to_string(),
         )?;
         if let Some(peer) = ctx.peer {
-            req.insert_header(
-                "X-Forwarded-For",
-                gerbang_core::canonical_ip(peer).to_string(),
-            )?;
+            req.insert_header("X-Forwarded-For", peer.to_string())?;
         }
         Ok(req)
     }
@@ -1148,9 +1259,7 @@ impl Gateway {
             user_id: ctx.user_id.clone(),
             pengguna: ctx.pengguna.clone(),
             pks: ctx.pks.clone(),
-            peer_ip: ctx
-                .peer
-                .map_or(IpAddr::from([0, 0, 0, 0]), gerbang_core::canonical_ip),
+            peer_ip: ctx.peer.unwrap_or(IpAddr::from([0, 0, 0, 0])),
             channel: Some(ctx.channel.as_str().to_string()),
             action: ctx.action.map(|a| a.as_str().to_string()),
             decision: if allowed {
@@ -1239,7 +1348,7 @@ impl Gateway {
         }
         let upstream_error = match ctx.refusal {
             Some(Refusal::UpstreamTimeout) => Some("timeout"),
-            Some(Refusal::UpstreamInvalid) => Some("invalid"),
+            Some(Refusal::UpstreamInvalid) => Some(ctx.upstream_error.unwrap_or("invalid")),
             Some(Refusal::UpstreamUnavailable) => Some(match ctx.upstream_status {
                 Some(s) if s != 200 => "status",
                 _ => "unavailable",
@@ -1280,14 +1389,42 @@ fn upstream_refusal(e: &Error) -> Refusal {
     }
 }
 
+/// The refusal of a body that does not parse: a key that is not printable ASCII names no
+/// parameter (27); anything else is a malformed request (07).
+fn body_refusal(e: &BodyError) -> Refusal {
+    match e {
+        BodyError::NonAsciiKey => Refusal::UnknownParameter,
+        BodyError::NotJson(_) | BodyError::DuplicateKey(_) => Refusal::IncompleteParameters,
+    }
+}
+
 /// Why a body was refused, in Indonesian for the Pengguna's operator.
 fn body_reason(e: &BodyError) -> String {
     match e {
         BodyError::NotJson(_) => "badan permintaan bukan objek JSON yang sah".into(),
-        BodyError::DuplicateKey(k) => {
-            format!("kunci \"{k}\" muncul lebih dari sekali (huruf besar/kecil tidak dibedakan)")
+        BodyError::DuplicateKey(k) => format!(
+            "kunci \"{}\" muncul lebih dari sekali (huruf besar/kecil tidak dibedakan)",
+            shown_key(k)
+        ),
+        BodyError::NonAsciiKey => {
+            "nama parameter hanya boleh berisi huruf, angka dan tanda baca ASCII".into()
         }
     }
+}
+
+/// A client's key as quoted back in a refusal: at most 64 characters of it.
+fn shown_key(key: &str) -> String {
+    match key.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &key[..end]),
+        None => key.to_string(),
+    }
+}
+
+/// Why a `user_id` cannot be a User ID, in Indonesian.
+pub(crate) fn user_id_reason() -> String {
+    format!(
+        "user_id harus 1 sampai {USER_ID_MAX_LEN} karakter ASCII: huruf, angka, `_`, `.` atau `-`"
+    )
 }
 
 /// Which NIK rule failed, in Indonesian.

@@ -50,6 +50,8 @@ pub struct Reloader {
     snapshot: Arc<ArcSwap<Snapshot>>,
     auth: Arc<Authenticator>,
     metrics: Arc<Metrics>,
+    /// The Web Portal's sessions: those a new snapshot invalidates are ended with it.
+    portal_sessions: Option<Arc<crate::portal::Sessions>>,
     /// Serialises reloads and edits of the sanctions file.
     lock: Mutex<()>,
     /// Where each reload that changed something is recorded, and this instance's name.
@@ -69,6 +71,7 @@ impl Reloader {
             snapshot,
             auth,
             metrics,
+            portal_sessions: None,
             lock: Mutex::new(()),
             audit: None,
         }
@@ -95,6 +98,13 @@ impl Reloader {
         let running = self.snapshot.load_full();
         let candidate = reload_snapshot(&self.config, &running)?;
         gerbang_assure::review(&running, &candidate, &self.config.policy_dir, today(), None)
+    }
+
+    /// Ends, at every reload, the portal sessions the new snapshot invalidates (a changed
+    /// password, a deactivated or removed User ID).
+    pub fn ending_portal_sessions(mut self, sessions: Arc<crate::portal::Sessions>) -> Self {
+        self.portal_sessions = Some(sessions);
+        self
     }
 
     /// Loads everything again and swaps it in, or keeps the running set and says why.
@@ -143,6 +153,12 @@ impl Reloader {
                 // is already in force, so the old one goes away off this path.
                 std::thread::spawn(move || drop(old));
                 self.auth.keep_valid(&new);
+                if let Some(sessions) = &self.portal_sessions {
+                    let ended = sessions.end_changed(&new);
+                    if ended > 0 {
+                        tracing::info!(target: "gerbang::portal", sessions_ended = ended, "portal sessions ended: their User ID's password, status or IP LAN changed");
+                    }
+                }
                 self.metrics.policy_reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(
                     cause,

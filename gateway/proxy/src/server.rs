@@ -108,6 +108,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         audit,
         Arc::clone(&clock),
     );
+    let portal_sessions = gateway.portal_sessions();
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     let address = config.listen.address.to_string();
     // Pingora accepts plain TCP; the TLS handshake is the gateway's, under its own deadline.
@@ -149,7 +150,8 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let instance = config.instance.clone();
     let reloader = Arc::new(
         Reloader::new(config, Arc::clone(&snapshot), auth, Arc::clone(&metrics))
-            .with_audit(audit_log.clone(), instance.clone()),
+            .with_audit(audit_log.clone(), instance.clone())
+            .ending_portal_sessions(portal_sessions),
     );
     server.add_service(background_service(
         "reload",
