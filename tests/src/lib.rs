@@ -491,6 +491,14 @@ impl GatewayOptions {
     }
 }
 
+/// Writes a secret file readable by its owner only (mode 0600), as the gateway requires of
+/// its admin token.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// A running `gerbang serve` with its configuration directory.
 pub struct Gateway {
     pub proc: Proc,
@@ -554,7 +562,7 @@ impl Gateway {
                 "\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\ntoken_file = \"admin.token\"\n\n[audit]\ndir = \"audit\"\nkey_file = \"audit.key\"\n"
             );
         std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
-        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        write_private(&dir.path().join("admin.token"), ADMIN_TOKEN);
         std::fs::write(dir.path().join("sanksi.toml"), "# Sanksi pasal 45 (e2e)\n").unwrap();
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -600,7 +608,7 @@ impl Gateway {
             copy_dir(&self.dir.path().join("certs"), &dir.path().join("certs"));
         }
         std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
-        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        write_private(&dir.path().join("admin.token"), ADMIN_TOKEN);
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let proc = spawn_gateway(dir.path(), addr, 0);

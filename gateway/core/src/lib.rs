@@ -20,7 +20,7 @@ pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
 pub use config::{
     Admin, Api, AuditSettings, Auth, Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen,
     MAX_BODY_CEILING, Portal, QuotaSettings, QuotaStore, SamSidecar, SidecarAddress, StatusMode,
-    TlsFiles, Upstream, check,
+    TlsFiles, Upstream, check, check_private,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
