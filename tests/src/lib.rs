@@ -822,20 +822,16 @@ impl SamSidecar {
 
     /// The sidecar's Prometheus metrics.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.get("/metrics").await.text().await.unwrap()
     }
 
     /// The sidecar's `GET /health` answer.
     pub async fn health(&self) -> serde_json::Value {
-        reqwest::get(format!("http://{}/health", self.addr))
-            .await
-            .unwrap()
-            .json()
+        self.get("/health").await.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("http://{}{path}", self.addr))
             .await
             .unwrap()
     }
