@@ -836,9 +836,10 @@ impl SamSidecar {
             .unwrap()
     }
 
-    /// Waits (polling, at most 2 s) until the sidecar has loaded `n` sanctions.
+    /// Waits (polling, at most 10 s: the machine may be loaded) until the sidecar has
+    /// loaded `n` sanctions.
     pub async fn wait_sanctions(&self, n: u64) {
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let health = self.health().await;
             if health["sanksi"].as_u64() == Some(n) {
