@@ -135,7 +135,7 @@ async fn refusals_use_the_dwh_texts_and_never_reach_the_dwh() {
             "127.0.0.2",
             ok("tidak_ada"),
             None,
-            "Login Gagal",
+            "IP Address Tidak Sesuai",
         ),
         (
             "unregistered source",

@@ -518,6 +518,14 @@ impl GatewayOptions {
     }
 }
 
+/// Writes a secret file readable by its owner only (mode 0600), as the gateway requires of
+/// its admin token.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// A running `gerbang serve` with its configuration directory.
 pub struct Gateway {
     pub proc: Proc,
@@ -582,7 +590,7 @@ impl Gateway {
                 "\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\ntoken_file = \"admin.token\"\n\n[audit]\ndir = \"audit\"\nkey_file = \"audit.key\"\n"
             );
         std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
-        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        write_private(&dir.path().join("admin.token"), ADMIN_TOKEN);
         std::fs::write(dir.path().join("sanksi.toml"), "# Sanksi pasal 45 (e2e)\n").unwrap();
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -628,7 +636,7 @@ impl Gateway {
             copy_dir(&self.dir.path().join("certs"), &dir.path().join("certs"));
         }
         std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
-        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        write_private(&dir.path().join("admin.token"), ADMIN_TOKEN);
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let proc = spawn_gateway(dir.path(), addr, 0);
@@ -800,6 +808,11 @@ impl Gateway {
     pub fn pks_dir(&self) -> PathBuf {
         self.dir.path().join("pks")
     }
+
+    /// This gateway's sanctions file (a sidecar applies the same).
+    pub fn sanctions_path(&self) -> PathBuf {
+        self.dir.path().join("sanksi.toml")
+    }
 }
 
 /// A running `gerbang-sam` over a PKS directory.
@@ -807,6 +820,8 @@ pub struct SamSidecar {
     pub proc: Proc,
     pub addr: SocketAddr,
     pks_dir: PathBuf,
+    /// The sanctions file it applies, if any.
+    sanctions: Option<PathBuf>,
     /// The Unix second of the last start: the sidecar refuses timestamps up to the second
     /// it started in (an earlier run's nonces are unknown to it).
     ready_at: i64,
@@ -818,12 +833,23 @@ impl SamSidecar {
     /// Starts the sidecar on `addr` (port 0: a free one) over `pks_dir`; returns once it
     /// printed where it listens.
     pub fn start(pks_dir: &Path, addr: SocketAddr) -> Self {
+        Self::spawn(pks_dir, None, addr)
+    }
+
+    /// Starts the sidecar as deployed beside `gw`: over its PKS directory and its sanctions
+    /// file (`--sanksi`), on `addr`.
+    pub fn start_for(gw: &Gateway, addr: SocketAddr) -> Self {
+        Self::spawn(&gw.pks_dir(), Some(gw.sanctions_path()), addr)
+    }
+
+    fn spawn(pks_dir: &Path, sanctions: Option<PathBuf>, addr: SocketAddr) -> Self {
         let logs = tempfile::tempdir().unwrap();
-        let (proc, addr) = spawn_sidecar(pks_dir, addr, logs.path(), 0);
+        let (proc, addr) = spawn_sidecar(pks_dir, sanctions.as_deref(), addr, logs.path(), 0);
         Self {
             proc,
             addr,
             pks_dir: pks_dir.to_path_buf(),
+            sanctions,
             ready_at: chrono::Utc::now().timestamp(),
             logs,
             starts: 1,
@@ -833,7 +859,13 @@ impl SamSidecar {
     /// Starts it again on the same address (after it was killed).
     pub fn restart(&mut self) {
         self.proc.kill();
-        let (proc, _) = spawn_sidecar(&self.pks_dir, self.addr, self.logs.path(), self.starts);
+        let (proc, _) = spawn_sidecar(
+            &self.pks_dir,
+            self.sanctions.as_deref(),
+            self.addr,
+            self.logs.path(),
+            self.starts,
+        );
         self.proc = proc;
         self.ready_at = chrono::Utc::now().timestamp();
         self.starts += 1;
@@ -851,17 +883,50 @@ impl SamSidecar {
 
     /// The sidecar's Prometheus metrics.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.addr))
-            .await
-            .unwrap()
-            .text()
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// The sidecar's `GET /health` answer.
+    pub async fn health(&self) -> serde_json::Value {
+        self.get("/health").await.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("http://{}{path}", self.addr))
             .await
             .unwrap()
     }
+
+    /// Waits (polling, at most 10 s: the machine may be loaded) until the sidecar has
+    /// loaded `n` sanctions.
+    pub async fn wait_sanctions(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let health = self.health().await;
+            if health["sanksi"].as_u64() == Some(n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sidecar did not load {n} sanction(s): {health}\n{}",
+                self.proc.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
-fn spawn_sidecar(pks_dir: &Path, addr: SocketAddr, logs: &Path, n: u32) -> (Proc, SocketAddr) {
+fn spawn_sidecar(
+    pks_dir: &Path,
+    sanctions: Option<&Path>,
+    addr: SocketAddr,
+    logs: &Path,
+    n: u32,
+) -> (Proc, SocketAddr) {
     let mut cmd = Command::new(bin("gerbang-sam"));
+    if let Some(path) = sanctions {
+        cmd.arg("--sanksi").arg(path);
+    }
     cmd.arg("--pks-dir")
         .arg(pks_dir)
         .arg("--listen")
@@ -1082,6 +1147,85 @@ pub fn metric(exposition: &str, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The request target every test reader signs and sends by default.
+pub const READER_PATH: &str = "/dukcapil/get_json/UJI/CALL_NIK";
+
+/// One card-reader request, signed as DESIGN §4 says; fields can be spoiled before it is
+/// sent.
+pub struct ReaderCall {
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+    /// The request target (path and query) signed and sent.
+    pub path: String,
+}
+
+impl ReaderCall {
+    /// `key` signs as `sam_id` a CALL_NIK of `nik` by `user`, now.
+    pub fn new(key: &gerbang_sam::ReaderKey, sam_id: &str, user: &str, nik: &str) -> Self {
+        Self::signed(key, sam_id, user, nik, 0, gerbang_sam::Biometric::Match)
+    }
+
+    /// The same, signed `age` seconds ago with the reader's fingerprint result.
+    pub fn signed(
+        key: &gerbang_sam::ReaderKey,
+        sam_id: &str,
+        user: &str,
+        nik: &str,
+        age: i64,
+        biometric: gerbang_sam::Biometric,
+    ) -> Self {
+        Self::at(key, sam_id, user, nik, age, biometric, READER_PATH)
+    }
+
+    /// The same, signed over and sent to the request target `path`.
+    pub fn at(
+        key: &gerbang_sam::ReaderKey,
+        sam_id: &str,
+        user: &str,
+        nik: &str,
+        age: i64,
+        biometric: gerbang_sam::Biometric,
+        path: &str,
+    ) -> Self {
+        let body = call_nik(nik, user, PASSWORD);
+        let nonce = gerbang_sam::new_nonce().unwrap();
+        let h = gerbang_sam::sign(
+            &key.signing,
+            &gerbang_sam::SignInput {
+                sam_id,
+                method: "POST",
+                path,
+                body: body.as_bytes(),
+                user_id: user,
+                biometric,
+                timestamp: chrono::Utc::now().timestamp() - age,
+                nonce: &nonce,
+            },
+        );
+        let mut headers = h.into_pairs();
+        headers.push((
+            "Content-Digest",
+            gerbang_sam::content_digest(body.as_bytes()),
+        ));
+        Self {
+            body,
+            headers,
+            path: path.to_string(),
+        }
+    }
+
+    /// Sends it to `gw` from `source`; returns the answer's body.
+    pub async fn send(&self, gw: &Gateway, source: &str) -> String {
+        let base = gw.url("");
+        let origin = base.split("/dukcapil/").next().unwrap();
+        let mut req = gw.client(source).post(format!("{origin}{}", self.path));
+        for (name, value) in &self.headers {
+            req = req.header(*name, value.as_str());
+        }
+        post_with(req, self.body.clone()).await.1
+    }
 }
 
 /// Reads all of a reader, for process output.

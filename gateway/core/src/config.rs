@@ -76,9 +76,14 @@ struct AuditFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminFile {
-    /// `IP:port` of the admin listener (health, metrics, reload, quota, sanctions). Keep it
-    /// on loopback or a management network: it is not meant for Pengguna.
+    /// `IP:port` of the admin listener (health, metrics, reload, quota, sanctions). It
+    /// speaks plain HTTP, so only a loopback address is accepted unless
+    /// `allow_non_loopback` says otherwise.
     address: Spanned<String>,
+    /// Accept a non-loopback `address` (default false): the token and the sanctions then
+    /// travel unencrypted, so only on a management network no Pengguna can reach.
+    #[serde(default)]
+    allow_non_loopback: bool,
     /// File holding the bearer token the admin API requires (at least 32 characters).
     /// Without it, only `/health`, `/ready` and `/metrics` answer.
     token_file: Option<String>,
@@ -233,8 +238,9 @@ pub enum QuotaStore {
     Memory,
 }
 
-/// Validated quota settings.
-#[derive(Debug, Clone)]
+/// Validated quota settings. Its `Debug` (and so the [`Config`]'s) never shows the Redis
+/// URL, which may carry a password.
+#[derive(Clone)]
 pub struct QuotaSettings {
     pub store: QuotaStore,
     pub path: PathBuf,
@@ -251,6 +257,28 @@ pub struct QuotaSettings {
     pub redis_timeout: Duration,
     pub burst_per_user: Option<NonZeroU32>,
     pub burst_per_pengguna: Option<NonZeroU32>,
+}
+
+impl std::fmt::Debug for QuotaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redis_url = if self.redis_url.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("QuotaSettings")
+            .field("store", &self.store)
+            .field("path", &self.path)
+            .field("block", &self.block)
+            .field("redis_url", &redis_url)
+            .field("lease", &self.lease)
+            .field("emergency_share", &self.emergency_share)
+            .field("key_prefix", &self.key_prefix)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("burst_per_user", &self.burst_per_user)
+            .field("burst_per_pengguna", &self.burst_per_pengguna)
+            .finish()
+    }
 }
 
 #[derive(Deserialize)]
@@ -286,6 +314,41 @@ struct SamFile {
     /// How long one validation may take, connecting included, in milliseconds (default
     /// 200). Past it the request is refused (fail closed).
     timeout_ms: Option<Spanned<u64>>,
+}
+
+/// Checks `[admin]`, adding what is wrong to `errors`.
+fn admin_settings(
+    file: &AdminFile,
+    base: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Admin> {
+    let Ok(address) = file.address.get_ref().parse::<SocketAddr>() else {
+        errors.push(src.error(
+            Some(file.address.span()),
+            "admin.address",
+            format!(
+                "`{}` is not `IP:port` (e.g. `127.0.0.1:9100`)",
+                file.address.get_ref()
+            ),
+        ));
+        return None;
+    };
+    if !address.ip().is_loopback() && !file.allow_non_loopback {
+        errors.push(src.error(
+            Some(file.address.span()),
+            "admin.address",
+            format!(
+                "`{address}` is not a loopback address: the admin listener speaks plain HTTP, and its bearer token and sanctions would cross the network unencrypted. Use 127.0.0.1 or ::1 (reach it through SSH), or set `allow_non_loopback = true` in [admin] if only a management network no Pengguna can reach leads to it"
+            ),
+        ));
+        return None;
+    }
+    Some(Admin {
+        address,
+        token_file: file.token_file.as_ref().map(|t| base.join(t)),
+        quota_series: file.quota_series.unwrap_or(1000),
+    })
 }
 
 /// Default time the SAM sidecar may take to answer one validation.
@@ -1099,27 +1162,10 @@ impl Config {
             errors.push(src.error(None, "server.threads", "must be at least 1"));
         }
         let audit = audit_settings(file.audit, base, &src, &mut errors);
-        let admin =
-            file.admin
-                .as_ref()
-                .and_then(|a| match a.address.get_ref().parse::<SocketAddr>() {
-                    Ok(address) => Some(Admin {
-                        address,
-                        token_file: a.token_file.as_ref().map(|t| base.join(t)),
-                        quota_series: a.quota_series.unwrap_or(1000),
-                    }),
-                    Err(_) => {
-                        errors.push(src.error(
-                            Some(a.address.span()),
-                            "admin.address",
-                            format!(
-                                "`{}` is not `IP:port` (e.g. `127.0.0.1:9100`)",
-                                a.address.get_ref()
-                            ),
-                        ));
-                        None
-                    }
-                });
+        let admin = file
+            .admin
+            .as_ref()
+            .and_then(|a| admin_settings(a, base, &src, &mut errors));
         let sam = sam_settings(file.sam, base, &src, &mut errors);
         let portal = portal_settings(file.portal, &src, &mut errors);
 
@@ -1216,11 +1262,13 @@ impl Config {
     }
 
     /// Reads the admin token, if one is configured. Too short a token is an error: the admin
-    /// API can cut a Pengguna off.
+    /// API can cut a Pengguna off. So is a token file other users may read or change, as
+    /// ssh refuses a private key others can read.
     pub fn load_admin_token(&self) -> Result<Option<String>, ConfigErrors> {
         let Some(path) = self.admin.as_ref().and_then(|a| a.token_file.as_ref()) else {
             return Ok(None);
         };
+        check_private(path)?;
         let token = read_file(path)?.trim().to_string();
         if token.len() < 32 {
             return Err(ConfigError {
@@ -1256,6 +1304,30 @@ impl Config {
     }
 }
 
+/// Refuses a secret file that its group or other users may read, write or run (mode
+/// `& 0o077`), naming the file and the fix. A file that does not exist is left to the
+/// reader's own error.
+pub fn check_private(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: format!(
+            "holds a secret but its mode is {mode:04o}: other users can read or change it. Run `chmod 600 {}` (readable by its owner only) and start again",
+            path.display()
+        ),
+    })
+}
+
 /// Loads the main configuration and checks that the files it names for TLS exist. The
 /// vocabulary, PKS files and policies are loaded (once) by the policy crate's
 /// `load_snapshot`, which `serve` and `gerbang check` call next.
@@ -1277,6 +1349,13 @@ pub fn check(path: &Path) -> Result<Config, ConfigErrors> {
                 });
             }
         }
+    }
+    // The token itself is read at start (it may not exist yet where the config is checked),
+    // but a token file others can read is refused here already.
+    if let Some(path) = config.admin.as_ref().and_then(|a| a.token_file.as_ref())
+        && let Err(e) = check_private(path)
+    {
+        errors.push(e);
     }
     if errors.is_empty() {
         Ok(config)
@@ -1514,6 +1593,77 @@ dir = "../policies"
             let shown = err.to_string();
             assert!(shown.contains(field), "{bad}: {shown}");
             assert!(shown.contains("g.toml:"), "{bad}: {shown}");
+        }
+    }
+
+    #[test]
+    fn a_non_loopback_admin_address_must_be_allowed_explicitly() {
+        let admin = |body: &str| format!("{MINIMAL}\n[admin]\n{body}\n");
+        let c = Config::parse(Path::new("g.toml"), &admin("address = \"[::1]:9100\""))
+            .expect("loopback");
+        assert!(c.admin.expect("admin").address.ip().is_loopback());
+        for address in ["0.0.0.0:9100", "10.20.0.5:9100", "[::]:9100"] {
+            let text = admin(&format!("address = \"{address}\""));
+            let err = Config::parse(Path::new("g.toml"), &text).expect_err(address);
+            let shown = err.to_string();
+            assert!(
+                shown.contains("g.toml:16:")
+                    && shown.contains("admin.address")
+                    && shown.contains("not a loopback address")
+                    && shown.contains("allow_non_loopback = true"),
+                "{shown}"
+            );
+        }
+        let text = admin("address = \"10.20.0.5:9100\"\nallow_non_loopback = true");
+        let c = Config::parse(Path::new("g.toml"), &text).expect("allowed");
+        assert_eq!(
+            c.admin.expect("admin").address.to_string(),
+            "10.20.0.5:9100"
+        );
+    }
+
+    #[test]
+    fn a_token_file_others_can_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let token = dir.path().join("admin.token");
+        std::fs::write(&token, "0123456789abcdef0123456789abcdef").expect("write");
+        let text = format!(
+            "{MINIMAL}\n[admin]\naddress = \"127.0.0.1:9100\"\ntoken_file = \"admin.token\"\n"
+        );
+        let config = Config::parse(&dir.path().join("gerbang.toml"), &text).expect("valid");
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o602] {
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = config.load_admin_token().expect_err("too open");
+            let shown = err.to_string();
+            assert!(
+                shown.contains(&token.display().to_string())
+                    && shown.contains(&format!("{mode:04o}"))
+                    && shown.contains(&format!("chmod 600 {}", token.display())),
+                "{shown}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let loaded = config.load_admin_token().expect("private");
+            assert_eq!(loaded.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_redis_password() {
+        let text = MINIMAL.to_string()
+            + "\n[quota]\nstore = \"redis\"\nredis_url = \"redis://gerbang:s3cret-pw@10.0.0.7:6379/0\"\n";
+        let c = Config::parse(Path::new("g.toml"), &text).expect("valid");
+        assert_eq!(
+            c.quota.redis_url,
+            "redis://gerbang:s3cret-pw@10.0.0.7:6379/0"
+        );
+        for shown in [format!("{c:?}"), format!("{:?}", c.quota)] {
+            assert!(
+                !shown.contains("s3cret-pw") && shown.contains("redis_url: \"<redacted>\""),
+                "{shown}"
+            );
         }
     }
 

@@ -346,7 +346,8 @@ impl Gateway {
         let (channel, sam_valid) = match (reader, &self.sam) {
             (Some(reader), Some(client)) => {
                 let asked = Instant::now();
-                let checked = crate::sam::check(client, reader, &body, &user_id, action).await;
+                let checked =
+                    crate::sam::check(client, &snap, reader, &body, &user_id, action).await;
                 self.metrics
                     .sam_duration
                     .observe(asked.elapsed().as_secs_f64());

@@ -343,15 +343,40 @@ pub enum SanctionFileError {
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a reader (another
-/// instance, the watcher) sees the old file or the new one, never half of one.
+/// instance, the watcher, the SAM sidecar) sees the old file or the new one, never half of
+/// one; and durably: the file is fsynced before the rename and its directory after it, or
+/// a power cut could bring back the old file (a lifted sanction in force again, an applied
+/// one gone) although the API said it was done.
 fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    write_atomically_with(path, text, sync_dir)
+}
+
+fn write_atomically_with(
+    path: &Path,
+    text: &str,
+    sync: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<(), String> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
     tmp.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
     tmp.as_file().sync_all().map_err(|e| e.to_string())?;
     tmp.persist(path).map_err(|e| e.to_string())?;
-    Ok(())
+    sync(dir).map_err(|e| format!("fsync of the directory {}: {e}", dir.display()))
+}
+
+/// The directory holding `path`: `.` for a bare file name (whose `parent()` is empty, and
+/// an empty path cannot be opened to be synced).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The background service: SIGHUP and file changes call [`Reloader::reload`].
@@ -449,5 +474,33 @@ mod tests {
             "{cut}"
         );
         assert!(long.starts_with(cut.trim_end_matches("… (cut; `gerbang policy diff` shows all)")));
+    }
+
+    #[test]
+    fn a_rewrite_syncs_its_directory_after_the_rename() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sanksi.toml");
+        std::fs::write(&path, "# lama\n").expect("old");
+        let mut synced = None;
+        write_atomically_with(&path, "# baru\n", |d| {
+            // Called after the rename: the new content is already in place.
+            synced = Some((d.to_path_buf(), std::fs::read_to_string(&path)?));
+            sync_dir(d)
+        })
+        .expect("written");
+        assert_eq!(
+            synced,
+            Some((dir.path().to_path_buf(), "# baru\n".to_string()))
+        );
+        // A bare file name's directory is the current one, not an empty path.
+        assert_eq!(parent_dir(Path::new("sanksi.toml")), Path::new("."));
+        assert_eq!(
+            parent_dir(Path::new("/etc/g/sanksi.toml")),
+            Path::new("/etc/g")
+        );
+        // A failed directory sync is an error, not a silent success.
+        let err = write_atomically_with(&path, "y", |_| Err(std::io::Error::other("disk")))
+            .expect_err("reported");
+        assert!(err.contains("fsync of the directory"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! `gerbang-sam`: the SAM-validation sidecar. Loads the PKS files, binds loopback (and
 //! optionally a Unix socket), prints `gerbang-sam listening on http://ADDR` once ready
 //! (tests and the demo read it to learn the port), and serves until SIGTERM or SIGINT.
-//! SIGHUP reloads the PKS files at once; they are also watched for changes.
+//! SIGHUP reloads the PKS files and the sanctions at once; they are also watched for changes.
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
@@ -35,6 +35,9 @@ struct Args {
     /// Element vocabulary file (default: the embedded one).
     #[arg(long)]
     vocabulary: Option<PathBuf>,
+    /// The sanctions file (art. 45), the gateway's `[policy] sanksi` (default: none).
+    #[arg(long)]
+    sanksi: Option<PathBuf>,
     /// Allowed clock difference with a reader, in seconds (default 30).
     #[arg(long)]
     skew_secs: Option<u32>,
@@ -72,6 +75,9 @@ fn settings(args: Args) -> Result<Settings> {
     if let Some(v) = args.vocabulary {
         settings.vocabulary = Some(v);
     }
+    if let Some(path) = args.sanksi {
+        settings.sanctions = Some(path);
+    }
     if let Some(skew) = args.skew_secs {
         settings.skew_secs = check_skew(skew).map_err(|e| anyhow::anyhow!("--skew-secs: {e}"))?;
     }
@@ -100,6 +106,8 @@ async fn main() -> Result<()> {
         pks.count = registry.pks_count(),
         sams.count = registry.sam_count(),
         users.count = registry.user_count(),
+        sanctions.count = registry.sanction_count(),
+        sanctions.file = ?settings.sanctions,
         skew_secs = settings.skew_secs,
         unix_socket = ?settings.unix_socket,
         "started"
