@@ -201,7 +201,7 @@ services() {
 	kill -HUP "$pid"
 	wait_for "a reload on SIGHUP" 10 grep -q 'reloaded PKS files, policies and sanctions cause="SIGHUP"' "$log"
 	# The operator's commands without flags, from /: the installed configuration, its admin
-	# token (group-readable), its audit key.
+	# token (owner-only), its audit key.
 	in_root_as_gerbang /usr/bin/gerbang reload | grep -q "reloaded: 1 PKS" || fail "gerbang reload"
 	# The refunded hit: used 0 of 1000.
 	in_root_as_gerbang /usr/bin/gerbang quota show --user uji_paket_01 >"$WORK/quota.out" ||
@@ -312,7 +312,7 @@ mode /var/lib/gerbang 750 "$UID_G" "$GID_G"
 mode /var/lib/gerbang/audit 750 "$UID_G" "$GID_G"
 mode /var/lib/gerbang/keys 750 "$UID_G" "$GID_G"
 mode /var/lib/gerbang/keys/audit.key 600 "$UID_G" "$GID_G"
-mode /var/lib/gerbang/keys/admin.token 640 "$UID_G" "$GID_G"
+mode /var/lib/gerbang/keys/admin.token 600 "$UID_G" "$GID_G"
 mode /var/lib/gerbang/sanksi.toml 640 "$UID_G" "$GID_G"
 for key in audit.key admin.token; do
 	grep -qxE '[0-9a-f]{64}' "$R/var/lib/gerbang/keys/$key" || fail "$key is not 64 hex digits"
