@@ -644,9 +644,10 @@ async fn refusals_from_a_user_ids_own_lan_are_its_penggunas_and_portal_searches_
         respon(&a).as_deref(),
         Some("NIK Tidak Sesuai Format Dukcapil")
     );
-    // Unidentified: a User ID that does not exist, and rsud_01 from no registered LAN.
+    // Unidentified: a User ID that does not exist (answered as from a LAN not its own, so
+    // that the answer does not tell whether it exists), and rsud_01 from no registered LAN.
     let (_, a) = post(&client, &url, call_nik(&nik, "tidak_ada", PASSWORD)).await;
-    assert_eq!(respon(&a).as_deref(), Some("Login Gagal"));
+    assert_eq!(respon(&a).as_deref(), Some("IP Address Tidak Sesuai"));
     let (_, a) = post(
         &gw.client("127.0.0.9"),
         &url,
@@ -674,7 +675,7 @@ async fn refusals_from_a_user_ids_own_lan_are_its_penggunas_and_portal_searches_
         assert_eq!(r["pengguna"], "rsud", "{r}");
         assert_eq!(r["pks"], "1/RSUD/AUDIT", "{r}");
     }
-    let unknown = find("login_failed", Some("tidak_ada"));
+    let unknown = find("ip_mismatch", Some("tidak_ada"));
     assert!(unknown.get("pengguna").is_none(), "{unknown}");
     let stranger = find("ip_not_registered", None);
     assert!(stranger.get("pengguna").is_none(), "{stranger}");
