@@ -106,7 +106,8 @@ async fn admin_api_wants_the_token_and_serves_metrics_pks_and_quota() {
         r#"gerbang_decision_duration_seconds_count{cache="warm"} 2"#,
         "gerbang_upstream_duration_seconds_count 3",
         // Counted when the request is logged, after its answer was written: waited for too.
-        r#"decision="deny",pengguna="unknown",reason="login_failed"} 1"#,
+        // A wrong password from the User ID's own IP LAN is its Pengguna's refusal.
+        r#"decision="deny",pengguna="rsud",reason="login_failed"} 1"#,
     ];
     let metrics = gw.metrics_with(&expected).await;
     for line in expected {
@@ -455,4 +456,160 @@ async fn a_sanction_applied_through_one_instance_is_in_force_on_the_other_within
         respon(a).is_none()
     })
     .await;
+}
+
+/// Sends `request` to `addr` and reads until the status line arrives or the server closes
+/// the connection; returns what was read and how long it took. Fails after 30 s.
+fn hold(addr: std::net::SocketAddr, request: String) -> (String, Duration) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut read = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                read.extend_from_slice(&buf[..n]);
+                if read.windows(2).any(|w| w == b"\r\n") {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the admin listener still holds the connection after 30 s: {e}"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&read).to_string(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_cannot_hold_the_admin_listener() {
+    let sim = Sim::start(100);
+    let gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    let (status, _) = gw.admin(Method::GET, "/health", None).await;
+    assert_eq!(status, 200);
+    let addr = gw.admin_addr;
+    // A head that never ends, and a sanction whose body never comes.
+    let head = tokio::task::spawn_blocking(move || {
+        hold(addr, "GET /health HTTP/1.1\r\nHost: admin\r\n".to_string())
+    });
+    let body = tokio::task::spawn_blocking(move || {
+        hold(
+            addr,
+            format!(
+                "POST /sanksi HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"jenis\":"
+            ),
+        )
+    });
+    // Meanwhile the listener answers others.
+    let (status, _) = gw.admin(Method::GET, "/pks", None).await;
+    assert_eq!(status, 200);
+    let (head, head_took) = head.await.unwrap();
+    assert!(
+        !head.starts_with("HTTP/1.1 200"),
+        "an unfinished head was answered: {head:?}"
+    );
+    let (body, body_took) = body.await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 408"), "{body:?}");
+    eprintln!("unfinished head closed after {head_took:?}, unfinished body after {body_took:?}");
+    let on_disk = std::fs::read_to_string(gw.sanctions_path()).unwrap();
+    assert!(!on_disk.contains("[[sanksi]]"), "{on_disk}");
+    // An oversized body is refused whole: a 413, or the connection closed on the rest of it
+    // (the server does not read past its limit); never a sanction applied.
+    let sent = reqwest::Client::new()
+        .post(format!("http://{addr}/sanksi"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"jenis": "nonaktifkan_user", "sasaran": "rsud_01", "alasan": "x".repeat(20_000)}))
+        .send()
+        .await;
+    if let Ok(r) = sent {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    let on_disk = std::fs::read_to_string(gw.sanctions_path()).unwrap();
+    assert!(!on_disk.contains("[[sanksi]]"), "{on_disk}");
+}
+
+/// Runs a `gerbang` command to its end (killed after 60 s); returns whether it succeeded
+/// and what it printed.
+fn run_gerbang(args: &[&str], config: &std::path::Path) -> (bool, String) {
+    let mut child = std::process::Command::new(bin("gerbang"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gerbang {args:?} still runs after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = read_all(child.stdout.take().unwrap()) + &read_all(child.stderr.take().unwrap());
+    (status.success(), out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_token_file_or_a_remote_plaintext_listener_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sim = Sim::start(100);
+    let mut gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    gw.stop();
+    let config = gw.dir.path().join("gerbang.toml");
+    let token = gw.dir.path().join("admin.token");
+
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fix = format!("chmod 600 {}", token.display());
+    for args in [&["serve"][..], &["check"], &["sanksi", "list"]] {
+        let (ok, out) = run_gerbang(args, &config);
+        assert!(
+            !ok,
+            "gerbang {args:?} accepted a token file others can read:\n{out}"
+        );
+        assert!(
+            out.contains("0644") && out.contains(&fix),
+            "{args:?}: {out}"
+        );
+    }
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, out) = run_gerbang(&["check"], &config);
+    assert!(ok, "{out}");
+
+    // The admin listener on every interface, in plain HTTP: refused unless said.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let admin = format!("address = \"{}\"", gw.admin_addr);
+    assert!(text.contains(&admin));
+    let open = format!("address = \"0.0.0.0:{}\"", gw.admin_addr.port());
+    std::fs::write(&config, text.replace(&admin, &open)).unwrap();
+    for args in [&["serve"][..], &["check"]] {
+        let (ok, out) = run_gerbang(args, &config);
+        assert!(!ok, "gerbang {args:?} accepted 0.0.0.0:\n{out}");
+        assert!(
+            out.contains("admin.address")
+                && out.contains("not a loopback address")
+                && out.contains("allow_non_loopback = true"),
+            "{args:?}: {out}"
+        );
+    }
+    std::fs::write(
+        &config,
+        text.replace(&admin, &format!("{open}\nallow_non_loopback = true")),
+    )
+    .unwrap();
+    let (ok, out) = run_gerbang(&["check"], &config);
+    assert!(ok, "{out}");
 }

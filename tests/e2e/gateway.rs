@@ -135,7 +135,7 @@ async fn refusals_use_the_dwh_texts_and_never_reach_the_dwh() {
             "127.0.0.2",
             ok("tidak_ada"),
             None,
-            "Login Gagal",
+            "IP Address Tidak Sesuai",
         ),
         (
             "unregistered source",
@@ -249,6 +249,27 @@ async fn refusals_use_the_dwh_texts_and_never_reach_the_dwh() {
             Some(("X-SAM-Id", "SAM-1")),
             "Validasi Card Reader Gagal",
         ),
+        (
+            "a key the service does not take",
+            "127.0.0.2",
+            format!(r#"{{"nik":"{nik}","user_id":"rsud_01","password":"{PASSWORD}","debug":"1"}}"#),
+            None,
+            "Parameter Tidak Dikenal",
+        ),
+        (
+            "a key outside ASCII that folds to nik",
+            "127.0.0.2",
+            format!(r#"{{"nık":"{nik}","user_id":"rsud_01","password":"{PASSWORD}"}}"#),
+            None,
+            "Parameter Tidak Dikenal",
+        ),
+        (
+            "a user_id that cannot be a User ID",
+            "127.0.0.2",
+            call_nik(&nik, &"r".repeat(65), PASSWORD),
+            None,
+            "User ID Tidak Sesuai Format",
+        ),
     ];
     for (what, source, body, header, expected) in cases {
         let client = gw.client(source);
@@ -280,6 +301,21 @@ async fn refusals_use_the_dwh_texts_and_never_reach_the_dwh() {
         .await
         .unwrap();
     assert_eq!(respon(&answer).as_deref(), Some("Metode Tidak Diizinkan"));
+    // A body on a GET is ambiguous framing: 400 in both status modes, the connection closed.
+    // (`hostile.rs` sends every ambiguous shape, and the body trickled past its deadline, 29.)
+    let r = client
+        .get(gw.url("CALL_NIK"))
+        .body(ok("rsud_01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let answer = r.text().await.unwrap();
+    assert_eq!(
+        respon(&answer).as_deref(),
+        Some("Format Permintaan HTTP Tidak Sah")
+    );
+    assert_eq!(response_code(&answer).as_deref(), Some("30"));
     assert_eq!(
         sim.requests().await,
         0,
@@ -831,4 +867,347 @@ async fn a_lookup_on_a_pooled_connection_the_dwh_closed_is_sent_again_on_a_new_o
         "the stale connection was not reused"
     );
     assert_eq!(sim.requests().await, 3, "each lookup reached the DWH once");
+}
+
+/// One request written by hand from `source`, so the target reaches the gateway exactly as
+/// written (client libraries resolve `..` and re-encode); returns the answer's body.
+async fn raw_post(gw: &Gateway, source: &str, target: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(gw.addr).await.unwrap();
+    let request = format!(
+        "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (_, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{answer}"));
+    body.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_reaches_the_dwh_is_rebuilt_from_what_was_checked() {
+    let sim = Sim::start(2_000);
+    let gw = start(&sim);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let full: serde_json::Value = serde_json::from_str(&sim.record(&nik).await).unwrap();
+    let name = full["NAMA_LGKP"].as_str().unwrap();
+    let born = full["TGL_LHR"].as_str().unwrap();
+    let lookup = format!(
+        r#"{{"nik":"{nik}","user_id":"rsud_01","password":"{PASSWORD}","ip_user":"127.0.0.2"}}"#
+    );
+    // (what, source, target as sent, body as sent, target and body the DWH must receive)
+    let cases: Vec<(&str, &str, String, String, &str, String)> = vec![
+        (
+            "a query string and another institution in the path",
+            "127.0.0.2",
+            "/dukcapil/get_json/LAIN/CALL_NIK?user_id=admin&debug=1".into(),
+            call_nik(&nik, "rsud_01", PASSWORD),
+            "/dukcapil/get_json/rsud/CALL_NIK",
+            lookup.clone(),
+        ),
+        (
+            "the regional form naming another User ID",
+            "127.0.0.2",
+            "/dukcapil/get_json/33-13/orang_lain/call_nik".into(),
+            call_nik(&nik, "rsud_01", PASSWORD),
+            "/dukcapil/get_json/rsud/CALL_NIK",
+            lookup.clone(),
+        ),
+        (
+            "keys in other cases and order, escaped, the NIK a number, ip_user the peer",
+            "127.0.0.2",
+            "/dukcapil/get_json/UJI/call_nik".into(),
+            format!(
+                r#"{{"Ip_User":"127.0.0.2","PASSWORD":"{PASSWORD}","\u0055SER_ID":"rsud_01","NIK":{nik}}}"#
+            ),
+            "/dukcapil/get_json/rsud/CALL_NIK",
+            lookup.clone(),
+        ),
+        (
+            "a verification: upper-case keys, the threshold as the DWH spells it, null claims dropped",
+            "127.0.0.6",
+            "/dukcapil/get_json/UJI/CALL_VERIFY_BY_ELEMEN".into(),
+            format!(
+                r#"{{"nik":{nik},"user_id":"asing_01","password":"{PASSWORD}","threshold":80,"nama_lgkp":"{name}","no_rt":5,"alamat":null}}"#
+            ),
+            "/dukcapil/get_json/asing/CALL_VERIFY_BY_ELEMEN",
+            format!(
+                r#"{{"NIK":"{nik}","USER_ID":"asing_01","PASSWORD":"{PASSWORD}","IP_USER":"127.0.0.6","TRESHOLD":"80","NAMA_LGKP":"{name}","NO_RT":5}}"#
+            ),
+        ),
+        (
+            "a search by elements",
+            "127.0.0.7",
+            "/dukcapil/get_json/X/call_by_elemen".into(),
+            format!(
+                r#"{{"user_id":"polisi_01","password":"{PASSWORD}","tgl_lhr":"{born}","Nama_Lgkp":"{name}"}}"#
+            ),
+            "/dukcapil/get_json/polisi/CALL_BY_ELEMEN",
+            format!(
+                r#"{{"USER_ID":"polisi_01","PASSWORD":"{PASSWORD}","IP_USER":"127.0.0.7","TGL_LHR":"{born}","NAMA_LGKP":"{name}"}}"#
+            ),
+        ),
+    ];
+    for (what, source, target, body, want_target, want_body) in cases {
+        let answer = raw_post(&gw, source, &target, &body).await;
+        assert_eq!(respon(&answer), None, "{what}: {answer}");
+        let got = sim.last_request().await;
+        assert_eq!(got["target"], want_target, "{what}");
+        assert_eq!(got["body"], want_body.as_str(), "{what}");
+        let headers: BTreeSet<(String, String)> = got["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let names: BTreeSet<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["host", "content-type", "content-length", "x-forwarded-for"]),
+            "{what}: {headers:?}"
+        );
+        assert!(
+            headers.contains(&("x-forwarded-for".to_string(), source.to_string())),
+            "{what}: {headers:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggled_paths_and_keys_are_refused_before_the_dwh() {
+    let sim = Sim::start(1_000);
+    let gw = start(&sim);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let ok = call_nik(&nik, "rsud_01", PASSWORD);
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        (
+            "a relative segment",
+            "/dukcapil/get_json/../CALL_NIK".into(),
+            ok.clone(),
+            "22",
+        ),
+        (
+            "an encoded slash",
+            "/dukcapil/get_json/UJI%2F..%2Fadmin/CALL_NIK".into(),
+            ok.clone(),
+            "22",
+        ),
+        (
+            "a path parameter",
+            "/dukcapil/get_json/UJI;jsessionid=x/CALL_NIK".into(),
+            ok.clone(),
+            "22",
+        ),
+        (
+            "a parameter on the service",
+            "/dukcapil/get_json/UJI/CALL_NIK;x=1".into(),
+            ok.clone(),
+            "22",
+        ),
+        (
+            "a relative regional form",
+            "/dukcapil/get_json/33-13/../CALL_NIK".into(),
+            ok.clone(),
+            "22",
+        ),
+        (
+            "a dotless i (Unicode lower case of NIK is nık)",
+            "/dukcapil/get_json/UJI/CALL_NIK".into(),
+            format!(
+                r#"{{"nik":"{nik}","nık":"3201011501900001","user_id":"rsud_01","password":"{PASSWORD}"}}"#
+            ),
+            "27",
+        ),
+        (
+            "a dotted capital I",
+            "/dukcapil/get_json/UJI/CALL_NIK".into(),
+            format!(r#"{{"NİK":"{nik}","user_id":"rsud_01","password":"{PASSWORD}"}}"#),
+            "27",
+        ),
+        (
+            "a long s (uſer_id)",
+            "/dukcapil/get_json/UJI/CALL_NIK".into(),
+            format!(
+                r#"{{"nik":"{nik}","user_id":"rsud_01","uſer_id":"lain","password":"{PASSWORD}"}}"#
+            ),
+            "27",
+        ),
+        (
+            "a key with a space",
+            "/dukcapil/get_json/UJI/CALL_NIK".into(),
+            format!(r#"{{"nik ":"{nik}","user_id":"rsud_01","password":"{PASSWORD}"}}"#),
+            "27",
+        ),
+        (
+            "a key CALL_NIK does not take",
+            "/dukcapil/get_json/UJI/CALL_NIK".into(),
+            format!(
+                r#"{{"nik":"{nik}","NAMA_LGKP":"X","user_id":"rsud_01","password":"{PASSWORD}"}}"#
+            ),
+            "27",
+        ),
+        (
+            "the same key twice in two cases",
+            "/dukcapil/get_json/UJI/CALL_NIK".into(),
+            format!(
+                r#"{{"nik":"{nik}","User_Id":"rsud_01","user_id":"lain","password":"{PASSWORD}"}}"#
+            ),
+            "07",
+        ),
+    ];
+    for (what, target, body, code) in cases {
+        let answer = raw_post(&gw, "127.0.0.2", &target, &body).await;
+        assert_eq!(
+            response_code(&answer).as_deref(),
+            Some(code),
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(sim.requests().await, 0, "nothing smuggled reached the DWH");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dwh_answering_about_the_wrong_thing_is_refused_refunded_and_counted() {
+    let sim = Sim::start(1_000);
+    let gw = start(&sim);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let full: serde_json::Value = serde_json::from_str(&sim.record(&nik).await).unwrap();
+    let name = full["NAMA_LGKP"].as_str().unwrap();
+
+    // A verification answered with values (art. 29(4)): before, the foreign-majority
+    // client got an empty record `{}` and was charged a hit.
+    let body = format!(
+        r#"{{"NIK":"{nik}","USER_ID":"asing_01","PASSWORD":"{PASSWORD}","TRESHOLD":"90","NAMA_LGKP":"{name}"}}"#
+    );
+    let client = gw.client("127.0.0.6");
+    let (_, verdicts) = post(&client, &gw.url("CALL_VERIFY_BY_ELEMEN"), body.clone()).await;
+    assert_eq!(respon(&verdicts), None, "{verdicts}");
+    let left = quota_limiter(&verdicts).unwrap();
+    sim.misbehave("verify_values").await;
+    let (_, answer) = post(&client, &gw.url("CALL_VERIFY_BY_ELEMEN"), body).await;
+    assert_eq!(response_code(&answer).as_deref(), Some("31"), "{answer}");
+    assert_eq!(
+        respon(&answer).as_deref(),
+        Some("Jawaban DWH Tidak Dapat Diproses")
+    );
+    assert_eq!(quota_limiter(&answer), Some(left), "the hit is refunded");
+    assert!(!answer.contains(name) && !answer.contains(&nik), "{answer}");
+
+    // A lookup answered with another person's record, through the API and the portal.
+    sim.misbehave("none").await;
+    let rsud = gw.client("127.0.0.2");
+    let (_, found) = post(
+        &rsud,
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "rsud_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(respon(&found), None, "{found}");
+    let left = quota_limiter(&found).unwrap();
+    sim.misbehave("other_person").await;
+    let (_, answer) = post(
+        &rsud,
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "rsud_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(response_code(&answer).as_deref(), Some("31"), "{answer}");
+    assert_eq!(quota_limiter(&answer), Some(left), "the hit is refunded");
+    assert!(
+        record_keys(&answer).iter().all(|k| k.starts_with("RESPON")),
+        "{answer}"
+    );
+    let browser = gw.portal_client("127.0.0.4");
+    let cookie = gw.portal_login(&browser, "portal_01").await;
+    let (status, answer) = gw.portal_search(&browser, &cookie, &nik).await;
+    assert_eq!(status, 502);
+    assert_eq!(response_code(&answer).as_deref(), Some("31"), "{answer}");
+    assert!(
+        record_keys(&answer).iter().all(|k| k.starts_with("RESPON")),
+        "{answer}"
+    );
+
+    assert_eq!(sim.requests().await, 4);
+    let wanted = [
+        "gerbang_upstream_errors_total{kind=\"not_verdicts\"} 1",
+        "gerbang_upstream_errors_total{kind=\"other_nik\"} 2",
+    ];
+    let metrics = gw.metrics_with(&wanted).await;
+    for line in wanted {
+        assert!(metrics.contains(line), "{line}:\n{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv4_client_of_a_dual_stack_listener_is_decided_by_its_ipv4_address() {
+    let sim = Sim::start(1_000);
+    let mut gw = start(&sim);
+    // Ditjen's rules plus one that reads the peer address.
+    let rules = gw.dir.path().join("policies");
+    std::fs::create_dir_all(&rules).unwrap();
+    for entry in std::fs::read_dir(policies_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, rules.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        rules.join("cabang.cedar"),
+        "@id(\"not-from-127-0-0-2\")\n@code(\"21\")\nforbid (principal, action in Gerbang::Action::\"Lookup\", resource)\nwhen { context.peer_ip.isInRange(ip(\"127.0.0.2/32\")) };\n",
+    )
+    .unwrap();
+    let config_path = gw.dir.path().join("gerbang.toml");
+    let config = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace(
+            &format!("address = \"{}\"", gw.addr),
+            &format!("address = \"[::]:{}\"", gw.addr.port()),
+        )
+        .replace(
+            &format!("dir = \"{}\"", policies_dir().display()),
+            &format!("dir = \"{}\"", rules.display()),
+        );
+    std::fs::write(&config_path, config).unwrap();
+    gw.restart();
+
+    // IPv4 clients reach the dual-stack listener as ::ffff:127.0.0.x.
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let (_, answer) = post(
+        &gw.client("127.0.0.7"),
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "polisi_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(respon(&answer), None, "{answer}");
+    let (_, answer) = post(
+        &gw.client("127.0.0.2"),
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "rsud_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(
+        respon(&answer).as_deref(),
+        Some("Akses Tidak Diizinkan oleh PKS"),
+        "Cedar must see 127.0.0.2, not ::ffff:127.0.0.2: {answer}"
+    );
+    let log = gw
+        .proc
+        .stderr_with(&["not-from-127-0-0-2", "peer=Some(127.0.0.2)"])
+        .await;
+    assert!(!log.contains("::ffff:"), "{log}");
+    assert_eq!(sim.requests().await, 1);
 }

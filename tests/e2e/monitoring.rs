@@ -24,6 +24,19 @@ const NOT_CREATED: &[(&str, &str)] = &[
     ),
     ("GerbangAuditUnhealthy", "as above"),
     (
+        "GerbangAuditDiskLow",
+        "needs a nearly full disk; alerts_test.yml fires it, e2e/audit.rs shows the gauges",
+    ),
+    ("GerbangAuditDiskFilling", "as above"),
+    (
+        "GerbangAuditMaintenanceFailed",
+        "needs a day change; gateway/audit tests fail a pass, alerts_test.yml fires it",
+    ),
+    (
+        "GerbangAuditRecordsDropped",
+        "needs a stalled disk; gateway/audit's writer test fills the queue, e2e/flood.rs floods",
+    ),
+    (
         "GerbangPolicyDrift",
         "needs two instances with different PKS sets",
     ),

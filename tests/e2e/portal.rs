@@ -88,6 +88,21 @@ fn assert_secure(what: &str, a: &Answer) {
     assert_eq!(a.header("x-content-type-options"), "nosniff", "{what}");
 }
 
+/// Adds a form body, on the methods that carry one: a body on GET or DELETE is refused as
+/// bad framing before anything else (`hostile.rs`).
+fn with_form(
+    req: reqwest::RequestBuilder,
+    method: &reqwest::Method,
+    form: String,
+) -> reqwest::RequestBuilder {
+    if [reqwest::Method::GET, reqwest::Method::DELETE].contains(method) {
+        req
+    } else {
+        req.header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form)
+    }
+}
+
 /// Logs in and returns the login answer.
 async fn login(gw: &Gateway, client: &reqwest::Client, user: &str, password: &str) -> Answer {
     send(
@@ -251,13 +266,13 @@ async fn every_write_method_and_export_path_is_refused_before_the_dwh() {
     ];
     for (method, path) in exports {
         let method: reqwest::Method = method.parse().unwrap();
-        let a = send(
+        let a = send(with_form(
             client
                 .request(method.clone(), gw.portal_url(path))
-                .header("Cookie", &cookie)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form.clone()),
-        )
+                .header("Cookie", &cookie),
+            &method,
+            form.clone(),
+        ))
         .await;
         assert_eq!(a.status, 403, "{method} {path}: {}", a.body);
         assert!(a.header("content-type").starts_with("text/html"));
@@ -279,13 +294,13 @@ async fn every_write_method_and_export_path_is_refused_before_the_dwh() {
     ];
     for (method, path) in writes {
         let method: reqwest::Method = method.parse().unwrap();
-        let a = send(
+        let a = send(with_form(
             client
                 .request(method.clone(), gw.portal_url(path))
-                .header("Cookie", &cookie)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(format!("{form}&alamat=JL.+UJI")),
-        )
+                .header("Cookie", &cookie),
+            &method,
+            format!("{form}&alamat=JL.+UJI"),
+        ))
         .await;
         assert_eq!(a.status, 403, "{method} {path}: {}", a.body);
         assert!(a.body.contains("perubahan data"), "{}", a.body);
@@ -435,4 +450,106 @@ async fn logins_are_refused_without_the_portal_channel_or_the_password_or_from_a
     )
     .await;
     assert_eq!(a.status, 303);
+}
+
+/// Edits the portal PKS file and waits until the gateway has reloaded it.
+async fn edit_portal_pks(gw: &Gateway, from: &str, to: &str) {
+    const RELOADED: &str = "reloaded PKS files, policies and sanctions";
+    let before = gw.proc.stderr().matches(RELOADED).count();
+    let path = gw.pks_path("portal.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {text}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gw.proc.stderr().matches(RELOADED).count() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload:\n{}",
+            gw.proc.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_reload_changing_the_password_or_deactivating_the_user_id_ends_its_session() {
+    let (_sim, gw) = start("");
+    let client = gw.portal_client("127.0.0.9");
+    let cookie = logged_in(&gw, &client).await;
+    let a = send(client.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(a.status, 200);
+
+    // Ditjen changes the User ID's password: the session ends with the reload.
+    let new_password = "sandi-baru-e2e";
+    edit_portal_pks(&gw, password_hash(), &hash_password(new_password)).await;
+    let a = send(client.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(
+        (a.status, a.header("location")),
+        (303, "/portal/masuk"),
+        "a session of the old password: {}",
+        a.body
+    );
+    assert_eq!(login(&gw, &client, "portal_01", PASSWORD).await.status, 401);
+    let a = login(&gw, &client, "portal_01", new_password).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let cookie = session_of(&a);
+
+    // Deactivated and reactivated by two reloads, with no request in between: the
+    // session of before does not come back.
+    let active = "kuota_harian = 5\nstatus = \"aktif\"";
+    let inactive = "kuota_harian = 5\nstatus = \"nonaktif\"";
+    edit_portal_pks(&gw, active, inactive).await;
+    edit_portal_pks(&gw, inactive, active).await;
+    let a = send(client.get(gw.portal_url("")).header("Cookie", &cookie)).await;
+    assert_eq!(
+        (a.status, a.header("location")),
+        (303, "/portal/masuk"),
+        "a session from before the deactivation: {}",
+        a.body
+    );
+    // Logging in afresh works, and the reload is logged.
+    let a = login(&gw, &client, "portal_01", new_password).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    gw.proc.stderr_with(&["portal sessions ended"]).await;
+}
+
+#[tokio::test]
+async fn cross_site_posts_from_an_unregistered_address_are_counted_not_logged_each() {
+    let (_sim, gw) = start("");
+    const POSTS: usize = 200;
+    const WARNING: &str = "portal request from another site refused";
+    let stranger = gw.portal_client("127.0.0.99");
+    for _ in 0..POSTS {
+        let a = send(
+            stranger
+                .post(gw.portal_url("masuk"))
+                .header("Origin", "https://situs-lain.example")
+                .form(&[("user_id", "portal_01"), ("password", "x")]),
+        )
+        .await;
+        assert_eq!(a.status, 403);
+    }
+    // From the User ID's own LAN the same refusal is still explained in the log.
+    let own = gw.portal_client("127.0.0.9");
+    let a = send(
+        own.post(gw.portal_url("masuk"))
+            .header("Origin", "https://situs-lain.example")
+            .form(&[("user_id", "portal_01"), ("password", "x")]),
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    // Every request counted (after its answer), the first of the minute recorded.
+    let recorded = format!(
+        "gerbang_unregistered_requests_total{{recorded=\"false\"}} {}",
+        POSTS - 1
+    );
+    gw.metrics_with(&[&recorded]).await;
+    let log = gw.proc.stderr_with(&["peer=127.0.0.9 "]).await;
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        lines("127.0.0.99"),
+        1,
+        "one line of the stranger's minute, not one per request:\n{log}"
+    );
+    assert_eq!(lines(WARNING), 1, "{log}");
 }

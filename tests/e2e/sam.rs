@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gerbang_e2e::*;
-use gerbang_sam::{Biometric, ReaderKey, SignInput, content_digest, new_nonce, sign};
+use gerbang_sam::{Biometric, ReaderKey};
 
 /// The test readers: SAM-A (active) and SAM-N (deactivated) of Pengguna `kab`; SAM-K of
 /// Pengguna `kota`; SAM-L of `lama`, whose PKS ended; SAM-X registered nowhere.
@@ -100,58 +100,9 @@ async fn stack(readers: &Readers) -> Stack {
         sam: Some(sam_addr),
         ..GatewayOptions::new(sim.addr, readers.agreements())
     });
-    let sam = SamSidecar::start(&gw.pks_dir(), sam_addr);
+    let sam = SamSidecar::start_for(&gw, sam_addr);
     sam.wait_fresh().await;
     Stack { sim, gw, sam }
-}
-
-/// One reader request, signed; fields can be spoiled before it is sent.
-struct ReaderCall {
-    body: String,
-    headers: Vec<(&'static str, String)>,
-}
-
-impl ReaderCall {
-    /// `key` signs as `sam_id` a CALL_NIK of `nik` by `user`, now (or `age` seconds ago).
-    fn new(key: &ReaderKey, sam_id: &str, user: &str, nik: &str) -> Self {
-        Self::signed(key, sam_id, user, nik, 0, Biometric::Match)
-    }
-
-    fn signed(
-        key: &ReaderKey,
-        sam_id: &str,
-        user: &str,
-        nik: &str,
-        age: i64,
-        biometric: Biometric,
-    ) -> Self {
-        let body = call_nik(nik, user, PASSWORD);
-        let nonce = new_nonce().unwrap();
-        let h = sign(
-            &key.signing,
-            &SignInput {
-                sam_id,
-                method: "POST",
-                path: "/dukcapil/get_json/UJI/CALL_NIK",
-                body: body.as_bytes(),
-                user_id: user,
-                biometric,
-                timestamp: chrono::Utc::now().timestamp() - age,
-                nonce: &nonce,
-            },
-        );
-        let mut headers = h.into_pairs();
-        headers.push(("Content-Digest", content_digest(body.as_bytes())));
-        Self { body, headers }
-    }
-
-    async fn send(&self, gw: &Gateway, source: &str) -> String {
-        let mut req = gw.client(source).post(gw.url("CALL_NIK"));
-        for (name, value) in &self.headers {
-            req = req.header(*name, value.as_str());
-        }
-        post_with(req, self.body.clone()).await.1
-    }
 }
 
 const PREFIX: &str = "Validasi Card Reader Gagal: ";
@@ -295,6 +246,57 @@ async fn a_valid_reader_lookup_succeeds_and_every_fault_has_its_own_reason() {
     wrong.body = call_nik(nik, "kab_01", "salah");
     let body = wrong.send(&s.gw, "127.0.0.2").await;
     assert_eq!(respon(&body).as_deref(), Some("Login Gagal"), "{body}");
+}
+
+/// A path far longer than any reader sends is refused for what it is, by the gateway,
+/// before the sidecar is asked: not as "the sidecar is unavailable" (a false alert and the
+/// wrong reason), which a question over the sidecar's 16 KiB limit used to give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_long_reader_path_is_refused_with_its_reason_and_no_sidecar_alert() {
+    let r = Readers::new();
+    let s = stack(&r).await;
+    let nik = s.sim.sample("alive", 1).await.remove(0);
+    for pad in [3_000, 20_000] {
+        let path = format!("{READER_PATH}?pad={}", "a".repeat(pad));
+        let call = ReaderCall::at(&r.a, "SAM-A", "kab_01", &nik, 0, Biometric::Match, &path);
+        let body = call.send(&s.gw, "127.0.0.2").await;
+        assert_eq!(response_code(&body).as_deref(), Some("07"), "{body}");
+        assert_eq!(
+            respon(&body).as_deref(),
+            Some("Permintaan Terlalu Besar"),
+            "{body}"
+        );
+    }
+    // The sidecar was never asked, so it counted nothing; the gateway raised no alert.
+    let metrics = s.sam.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("gerbang_sam_validations_total{"))
+            .all(|l| l.ends_with(" 0"))
+            && metrics.contains("gerbang_sam_bad_requests_total 0"),
+        "{metrics}"
+    );
+    let gw_metrics = s.gw.metrics().await;
+    assert!(
+        gw_metrics
+            .lines()
+            .filter(|l| l.starts_with(r#"gerbang_sam_validations_total{result="unavailable"}"#))
+            .all(|l| l.ends_with(" 0")),
+        "{gw_metrics}"
+    );
+    assert!(
+        !s.gw
+            .proc
+            .stderr()
+            .contains("card-reader requests are refused until it does")
+    );
+    // A normal request right after is served.
+    let body = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik)
+        .send(&s.gw, "127.0.0.2")
+        .await;
+    assert_eq!(respon(&body), None, "{body}");
+    assert_eq!(s.sim.requests().await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -308,6 +308,26 @@ impl Sim {
             .unwrap();
         assert!(r.status().is_success());
     }
+
+    /// The last data request the simulator received (below `/dukcapil/get_json/`):
+    /// `method`, `target` (path and query as sent), `headers` (`[name, value]` pairs) and
+    /// `body`.
+    pub async fn last_request(&self) -> serde_json::Value {
+        self.get_json("/__sim/last").await
+    }
+
+    /// Makes the simulator answer as a DWH with a bug would: `verify_values`,
+    /// `other_person`, or `none` to stop.
+    pub async fn misbehave(&self, mode: &str) {
+        let r = self
+            .client
+            .post(self.url("/__sim/misbehave"))
+            .body(format!(r#"{{"mode":"{mode}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "misbehave {mode}");
+    }
 }
 
 /// The elements a [`TestPks`] grants by default, its `ALAMAT_SEKARANG` group expanded.
@@ -435,22 +455,25 @@ pub fn gerbang_today() -> NaiveDate {
 /// An argon2id hash of [`PASSWORD`], made once with the real `gerbang passwd`.
 pub fn password_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let mut child = Command::new(bin("gerbang"))
-            .arg("passwd")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            child.stdin.as_mut().unwrap(),
-            format!("{PASSWORD}\n").as_bytes(),
-        )
+    HASH.get_or_init(|| hash_password(PASSWORD))
+}
+
+/// An argon2id hash of `password`, made with the real `gerbang passwd`.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(bin("gerbang"))
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Settings of a test gateway.
@@ -470,6 +493,9 @@ pub struct GatewayOptions {
     pub sam_timeout_ms: u64,
     /// The `[portal]` table's body (timeouts, cookie name); empty for the defaults.
     pub portal: &'static str,
+    /// More lines of the `[listen]` table (deadlines, connection caps); empty for the
+    /// defaults.
+    pub listen: &'static str,
     pub pks: Vec<TestPks>,
 }
 
@@ -486,9 +512,18 @@ impl GatewayOptions {
             sam: None,
             sam_timeout_ms: 200,
             portal: "",
+            listen: "",
             pks,
         }
     }
+}
+
+/// Writes a secret file readable by its owner only (mode 0600), as the gateway requires of
+/// its admin token.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// A running `gerbang serve` with its configuration directory.
@@ -524,6 +559,7 @@ impl Gateway {
         } else {
             "plaintext = true\n"
         };
+        let listen = format!("{listen}{}", opts.listen);
         let config = format!(
             "instance = \"e2e\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n{listen}\n[upstream]\naddress = \"{}\"\n{}connect_timeout_ms = 500\ntimeout_ms = {}\n\n[api]\nstatus_mode = \"{}\"\nmax_body_bytes = 4096\n\n[auth]\nmax_failures = {}\nfailure_window_secs = 300\nlockout_secs = 300\n\n[pks]\ndir = \"pks\"\n\n[policy]\ndir = \"{}\"\n\n[quota]\n{}\n[server]\nthreads = 2\n\n[portal]\n{}\n",
             opts.upstream,
@@ -554,7 +590,7 @@ impl Gateway {
                 "\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\ntoken_file = \"admin.token\"\n\n[audit]\ndir = \"audit\"\nkey_file = \"audit.key\"\n"
             );
         std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
-        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        write_private(&dir.path().join("admin.token"), ADMIN_TOKEN);
         std::fs::write(dir.path().join("sanksi.toml"), "# Sanksi pasal 45 (e2e)\n").unwrap();
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -600,7 +636,7 @@ impl Gateway {
             copy_dir(&self.dir.path().join("certs"), &dir.path().join("certs"));
         }
         std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
-        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        write_private(&dir.path().join("admin.token"), ADMIN_TOKEN);
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let proc = spawn_gateway(dir.path(), addr, 0);
@@ -679,6 +715,39 @@ impl Gateway {
         b
     }
 
+    /// Logs `user` (password [`PASSWORD`]) in to the Web Portal with `client` (a
+    /// [`Gateway::portal_client`]); returns the session cookie as `name=value`.
+    pub async fn portal_login(&self, client: &reqwest::Client, user: &str) -> String {
+        let login = client
+            .post(self.portal_url("masuk"))
+            .form(&[("user_id", user), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303, "portal login of {user}");
+        let cookie = login.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    /// A Web Portal search for `nik` in the session `cookie` (from [`Gateway::portal_login`]);
+    /// returns the HTTP status and the answer's body.
+    pub async fn portal_search(
+        &self,
+        client: &reqwest::Client,
+        cookie: &str,
+        nik: &str,
+    ) -> (u16, String) {
+        let r = client
+            .post(self.portal_url("api/cari"))
+            .header("Cookie", cookie)
+            .header("Content-Type", "application/json")
+            .body(format!(r#"{{"nik":"{nik}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
     /// Calls the admin API with the token; returns (status, body as JSON or text).
     pub async fn admin(
         &self,
@@ -739,6 +808,11 @@ impl Gateway {
     pub fn pks_dir(&self) -> PathBuf {
         self.dir.path().join("pks")
     }
+
+    /// This gateway's sanctions file (a sidecar applies the same).
+    pub fn sanctions_path(&self) -> PathBuf {
+        self.dir.path().join("sanksi.toml")
+    }
 }
 
 /// A running `gerbang-sam` over a PKS directory.
@@ -746,6 +820,8 @@ pub struct SamSidecar {
     pub proc: Proc,
     pub addr: SocketAddr,
     pks_dir: PathBuf,
+    /// The sanctions file it applies, if any.
+    sanctions: Option<PathBuf>,
     /// The Unix second of the last start: the sidecar refuses timestamps up to the second
     /// it started in (an earlier run's nonces are unknown to it).
     ready_at: i64,
@@ -757,12 +833,23 @@ impl SamSidecar {
     /// Starts the sidecar on `addr` (port 0: a free one) over `pks_dir`; returns once it
     /// printed where it listens.
     pub fn start(pks_dir: &Path, addr: SocketAddr) -> Self {
+        Self::spawn(pks_dir, None, addr)
+    }
+
+    /// Starts the sidecar as deployed beside `gw`: over its PKS directory and its sanctions
+    /// file (`--sanksi`), on `addr`.
+    pub fn start_for(gw: &Gateway, addr: SocketAddr) -> Self {
+        Self::spawn(&gw.pks_dir(), Some(gw.sanctions_path()), addr)
+    }
+
+    fn spawn(pks_dir: &Path, sanctions: Option<PathBuf>, addr: SocketAddr) -> Self {
         let logs = tempfile::tempdir().unwrap();
-        let (proc, addr) = spawn_sidecar(pks_dir, addr, logs.path(), 0);
+        let (proc, addr) = spawn_sidecar(pks_dir, sanctions.as_deref(), addr, logs.path(), 0);
         Self {
             proc,
             addr,
             pks_dir: pks_dir.to_path_buf(),
+            sanctions,
             ready_at: chrono::Utc::now().timestamp(),
             logs,
             starts: 1,
@@ -772,7 +859,13 @@ impl SamSidecar {
     /// Starts it again on the same address (after it was killed).
     pub fn restart(&mut self) {
         self.proc.kill();
-        let (proc, _) = spawn_sidecar(&self.pks_dir, self.addr, self.logs.path(), self.starts);
+        let (proc, _) = spawn_sidecar(
+            &self.pks_dir,
+            self.sanctions.as_deref(),
+            self.addr,
+            self.logs.path(),
+            self.starts,
+        );
         self.proc = proc;
         self.ready_at = chrono::Utc::now().timestamp();
         self.starts += 1;
@@ -790,17 +883,50 @@ impl SamSidecar {
 
     /// The sidecar's Prometheus metrics.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.addr))
-            .await
-            .unwrap()
-            .text()
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// The sidecar's `GET /health` answer.
+    pub async fn health(&self) -> serde_json::Value {
+        self.get("/health").await.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("http://{}{path}", self.addr))
             .await
             .unwrap()
     }
+
+    /// Waits (polling, at most 10 s: the machine may be loaded) until the sidecar has
+    /// loaded `n` sanctions.
+    pub async fn wait_sanctions(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let health = self.health().await;
+            if health["sanksi"].as_u64() == Some(n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sidecar did not load {n} sanction(s): {health}\n{}",
+                self.proc.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
-fn spawn_sidecar(pks_dir: &Path, addr: SocketAddr, logs: &Path, n: u32) -> (Proc, SocketAddr) {
+fn spawn_sidecar(
+    pks_dir: &Path,
+    sanctions: Option<&Path>,
+    addr: SocketAddr,
+    logs: &Path,
+    n: u32,
+) -> (Proc, SocketAddr) {
     let mut cmd = Command::new(bin("gerbang-sam"));
+    if let Some(path) = sanctions {
+        cmd.arg("--sanksi").arg(path);
+    }
     cmd.arg("--pks-dir")
         .arg(pks_dir)
         .arg("--listen")
@@ -903,6 +1029,203 @@ pub fn record_keys(body: &str) -> Vec<String> {
 /// A CALL_NIK body.
 pub fn call_nik(nik: &str, user: &str, password: &str) -> String {
     format!(r#"{{"nik":"{nik}","user_id":"{user}","password":"{password}"}}"#)
+}
+
+/// A raw TCP connection to `addr` from `source` (a 127.0.0.x address), for requests no
+/// HTTP client library would send. `recv_buffer`: a small receive buffer, for a client that
+/// does not read.
+pub async fn connect_from(
+    addr: SocketAddr,
+    source: &str,
+    recv_buffer: Option<u32>,
+) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    socket.connect(addr).await.unwrap()
+}
+
+/// Reads from a raw connection until the peer closes it (or it fails), at most `limit`.
+/// Returns what was read and whether the peer closed it within the limit.
+pub async fn read_to_close(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (out, false),
+        }
+    }
+}
+
+/// One HTTP/1.1 answer parsed from raw bytes: status, lower-cased header lines, body (by
+/// `Content-Length`), and the bytes that followed it.
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub rest: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// Parses the first answer in `bytes`; `None` if there is none whole.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&bytes[..end]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .map_or(Some(0), |(_, v)| v.parse().ok())?;
+        let body_start = end + 4;
+        let body = bytes.get(body_start..body_start + length)?;
+        Some(Self {
+            status,
+            body: String::from_utf8_lossy(body).into_owned(),
+            rest: bytes[body_start + length..].to_vec(),
+            headers,
+        })
+    }
+
+    /// A header's value, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads from a raw connection until one whole answer has arrived (at most 10 s); `None`
+/// if the peer closed it first.
+pub async fn read_answer(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<RawAnswer> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(answer) = RawAnswer::parse(&got) {
+            return Some(answer);
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// The sum of every series of `name` whose labels contain `label` (e.g.
+/// `reason="body_timeout"`), 0 when there is none.
+pub fn metric_sum(exposition: &str, name: &str, label: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The value of one series in a Prometheus exposition (`name{labels}` exactly as exported),
+/// 0 when absent.
+pub fn metric(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The request target every test reader signs and sends by default.
+pub const READER_PATH: &str = "/dukcapil/get_json/UJI/CALL_NIK";
+
+/// One card-reader request, signed as DESIGN §4 says; fields can be spoiled before it is
+/// sent.
+pub struct ReaderCall {
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+    /// The request target (path and query) signed and sent.
+    pub path: String,
+}
+
+impl ReaderCall {
+    /// `key` signs as `sam_id` a CALL_NIK of `nik` by `user`, now.
+    pub fn new(key: &gerbang_sam::ReaderKey, sam_id: &str, user: &str, nik: &str) -> Self {
+        Self::signed(key, sam_id, user, nik, 0, gerbang_sam::Biometric::Match)
+    }
+
+    /// The same, signed `age` seconds ago with the reader's fingerprint result.
+    pub fn signed(
+        key: &gerbang_sam::ReaderKey,
+        sam_id: &str,
+        user: &str,
+        nik: &str,
+        age: i64,
+        biometric: gerbang_sam::Biometric,
+    ) -> Self {
+        Self::at(key, sam_id, user, nik, age, biometric, READER_PATH)
+    }
+
+    /// The same, signed over and sent to the request target `path`.
+    pub fn at(
+        key: &gerbang_sam::ReaderKey,
+        sam_id: &str,
+        user: &str,
+        nik: &str,
+        age: i64,
+        biometric: gerbang_sam::Biometric,
+        path: &str,
+    ) -> Self {
+        let body = call_nik(nik, user, PASSWORD);
+        let nonce = gerbang_sam::new_nonce().unwrap();
+        let h = gerbang_sam::sign(
+            &key.signing,
+            &gerbang_sam::SignInput {
+                sam_id,
+                method: "POST",
+                path,
+                body: body.as_bytes(),
+                user_id: user,
+                biometric,
+                timestamp: chrono::Utc::now().timestamp() - age,
+                nonce: &nonce,
+            },
+        );
+        let mut headers = h.into_pairs();
+        headers.push((
+            "Content-Digest",
+            gerbang_sam::content_digest(body.as_bytes()),
+        ));
+        Self {
+            body,
+            headers,
+            path: path.to_string(),
+        }
+    }
+
+    /// Sends it to `gw` from `source`; returns the answer's body.
+    pub async fn send(&self, gw: &Gateway, source: &str) -> String {
+        let base = gw.url("");
+        let origin = base.split("/dukcapil/").next().unwrap();
+        let mut req = gw.client(source).post(format!("{origin}{}", self.path));
+        for (name, value) in &self.headers {
+            req = req.header(*name, value.as_str());
+        }
+        post_with(req, self.body.clone()).await.1
+    }
 }
 
 /// Reads all of a reader, for process output.

@@ -210,22 +210,37 @@ pub(crate) struct Head {
 impl Head {
     /// The checkpoint as a sealed line.
     pub fn encode(&self, key: &AuditKey) -> Vec<u8> {
-        let mut out = match serde_json::to_vec(self) {
-            Ok(json) => json,
-            // Serialising strings and integers cannot fail.
-            Err(_) => unreachable!("a Head always serialises"),
-        };
-        out.pop(); // the closing brace; seal() closes the object
-        seal(&mut out, 0, key, HEAD_DOMAIN);
-        out
+        seal_object(self, key, HEAD_DOMAIN)
     }
 
     /// Reads a sealed checkpoint; `None` when it does not verify or parse.
     pub fn decode(bytes: &[u8], key: &AuditKey) -> Option<Self> {
-        let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        unseal(line, key, HEAD_DOMAIN)?;
-        serde_json::from_slice(line).ok()
+        unseal_object(bytes, key, HEAD_DOMAIN)
     }
+}
+
+/// `value` (a struct of strings and integers) as one line sealed under `domain`, with its
+/// newline: how the writer's own files (checkpoint, archive manifest) are kept.
+pub(crate) fn seal_object<T: Serialize>(value: &T, key: &AuditKey, domain: &[u8]) -> Vec<u8> {
+    let mut out = match serde_json::to_vec(value) {
+        Ok(json) => json,
+        // Serialising strings and integers cannot fail.
+        Err(_) => unreachable!("a sealed object always serialises"),
+    };
+    out.pop(); // the closing brace; seal() closes the object
+    seal(&mut out, 0, key, domain);
+    out
+}
+
+/// Reads a line sealed by [`seal_object`]; `None` when it does not verify or parse.
+pub(crate) fn unseal_object<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    key: &AuditKey,
+    domain: &[u8],
+) -> Option<T> {
+    let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    unseal(line, key, domain)?;
+    serde_json::from_slice(line).ok()
 }
 
 #[cfg(test)]

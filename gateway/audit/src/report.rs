@@ -18,6 +18,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::archive::Manifest;
 use crate::files;
 use crate::record::{Decision, wib_day};
 
@@ -97,6 +98,11 @@ pub struct Report {
     /// Only this Pengguna, when given.
     pub pengguna_filter: Option<String>,
     pub files_read: u64,
+    /// Days of the semester that left the log directory and could not be read (handed to the
+    /// archive command, or moved to an archive directory that was not given): the figures
+    /// leave them out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub days_not_read: Vec<NaiveDate>,
     pub lines_read: u64,
     /// Lines that are not records (a torn tail, damage): run `audit verify` when non-zero.
     pub lines_skipped: u64,
@@ -177,20 +183,40 @@ pub fn report(
     semester: Semester,
     pengguna: Option<&str>,
 ) -> Result<Report, ReportError> {
+    report_with_archive(dir, None, semester, pengguna)
+}
+
+/// [`report`] over the live days in `dir` and the days moved to `archive`. Compacted days
+/// are read as they were written, so the figures are those of the plain files.
+pub fn report_with_archive(
+    dir: &Path,
+    archive: Option<&Path>,
+    semester: Semester,
+    pengguna: Option<&str>,
+) -> Result<Report, ReportError> {
     let unreadable = |path: &Path, source| ReportError::Unreadable {
         path: path.to_path_buf(),
         source,
     };
     let first = semester.first_day();
     let last = semester.last_day();
+    let in_range = |day: NaiveDate| day >= first && day <= last.succ_opt().unwrap_or(last);
     let mut folder = Folder::default();
     let mut files_read = 0;
-    for file in files::list(dir).map_err(|e| unreadable(dir, e))? {
-        if !file.regular || file.day < first || file.day > last.succ_opt().unwrap_or(last) {
+    let files = files::list_with_archive(dir, archive).map_err(|e| unreadable(dir, e))?;
+    let manifest = Manifest::read_unchecked(dir).map_err(|e| unreadable(dir, e))?;
+    folder.days_not_read = manifest
+        .entries
+        .iter()
+        .map(|e| e.day)
+        .filter(|&day| in_range(day) && files.iter().all(|f| f.day != day))
+        .collect();
+    for file in files {
+        if !file.regular || !in_range(file.day) {
             continue;
         }
         files_read += 1;
-        let mut reader = files::open_reader(&file.path).map_err(|e| unreadable(&file.path, e))?;
+        let mut reader = files::open_reader(&file).map_err(|e| unreadable(&file.path, e))?;
         while let Some(line) =
             files::read_line(&mut reader).map_err(|e| unreadable(&file.path, e))?
         {
@@ -253,6 +279,7 @@ struct DayTally {
 struct Folder {
     /// Pengguna (None: unidentified) → User ID → tally.
     tallies: BTreeMap<Option<String>, BTreeMap<Option<String>, Tally>>,
+    days_not_read: Vec<NaiveDate>,
     lines_read: u64,
     lines_skipped: u64,
 }
@@ -347,6 +374,7 @@ impl Folder {
             last_day: semester.last_day(),
             pengguna_filter: only.map(str::to_owned),
             files_read,
+            days_not_read: self.days_not_read,
             lines_read: self.lines_read,
             lines_skipped: self.lines_skipped,
             totals: all.usage(true),

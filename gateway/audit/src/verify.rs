@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::files::{self, HEAD_FILE, Line, LogFile};
+use crate::archive::{Destination, Entry, Manifest, ManifestError, manifest_path};
+use crate::files::{self, HEAD_FILE, Line, LogFile, Storage};
 use crate::key::AuditKey;
 use crate::line::{self, Checked, GENESIS, Head, Tag, Verified};
 
@@ -22,6 +23,12 @@ pub enum VerifyError {
         #[source]
         source: io::Error,
     },
+    /// Days were moved to an archive directory, and none was given to read them from.
+    #[error(
+        "the archive manifest says {file} was moved to the archive directory: give it \
+         (`--archive-dir`, or `archive_dir` in the configuration's [audit])"
+    )]
+    ArchiveNotGiven { file: String },
 }
 
 /// A line of the log: its file, its line number (from 1) and the `seq` it states, if any.
@@ -112,6 +119,13 @@ pub enum Note {
     StartedWithoutCheckpoint { at: Location },
     /// A day file that is not a regular file; it was not read.
     NotARegularFile { file: String },
+    /// A day handed to the archive command: not read here, stepped over by its manifest
+    /// entry (the chain is checked to run on across it).
+    HandedOver {
+        file: String,
+        lines: u64,
+        sha256: String,
+    },
 }
 
 impl fmt::Display for Note {
@@ -131,6 +145,15 @@ impl fmt::Display for Note {
                 "the writer started without a checkpoint at {at} (audit.head had been removed)"
             ),
             Self::NotARegularFile { file } => write!(f, "{file} is not a regular file; not read"),
+            Self::HandedOver {
+                file,
+                lines,
+                sha256,
+            } => write!(
+                f,
+                "{file} ({lines} lines, SHA-256 {sha256}) was handed to the archive command: \
+                 not read here; its manifest entry chains on"
+            ),
         }
     }
 }
@@ -164,6 +187,20 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Nothing read yet.
+    fn empty(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+            records: 0,
+            open_events: 0,
+            last_seq: None,
+            checkpoint: None,
+            notes: Vec::new(),
+            problem: None,
+        }
+    }
+
     /// No tampering found (notes may still be present).
     pub fn is_intact(&self) -> bool {
         self.problem.is_none()
@@ -205,27 +242,36 @@ impl fmt::Display for VerifyReport {
 /// written after the last checkpoint (at most one fsync interval), nor anything done by
 /// someone who holds the key.
 pub fn verify(dir: &Path, key: &AuditKey) -> Result<VerifyReport, VerifyError> {
+    verify_with_archive(dir, None, key)
+}
+
+/// [`verify`] over the live days in `dir` and the days moved to `archive`, as one chain;
+/// days handed to the archive command are stepped over by their manifest entries.
+pub fn verify_with_archive(
+    dir: &Path,
+    archive: Option<&Path>,
+    key: &AuditKey,
+) -> Result<VerifyReport, VerifyError> {
     let unreadable = |path: &Path, source| VerifyError::Unreadable {
         path: path.to_path_buf(),
         source,
     };
-    let all = files::list(dir).map_err(|e| unreadable(dir, e))?;
-    let mut report = VerifyReport {
-        dir: dir.to_path_buf(),
-        files: Vec::new(),
-        records: 0,
-        open_events: 0,
-        last_seq: None,
-        checkpoint: None,
-        notes: Vec::new(),
-        problem: None,
-    };
+    let all = files::list_with_archive(dir, archive).map_err(|e| {
+        let path = match archive {
+            Some(archive) if dir.is_dir() => archive,
+            _ => dir,
+        };
+        unreadable(path, e)
+    })?;
+    let mut report = VerifyReport::empty(dir);
     let mut readable = Vec::new();
     for file in all {
         if file.regular {
             readable.push(file);
         } else {
-            report.notes.push(Note::NotARegularFile { file: file.name });
+            report
+                .notes
+                .push(Note::NotARegularFile { file: file.shown() });
         }
     }
     let head_path = dir.join(HEAD_FILE);
@@ -237,22 +283,91 @@ pub fn verify(dir: &Path, key: &AuditKey) -> Result<VerifyReport, VerifyError> {
     let head_seq = head.as_ref().and_then(|h| h.as_ref().and_then(|h| h.seq));
     report.checkpoint = head_seq;
 
-    let mut walker = Walker {
-        key,
-        files: &readable,
-        lines: Lines::new(&readable),
-        expected_seq: 0,
-        expected_prev: GENESIS,
-        last_at: None,
-        report,
-        head: head.clone().flatten(),
+    let manifest = match Manifest::read(dir, key) {
+        Ok(manifest) => manifest,
+        Err(ManifestError::Io(e)) => return Err(unreadable(&manifest_path(dir), e)),
+        Err(ManifestError::Invalid { line }) => {
+            report.problem = Some(Problem {
+                kind: ProblemKind::Edited,
+                at: Location {
+                    file: crate::archive::MANIFEST_FILE.to_owned(),
+                    line,
+                    seq: None,
+                },
+                detail: "the archive manifest entry does not verify with the audit key: \
+                         it was changed after it was written"
+                    .to_owned(),
+            });
+            return Ok(report);
+        }
     };
-    walker.walk().map_err(|(path, e)| unreadable(&path, e))?;
+    // Archived days that cannot be read here: stepped over by their entries, in day order.
+    let mut absent = Vec::new();
+    for entry in manifest.entries {
+        if readable.iter().any(|f| f.day == entry.day) {
+            continue;
+        }
+        if entry.to == Destination::Dir && archive.is_none() {
+            return Err(VerifyError::ArchiveNotGiven { file: entry.file });
+        }
+        absent.push(entry);
+    }
+    absent.sort_by_key(|e| e.day);
+
+    let mut walker = Walker::new(key, &readable, report, head.clone().flatten(), (0, GENESIS));
+    walker.archive = archive;
+    walker
+        .walk_all(&absent, true)
+        .map_err(|(path, e)| unreadable(&path, e))?;
+    let last_at = walker.last_at.take();
     let mut report = walker.report;
     if report.problem.is_none() {
-        report.problem = check_head(head, &report, walker.last_at);
+        report.problem = check_head(head, &report, last_at);
     }
     Ok(report)
+}
+
+/// The chain ends of one closed day, checked on its own before it is archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// The MAC of its last line (`from`'s when it has none).
+    pub last_mac: Tag,
+    pub lines: u64,
+}
+
+/// Why a closed day cannot be archived.
+#[derive(Debug)]
+pub(crate) enum SegmentError {
+    Io(io::Error),
+    /// The first thing wrong with it, as `audit verify` would name it.
+    Problem(Problem),
+}
+
+/// Checks one closed day file on its own: every line verifies and chains on from `from`
+/// (the `seq` and `prev` its first line must have), and it does not end in a torn line.
+pub(crate) fn check_segment(
+    file: &LogFile,
+    key: &AuditKey,
+    from: (u64, Tag),
+) -> Result<Segment, SegmentError> {
+    let files = [file.clone()];
+    let report = VerifyReport::empty(&file.path);
+    let mut walker = Walker::new(key, &files, report, None, from);
+    walker
+        .walk_all(&[], false)
+        .map_err(|(_, e)| SegmentError::Io(e))?;
+    if let Some(problem) = walker.report.problem {
+        return Err(SegmentError::Problem(problem));
+    }
+    let summary = walker.report.files.first();
+    Ok(Segment {
+        first_seq: summary.and_then(|s| s.first_seq),
+        last_seq: summary.and_then(|s| s.last_seq),
+        last_mac: walker.expected_prev,
+        lines: summary.map_or(0, |s| s.lines),
+    })
 }
 
 /// The end of the log against the checkpoint.
@@ -326,6 +441,19 @@ struct Walker<'a> {
     last_at: Option<Location>,
     report: VerifyReport,
     head: Option<Head>,
+    /// Where days moved to the archive directory are.
+    archive: Option<&'a Path>,
+}
+
+/// Why lines could not be read: the file (verification stops, nothing is known), or a
+/// compacted file that does not decompress (a finding: it was altered or damaged).
+enum ReadFailure {
+    Io(PathBuf, io::Error),
+    Damaged {
+        file_index: usize,
+        line_no: u64,
+        error: io::Error,
+    },
 }
 
 struct Item {
@@ -343,12 +471,154 @@ impl Item {
     }
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn new(
+        key: &'a AuditKey,
+        files: &'a [LogFile],
+        report: VerifyReport,
+        head: Option<Head>,
+        (expected_seq, expected_prev): (u64, Tag),
+    ) -> Self {
+        Self {
+            key,
+            files,
+            lines: Lines::new(files, 0..0),
+            expected_seq,
+            expected_prev,
+            last_at: None,
+            report,
+            head,
+            archive: None,
+        }
+    }
+
     fn at(&self, item: &Item, seq: Option<u64>) -> Location {
         Location {
-            file: self.files[item.file_index].name.clone(),
+            file: self.files[item.file_index].shown(),
             line: item.line_no,
             seq,
+        }
+    }
+
+    /// Walks every file, stepping over the `absent` days (archived, not readable here) where
+    /// they fall. `torn_tail` allows the last file to end in a line cut by a crash (a live
+    /// log; never a closed day).
+    fn walk_all(&mut self, absent: &[Entry], torn_tail: bool) -> Result<(), (PathBuf, io::Error)> {
+        let mut start = 0;
+        for entry in absent {
+            let end = self.files.partition_point(|f| f.day < entry.day);
+            if end > start {
+                self.walk_files(start..end, false)?;
+                if self.report.problem.is_some() {
+                    return Ok(());
+                }
+            }
+            self.step_over(entry);
+            if self.report.problem.is_some() {
+                return Ok(());
+            }
+            start = end;
+        }
+        if start < self.files.len() {
+            self.walk_files(start..self.files.len(), torn_tail)?;
+        }
+        Ok(())
+    }
+
+    /// A day that left the log directory and is not readable here, by its manifest entry.
+    fn step_over(&mut self, entry: &Entry) {
+        let shown = match (entry.to, self.archive) {
+            (Destination::Dir, Some(archive)) => archive.join(&entry.file).display().to_string(),
+            _ => entry.file.clone(),
+        };
+        let at = Location {
+            file: shown.clone(),
+            line: 1,
+            seq: entry.first_seq,
+        };
+        if entry.to == Destination::Dir {
+            self.fail(
+                ProblemKind::Removed,
+                at,
+                "the archive manifest says this day was moved to the archive directory, \
+                 but it is not there"
+                    .to_owned(),
+            );
+            return;
+        }
+        let (Some((first, prev)), Some((next_seq, next_prev))) = (entry.start(), entry.next())
+        else {
+            self.fail(
+                ProblemKind::Edited,
+                at,
+                "its archive manifest entry is malformed".to_owned(),
+            );
+            return;
+        };
+        let first = first.unwrap_or(next_seq);
+        if first != self.expected_seq || prev != self.expected_prev {
+            let detail = if first > self.expected_seq {
+                format!(
+                    "records {} to {} are missing before this archived day",
+                    self.expected_seq,
+                    first - 1
+                )
+            } else {
+                format!(
+                    "this archived day does not continue the chain where record {} was expected",
+                    self.expected_seq
+                )
+            };
+            self.fail(ProblemKind::Removed, at, detail);
+            return;
+        }
+        self.report.notes.push(Note::HandedOver {
+            file: shown.clone(),
+            lines: entry.lines,
+            sha256: entry.sha256.clone(),
+        });
+        if let Some(last) = entry.last_seq {
+            self.report.last_seq = Some(last);
+            self.last_at = Some(Location {
+                file: shown,
+                line: entry.lines,
+                seq: Some(last),
+            });
+        }
+        self.expected_seq = next_seq;
+        self.expected_prev = next_prev;
+    }
+
+    fn walk_files(
+        &mut self,
+        range: std::ops::Range<usize>,
+        torn_tail: bool,
+    ) -> Result<(), (PathBuf, io::Error)> {
+        let end = range.end;
+        self.lines = Lines::new(self.files, range);
+        match self.walk(end, torn_tail) {
+            Ok(()) => Ok(()),
+            Err(ReadFailure::Io(path, e)) => Err((path, e)),
+            Err(ReadFailure::Damaged {
+                file_index,
+                line_no,
+                error,
+            }) => {
+                let at = Location {
+                    file: self.files[file_index].shown(),
+                    line: line_no,
+                    seq: None,
+                };
+                self.fail(
+                    ProblemKind::Edited,
+                    at,
+                    format!(
+                        "the compacted file does not decompress from this line on ({error}): \
+                         it was altered or damaged"
+                    ),
+                );
+                Ok(())
+            }
         }
     }
 
@@ -356,7 +626,8 @@ impl Walker<'_> {
         self.report.problem = Some(Problem { kind, at, detail });
     }
 
-    fn walk(&mut self) -> Result<(), (PathBuf, io::Error)> {
+    /// Walks the lines of the current run of files, which ends before file `end`.
+    fn walk(&mut self, end: usize, torn_tail: bool) -> Result<(), ReadFailure> {
         let mut region: Option<Region> = None;
         while let Some(item) = self.lines.next()? {
             let checked = item.check(self.key);
@@ -428,7 +699,7 @@ impl Walker<'_> {
             }
         }
         if let Some(r) = region {
-            let last_file = r.file_index + 1 == self.files.len();
+            let last_file = torn_tail && r.file_index + 1 == end;
             if last_file && !r.ends_with_newline {
                 self.report.notes.push(Note::TornTail {
                     at: r.first,
@@ -478,7 +749,7 @@ impl Walker<'_> {
     }
 
     /// A valid line in the wrong place.
-    fn fail_chain(&mut self, v: &Verified, at: Location) -> Result<(), (PathBuf, io::Error)> {
+    fn fail_chain(&mut self, v: &Verified, at: Location) -> Result<(), ReadFailure> {
         let expected = self.expected_seq;
         if v.seq < expected {
             self.fail(
@@ -530,9 +801,9 @@ impl Walker<'_> {
 
     fn accept(&mut self, item: &Item, v: &Verified, at: Location) {
         let name = &self.files[item.file_index].name;
-        if self.report.files.last().is_none_or(|f| &f.file != name) {
+        if self.report.files.last().is_none_or(|f| f.file != at.file) {
             self.report.files.push(FileSummary {
-                file: name.clone(),
+                file: at.file.clone(),
                 lines: 0,
                 first_seq: Some(v.seq),
                 last_seq: None,
@@ -573,34 +844,36 @@ impl Walker<'_> {
     }
 }
 
-/// Lines of every file in order, with one line of lookahead.
+/// Lines of a run of files in order, with one line of lookahead.
 struct Lines<'a> {
     files: &'a [LogFile],
     index: usize,
-    reader: Option<std::io::BufReader<std::fs::File>>,
+    end: usize,
+    reader: Option<files::Reader>,
     line_no: u64,
     peeked: Option<Option<Item>>,
 }
 
 impl<'a> Lines<'a> {
-    fn new(files: &'a [LogFile]) -> Self {
+    fn new(files: &'a [LogFile], range: std::ops::Range<usize>) -> Self {
         Self {
             files,
-            index: 0,
+            index: range.start,
+            end: range.end,
             reader: None,
             line_no: 0,
             peeked: None,
         }
     }
 
-    fn next(&mut self) -> Result<Option<Item>, (PathBuf, io::Error)> {
+    fn next(&mut self) -> Result<Option<Item>, ReadFailure> {
         match self.peeked.take() {
             Some(item) => Ok(item),
             None => self.read(),
         }
     }
 
-    fn peek(&mut self) -> Result<Option<&Item>, (PathBuf, io::Error)> {
+    fn peek(&mut self) -> Result<Option<&Item>, ReadFailure> {
         if self.peeked.is_none() {
             let item = self.read()?;
             self.peeked = Some(item);
@@ -608,21 +881,32 @@ impl<'a> Lines<'a> {
         Ok(self.peeked.as_ref().and_then(Option::as_ref))
     }
 
-    fn read(&mut self) -> Result<Option<Item>, (PathBuf, io::Error)> {
+    fn read(&mut self) -> Result<Option<Item>, ReadFailure> {
         loop {
+            if self.index >= self.end {
+                return Ok(None);
+            }
             let Some(file) = self.files.get(self.index) else {
                 return Ok(None);
             };
             let reader = match &mut self.reader {
                 Some(reader) => reader,
                 None => {
-                    let reader =
-                        files::open_reader(&file.path).map_err(|e| (file.path.clone(), e))?;
+                    let reader = files::open_reader(file)
+                        .map_err(|e| ReadFailure::Io(file.path.clone(), e))?;
                     self.line_no = 0;
                     self.reader.insert(reader)
                 }
             };
-            match files::read_line(reader).map_err(|e| (file.path.clone(), e))? {
+            let read = files::read_line(reader).map_err(|error| match file.storage {
+                Storage::Plain => ReadFailure::Io(file.path.clone(), error),
+                Storage::Zstd => ReadFailure::Damaged {
+                    file_index: self.index,
+                    line_no: self.line_no + 1,
+                    error,
+                },
+            })?;
+            match read {
                 Some(line) => {
                     self.line_no += 1;
                     return Ok(Some(Item {

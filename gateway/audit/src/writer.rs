@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest as _, Sha256};
 
-use crate::files::{self, HEAD_FILE, HEAD_TMP_FILE, LOCK_FILE, TailError};
+use crate::files::{self, HEAD_FILE, HEAD_TMP_FILE, LOCK_FILE, Storage, TailError};
 use crate::key::AuditKey;
 use crate::line::{self, GENESIS, Head, OPEN_EVENT, OpenEvent, Tag};
+use crate::maintain::{DiskSpace, Done, Maintained, MaintenanceError, Pass, Retention, disk_space};
 use crate::record::{Record, wib_day, wib_rfc3339};
 
 /// How often written records are fsynced unless configured otherwise (DESIGN §7).
@@ -34,9 +35,15 @@ pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// A crash tears at most the one line being written; more than this is not a crash.
 pub const MAX_TORN_BYTES: usize = 1 << 20;
 
-/// Records `append_nowait` lets wait in memory; past this it waits for the write like
-/// `append` (backpressure instead of unbounded memory when the disk falls behind).
+/// Records `append_nowait` lets wait in memory; past this (or past
+/// [`MAX_NOWAIT_QUEUE_BYTES`]) it drops the record and counts it rather than let memory grow
+/// or make a proxy worker wait for the disk.
 pub const MAX_NOWAIT_QUEUE: usize = 65_536;
+
+/// Bytes of serialised records that may wait in memory before `append_nowait` drops and
+/// counts records: a record is about half a kilobyte, so this holds tens of thousands, and
+/// a record of any size cannot make the queue hold more.
+pub const MAX_NOWAIT_QUEUE_BYTES: usize = 16 << 20;
 
 /// Upper bounds (µs) of the append latency histogram's buckets; the last bucket is +Inf.
 pub const LATENCY_BUCKETS_US: [u64; 12] = [
@@ -45,6 +52,10 @@ pub const LATENCY_BUCKETS_US: [u64; 12] = [
 
 /// The time source: the system clock in production, a settable one in tests (day rotation).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// How often maintenance runs besides at open and at each new day, unless configured
+/// otherwise: a retention's cut-off moves on at midnight even on a day without traffic.
+pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How the writer behaves.
 #[derive(Clone)]
@@ -55,6 +66,20 @@ pub struct WriterOptions {
     pub fsync_interval: Duration,
     /// The clock that decides the WIB day, hence the file records go to.
     pub clock: Clock,
+    /// Opening is refused when the log's filesystem has less free space than this (0: never
+    /// refused). Once open, records are written while the disk takes them: data answers are
+    /// refused only when a record truly cannot be written.
+    pub min_free_bytes: u64,
+    /// Free space under which the filesystem counts as low: reported in [`AuditStats`] for
+    /// the alert, and warned about at each maintenance pass.
+    pub alert_free_bytes: u64,
+    /// When closed days leave the directory, and where to; `None`: they stay, compacted.
+    pub retention: Option<Retention>,
+    /// How often maintenance runs besides at open and at each new day.
+    pub maintenance_interval: Duration,
+    /// Run maintenance on a background thread (the gateway); `false`: only when
+    /// [`AuditLog::maintain`] is called (tools, and tests that look at files as written).
+    pub background_maintenance: bool,
 }
 
 impl Default for WriterOptions {
@@ -63,6 +88,11 @@ impl Default for WriterOptions {
             instance: "gerbang".to_owned(),
             fsync_interval: DEFAULT_FSYNC_INTERVAL,
             clock: Arc::new(Utc::now),
+            min_free_bytes: 0,
+            alert_free_bytes: 0,
+            retention: None,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            background_maintenance: true,
         }
     }
 }
@@ -72,6 +102,11 @@ impl fmt::Debug for WriterOptions {
         f.debug_struct("WriterOptions")
             .field("instance", &self.instance)
             .field("fsync_interval", &self.fsync_interval)
+            .field("min_free_bytes", &self.min_free_bytes)
+            .field("alert_free_bytes", &self.alert_free_bytes)
+            .field("retention", &self.retention)
+            .field("maintenance_interval", &self.maintenance_interval)
+            .field("background_maintenance", &self.background_maintenance)
             .finish_non_exhaustive()
     }
 }
@@ -130,9 +165,34 @@ pub enum AuditError {
          wrong key, or the log was altered; run `gerbang audit verify`"
     )]
     CheckpointDoesNotVerify { path: PathBuf },
+    /// The newest day file is compacted: the writer only continues a plain file, and the
+    /// maintenance never compacts the day being written, so someone compressed it by hand.
+    #[error(
+        "the newest day file {file} is compacted, but the writer continues only a plain file: \
+         decompress it (`zstd -d`), check `gerbang audit verify`, then remove the .zst"
+    )]
+    NewestCompacted { file: PathBuf },
+    /// The log's filesystem has less free space than the configured minimum.
+    #[error(
+        "the filesystem of the decision log {dir} has {} MiB free, less than the {} MiB \
+         required (audit.min_free_mib): free space or give the log a larger disk; the gateway \
+         does not start without room for its records",
+        .free / MIB, .required / MIB
+    )]
+    NotEnoughSpace {
+        dir: PathBuf,
+        free: u64,
+        required: u64,
+    },
     /// The record could not be serialised.
     #[error("cannot encode the audit record: {0}")]
     Encode(String),
+    /// `append_nowait` found the queue full (the disk is slower than the traffic, or a flood
+    /// of refusals) and dropped the record; it is counted in `AuditStats::records_dropped`.
+    #[error(
+        "the decision log's queue is full ({queued_bytes} bytes waiting); a refusal's record was dropped and counted"
+    )]
+    QueueFull { queued_bytes: usize },
 }
 
 impl AuditError {
@@ -164,13 +224,27 @@ pub struct AuditStats {
     pub fsync_failures: u64,
     /// Records waiting to be written.
     pub queue_depth: u64,
+    /// Records `append_nowait` dropped because the queue was full (refusals only: records of
+    /// released data are never dropped).
+    pub records_dropped: u64,
     /// The last written record's sequence number.
     pub last_seq: Option<u64>,
     /// Time since the last successful fsync (`None` before the first).
     pub last_fsync_age: Option<Duration>,
     /// Time from `append` to its record being written.
     pub append_latency: LatencyHistogram,
+    /// Free and total bytes of the log's filesystem (`None` when it cannot be read).
+    pub disk: Option<DiskSpace>,
+    /// The free space under which the filesystem counts as low ([`WriterOptions`]).
+    pub alert_free_bytes: u64,
+    /// Closed days compacted and archived since the log was opened.
+    pub days_compacted: u64,
+    pub days_archived: u64,
+    /// Maintenance passes that stopped on an error (logged; the days stay where they were).
+    pub maintenance_failures: u64,
 }
+
+const MIB: u64 = 1 << 20;
 
 /// A Prometheus-style histogram: cumulative counts per upper bound, then the +Inf count.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +262,7 @@ pub struct LatencyHistogram {
 pub struct AuditLog {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
+    maintainer: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for AuditLog {
@@ -210,8 +285,20 @@ struct Shared {
     /// The file and the chain; only the leader of the moment touches it.
     io: Mutex<Io>,
     counters: Counters,
+    /// Maintenance: asked for at each new day, stopped at close.
+    maintenance: Mutex<MaintenanceState>,
+    maintenance_wake: Condvar,
+    maintenance_stop: AtomicBool,
+    /// Held while a pass runs, so the background one and [`AuditLog::maintain`] never overlap.
+    maintenance_running: Mutex<()>,
     /// Keeps the directory's flock for the writer's lifetime.
     _lock: File,
+}
+
+#[derive(Default)]
+struct MaintenanceState {
+    requested: bool,
+    stopping: bool,
 }
 
 /// A record waiting to be written.
@@ -237,6 +324,8 @@ struct Outcome {
 
 struct State {
     queue: Vec<Pending>,
+    /// Bytes of the payloads in `queue`.
+    queued_bytes: usize,
     /// Tickets number records in arrival order; tickets below `done_tickets` are settled.
     next_ticket: u64,
     done_tickets: u64,
@@ -281,11 +370,15 @@ struct Counters {
     fsyncs: AtomicU64,
     fsync_failures: AtomicU64,
     queue_depth: AtomicU64,
+    records_dropped: AtomicU64,
     /// last seq + 1; 0 before the first record.
     last_seq_plus_one: AtomicU64,
     last_fsync: Mutex<Option<Instant>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: AtomicU64,
+    days_compacted: AtomicU64,
+    days_archived: AtomicU64,
+    maintenance_failures: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -306,6 +399,17 @@ impl AuditLog {
     ) -> Result<Self, AuditError> {
         let dir = dir.as_ref().to_path_buf();
         create_dir(&dir)?;
+        if options.min_free_bytes > 0 {
+            let space =
+                disk_space(&dir).map_err(|e| AuditError::io("read the free space of", &dir, e))?;
+            if space.free < options.min_free_bytes {
+                return Err(AuditError::NotEnoughSpace {
+                    dir,
+                    free: space.free,
+                    required: options.min_free_bytes,
+                });
+            }
+        }
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
             .create(true)
@@ -347,6 +451,11 @@ impl AuditLog {
 
         let now = (options.clock)();
         let (day, name) = match files.last() {
+            Some(newest) if newest.storage == Storage::Zstd => {
+                return Err(AuditError::NewestCompacted {
+                    file: newest.path.clone(),
+                });
+            }
             Some(newest) => (newest.day, newest.name.clone()),
             None => {
                 let today = wib_day(now);
@@ -423,6 +532,7 @@ impl AuditLog {
             options,
             state: Mutex::new(State {
                 queue: Vec::new(),
+                queued_bytes: 0,
                 next_ticket: 0,
                 done_tickets: 0,
                 outcomes: VecDeque::new(),
@@ -436,6 +546,13 @@ impl AuditLog {
             work: Condvar::new(),
             io: Mutex::new(io),
             counters,
+            maintenance: Mutex::new(MaintenanceState {
+                requested: true,
+                stopping: false,
+            }),
+            maintenance_wake: Condvar::new(),
+            maintenance_stop: AtomicBool::new(false),
+            maintenance_running: Mutex::new(()),
             _lock: lock_file,
         });
         let flusher = {
@@ -445,10 +562,30 @@ impl AuditLog {
                 .spawn(move || shared.flush_loop())
         }
         .map_err(|e| AuditError::io("start the fsync thread for", &shared.dir, e))?;
-        Ok(Self {
+        let mut log = Self {
             shared,
             flusher: Some(flusher),
-        })
+            maintainer: None,
+        };
+        if !log.shared.options.background_maintenance {
+            return Ok(log);
+        }
+        let maintainer = {
+            let shared = log.shared.clone();
+            std::thread::Builder::new()
+                .name("gerbang-audit-maintain".to_owned())
+                .spawn(move || shared.maintenance_loop())
+        }
+        .map_err(|e| AuditError::io("start the maintenance thread for", &log.shared.dir, e))?;
+        log.maintainer = Some(maintainer);
+        Ok(log)
+    }
+
+    /// Runs one maintenance pass now (the background thread runs one at open, at each new
+    /// WIB day and every `maintenance_interval`): compacts the closed days and archives those
+    /// past the retention. Waits for a pass already under way.
+    pub fn maintain(&self) -> Result<Maintained, MaintenanceError> {
+        self.shared.maintain()
     }
 
     /// Writes `record` and returns once its bytes are in the kernel's page cache (they survive
@@ -457,7 +594,7 @@ impl AuditLog {
     /// refuse the answer when it fails (DESIGN §7). Blocks the calling thread for about one
     /// write(2); safe to call from a synchronous pingora hook.
     pub fn append(&self, record: &Record) -> Result<Receipt, AuditError> {
-        let (st, ticket, _) = self.shared.enqueue(record, true, None)?;
+        let (st, ticket) = self.shared.enqueue(record, true, None)?;
         self.shared.wait_for(st, ticket)
     }
 
@@ -476,19 +613,19 @@ impl AuditLog {
         })
     }
 
-    /// Queues `record` and returns at once; it is written with the next group commit (at the
-    /// latest by the background thread, right away if it is idle), in arrival order. For
-    /// records of answers that carry no population data (refusals): a `kill -9` may lose the
-    /// few still queued. When [`MAX_NOWAIT_QUEUE`] records are already waiting (the disk is
-    /// slower than the traffic) it waits like [`AuditLog::append`] rather than let the queue
-    /// grow without bound. Fails only when the log is out of service (or, when it had to wait,
-    /// when the write failed).
+    /// Queues `record` and returns at once, never waiting for the disk; it is written with
+    /// the next group commit (at the latest by the background thread, right away if it is
+    /// idle), in arrival order. For records of answers that carry no population data
+    /// (refusals): a `kill -9` may lose the few still queued. When the queue already holds
+    /// [`MAX_NOWAIT_QUEUE`] records or [`MAX_NOWAIT_QUEUE_BYTES`] bytes (the disk is slower
+    /// than the traffic, or a flood of refusals), the record is dropped and counted
+    /// ([`AuditStats::records_dropped`]) and [`AuditError::QueueFull`] returned: a proxy
+    /// worker is never blocked and memory never grows past the bound. Records of released
+    /// data go through [`AuditLog::append_async`], which is never dropped. Fails otherwise
+    /// only when the log is out of service.
     pub fn append_nowait(&self, record: &Record) -> Result<(), AuditError> {
         let shared = &*self.shared;
-        let (st, ticket, waiting) = shared.enqueue(record, false, None)?;
-        if waiting {
-            return shared.wait_for(st, ticket).map(|_| ());
-        }
+        let (st, _) = shared.enqueue(record, false, None)?;
         if !st.writing {
             shared.work.notify_one();
         }
@@ -519,6 +656,7 @@ impl AuditLog {
         let last = c.last_seq_plus_one.load(Ordering::Relaxed);
         AuditStats {
             healthy: c.healthy.load(Ordering::Relaxed),
+            records_dropped: c.records_dropped.load(Ordering::Relaxed),
             out_of_service,
             records_written: c.records_written.load(Ordering::Relaxed),
             batches_written: c.batches_written.load(Ordering::Relaxed),
@@ -535,6 +673,11 @@ impl AuditLog {
                 cumulative,
                 sum_us: c.latency_sum_us.load(Ordering::Relaxed),
             },
+            disk: disk_space(&self.shared.dir).ok(),
+            alert_free_bytes: self.shared.options.alert_free_bytes,
+            days_compacted: c.days_compacted.load(Ordering::Relaxed),
+            days_archived: c.days_archived.load(Ordering::Relaxed),
+            maintenance_failures: c.maintenance_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -545,6 +688,14 @@ impl AuditLog {
     }
 
     fn shutdown(&mut self) -> Result<(), AuditError> {
+        if let Some(maintainer) = self.maintainer.take() {
+            self.shared.maintenance_stop.store(true, Ordering::Relaxed);
+            lock(&self.shared.maintenance).stopping = true;
+            self.shared.maintenance_wake.notify_all();
+            if maintainer.join().is_err() {
+                tracing::error!("the decision log's maintenance thread panicked");
+            }
+        }
         let Some(flusher) = self.flusher.take() else {
             return Ok(());
         };
@@ -609,13 +760,14 @@ struct BatchFailure {
 
 impl Shared {
     /// Serialises `record` (outside the lock) and queues it; returns the locked state and the
-    /// record's ticket.
+    /// record's ticket. A record nobody waits for (`append_nowait`) is dropped and counted
+    /// instead when the queue is full; the others are never dropped.
     fn enqueue(
         &self,
         record: &Record,
         waiting: bool,
         notify: Option<Notify>,
-    ) -> Result<(MutexGuard<'_, State>, u64, bool), AuditError> {
+    ) -> Result<(MutexGuard<'_, State>, u64), AuditError> {
         let payload = encode(record)?;
         let enqueued = Instant::now();
         let mut st = lock(&self.state);
@@ -624,10 +776,21 @@ impl Shared {
                 reason: reason.clone(),
             });
         }
-        // An awaited record has its own wait; it need not block on a long queue.
-        let waiting = waiting || (notify.is_none() && st.queue.len() >= MAX_NOWAIT_QUEUE);
+        let droppable = !waiting && notify.is_none();
+        if droppable
+            && (st.queue.len() >= MAX_NOWAIT_QUEUE
+                || st.queued_bytes + payload.len() > MAX_NOWAIT_QUEUE_BYTES)
+        {
+            self.counters
+                .records_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(AuditError::QueueFull {
+                queued_bytes: st.queued_bytes,
+            });
+        }
         let ticket = st.next_ticket;
         st.next_ticket += 1;
+        st.queued_bytes += payload.len();
         st.queue.push(Pending {
             payload,
             enqueued,
@@ -637,13 +800,13 @@ impl Shared {
         self.counters
             .queue_depth
             .store(st.queue.len() as u64, Ordering::Relaxed);
-        Ok((st, ticket, waiting))
+        Ok((st, ticket))
     }
 
     /// Queues an awaited record, and writes the batch at once when no one else is writing.
     /// Otherwise the current leader wakes the background thread for what queued behind it.
     fn enqueue_awaited(&self, record: &Record, notify: Notify) -> Result<(), AuditError> {
-        let (st, _, _) = self.enqueue(record, false, Some(notify))?;
+        let (st, _) = self.enqueue(record, false, Some(notify))?;
         if !st.writing {
             drop(self.lead(st));
         }
@@ -674,6 +837,7 @@ impl Shared {
     fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         st.writing = true;
         let mut batch = std::mem::take(&mut st.queue);
+        st.queued_bytes = 0;
         let start = st.done_tickets;
         let out_of_service = st.out_of_service.clone();
         self.counters.queue_depth.store(0, Ordering::Relaxed);
@@ -835,7 +999,79 @@ impl Shared {
         io.name = name;
         io.day = day;
         io.len = len;
+        // The day before is closed: compact it (and archive what the retention says).
+        lock(&self.maintenance).requested = true;
+        self.maintenance_wake.notify_all();
         Ok(())
+    }
+
+    /// The background maintenance: a pass at open, at each new day and every interval.
+    fn maintenance_loop(&self) {
+        let mut state = lock(&self.maintenance);
+        loop {
+            if state.stopping {
+                return;
+            }
+            if state.requested {
+                state.requested = false;
+                drop(state);
+                // Failures are logged and counted there; the next pass tries again.
+                let _ = self.maintain();
+                state = lock(&self.maintenance);
+                continue;
+            }
+            let (next, timeout) = self
+                .maintenance_wake
+                .wait_timeout(state, self.options.maintenance_interval)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            if timeout.timed_out() {
+                state.requested = true;
+            }
+        }
+    }
+
+    fn maintain(&self) -> Result<Maintained, MaintenanceError> {
+        let _running = lock(&self.maintenance_running);
+        let writing = lock(&self.io).day;
+        let pass = Pass {
+            dir: &self.dir,
+            key: &self.key,
+            retention: self.options.retention.as_ref(),
+            writing,
+            now: (self.options.clock)(),
+            stop: &self.maintenance_stop,
+        };
+        let result = pass.run(|done, file| {
+            let (counter, what) = match done {
+                Done::Compacted => (&self.counters.days_compacted, "compacted"),
+                Done::Archived => (&self.counters.days_archived, "archived"),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(audit.file = file, "decision log day {what}");
+        });
+        match &result {
+            Err(MaintenanceError::Stopped) => {}
+            Err(error) => {
+                self.counters
+                    .maintenance_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "decision log maintenance stopped");
+            }
+            Ok(_) => {}
+        }
+        if let Ok(space) = disk_space(&self.dir)
+            && space.free < self.options.alert_free_bytes
+        {
+            tracing::warn!(
+                audit.dir = %self.dir.display(),
+                disk.free_mib = space.free / MIB,
+                disk.alert_mib = self.options.alert_free_bytes / MIB,
+                "the decision log's filesystem is low on space: records are written until the \
+                 disk is full, then data answers are refused; free space or archive sooner"
+            );
+        }
+        result
     }
 
     /// The background thread: leads batches nobody waits for, fsyncs every `fsync_interval`
@@ -923,7 +1159,7 @@ fn find_resume_point(files: &[files::LogFile], key: &AuditKey) -> Result<Resume,
         if !file.regular {
             continue;
         }
-        let tail = files::scan_tail(&file.path, key, MAX_TORN_BYTES).map_err(|e| match e {
+        let tail = files::scan_tail(file, key, MAX_TORN_BYTES).map_err(|e| match e {
             TailError::Io(e) => AuditError::io("read", &file.path, e),
             TailError::TooLong { bytes } => AuditError::TailDoesNotVerify {
                 file: file.path.clone(),
@@ -1047,4 +1283,103 @@ fn write_head(
     let path = dir.join(HEAD_FILE);
     std::fs::rename(&tmp, &path).map_err(|e| AuditError::io("replace", &path, e))?;
     sync_dir(dir)
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use crate::record::Decision;
+
+    /// A refusal whose record is about `size` bytes (a long instance name stands for any
+    /// large field).
+    fn refusal(n: u64, size: usize) -> Record {
+        Record {
+            time: Utc::now(),
+            instance: "i".repeat(size),
+            request_id: format!("r-{n}"),
+            user_id: None,
+            pengguna: None,
+            pks: None,
+            peer_ip: "10.99.0.10".parse().expect("ip"),
+            channel: Some("web_service".into()),
+            action: Some("CallNik".into()),
+            decision: Decision::Deny,
+            reason: Some("ip_not_registered".into()),
+            policy_ids: Vec::new(),
+            policy_hash: String::new(),
+            nik_digest: None,
+            elements: Vec::new(),
+            upstream_status: None,
+            latency_us: 1,
+            quota_used: None,
+            quota_limit: None,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_refusals_without_blocking_and_keeps_awaited_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = AuditKey::from_material(&[7u8; 32], "test").expect("key");
+        let log =
+            Arc::new(AuditLog::open(dir.path(), key, WriterOptions::default()).expect("open"));
+        // The disk "stalls": whoever leads the next batch waits for the file, so records pile
+        // up in the queue meanwhile.
+        let stalled = lock(&log.shared.io);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let appender = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut queued = 0u64;
+                let mut dropped = 0u64;
+                for n in 0..3_000 {
+                    match log.append_nowait(&refusal(n, 16 * 1024)) {
+                        Ok(()) => queued += 1,
+                        Err(AuditError::QueueFull { queued_bytes }) => {
+                            assert!(queued_bytes <= MAX_NOWAIT_QUEUE_BYTES);
+                            dropped += 1;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                let _ = tx.send((queued, dropped));
+            })
+        };
+        // 3,000 records of 16 KiB are three times the byte bound: most are dropped, and none
+        // waits for the stalled disk (before, past the bound a worker blocked on it).
+        let (queued, dropped) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("append_nowait must never wait for the disk");
+        appender.join().expect("appender");
+        assert_eq!(queued + dropped, 3_000);
+        assert!(dropped >= 1_900, "queued {queued}, dropped {dropped}");
+        assert!(
+            queued as usize * 16 * 1024 <= MAX_NOWAIT_QUEUE_BYTES + 64 * 1024,
+            "{queued} records of 16 KiB exceed the byte bound"
+        );
+        assert_eq!(log.stats().records_dropped, dropped);
+
+        // A record of released data is never dropped, however full the queue.
+        let awaited = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime")
+                    .block_on(log.append_async(&refusal(9_999, 16 * 1024)))
+            })
+        };
+        drop(stalled);
+        awaited.join().expect("awaited").expect("written");
+        let log = Arc::into_inner(log).expect("one owner");
+        assert_eq!(log.stats().records_dropped, dropped);
+        log.close().expect("close");
+        // The open event, every queued refusal and the awaited record.
+        let lines: usize = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .map(|p| std::fs::read_to_string(p).expect("read").lines().count())
+            .sum();
+        assert_eq!(lines as u64, 1 + queued + 1);
+    }
 }

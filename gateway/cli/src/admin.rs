@@ -80,6 +80,9 @@ pub fn reload(config: &Path) -> Result<ExitCode> {
         "reloaded: {} PKS, {} User IDs, {} sanction(s), policy set {} ({} ms)",
         r["pks"], r["users"], r["sanctions"], r["policy_hash"], r["duration_ms"]
     );
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    println!("changes:  {}", text(&r["changes"]));
+    println!("rules:    {}", text(&r["proof"]));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,10 +8,11 @@ mod demo;
 mod log;
 mod policy;
 mod reader;
+mod readiness;
 mod sam;
 
 use std::io::BufRead as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -32,12 +33,12 @@ struct Cli {
 enum Command {
     /// Serve: load and check the configuration, then proxy until stopped (SIGHUP reloads the PKS files).
     Serve {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Check the configuration, the vocabulary and every PKS file; list every problem with file, line and field.
     Check {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Read a password from standard input and print its argon2id hash for a PKS file.
@@ -59,8 +60,9 @@ enum Command {
     },
     /// A semester's use per Pengguna and User ID from the decision log (art. 40).
     Report {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
-        config: PathBuf,
+        /// The configuration whose [audit] names the log (default: as for the other commands).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// `YYYY-1` (January–June) or `YYYY-2` (July–December).
         #[arg(long)]
         semester: String,
@@ -72,13 +74,16 @@ enum Command {
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Where archived days are (default: [audit] archive_dir of the configuration).
+        #[arg(long)]
+        archive_dir: Option<PathBuf>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Ask the running gateway to reload its PKS files, policies and sanctions (admin API).
     Reload {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Today's quota use, from the running gateway (admin API).
@@ -103,7 +108,7 @@ enum Command {
     },
     /// Run dwh-sim, the SAM sidecar and the gateway with the example configuration, show a tour, and keep serving.
     Demo {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
 }
@@ -112,14 +117,14 @@ enum Command {
 enum PolicyCommand {
     /// Run the policy test cases (data in policies/tests/*.toml) against the PKS files.
     Test {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long, default_value = "policies/tests")]
         cases: PathBuf,
     },
     /// Show what the rules decide for one request, and which rules decided it.
     Explain {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long)]
         user: String,
@@ -135,18 +140,55 @@ enum PolicyCommand {
         #[arg(long)]
         ip: Option<std::net::IpAddr>,
     },
+    /// Prove every invariant (policies/invariants/*.toml) for every request the schema allows, with the cvc5 solver; print a counterexample for each one broken.
+    Verify {
+        #[arg(long, short, default_value_os_t = default_config())]
+        config: PathBuf,
+        /// The policy directory (default: [policy] dir of the configuration).
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// The invariants directory (default: invariants/ in the policy directory).
+        #[arg(long)]
+        invariants: Option<PathBuf>,
+    },
+    /// What an edit changes, per Pengguna and User ID (actions, channels, elements, quota, validity), and whether the rules changed meaning.
+    Diff {
+        /// The configuration whose PKS files go with a bare policy directory, and whose admin listener `--running` asks.
+        #[arg(long, short, default_value_os_t = default_config())]
+        config: PathBuf,
+        /// Compare the running gateway's set with the files on disk (admin API).
+        #[arg(long, conflicts_with_all = ["old", "new"])]
+        running: bool,
+        /// The WIB day to decide for (default: today).
+        #[arg(long)]
+        at: Option<chrono::NaiveDate>,
+        /// Before: a gerbang.toml, a directory holding one, or a policy directory.
+        #[arg(required_unless_present = "running")]
+        old: Option<PathBuf>,
+        /// After: the same kinds.
+        #[arg(required_unless_present = "running")]
+        new: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the chain and seals; exit 1 naming the first bad record.
+    /// Verify the chain and seals. Exit 0: intact; 1: tampered, the first bad record named;
+    /// 2: could not verify (no key, unreadable directory or file, bad configuration).
     Verify {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
-        config: PathBuf,
+        /// The configuration whose [audit] gives the log and its key (default: as
+        /// for the other commands; with --dir, read only when it exists).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The key file (default: [audit] key_file, else GERBANG_AUDIT_KEY).
+        /// Where archived days are (default: [audit] archive_dir of the configuration); days
+        /// handed to an archive_command are stepped over by their manifest entries.
+        #[arg(long)]
+        archive_dir: Option<PathBuf>,
+        /// The key file (default: [audit] key_file of the configuration, also with --dir,
+        /// else GERBANG_AUDIT_KEY).
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
@@ -156,7 +198,7 @@ enum AuditCommand {
 enum QuotaCommand {
     /// Used, limit, remaining and reset time per User ID.
     Show {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         #[arg(long, conflicts_with = "pengguna")]
         user: Option<String>,
@@ -169,12 +211,12 @@ enum QuotaCommand {
 enum SanksiCommand {
     /// The sanctions in force.
     List {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Apply a sanction; it is written to the sanctions file and in force at once.
     Add {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         /// kurangi_kuota | nonaktifkan_user | putus_jaringan | nonaktifkan_sam | bekukan_pks | akhiri_pks
         #[arg(long)]
@@ -194,7 +236,7 @@ enum SanksiCommand {
     },
     /// Lift a sanction by its id.
     Lift {
-        #[arg(long, short, default_value = "config/gerbang.toml")]
+        #[arg(long, short, default_value_os_t = default_config())]
         config: PathBuf,
         id: String,
     },
@@ -235,38 +277,71 @@ enum CertsCommand {
     },
 }
 
+/// Where the Debian package installs the configuration.
+const INSTALLED_CONFIG: &str = "/etc/gerbang/gerbang.toml";
+
+/// `--config` when not given: `config/gerbang.toml` in the working directory (a checkout),
+/// else the installed [`INSTALLED_CONFIG`], so that commands work on a server without flags.
+fn default_config() -> PathBuf {
+    gerbang_core::default_config_path(
+        Path::new("config/gerbang.toml"),
+        Path::new(INSTALLED_CONFIG),
+    )
+}
+
+impl Command {
+    /// The configuration file the command reads, if it reads one.
+    fn config(&self) -> Option<&Path> {
+        match self {
+            Self::Serve { config }
+            | Self::Check { config }
+            | Self::Reload { config }
+            | Self::Demo { config }
+            | Self::Policy {
+                command:
+                    PolicyCommand::Test { config, .. }
+                    | PolicyCommand::Explain { config, .. }
+                    | PolicyCommand::Verify { config, .. }
+                    | PolicyCommand::Diff { config, .. },
+            }
+            | Self::Quota {
+                command: QuotaCommand::Show { config, .. },
+            }
+            | Self::Sanksi {
+                command:
+                    SanksiCommand::List { config }
+                    | SanksiCommand::Add { config, .. }
+                    | SanksiCommand::Lift { config, .. },
+            } => Some(config),
+            Self::Report { config, .. }
+            | Self::Audit {
+                command: AuditCommand::Verify { config, .. },
+            } => config.as_deref(),
+            Self::Passwd | Self::Certs { .. } | Self::Sam { .. } | Self::Reader { .. } => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = cli.command.config().map(Path::to_path_buf);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            // The file may be a default the operator did not choose (see `default_config`).
+            if let Some(config) = config {
+                eprintln!("(configuration: {})", config.display());
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs to stderr in batches (`log.rs`): a proxy worker only appends its line (one per
-/// request); lines still buffered are written when the returned guard is dropped. The
-/// decision log, not this, is the record of requests.
-fn init_logging() -> log::Guard {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: log files and CI output stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = log::batched_stderr();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .try_init();
-    guard
-}
-
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve { config } => {
-            let _log = init_logging();
+            let _log = log::init();
             gerbang_proxy::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -284,10 +359,19 @@ fn run(command: Command) -> Result<ExitCode> {
                         snap.engine().policy_count(),
                         snap.engine().hash()
                     );
+                    let now = chrono::Utc::now().timestamp();
+                    for gap in readiness::gaps(&config, snap.agreements().len(), now) {
+                        eprintln!("warning: {gap}");
+                    }
+                    let proved = policy::check_invariants(&config, &snap)?;
                     // Freeing 5,000 agreements' entities piece by piece takes a seventh of a
                     // check; the process ends now and the memory goes with it.
                     std::mem::forget(snap);
-                    Ok(ExitCode::SUCCESS)
+                    Ok(if proved {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    })
                 }
                 Err(errors) => {
                     for e in errors.iter() {
@@ -312,6 +396,28 @@ fn run(command: Command) -> Result<ExitCode> {
                     ip,
                 },
         } => policy::explain(&config, &user, &action, &channel, at, ip),
+        Command::Policy {
+            command:
+                PolicyCommand::Verify {
+                    config,
+                    policies,
+                    invariants,
+                },
+        } => policy::verify(&config, policies, invariants),
+        Command::Policy {
+            command:
+                PolicyCommand::Diff {
+                    config,
+                    running,
+                    at,
+                    old,
+                    new,
+                },
+        } => match (running, old, new) {
+            (true, _, _) => policy::diff_running(&config),
+            (false, Some(old), Some(new)) => policy::diff(&config, &old, &new, at),
+            _ => anyhow::bail!("give OLD and NEW, or --running"),
+        },
         Command::Passwd => {
             let mut line = String::new();
             std::io::stdin()
@@ -351,17 +457,27 @@ fn run(command: Command) -> Result<ExitCode> {
                 AuditCommand::Verify {
                     config,
                     dir,
+                    archive_dir,
                     key_file,
                 },
-        } => audit::verify(&config, dir, key_file),
+        } => Ok(audit::verify(config.as_deref(), dir, archive_dir, key_file)),
         Command::Report {
             config,
             semester,
             pengguna,
             format,
             dir,
+            archive_dir,
             out,
-        } => audit::report(&config, dir, &semester, pengguna.as_deref(), &format, out),
+        } => audit::report(
+            config.as_deref(),
+            dir,
+            archive_dir,
+            &semester,
+            pengguna.as_deref(),
+            &format,
+            out,
+        ),
         Command::Quota {
             command:
                 QuotaCommand::Show {

@@ -1,5 +1,6 @@
-//! `gerbang policy test` and `gerbang policy explain`: Ditjen's tools to see what the rules
-//! decide before and after an edit.
+//! `gerbang policy test`, `explain`, `verify` and `diff`: Ditjen's tools to see what the
+//! rules decide before and after an edit, to prove the invariants of `policies/invariants/`
+//! over every request, and to see whom an edit gives or takes what.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+use gerbang_assure::{INVARIANTS_DIR, Solver, Verdict};
 use gerbang_core::{Channel, Config};
-use gerbang_policy::{Action, Decision, Request, Snapshot, decide, load_snapshot};
+use gerbang_policy::{Action, Decision, PolicyEngine, Request, Snapshot, decide, load_snapshot};
 
 /// A file of policy test cases (`policies/tests/*.toml`).
 #[derive(Deserialize)]
@@ -232,5 +234,149 @@ pub fn explain(
         engine.policy_count(),
         engine.hash()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long `policy verify`, `check` and `policy diff` let the solver work.
+const SOLVER_BUDGET: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The policy directory: `--policies`, else the configuration's `[policy] dir`.
+fn policy_dir(config: &Path, policies: Option<PathBuf>) -> Result<PathBuf> {
+    match policies {
+        Some(dir) => Ok(dir),
+        None => Ok(Config::load(config).map_err(|e| anyhow!("{e}"))?.policy_dir),
+    }
+}
+
+/// `gerbang policy verify`: proves every invariant over the rules and the schema; exit 1
+/// when one is broken or cannot be proved, or when there is no solver.
+pub fn verify(
+    config: &Path,
+    policies: Option<PathBuf>,
+    invariants: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let dir = policy_dir(config, policies)?;
+    let engine = PolicyEngine::load(&dir).map_err(|e| anyhow!("{e}"))?;
+    let solver = Solver::find()?;
+    let ok = prove(&engine, &dir, invariants, &solver)?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Proves and prints each invariant; whether all were proved.
+fn prove(
+    engine: &PolicyEngine,
+    dir: &Path,
+    invariants: Option<PathBuf>,
+    solver: &Solver,
+) -> Result<bool> {
+    let inv_dir = invariants.unwrap_or_else(|| dir.join(INVARIANTS_DIR));
+    let invariants =
+        gerbang_assure::load_invariants(&inv_dir, engine.schema()).map_err(|e| anyhow!("{e}"))?;
+    let report = gerbang_assure::verify(engine, &invariants, solver, SOLVER_BUDGET);
+    for outcome in &report.outcomes {
+        println!("{outcome}");
+    }
+    let count = |f: fn(&Verdict) -> bool| report.outcomes.iter().filter(|o| f(&o.verdict)).count();
+    println!(
+        "{} proved, {} violated, {} not proved: rules {} in {}, {} ({} ms)",
+        count(|v| matches!(v, Verdict::Proved)),
+        count(|v| matches!(v, Verdict::Violated(_))),
+        count(|v| matches!(v, Verdict::NotProved(_))),
+        engine.hash(),
+        dir.display(),
+        report.solver,
+        report.duration_ms
+    );
+    Ok(report.all_proved())
+}
+
+/// The invariants part of `gerbang check`: proved when a solver is installed, else said
+/// plainly that (and what) was skipped. Whether the check passes.
+pub fn check_invariants(config: &Config, snap: &Snapshot) -> Result<bool> {
+    let dir = config.policy_dir.join(INVARIANTS_DIR);
+    if !dir.is_dir() {
+        println!(
+            "invariants: none ({} does not exist): nothing proved",
+            dir.display()
+        );
+        return Ok(true);
+    }
+    let engine = snap.engine();
+    match Solver::find() {
+        Ok(solver) => prove(engine, &config.policy_dir, None, &solver),
+        Err(no) => {
+            let invariants = gerbang_assure::load_invariants(&dir, engine.schema())
+                .map_err(|e| anyhow!("{e}"))?;
+            let ids: Vec<&str> = invariants.iter().map(|i| i.id.as_str()).collect();
+            println!(
+                "invariants: NOT checked: {no}\nskipped ({}): {}",
+                ids.len(),
+                ids.join(", ")
+            );
+            Ok(true)
+        }
+    }
+}
+
+/// One side of a diff: a configuration file, a directory holding `gerbang.toml`, or a
+/// policy directory (holding the schema) taken with `base`'s PKS files.
+fn side(path: &Path, base: &Path) -> Result<Config> {
+    let load = |p: &Path| Config::load(p).map_err(|e| anyhow!("{e}"));
+    if path.is_file() {
+        return load(path);
+    }
+    if path.join("gerbang.toml").is_file() {
+        return load(&path.join("gerbang.toml"));
+    }
+    if path.join(gerbang_policy::SCHEMA_FILE).is_file() {
+        let mut config = load(base)?;
+        config.policy_dir = path.to_path_buf();
+        config.shadow_dir = None;
+        return Ok(config);
+    }
+    bail!(
+        "{} is neither a configuration file, a directory with gerbang.toml, nor a policy directory (with {})",
+        path.display(),
+        gerbang_policy::SCHEMA_FILE
+    )
+}
+
+/// `gerbang policy diff OLD NEW`: what changes, per Pengguna and User ID, from one set to
+/// the other, and whether the rules changed meaning.
+pub fn diff(config: &Path, old: &Path, new: &Path, at: Option<NaiveDate>) -> Result<ExitCode> {
+    let day = at.unwrap_or_else(|| gerbang_core::wib_day(chrono::Utc::now()));
+    let snapshot = |path: &Path| -> Result<Snapshot> {
+        let config = side(path, config)?;
+        load_snapshot(&config).map_err(|e| anyhow!("{}:\n{e}", path.display()))
+    };
+    let (before, after) = (snapshot(old)?, snapshot(new)?);
+    let solver = Solver::find();
+    if let Err(no) = &solver {
+        eprintln!("note: the rules' meaning is not compared: {no}");
+    }
+    let rules = gerbang_assure::equivalence(
+        before.engine(),
+        after.engine(),
+        solver.as_ref().ok(),
+        SOLVER_BUDGET,
+    );
+    let diff = gerbang_assure::diff(&before, &after, day, rules, None);
+    println!("{}", diff.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gerbang policy diff --running`: the running set against the files on disk, from the
+/// gateway's admin API (nothing is reloaded).
+pub fn diff_running(config: &Path) -> Result<ExitCode> {
+    let client = crate::admin::AdminClient::from_config(config)?;
+    let answer = client.call(reqwest::Method::GET, "/reload/diff", None)?;
+    println!("{}", answer["text"].as_str().unwrap_or_default());
+    if let Some(proof) = answer["review"]["proof"].as_object() {
+        println!("invariants: {}", serde_json::Value::Object(proof.clone()));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -54,14 +54,36 @@ struct AuditFile {
     /// Refuse answers carrying population data when their record cannot be written
     /// (default true, DESIGN §7).
     refuse_on_failure: Option<bool>,
+    /// `gerbang serve` refuses to start when the log's filesystem has less free space than
+    /// this, in MiB (default 256). Once running, records are written until the disk is full.
+    min_free_mib: Option<u64>,
+    /// Free space of the log's filesystem, in MiB, under which the `GerbangAuditDiskLow`
+    /// alert fires (exported as `gerbang_audit_disk_free_alert_bytes`; default 10240).
+    alert_free_mib: Option<u64>,
+    /// Closed days older than this many days leave the log directory, to `archive_dir` or
+    /// `archive_command` (default: they stay, compacted).
+    retention_days: Option<u32>,
+    /// The same in calendar months (give one of `retention_days`, `retention_months`).
+    retention_months: Option<u32>,
+    /// Where archived days move (another disk, typically); `audit verify` and `report` read
+    /// it with the log directory.
+    archive_dir: Option<String>,
+    /// A program and its arguments run for each archived day, with the day's file as the last
+    /// argument; exit status 0 means the file is stored elsewhere and is removed here.
+    archive_command: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminFile {
-    /// `IP:port` of the admin listener (health, metrics, reload, quota, sanctions). Keep it
-    /// on loopback or a management network: it is not meant for Pengguna.
+    /// `IP:port` of the admin listener (health, metrics, reload, quota, sanctions). It
+    /// speaks plain HTTP, so only a loopback address is accepted unless
+    /// `allow_non_loopback` says otherwise.
     address: Spanned<String>,
+    /// Accept a non-loopback `address` (default false): the token and the sanctions then
+    /// travel unencrypted, so only on a management network no Pengguna can reach.
+    #[serde(default)]
+    allow_non_loopback: bool,
     /// File holding the bearer token the admin API requires (at least 32 characters).
     /// Without it, only `/health`, `/ready` and `/metrics` answer.
     token_file: Option<String>,
@@ -85,6 +107,30 @@ struct ListenFile {
     /// Serve without TLS. Must be said explicitly; only for a closed test network.
     #[serde(default)]
     plaintext: bool,
+    /// Time a new TLS connection has to finish its handshake, in milliseconds (default
+    /// 10000). Only with TLS.
+    tls_handshake_timeout_ms: Option<Spanned<u64>>,
+    /// Time a request's head (request line and headers) has to arrive whole, in
+    /// milliseconds (default 10000): from the connection's start (after TLS), or on a
+    /// kept-alive connection from the end of the idle wait.
+    request_head_timeout_ms: Option<Spanned<u64>>,
+    /// Time a request's body has to arrive whole once its head has, in milliseconds
+    /// (default 10000).
+    request_body_timeout_ms: Option<Spanned<u64>>,
+    /// Longest time one answer may wait in total for the client to read it, in
+    /// milliseconds (default 10000); past it the connection is closed.
+    write_timeout_ms: Option<Spanned<u64>>,
+    /// Seconds a kept-alive connection may stay idle between requests (default 60).
+    keepalive_timeout_secs: Option<Spanned<u64>>,
+    /// Requests served on one connection before it is closed (default 1000).
+    max_requests_per_connection: Option<Spanned<u64>>,
+    /// Client connections open at once, all addresses together (default 8192). Each
+    /// takes a file descriptor, and a forwarded lookup one more toward the DWH.
+    max_connections: Option<Spanned<u64>>,
+    /// Client connections open at once from one source address (default 512): one
+    /// institution's NAT carries many clients, but no single address may take the
+    /// gateway's connections.
+    max_connections_per_address: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -192,8 +238,9 @@ pub enum QuotaStore {
     Memory,
 }
 
-/// Validated quota settings.
-#[derive(Debug, Clone)]
+/// Validated quota settings. Its `Debug` (and so the [`Config`]'s) never shows the Redis
+/// URL, which may carry a password.
+#[derive(Clone)]
 pub struct QuotaSettings {
     pub store: QuotaStore,
     pub path: PathBuf,
@@ -210,6 +257,28 @@ pub struct QuotaSettings {
     pub redis_timeout: Duration,
     pub burst_per_user: Option<NonZeroU32>,
     pub burst_per_pengguna: Option<NonZeroU32>,
+}
+
+impl std::fmt::Debug for QuotaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redis_url = if self.redis_url.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("QuotaSettings")
+            .field("store", &self.store)
+            .field("path", &self.path)
+            .field("block", &self.block)
+            .field("redis_url", &redis_url)
+            .field("lease", &self.lease)
+            .field("emergency_share", &self.emergency_share)
+            .field("key_prefix", &self.key_prefix)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("burst_per_user", &self.burst_per_user)
+            .field("burst_per_pengguna", &self.burst_per_pengguna)
+            .finish()
+    }
 }
 
 #[derive(Deserialize)]
@@ -245,6 +314,41 @@ struct SamFile {
     /// How long one validation may take, connecting included, in milliseconds (default
     /// 200). Past it the request is refused (fail closed).
     timeout_ms: Option<Spanned<u64>>,
+}
+
+/// Checks `[admin]`, adding what is wrong to `errors`.
+fn admin_settings(
+    file: &AdminFile,
+    base: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Admin> {
+    let Ok(address) = file.address.get_ref().parse::<SocketAddr>() else {
+        errors.push(src.error(
+            Some(file.address.span()),
+            "admin.address",
+            format!(
+                "`{}` is not `IP:port` (e.g. `127.0.0.1:9100`)",
+                file.address.get_ref()
+            ),
+        ));
+        return None;
+    };
+    if !address.ip().is_loopback() && !file.allow_non_loopback {
+        errors.push(src.error(
+            Some(file.address.span()),
+            "admin.address",
+            format!(
+                "`{address}` is not a loopback address: the admin listener speaks plain HTTP, and its bearer token and sanctions would cross the network unencrypted. Use 127.0.0.1 or ::1 (reach it through SSH), or set `allow_non_loopback = true` in [admin] if only a management network no Pengguna can reach leads to it"
+            ),
+        ));
+        return None;
+    }
+    Some(Admin {
+        address,
+        token_file: file.token_file.as_ref().map(|t| base.join(t)),
+        quota_series: file.quota_series.unwrap_or(1000),
+    })
 }
 
 /// Default time the SAM sidecar may take to answer one validation.
@@ -481,6 +585,162 @@ pub struct AuditSettings {
     pub key_file: Option<PathBuf>,
     pub fsync_interval: Duration,
     pub refuse_on_failure: bool,
+    /// Free space the log's filesystem must have for the gateway to start.
+    pub min_free_bytes: u64,
+    /// Free space under which the disk alert fires.
+    pub alert_free_bytes: u64,
+    /// When closed days leave the directory, and where to; `None`: they stay.
+    pub retention: Option<AuditRetention>,
+}
+
+impl AuditSettings {
+    /// The archive directory, when days move to one.
+    pub fn archive_dir(&self) -> Option<&Path> {
+        match &self.retention {
+            Some(AuditRetention {
+                to: AuditArchive::Dir(dir),
+                ..
+            }) => Some(dir),
+            _ => None,
+        }
+    }
+}
+
+/// When closed days of the decision log leave its directory, and where they go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRetention {
+    pub keep: AuditKeep,
+    pub to: AuditArchive,
+}
+
+/// How long closed days stay in the log directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKeep {
+    Days(NonZeroU32),
+    Months(NonZeroU32),
+}
+
+/// Where archived days go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditArchive {
+    Dir(PathBuf),
+    /// The program and its arguments.
+    Command(Vec<String>),
+}
+
+/// Free space the log's filesystem must have at start unless configured: a few minutes of
+/// records at the bench's peak, enough to tell a full disk from a working one.
+const DEFAULT_MIN_FREE_MIB: u64 = 256;
+/// Free space under which the disk alert fires unless configured (docs/audit.md "Sizing").
+const DEFAULT_ALERT_FREE_MIB: u64 = 10 * 1024;
+const MIB: u64 = 1 << 20;
+
+fn audit_settings(
+    file: Option<AuditFile>,
+    base: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<AuditSettings> {
+    let file = file?;
+    if file.fsync_interval_ms == Some(0) {
+        errors.push(src.error(
+            None,
+            "audit.fsync_interval_ms",
+            "must be more than 0 milliseconds",
+        ));
+    }
+    let keep = match (file.retention_days, file.retention_months) {
+        (Some(_), Some(_)) => {
+            errors.push(src.error(
+                None,
+                "audit.retention_months",
+                "give retention_days or retention_months, not both",
+            ));
+            None
+        }
+        (Some(days), None) => {
+            positive(days, "audit.retention_days", src, errors).map(AuditKeep::Days)
+        }
+        (None, Some(months)) => {
+            positive(months, "audit.retention_months", src, errors).map(AuditKeep::Months)
+        }
+        (None, None) => None,
+    };
+    let dir = base.join(&file.dir);
+    let to = match (file.archive_dir, file.archive_command) {
+        (Some(_), Some(_)) => {
+            errors.push(src.error(
+                None,
+                "audit.archive_command",
+                "give archive_dir or archive_command, not both",
+            ));
+            None
+        }
+        (Some(archive), None) => {
+            let archive = base.join(archive);
+            if archive == dir {
+                errors.push(src.error(
+                    None,
+                    "audit.archive_dir",
+                    "must be another directory than audit.dir",
+                ));
+            }
+            Some(AuditArchive::Dir(archive))
+        }
+        (None, Some(command)) if command.first().is_none_or(String::is_empty) => {
+            errors.push(src.error(
+                None,
+                "audit.archive_command",
+                "must name a program, e.g. [\"/usr/local/bin/simpan-arsip\", \"--bucket\", \"audit\"]",
+            ));
+            None
+        }
+        (None, Some(command)) => Some(AuditArchive::Command(command)),
+        (None, None) => None,
+    };
+    let retention = match (keep, to) {
+        (Some(keep), Some(to)) => Some(AuditRetention { keep, to }),
+        (Some(_), None) if !errors.iter().any(|e| e.field.starts_with("audit.archive")) => {
+            errors.push(src.error(
+                None,
+                "audit.archive_dir",
+                "a retention needs a place for the days it moves out: archive_dir or archive_command",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(src.error(
+                None,
+                "audit.retention_days",
+                "archive_dir and archive_command take effect with retention_days or retention_months",
+            ));
+            None
+        }
+        _ => None,
+    };
+    let mib = |value: Option<u64>, default: u64| value.unwrap_or(default).saturating_mul(MIB);
+    Some(AuditSettings {
+        dir,
+        key_file: file.key_file.as_ref().map(|k| base.join(k)),
+        fsync_interval: Duration::from_millis(file.fsync_interval_ms.unwrap_or(50)),
+        refuse_on_failure: file.refuse_on_failure.unwrap_or(true),
+        min_free_bytes: mib(file.min_free_mib, DEFAULT_MIN_FREE_MIB),
+        alert_free_bytes: mib(file.alert_free_mib, DEFAULT_ALERT_FREE_MIB),
+        retention,
+    })
+}
+
+fn positive(
+    value: u32,
+    field: &str,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<NonZeroU32> {
+    let checked = NonZeroU32::new(value);
+    if checked.is_none() {
+        errors.push(src.error(None, field, "must be at least 1"));
+    }
+    checked
 }
 
 /// The admin listener.
@@ -496,6 +756,167 @@ pub struct Listen {
     pub address: SocketAddr,
     /// `None` only when `plaintext = true` was configured.
     pub tls: Option<TlsFiles>,
+    /// Deadlines and caps of client connections.
+    pub limits: ListenLimits,
+}
+
+/// How long a client may take and how many connections it may hold (`[listen]`): what keeps
+/// slow or numerous clients from holding the gateway's connections and workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenLimits {
+    /// Whole TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Whole request head.
+    pub head_timeout: Duration,
+    /// Whole request body.
+    pub body_timeout: Duration,
+    /// Total time one answer may wait for the client to read it.
+    pub write_timeout: Duration,
+    /// Idle time between requests on a kept-alive connection.
+    pub keepalive_timeout: Duration,
+    /// Requests per connection.
+    pub max_requests_per_connection: NonZeroU32,
+    /// Connections open at once, in total.
+    pub max_connections: NonZeroU32,
+    /// Connections open at once from one source address.
+    pub max_connections_per_address: NonZeroU32,
+}
+
+impl Default for ListenLimits {
+    fn default() -> Self {
+        let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        Self {
+            tls_handshake_timeout: Duration::from_secs(10),
+            head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            max_requests_per_connection: n(1000),
+            max_connections: n(8192),
+            max_connections_per_address: n(512),
+        }
+    }
+}
+
+/// Shortest and longest deadline `[listen]` accepts, in milliseconds.
+const LISTEN_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=300_000;
+
+/// Checks the deadlines and caps of `[listen]`, adding what is wrong to `errors`.
+fn listen_limits(
+    file: &ListenFile,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> ListenLimits {
+    let defaults = ListenLimits::default();
+    let mut millis = |value: &Option<Spanned<u64>>, field: &str, default: Duration| {
+        let Some(v) = value else {
+            return default;
+        };
+        if LISTEN_TIMEOUT_MS.contains(v.get_ref()) {
+            Duration::from_millis(*v.get_ref())
+        } else {
+            errors.push(src.error(
+                Some(v.span()),
+                field,
+                format!(
+                    "must be between {} and {} milliseconds (the default is {})",
+                    LISTEN_TIMEOUT_MS.start(),
+                    LISTEN_TIMEOUT_MS.end(),
+                    default.as_millis()
+                ),
+            ));
+            default
+        }
+    };
+    let tls_handshake_timeout = millis(
+        &file.tls_handshake_timeout_ms,
+        "listen.tls_handshake_timeout_ms",
+        defaults.tls_handshake_timeout,
+    );
+    let head_timeout = millis(
+        &file.request_head_timeout_ms,
+        "listen.request_head_timeout_ms",
+        defaults.head_timeout,
+    );
+    let body_timeout = millis(
+        &file.request_body_timeout_ms,
+        "listen.request_body_timeout_ms",
+        defaults.body_timeout,
+    );
+    let write_timeout = millis(
+        &file.write_timeout_ms,
+        "listen.write_timeout_ms",
+        defaults.write_timeout,
+    );
+    if file.plaintext
+        && let Some(v) = &file.tls_handshake_timeout_ms
+    {
+        errors.push(src.error(
+            Some(v.span()),
+            "listen.tls_handshake_timeout_ms",
+            "only used with TLS; remove it or configure tls_cert and tls_key",
+        ));
+    }
+    let keepalive_timeout = match &file.keepalive_timeout_secs {
+        None => defaults.keepalive_timeout,
+        Some(v) if (1..=3600).contains(v.get_ref()) => Duration::from_secs(*v.get_ref()),
+        Some(v) => {
+            errors.push(src.error(
+                Some(v.span()),
+                "listen.keepalive_timeout_secs",
+                "must be between 1 and 3600 seconds (the default is 60)",
+            ));
+            defaults.keepalive_timeout
+        }
+    };
+    let mut count = |value: &Option<Spanned<u64>>, field: &str, default: NonZeroU32| {
+        let Some(v) = value else {
+            return default;
+        };
+        match u32::try_from(*v.get_ref()).ok().and_then(NonZeroU32::new) {
+            Some(n) if n.get() <= 1_000_000 => n,
+            _ => {
+                errors.push(src.error(
+                    Some(v.span()),
+                    field,
+                    format!("must be between 1 and 1000000 (the default is {default})"),
+                ));
+                default
+            }
+        }
+    };
+    let max_requests_per_connection = count(
+        &file.max_requests_per_connection,
+        "listen.max_requests_per_connection",
+        defaults.max_requests_per_connection,
+    );
+    let max_connections = count(
+        &file.max_connections,
+        "listen.max_connections",
+        defaults.max_connections,
+    );
+    let max_connections_per_address = count(
+        &file.max_connections_per_address,
+        "listen.max_connections_per_address",
+        defaults.max_connections_per_address.min(max_connections),
+    );
+    if max_connections_per_address > max_connections {
+        errors.push(src.error(
+            file.max_connections_per_address.as_ref().map(Spanned::span),
+            "listen.max_connections_per_address",
+            "must not be more than listen.max_connections",
+        ));
+    }
+    ListenLimits {
+        tls_handshake_timeout,
+        head_timeout,
+        body_timeout,
+        write_timeout,
+        keepalive_timeout,
+        max_requests_per_connection,
+        max_connections,
+        max_connections_per_address,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -606,6 +1027,8 @@ impl Config {
                 None
             }
         };
+
+        let limits = listen_limits(&file.listen, &src, &mut errors);
 
         let upstream_address = match file
             .upstream
@@ -738,44 +1161,11 @@ impl Config {
         if threads == 0 {
             errors.push(src.error(None, "server.threads", "must be at least 1"));
         }
-        let audit = file.audit.as_ref().map(|a| AuditSettings {
-            dir: base.join(&a.dir),
-            key_file: a.key_file.as_ref().map(|k| base.join(k)),
-            fsync_interval: Duration::from_millis(a.fsync_interval_ms.unwrap_or(50)),
-            refuse_on_failure: a.refuse_on_failure.unwrap_or(true),
-        });
-        if file
-            .audit
+        let audit = audit_settings(file.audit, base, &src, &mut errors);
+        let admin = file
+            .admin
             .as_ref()
-            .is_some_and(|a| a.fsync_interval_ms == Some(0))
-        {
-            errors.push(src.error(
-                None,
-                "audit.fsync_interval_ms",
-                "must be more than 0 milliseconds",
-            ));
-        }
-        let admin =
-            file.admin
-                .as_ref()
-                .and_then(|a| match a.address.get_ref().parse::<SocketAddr>() {
-                    Ok(address) => Some(Admin {
-                        address,
-                        token_file: a.token_file.as_ref().map(|t| base.join(t)),
-                        quota_series: a.quota_series.unwrap_or(1000),
-                    }),
-                    Err(_) => {
-                        errors.push(src.error(
-                            Some(a.address.span()),
-                            "admin.address",
-                            format!(
-                                "`{}` is not `IP:port` (e.g. `127.0.0.1:9100`)",
-                                a.address.get_ref()
-                            ),
-                        ));
-                        None
-                    }
-                });
+            .and_then(|a| admin_settings(a, base, &src, &mut errors));
         let sam = sam_settings(file.sam, base, &src, &mut errors);
         let portal = portal_settings(file.portal, &src, &mut errors);
 
@@ -788,7 +1178,11 @@ impl Config {
         Ok(Self {
             path: path.to_path_buf(),
             instance: file.instance,
-            listen: Listen { address, tls },
+            listen: Listen {
+                address,
+                tls,
+                limits,
+            },
             upstream: Upstream {
                 address: upstream_address,
                 tls: file.upstream.tls,
@@ -868,11 +1262,13 @@ impl Config {
     }
 
     /// Reads the admin token, if one is configured. Too short a token is an error: the admin
-    /// API can cut a Pengguna off.
+    /// API can cut a Pengguna off. So is a token file other users may read or change, as
+    /// ssh refuses a private key others can read.
     pub fn load_admin_token(&self) -> Result<Option<String>, ConfigErrors> {
         let Some(path) = self.admin.as_ref().and_then(|a| a.token_file.as_ref()) else {
             return Ok(None);
         };
+        check_private(path)?;
         let token = read_file(path)?.trim().to_string();
         if token.len() < 32 {
             return Err(ConfigError {
@@ -908,6 +1304,30 @@ impl Config {
     }
 }
 
+/// Refuses a secret file that its group or other users may read, write or run (mode
+/// `& 0o077`), naming the file and the fix. A file that does not exist is left to the
+/// reader's own error.
+pub fn check_private(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: format!(
+            "holds a secret but its mode is {mode:04o}: other users can read or change it. Run `chmod 600 {}` (readable by its owner only) and start again",
+            path.display()
+        ),
+    })
+}
+
 /// Loads the main configuration and checks that the files it names for TLS exist. The
 /// vocabulary, PKS files and policies are loaded (once) by the policy crate's
 /// `load_snapshot`, which `serve` and `gerbang check` call next.
@@ -930,10 +1350,29 @@ pub fn check(path: &Path) -> Result<Config, ConfigErrors> {
             }
         }
     }
+    // The token itself is read at start (it may not exist yet where the config is checked),
+    // but a token file others can read is refused here already.
+    if let Some(path) = config.admin.as_ref().and_then(|a| a.token_file.as_ref())
+        && let Err(e) = check_private(path)
+    {
+        errors.push(e);
+    }
     if errors.is_empty() {
         Ok(config)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// The configuration file a tool reads when it is given none: `local`, a path relative to
+/// the working directory as in a checkout of the repository, when it is a file there; else
+/// `installed`, where the Debian package puts it under `/etc/gerbang/`. An operator on an
+/// installed server runs `gerbang check` from anywhere; a developer runs it from the checkout.
+pub fn default_config_path(local: &Path, installed: &Path) -> PathBuf {
+    if local.is_file() {
+        local.to_path_buf()
+    } else {
+        installed.to_path_buf()
     }
 }
 
@@ -1052,9 +1491,198 @@ dir = "../policies"
     }
 
     #[test]
+    fn audit_space_and_retention_are_checked() {
+        let text = MINIMAL.to_string() + "\n[audit]\ndir = \"audit\"\n";
+        let c = Config::parse(Path::new("/etc/g/g.toml"), &text).expect("valid");
+        let audit = c.audit.expect("configured");
+        assert_eq!(audit.min_free_bytes, 256 << 20);
+        assert_eq!(audit.alert_free_bytes, 10 << 30);
+        assert_eq!(audit.retention, None);
+        let text = MINIMAL.to_string()
+            + "\n[audit]\ndir = \"audit\"\nmin_free_mib = 1024\nretention_months = 6\narchive_dir = \"/arsip\"\n";
+        let c = Config::parse(Path::new("/etc/g/g.toml"), &text).expect("valid");
+        let audit = c.audit.expect("configured");
+        assert_eq!(audit.min_free_bytes, 1 << 30);
+        assert_eq!(audit.archive_dir(), Some(Path::new("/arsip")));
+        assert_eq!(
+            audit.retention.map(|r| r.keep),
+            NonZeroU32::new(6).map(AuditKeep::Months)
+        );
+        for (bad, field) in [
+            ("retention_days = 30\n", "audit.archive_dir"),
+            ("archive_dir = \"/arsip\"\n", "audit.retention_days"),
+            (
+                "retention_days = 0\narchive_dir = \"/a\"\n",
+                "audit.retention_days",
+            ),
+            (
+                "retention_days = 3\nretention_months = 1\narchive_dir = \"/a\"\n",
+                "audit.retention_months",
+            ),
+            (
+                "retention_days = 3\narchive_dir = \"/a\"\narchive_command = [\"cp\"]\n",
+                "audit.archive_command",
+            ),
+            (
+                "retention_days = 3\narchive_command = []\n",
+                "audit.archive_command",
+            ),
+            (
+                "retention_days = 3\narchive_dir = \"audit\"\n",
+                "audit.archive_dir",
+            ),
+            ("min_free_gb = 1\n", "min_free_gb"),
+        ] {
+            let text = MINIMAL.to_string() + "\n[audit]\ndir = \"audit\"\n" + bad;
+            let err = Config::parse(Path::new("g.toml"), &text).expect_err(bad);
+            assert!(err.to_string().contains(field), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn listen_deadlines_and_caps_have_defaults_and_bounds() {
+        let c = Config::parse(Path::new("g.toml"), MINIMAL).expect("valid");
+        assert_eq!(c.listen.limits, ListenLimits::default());
+        assert_eq!(c.listen.limits.head_timeout, Duration::from_secs(10));
+        assert_eq!(c.listen.limits.max_connections_per_address.get(), 512);
+        let text = MINIMAL.replace(
+            "plaintext = true\n",
+            "plaintext = true\nrequest_head_timeout_ms = 1500\nrequest_body_timeout_ms = 2000\nwrite_timeout_ms = 700\nkeepalive_timeout_secs = 5\nmax_requests_per_connection = 10\nmax_connections = 100\n",
+        );
+        let c = Config::parse(Path::new("g.toml"), &text).expect("valid");
+        let l = &c.listen.limits;
+        assert_eq!(l.head_timeout, Duration::from_millis(1500));
+        assert_eq!(l.body_timeout, Duration::from_secs(2));
+        assert_eq!(l.write_timeout, Duration::from_millis(700));
+        assert_eq!(l.keepalive_timeout, Duration::from_secs(5));
+        assert_eq!(l.max_requests_per_connection.get(), 10);
+        assert_eq!(l.max_connections.get(), 100);
+        // The per-address default never exceeds a lower total.
+        assert_eq!(l.max_connections_per_address.get(), 100);
+        for (bad, field) in [
+            (
+                "request_head_timeout_ms = 0",
+                "listen.request_head_timeout_ms",
+            ),
+            (
+                "request_body_timeout_ms = 400000",
+                "listen.request_body_timeout_ms",
+            ),
+            ("write_timeout_ms = 99", "listen.write_timeout_ms"),
+            (
+                "keepalive_timeout_secs = 0",
+                "listen.keepalive_timeout_secs",
+            ),
+            ("max_connections = 0", "listen.max_connections"),
+            (
+                "max_requests_per_connection = 5000000",
+                "listen.max_requests_per_connection",
+            ),
+            (
+                "max_connections = 10\nmax_connections_per_address = 11",
+                "listen.max_connections_per_address",
+            ),
+            (
+                "tls_handshake_timeout_ms = 1000",
+                "listen.tls_handshake_timeout_ms",
+            ),
+            ("header_timeout_ms = 1000", "header_timeout_ms"),
+        ] {
+            let text = MINIMAL.replace("plaintext = true\n", &format!("plaintext = true\n{bad}\n"));
+            let err = Config::parse(Path::new("g.toml"), &text).expect_err(bad);
+            let shown = err.to_string();
+            assert!(shown.contains(field), "{bad}: {shown}");
+            assert!(shown.contains("g.toml:"), "{bad}: {shown}");
+        }
+    }
+
+    #[test]
+    fn a_non_loopback_admin_address_must_be_allowed_explicitly() {
+        let admin = |body: &str| format!("{MINIMAL}\n[admin]\n{body}\n");
+        let c = Config::parse(Path::new("g.toml"), &admin("address = \"[::1]:9100\""))
+            .expect("loopback");
+        assert!(c.admin.expect("admin").address.ip().is_loopback());
+        for address in ["0.0.0.0:9100", "10.20.0.5:9100", "[::]:9100"] {
+            let text = admin(&format!("address = \"{address}\""));
+            let err = Config::parse(Path::new("g.toml"), &text).expect_err(address);
+            let shown = err.to_string();
+            assert!(
+                shown.contains("g.toml:16:")
+                    && shown.contains("admin.address")
+                    && shown.contains("not a loopback address")
+                    && shown.contains("allow_non_loopback = true"),
+                "{shown}"
+            );
+        }
+        let text = admin("address = \"10.20.0.5:9100\"\nallow_non_loopback = true");
+        let c = Config::parse(Path::new("g.toml"), &text).expect("allowed");
+        assert_eq!(
+            c.admin.expect("admin").address.to_string(),
+            "10.20.0.5:9100"
+        );
+    }
+
+    #[test]
+    fn a_token_file_others_can_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("dir");
+        let token = dir.path().join("admin.token");
+        std::fs::write(&token, "0123456789abcdef0123456789abcdef").expect("write");
+        let text = format!(
+            "{MINIMAL}\n[admin]\naddress = \"127.0.0.1:9100\"\ntoken_file = \"admin.token\"\n"
+        );
+        let config = Config::parse(&dir.path().join("gerbang.toml"), &text).expect("valid");
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o602] {
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = config.load_admin_token().expect_err("too open");
+            let shown = err.to_string();
+            assert!(
+                shown.contains(&token.display().to_string())
+                    && shown.contains(&format!("{mode:04o}"))
+                    && shown.contains(&format!("chmod 600 {}", token.display())),
+                "{shown}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let loaded = config.load_admin_token().expect("private");
+            assert_eq!(loaded.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_redis_password() {
+        let text = MINIMAL.to_string()
+            + "\n[quota]\nstore = \"redis\"\nredis_url = \"redis://gerbang:s3cret-pw@10.0.0.7:6379/0\"\n";
+        let c = Config::parse(Path::new("g.toml"), &text).expect("valid");
+        assert_eq!(
+            c.quota.redis_url,
+            "redis://gerbang:s3cret-pw@10.0.0.7:6379/0"
+        );
+        for shown in [format!("{c:?}"), format!("{:?}", c.quota)] {
+            assert!(
+                !shown.contains("s3cret-pw") && shown.contains("redis_url: \"<redacted>\""),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
     fn body_limit_is_bounded() {
         let text = MINIMAL.to_string() + "\n[api]\nmax_body_bytes = 10000000\n";
         let err = Config::parse(Path::new("g.toml"), &text).expect_err("too big");
         assert!(err.to_string().contains("api.max_body_bytes"), "{err}");
+    }
+
+    #[test]
+    fn the_local_file_is_the_default_when_it_exists_else_the_installed_one() {
+        let installed = Path::new("/etc/gerbang/gerbang.toml");
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let local = here.join("Cargo.toml");
+        assert_eq!(default_config_path(&local, installed), local);
+        let missing = here.join("no-such-dir/gerbang.toml");
+        assert_eq!(default_config_path(&missing, installed), installed);
+        // A directory of that name is not a configuration file.
+        assert_eq!(default_config_path(here, installed), installed);
     }
 }

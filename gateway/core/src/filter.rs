@@ -3,12 +3,17 @@
 //! Fail closed: every field of every record that is not an allowed element is removed,
 //! including fields the vocabulary does not know; envelope keys Gerbang does not know are
 //! dropped, and so is a meta key or page field holding an object or a list; an answer that
-//! is not the DWH envelope is refused whole. Values are copied as raw
-//! JSON text, so NIK and No KK numbers above 2^53 pass digit-exact.
+//! is not the DWH envelope is refused whole, and so is a verification
+//! answer with anything but a verdict in a field (a DWH that sends values where verdicts were
+//! asked for is misbehaving: nothing of it is used), and a lookup's answer holding a record
+//! of another NIK than the one asked for (one hit, one NIK digest in the log: data of
+//! someone else would leave unaccounted). Values are copied as raw JSON text, so NIK and No
+//! KK numbers above 2^53 pass digit-exact.
 
 use serde_json::value::RawValue;
 
 use crate::element::{ElementSet, Vocabulary};
+use crate::nik::Nik;
 use crate::wire::{Pairs, push_json_string};
 
 /// Keys of a record that describe the answer rather than the person; always kept.
@@ -58,6 +63,13 @@ pub enum FilterError {
     NoContent,
     #[error("a record of the DWH answer is not a JSON object")]
     RecordNotObject,
+    /// A verification answer whose field holds something other than a verdict (the field's
+    /// name, never its value).
+    #[error("the DWH's verification answer holds a value instead of a verdict in `{0}`")]
+    NotVerdict(String),
+    /// A lookup of one NIK answered with a record of another NIK.
+    #[error("the DWH answered a lookup of one NIK with a record of another")]
+    OtherNik,
 }
 
 /// Filters a DWH answer to the `allowed` elements.
@@ -66,6 +78,28 @@ pub fn filter_answer(
     vocab: &Vocabulary,
     allowed: ElementSet,
     shape: Shape,
+) -> Result<Filtered, FilterError> {
+    filter(body, vocab, allowed, shape, None)
+}
+
+/// [`filter_answer`] for the answer to a lookup of `nik` (`CALL_NIK`, the portal's search):
+/// every record that names a NIK must name this one, as a number or a string, whether or
+/// not the PKS releases the element.
+pub fn filter_lookup_answer(
+    body: &[u8],
+    vocab: &Vocabulary,
+    allowed: ElementSet,
+    nik: &Nik,
+) -> Result<Filtered, FilterError> {
+    filter(body, vocab, allowed, Shape::Values, Some(nik))
+}
+
+fn filter(
+    body: &[u8],
+    vocab: &Vocabulary,
+    allowed: ElementSet,
+    shape: Shape,
+    asked: Option<&Nik>,
 ) -> Result<Filtered, FilterError> {
     let Pairs(top) =
         serde_json::from_slice(body).map_err(|e| FilterError::NotJson(e.to_string()))?;
@@ -95,14 +129,17 @@ pub fn filter_answer(
                     dwh_code = serde_json::from_str::<String>(value.get()).ok();
                 }
                 is_scalar(value)
+            } else if shape == Shape::Verdicts && !is_verdict(value) {
+                return Err(FilterError::NotVerdict(key.to_string()));
+            } else if let Some(nik) = asked.filter(|_| key == "NIK")
+                && value.get().trim().trim_matches('"') != nik.as_str()
+            {
+                return Err(FilterError::OtherNik);
             } else {
                 match vocab.id(key) {
                     Some(id) if allowed.contains(id) => {
-                        let ok = shape == Shape::Values || is_verdict(value);
-                        if ok {
-                            released.insert(id);
-                        }
-                        ok
+                        released.insert(id);
+                        true
                     }
                     _ => false,
                 }
@@ -234,16 +271,67 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_only_pass_verdict_values() {
+    fn verdicts_pass_only_for_allowed_elements() {
         let v = Vocabulary::embedded();
-        let body = br#"{"content":[{"NIK":"Sesuai","NAMA_LGKP":"Sesuai (100)","ALAMAT":"Tidak Sesuai (59)","TGL_LHR":"1990-01-01","TMPT_LHR":"Sesuai (101)","AGAMA":"Tidak Sesuai"}]}"#;
-        let all = allowed(&v, &["NIK", "NAMA_LGKP", "ALAMAT", "TGL_LHR", "TMPT_LHR"]);
+        let body = br#"{"content":[{"NIK":"Sesuai","NAMA_LGKP":"Sesuai (100)","ALAMAT":"Tidak Sesuai (59)","AGAMA":"Tidak Sesuai","RESPONSE_CODE":"01"}]}"#;
+        let all = allowed(&v, &["NIK", "NAMA_LGKP", "ALAMAT", "TGL_LHR"]);
         let f = filter_answer(body, &v, all, Shape::Verdicts).expect("ok");
-        let text = f.body;
         assert_eq!(
-            text,
-            r#"{"content":[{"NIK":"Sesuai","NAMA_LGKP":"Sesuai (100)","ALAMAT":"Tidak Sesuai (59)"}]}"#
+            f.body,
+            r#"{"content":[{"NIK":"Sesuai","NAMA_LGKP":"Sesuai (100)","ALAMAT":"Tidak Sesuai (59)","RESPONSE_CODE":"01"}]}"#
         );
+    }
+
+    #[test]
+    fn a_verification_answer_holding_a_value_is_refused_whole() {
+        // Before, such fields were dropped and a Pengguna that may only verify (art. 29(4))
+        // got `{}`, charged as a hit.
+        let v = Vocabulary::embedded();
+        let all = allowed(&v, &["NIK", "NAMA_LGKP", "TGL_LHR", "TMPT_LHR"]);
+        for (field, value) in [
+            ("TGL_LHR", r#""1990-01-01""#),
+            ("NAMA_LGKP", r#""SITI CONTOH""#),
+            ("NIK", "3201011501900001"),
+            ("TMPT_LHR", r#""Sesuai (101)""#),
+            ("AGAMA", r#""ISLAM""#),
+            ("NEW_FIELD", r#""x""#),
+            ("NAMA_LGKP", r#"{"v":"Sesuai"}"#),
+        ] {
+            let body = format!(r#"{{"content":[{{"NIK":"Sesuai","{field}":{value}}}]}}"#);
+            assert_eq!(
+                filter_answer(body.as_bytes(), &v, all, Shape::Verdicts).err(),
+                Some(FilterError::NotVerdict(field.to_string())),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lookup_answered_with_another_nik_is_refused_whole() {
+        let v = Vocabulary::embedded();
+        let asked = Nik::parse("3201011501900001").expect("nik");
+        let nik_only = allowed(&v, &["NAMA_LGKP"]);
+        for body in [
+            r#"{"content":[{"NIK":3201011501900001,"NAMA_LGKP":"A"}]}"#,
+            r#"{"content":[{"NIK":"3201011501900001","NAMA_LGKP":"A"},{"NIK":3201011501900001}]}"#,
+            r#"{"content":[{"RESPON":"Data Tidak Ditemukan","RESPONSE_CODE":"13"}]}"#,
+        ] {
+            filter_lookup_answer(body.as_bytes(), &v, nik_only, &asked).expect(body);
+        }
+        // Someone else's record, alone or beside the one asked for, even where the PKS does
+        // not release the NIK element.
+        for body in [
+            r#"{"content":[{"NIK":3201011501900002,"NAMA_LGKP":"B"}]}"#,
+            r#"{"content":[{"NIK":3201011501900001},{"NIK":"3201011501900002"}]}"#,
+            r#"{"content":[{"NIK":"32010115019000011"}]}"#,
+            r#"{"content":[{"NIK":null}]}"#,
+        ] {
+            assert_eq!(
+                filter_lookup_answer(body.as_bytes(), &v, nik_only, &asked).err(),
+                Some(FilterError::OtherNik),
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -18,23 +18,24 @@ mod wire;
 pub use card_reader::SamReason;
 pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
 pub use config::{
-    Admin, Api, AuditSettings, Auth, Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen,
-    MAX_BODY_CEILING, Portal, QuotaSettings, QuotaStore, SamSidecar, SidecarAddress, StatusMode,
-    TlsFiles, Upstream, check,
+    Admin, Api, AuditArchive, AuditKeep, AuditRetention, AuditSettings, Auth, Config,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen, ListenLimits, MAX_BODY_CEILING, Portal,
+    QuotaSettings, QuotaStore, SamSidecar, SidecarAddress, StatusMode, TlsFiles, Upstream, check,
+    check_private, default_config_path,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
-pub use filter::{FilterError, Filtered, Shape, filter_answer};
+pub use filter::{FilterError, Filtered, Shape, filter_answer, filter_lookup_answer};
 pub use nik::{Nik, NikError, NoKk, Sex, is_province_code};
 pub use pks::{
     Channel, JenisPengguna, KunciAkses, Pks, PksCache, PksSet, PksStatus, Sam, SamStatus, Tingkat,
-    User, UserStatus, canonical_ip, load_blocklist,
+    USER_ID_MAX_LEN, User, UserStatus, canonical_ip, is_user_id, load_blocklist,
 };
 pub use sanction::{
     NewSanction, Sanction, SanctionEditError, SanctionKind, Sanctions,
     add_to_text as add_sanction_to_text, remove_from_text as remove_sanction_from_text,
 };
 pub use wire::{
-    BodyError, Pairs, Refusal, RequestBody, ValueError, append_quota_limiter, envelope,
-    push_json_string,
+    BodyError, Claim, JsonObject, Pairs, Refusal, RequestBody, ValueError, append_quota_limiter,
+    envelope, push_json_string,
 };

@@ -250,6 +250,21 @@ impl User {
     }
 }
 
+/// The longest User ID: longer than any a PKS grants, and a bound on what a request's
+/// `user_id` may make the gateway store or log.
+pub const USER_ID_MAX_LEN: usize = 64;
+
+/// Whether `id` has the shape of a User ID: 1 to [`USER_ID_MAX_LEN`] ASCII letters, digits,
+/// `_`, `.` or `-`. The PKS loader refuses any other `[[user]] id`, and the gateway refuses
+/// a request naming one before anything keeps it, so the two always agree on what can be a
+/// User ID.
+pub fn is_user_id(id: &str) -> bool {
+    (1..=USER_ID_MAX_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
 /// An IPv4 address seen through an IPv4-mapped IPv6 socket is the IPv4 address.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
@@ -847,16 +862,13 @@ fn parse_user(
 ) -> Option<User> {
     let before = errors.len();
     let id = u.id.get_ref();
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    {
+    if !is_user_id(id) {
         errors.push(src.error(
             Some(u.id.span()),
             format!("user[{i}].id"),
-            format!("`{id}` is not a valid User ID: 1 to 64 letters, digits, `_`, `.` or `-`"),
+            format!(
+                "`{id}` is not a valid User ID: 1 to {USER_ID_MAX_LEN} ASCII letters, digits, `_`, `.` or `-`"
+            ),
         ));
     }
     let hash = u.password_hash.get_ref();
@@ -1132,6 +1144,32 @@ status = "aktif"
             shown.contains("User ID `u1` is also granted by a.toml"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn user_ids_outside_the_shape_the_gateway_accepts_are_refused() {
+        let longest = "u".repeat(USER_ID_MAX_LEN);
+        for good in ["bkd_kra_01", "RSUD.Kota-1", longest.as_str()] {
+            assert!(is_user_id(good), "{good}");
+            load(&[("a.toml", pks("1/A", good, "127.0.0.2", ""))]).expect(good);
+        }
+        let too_long = "u".repeat(USER_ID_MAX_LEN + 1);
+        for bad in [
+            "",
+            "nık_01",
+            "rsud 01",
+            "rsud/01",
+            "@pengguna",
+            too_long.as_str(),
+        ] {
+            assert!(!is_user_id(bad), "{bad}");
+            let err = load(&[("a.toml", pks("1/A", bad, "127.0.0.2", ""))]).expect_err(bad);
+            let shown = err.to_string();
+            assert!(
+                shown.contains("user[0].id") && shown.contains("is not a valid User ID"),
+                "{bad}: {shown}"
+            );
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The DWH wire format: request bodies as integrators send them, the Spring-style answer
 //! envelope, and refusals with the DWH's own texts and codes (see `shared/DWH-API.md`).
 //!
-//! Bodies are parsed into ordered `(key, raw value)` pairs: keys are matched
-//! case-insensitively, a key present twice in any case is refused, and values are kept as
-//! raw JSON text so 16-digit numbers never pass through `f64`.
+//! Bodies are parsed into ordered `(key, raw value)` pairs: keys must be printable ASCII
+//! and are matched without ASCII case, a key present twice in any case is refused, and
+//! values are kept as raw JSON text so 16-digit numbers never pass through `f64`. Nothing
+//! of a client's body is forwarded as sent: the gateway writes the DWH a new body
+//! ([`JsonObject`]) from the values it checked.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -71,14 +73,28 @@ pub enum BodyError {
     NotJson(String),
     #[error("the key \"{0}\" appears more than once (keys are compared without case)")]
     DuplicateKey(String),
+    /// A key holding anything but printable ASCII. Unicode case folding makes `"nık"`,
+    /// `"NİK"` or `"uſer_id"` read as `nik` or `user_id` to some comparisons and not to
+    /// others; such a key names no parameter of the DWH, so it is refused, never guessed.
+    #[error("a key holds a character that is not printable ASCII")]
+    NonAsciiKey,
 }
 
 /// A parsed request body.
 #[derive(Debug)]
 pub struct RequestBody {
     pairs: Vec<(String, Box<RawValue>)>,
-    /// Lower-cased keys, index-aligned with `pairs`.
+    /// ASCII-lower-cased keys, index-aligned with `pairs`.
     lower: Vec<String>,
+}
+
+/// An element claim or search value as the DWH is sent it: text, or a whole number kept
+/// digit-exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    Text(String),
+    /// ASCII digits only.
+    Integer(String),
 }
 
 /// Why a field's value cannot be used.
@@ -98,7 +114,10 @@ impl RequestBody {
         let mut seen = HashSet::with_capacity(borrowed.len());
         let mut pairs = Vec::with_capacity(borrowed.len());
         for (k, v) in borrowed {
-            let l = k.to_lowercase();
+            if !k.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(BodyError::NonAsciiKey);
+            }
+            let l = k.to_ascii_lowercase();
             if !seen.insert(l.clone()) {
                 return Err(BodyError::DuplicateKey(k.into_owned()));
             }
@@ -120,71 +139,122 @@ impl RequestBody {
         self.raw(key_lower).is_some()
     }
 
-    /// A string-or-number field as text: `"123"` and `123` both give `123`; `null` and a
-    /// missing key give `None`; objects, arrays and booleans are refused.
-    pub fn text(&self, key_lower: &str) -> Result<Option<String>, ValueError> {
-        let Some(raw) = self.raw(key_lower) else {
-            return Ok(None);
-        };
-        let s = raw.get().trim();
-        let err = || ValueError {
-            key: key_lower.to_string(),
-            expected: "a string or a number",
-        };
-        match s.as_bytes().first() {
-            Some(b'"') => serde_json::from_str::<String>(s)
-                .map(Some)
-                .map_err(|_| err()),
-            Some(b'-' | b'0'..=b'9') => Ok(Some(s.to_string())),
-            Some(b'n') if s == "null" => Ok(None),
-            _ => Err(err()),
-        }
-    }
-
-    /// The element claims or search values: every key that is not a credential or control
-    /// field, upper-cased, with its raw value.
-    pub fn element_fields(&self) -> impl Iterator<Item = (String, &RawValue)> {
+    /// Every key, as sent and lower-cased, in the client's order.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pairs
             .iter()
             .zip(&self.lower)
-            .filter(|(_, l)| !CONTROL_KEYS.contains(&l.as_str()))
-            .map(|((k, v), _)| (k.to_uppercase(), &**v))
+            .map(|((k, _), l)| (k.as_str(), l.as_str()))
     }
 
-    /// Serializes the body again with `key_lower` set to the JSON string `value` (added if
-    /// absent, keeping the client's spelling of the key if present).
-    pub fn to_json_with(&self, key_lower: &str, value: &str) -> Vec<u8> {
-        let mut out = String::with_capacity(256);
-        out.push('{');
-        let mut replaced = false;
-        for ((k, v), l) in self.pairs.iter().zip(&self.lower) {
-            if out.len() > 1 {
-                out.push(',');
-            }
-            push_json_string(&mut out, k);
-            out.push(':');
-            if l == key_lower {
-                push_json_string(&mut out, value);
-                replaced = true;
-            } else {
-                out.push_str(v.get());
-            }
+    /// A claim or search value: a string, or a whole number (digits only, kept exact);
+    /// `null` and a missing key give `None`; anything else is refused.
+    pub fn claim(&self, key_lower: &str) -> Result<Option<Claim>, ValueError> {
+        match self.scalar(key_lower) {
+            Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Text(t)) => Ok(Some(Claim::Text(t))),
+            Some(Scalar::Number(n)) if is_json_integer(n) => Ok(Some(Claim::Integer(n.into()))),
+            _ => Err(ValueError {
+                key: key_lower.to_string(),
+                expected: "a string or a whole number",
+            }),
         }
-        if !replaced {
-            if out.len() > 1 {
-                out.push(',');
-            }
-            push_json_string(&mut out, key_lower);
-            out.push(':');
-            push_json_string(&mut out, value);
+    }
+
+    /// A string-or-number field as text: `"123"` and `123` both give `123`; `null` and a
+    /// missing key give `None`; objects, arrays and booleans are refused.
+    pub fn text(&self, key_lower: &str) -> Result<Option<String>, ValueError> {
+        match self.scalar(key_lower) {
+            Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Text(t)) => Ok(Some(t)),
+            Some(Scalar::Number(n)) => Ok(Some(n.to_string())),
+            None => Err(ValueError {
+                key: key_lower.to_string(),
+                expected: "a string or a number",
+            }),
         }
-        out.push('}');
-        out.into_bytes()
+    }
+
+    /// A field's value when it is a string, a number (its raw digits) or `null` (also when
+    /// the key is missing); `None` for objects, arrays and booleans.
+    fn scalar(&self, key_lower: &str) -> Option<Scalar<'_>> {
+        let Some(raw) = self.raw(key_lower) else {
+            return Some(Scalar::Null);
+        };
+        let s = raw.get().trim();
+        match s.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(s).ok().map(Scalar::Text),
+            Some(b'-' | b'0'..=b'9') => Some(Scalar::Number(s)),
+            Some(b'n') if s == "null" => Some(Scalar::Null),
+            _ => None,
+        }
     }
 }
 
-/// Keys that carry credentials or options rather than element values.
-const CONTROL_KEYS: &[&str] = &["user_id", "password", "ip_user", "treshold", "threshold"];
+/// A JSON value a field may hold.
+enum Scalar<'a> {
+    Null,
+    Text(String),
+    /// The number's JSON text.
+    Number(&'a str),
+}
+
+/// A JSON object written member by member: the body Gerbang sends the DWH, rebuilt from
+/// the values it checked, with the keys in the DWH's spelling. Keys are the caller's
+/// constants or vocabulary names; values are written as JSON strings (escaped) or as digits
+/// checked to be digits, so nothing a client sent reaches the DWH as raw JSON.
+#[derive(Debug, Clone)]
+pub struct JsonObject(String);
+
+impl Default for JsonObject {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsonObject {
+    pub fn new() -> Self {
+        Self(String::from("{"))
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        push_json_string(&mut self.0, key);
+        self.0.push(':');
+    }
+
+    /// `"key":"value"`.
+    pub fn string(&mut self, key: &str, value: &str) {
+        self.key(key);
+        push_json_string(&mut self.0, value);
+    }
+
+    /// `"key":value` for a claim: a string, or a whole number as its digits.
+    pub fn claim(&mut self, key: &str, value: &Claim) {
+        match value {
+            Claim::Text(t) => self.string(key, t),
+            Claim::Integer(digits) if is_json_integer(digits) => {
+                self.key(key);
+                self.0.push_str(digits);
+            }
+            // Not digits after all: sent as text rather than as raw JSON.
+            Claim::Integer(other) => self.string(key, other),
+        }
+    }
+
+    /// The object's JSON text.
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.0.push('}');
+        self.0.into_bytes()
+    }
+}
+
+/// Digits that JSON reads as a whole number: no sign, no leading zero.
+fn is_json_integer(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
+}
 
 /// Appends `s` as a JSON string literal.
 pub fn push_json_string(out: &mut String, s: &str) {
@@ -259,6 +329,11 @@ pub enum Refusal {
     IncompleteParameters,
     /// User ID or password empty.
     EmptyCredentials,
+    /// A body key the service does not have, or one that is not printable ASCII.
+    UnknownParameter,
+    /// A `user_id` that cannot be a User ID (not 1 to 64 ASCII letters, digits, `_`, `.`,
+    /// `-`): refused before anything keeps it.
+    UserIdFormat,
     /// The NIK does not follow the Dukcapil format.
     NikFormat,
     /// The PKS is frozen or ended (art. 45).
@@ -286,6 +361,15 @@ pub enum Refusal {
     /// The answer's decision-log record could not be written, so the data is not released
     /// (DESIGN §7).
     AuditUnavailable,
+    /// The client did not send its whole request body within `listen.request_body_timeout_ms`:
+    /// the client's slowness, never the DWH's.
+    BodyTimeout,
+    /// The request's HTTP framing is ambiguous or malformed (both `Content-Length` and
+    /// `Transfer-Encoding`, a repeated `Content-Length`, a transfer coding other than
+    /// `chunked`, folded header lines, a body on a method without one): where its body ends
+    /// is unknown, so nothing of it is read or forwarded and the connection is closed
+    /// (RFC 9112 §6.3). HTTP 400 in both status modes.
+    BadFraming,
 }
 
 impl Refusal {
@@ -307,9 +391,13 @@ impl Refusal {
             Self::CardReaderUnavailable | Self::CardReader(_) => "23",
             Self::RateLimited => "24",
             Self::QuotaUnavailable => "25",
+            Self::UnknownParameter => "27",
+            Self::UserIdFormat => "28",
             Self::UpstreamUnavailable | Self::UpstreamInvalid => "31",
             Self::UpstreamTimeout => "32",
             Self::AuditUnavailable => "26",
+            Self::BodyTimeout => "29",
+            Self::BadFraming => "30",
         }
     }
 
@@ -340,6 +428,8 @@ impl Refusal {
             Self::OutsideValidity => "Akses di Luar Waktu yang Diizinkan",
             Self::IncompleteParameters => "Parameter Tidak Lengkap",
             Self::EmptyCredentials => "User ID, Password atau IP Kosong",
+            Self::UnknownParameter => "Parameter Tidak Dikenal",
+            Self::UserIdFormat => "User ID Tidak Sesuai Format",
             Self::NikFormat => "NIK Tidak Sesuai Format Dukcapil",
             Self::InstitutionInactive => "Lembaga Tidak Aktif",
             Self::UserInactive => "User ID Tidak Aktif",
@@ -353,6 +443,8 @@ impl Refusal {
             Self::UpstreamTimeout => "Layanan DWH Tidak Merespons",
             Self::UpstreamInvalid => "Jawaban DWH Tidak Dapat Diproses",
             Self::AuditUnavailable => "Log Audit Tidak Dapat Ditulis",
+            Self::BodyTimeout => "Waktu Pengiriman Permintaan Habis",
+            Self::BadFraming => "Format Permintaan HTTP Tidak Sah",
         }
     }
 
@@ -370,7 +462,13 @@ impl Refusal {
             Self::LoginLocked | Self::QuotaExhausted | Self::RateLimited => 429,
             Self::CardReader(reason) => reason.rest_status(),
             Self::QuotaUnavailable | Self::AuditUnavailable => 503,
-            Self::IncompleteParameters | Self::NikFormat | Self::InvalidIp => 400,
+            Self::IncompleteParameters
+            | Self::NikFormat
+            | Self::InvalidIp
+            | Self::UnknownParameter
+            | Self::UserIdFormat
+            | Self::BadFraming => 400,
+            Self::BodyTimeout => 408,
             Self::BodyTooLarge => 413,
             Self::UnknownService => 404,
             Self::MethodNotAllowed => 405,
@@ -379,11 +477,12 @@ impl Refusal {
         }
     }
 
-    /// The HTTP status in the configured mode.
+    /// The HTTP status in the configured mode. A framing error is HTTP's, not the DWH's:
+    /// 400 in both modes, as for a head that does not parse at all.
     pub fn status(self, mode: StatusMode) -> u16 {
-        match mode {
-            StatusMode::Dwh => 200,
-            StatusMode::Rest => self.rest_status(),
+        match (mode, self) {
+            (StatusMode::Rest, _) | (StatusMode::Dwh, Self::BadFraming) => self.rest_status(),
+            (StatusMode::Dwh, _) => 200,
         }
     }
 
@@ -401,6 +500,8 @@ impl Refusal {
             Self::OutsideValidity => "outside_validity",
             Self::IncompleteParameters => "incomplete_parameters",
             Self::EmptyCredentials => "empty_credentials",
+            Self::UnknownParameter => "unknown_parameter",
+            Self::UserIdFormat => "user_id_format",
             Self::NikFormat => "nik_format",
             Self::InstitutionInactive => "institution_inactive",
             Self::UserInactive => "user_inactive",
@@ -414,6 +515,8 @@ impl Refusal {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamInvalid => "upstream_invalid",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::BodyTimeout => "body_timeout",
+            Self::BadFraming => "bad_framing",
         }
     }
 
@@ -492,19 +595,59 @@ mod tests {
     }
 
     #[test]
-    fn rewriting_keeps_other_fields_verbatim() {
-        let b = RequestBody::parse(br#"{"NIK":3201011501900001,"IP_USER":"1.2.3.4","x":"a\"b"}"#)
-            .expect("valid");
-        let out = b.to_json_with("ip_user", "127.0.0.5");
+    fn keys_outside_printable_ascii_are_refused_before_case_folding() {
+        // Unicode lower-casing would keep these apart from `nik` / `user_id`; a DWH that
+        // folds case its own way might not.
+        for body in [
+            r#"{"nık":"1"}"#,
+            r#"{"NİK":"1"}"#,
+            r#"{"uſer_id":"u"}"#,
+            r#"{"user id":"u"}"#,
+            "{\"nik\\u0000\":\"1\"}",
+        ] {
+            assert_eq!(
+                RequestBody::parse(body.as_bytes()).err(),
+                Some(BodyError::NonAsciiKey),
+                "{body}"
+            );
+        }
+        // Escapes that decode to ASCII are the key they spell.
+        let b = RequestBody::parse(br#"{"\u004eIK":"1","USER_ID":"u"}"#).expect("valid");
+        let keys: Vec<_> = b.keys().collect();
+        assert_eq!(keys, vec![("NIK", "nik"), ("USER_ID", "user_id")]);
+    }
+
+    #[test]
+    fn claims_are_strings_or_whole_numbers() {
+        let b = RequestBody::parse(
+            br#"{"a":"x\"y","b":9007199254740993,"c":null,"d":1.5,"e":-1,"f":true,"g":[1]}"#,
+        )
+        .expect("valid");
+        assert_eq!(b.claim("a"), Ok(Some(Claim::Text("x\"y".into()))));
         assert_eq!(
-            String::from_utf8(out).expect("utf8"),
-            r#"{"NIK":3201011501900001,"IP_USER":"127.0.0.5","x":"a\"b"}"#
+            b.claim("b"),
+            Ok(Some(Claim::Integer("9007199254740993".into())))
         );
-        let b = RequestBody::parse(br#"{"nik":"1"}"#).expect("valid");
+        assert_eq!(b.claim("c"), Ok(None));
+        assert_eq!(b.claim("z"), Ok(None));
+        for bad in ["d", "e", "f", "g"] {
+            assert!(b.claim(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rebuilt_object_escapes_text_and_writes_only_digits_raw() {
+        let mut o = JsonObject::new();
+        o.string("nik", "3201011501900001");
+        o.string("user_id", "a\"b\\c\u{1}");
+        o.claim("NO_RT", &Claim::Integer("7".into()));
+        o.claim("A", &Claim::Integer("007".into()));
+        o.claim("X", &Claim::Integer("1,\"y\":2".into()));
         assert_eq!(
-            String::from_utf8(b.to_json_with("ip_user", "::1")).expect("utf8"),
-            r#"{"nik":"1","ip_user":"::1"}"#
+            String::from_utf8(o.into_bytes()).expect("utf8"),
+            r#"{"nik":"3201011501900001","user_id":"a\"b\\c\u0001","NO_RT":7,"A":"007","X":"1,\"y\":2"}"#
         );
+        assert_eq!(JsonObject::new().into_bytes(), b"{}");
     }
 
     #[test]
@@ -517,12 +660,9 @@ mod tests {
         assert!(v["sort"].is_null());
         assert_eq!(Refusal::QuotaExhausted.status(StatusMode::Rest), 429);
         assert_eq!(Refusal::QuotaExhausted.status(StatusMode::Dwh), 200);
-    }
-
-    #[test]
-    fn element_fields_skip_credentials() {
-        let b = RequestBody::parse(br#"{"USER_ID":"u","password":"p","ip_user":"x","TRESHOLD":90,"nama_lgkp":"A","NIK":"1"}"#).expect("valid");
-        let keys: Vec<String> = b.element_fields().map(|(k, _)| k).collect();
-        assert_eq!(keys, vec!["NAMA_LGKP", "NIK"]);
+        assert_eq!(Refusal::BodyTimeout.status(StatusMode::Rest), 408);
+        assert_eq!(Refusal::BodyTimeout.status(StatusMode::Dwh), 200);
+        assert_eq!(Refusal::BadFraming.status(StatusMode::Dwh), 400);
+        assert_eq!(Refusal::BadFraming.code(), "30");
     }
 }

@@ -191,6 +191,20 @@ pub(crate) fn call_nik(population: &Population, body: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `CALL_NIK` answered wrongly: the record of another living person than the one asked for
+/// (a DWH with a bug; `/__sim/misbehave` `other_person`).
+pub(crate) fn call_nik_other(population: &Population, body: &[u8]) -> Vec<u8> {
+    let asked = parse_body(body)
+        .and_then(|b| get(&b, "nik").and_then(text).map(Cow::into_owned))
+        .unwrap_or_default();
+    let other = population
+        .sample(SampleKind::Alive, 2)
+        .into_iter()
+        .find(|n| *n != asked)
+        .unwrap_or_default();
+    call_nik(population, format!(r#"{{"nik":"{other}"}}"#).as_bytes())
+}
+
 /// `CALL_VERIFY_BY_ELEMEN`: a verdict for every claimed element of the NIK's record.
 pub(crate) fn verify(population: &Population, body: &[u8], quota: u64) -> Vec<u8> {
     let quota = Some(quota);
@@ -339,6 +353,11 @@ pub(crate) fn delay_ms(body: &[u8]) -> Option<u64> {
     let ms = get(&body, "ms")?;
     ms.as_u64()
         .or_else(|| ms.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+/// The `mode` of a `/__sim/misbehave` body: `{"mode": "…"}`.
+pub(crate) fn mode(body: &[u8]) -> Option<String> {
+    get(&parse_body(body)?, "mode")?.as_str().map(str::to_owned)
 }
 
 /// A small JSON object `{"error":"…"}` for the simulator's own (non-DWH) errors.

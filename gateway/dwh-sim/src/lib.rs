@@ -12,7 +12,10 @@
 //! (art. 30(2)); it trusts the User ID the gateway asserts in a header.
 //!
 //! Test hooks below `/__sim/` report and reset counters, list sample NIKs by kind,
-//! return full records, and add an artificial delay.
+//! return full records, add an artificial delay, show the last data request exactly as it
+//! was received (`last`), and make the simulator answer as a DWH with a bug would
+//! (`misbehave`: verification answers carrying values, a lookup answered with another
+//! person's record).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -44,4 +47,4 @@ mod vocab;
 pub use crate::population::{Population, RecordStatus, SampleKind, UnknownSampleKind};
 pub use crate::portal::IDENTITY_HEADER as PORTAL_IDENTITY_HEADER;
 pub use crate::record::{FUZZY_FIELDS, NUMERIC_FIELDS, PROTECTED_FIELDS, RECORD_FIELDS};
-pub use crate::server::{ServerTls, SimState, Stats, TlsError, serve};
+pub use crate::server::{Misbehaviour, Received, ServerTls, SimState, Stats, TlsError, serve};

@@ -4,8 +4,8 @@
 use std::convert::Infallible;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,7 +54,8 @@ pub struct Stats {
     pub portal: u64,
 }
 
-/// Everything the request handlers share: the population, counters and the delay.
+/// Everything the request handlers share: the population, counters, the delay and the
+/// test switches.
 #[derive(Debug)]
 pub struct SimState {
     population: Population,
@@ -64,6 +65,52 @@ pub struct SimState {
     by_elemen: AtomicU64,
     portal: AtomicU64,
     delay_ms: AtomicU64,
+    /// How the simulator misbehaves, if it does ([`Misbehaviour`] as a number).
+    misbehaviour: AtomicU8,
+    /// The last data request received, as received (`/__sim/last`).
+    last: Mutex<Option<Received>>,
+}
+
+/// Ways the simulator can answer wrongly, as a DWH with a bug would, for the gateway's
+/// tests (`/__sim/misbehave`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Answers as the DWH should.
+    None,
+    /// `CALL_VERIFY_BY_ELEMEN` is answered with the person's record (values), not verdicts.
+    VerifyValues,
+    /// `CALL_NIK` and the portal's search are answered with the record of another person
+    /// than the NIK asked for.
+    OtherPerson,
+}
+
+impl Misbehaviour {
+    const ALL: [Self; 3] = [Self::None, Self::VerifyValues, Self::OtherPerson];
+
+    /// The name `/__sim/misbehave` takes and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::VerifyValues => "verify_values",
+            Self::OtherPerson => "other_person",
+        }
+    }
+
+    /// The misbehaviour of a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// A request exactly as the simulator received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub method: String,
+    /// The request target: path and query, as sent.
+    pub target: String,
+    /// Header names (lower case) and values, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
 }
 
 impl SimState {
@@ -77,7 +124,32 @@ impl SimState {
             by_elemen: AtomicU64::new(0),
             portal: AtomicU64::new(0),
             delay_ms: AtomicU64::new(0),
+            misbehaviour: AtomicU8::new(0),
+            last: Mutex::new(None),
         }
+    }
+
+    /// The last data request received (below `/dukcapil/get_json/`), if any.
+    pub fn last_request(&self) -> Option<Received> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes the simulator answer wrongly in one way, or ([`Misbehaviour::None`]) as it should.
+    pub fn set_misbehaviour(&self, m: Misbehaviour) {
+        let index = Misbehaviour::ALL.iter().position(|x| *x == m).unwrap_or(0);
+        self.misbehaviour
+            .store(u8::try_from(index).unwrap_or(0), Relaxed);
+    }
+
+    /// How the simulator answers now.
+    pub fn misbehaviour(&self) -> Misbehaviour {
+        Misbehaviour::ALL
+            .get(usize::from(self.misbehaviour.load(Relaxed)))
+            .copied()
+            .unwrap_or(Misbehaviour::None)
     }
 
     /// The population being served.
@@ -283,17 +355,47 @@ async fn handle(state: Arc<SimState>, request: Request<Incoming>) -> Result<Answ
         if parts.method != Method::POST {
             return Ok(error(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
         }
+        let received = Received {
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| path.to_string(), |p| p.as_str().to_string()),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: Bytes::new(),
+        };
         let body = match read_body(body).await {
             Ok(body) => body,
             Err(answer) => return Ok(answer),
         };
+        *state.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Received {
+            body: body.clone(),
+            ..received
+        });
         let delay = state.delay_ms.load(Relaxed);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         let population = &state.population;
+        let misbehaviour = state.misbehaviour();
         let answer = match operation {
+            Operation::CallNik if misbehaviour == Misbehaviour::OtherPerson => {
+                handlers::call_nik_other(population, &body)
+            }
             Operation::CallNik => handlers::call_nik(population, &body),
+            // A DWH misbehaving: the person's record where verdicts were asked for.
+            Operation::Verify if misbehaviour == Misbehaviour::VerifyValues => {
+                handlers::call_nik(population, &body)
+            }
             Operation::Verify => {
                 let quota = DAILY_QUOTA.saturating_sub(state.verify.load(Relaxed));
                 handlers::verify(population, &body, quota)
@@ -311,6 +413,10 @@ async fn handle(state: Arc<SimState>, request: Request<Incoming>) -> Result<Answ
             Ok(body) => body,
             Err(answer) => return Ok(answer),
         };
+        if op == portal::PortalOp::Search && state.misbehaviour() == Misbehaviour::OtherPerson {
+            let other = handlers::call_nik_other(&state.population, &body);
+            return Ok(json(StatusCode::OK, other));
+        }
         return Ok(portal::answer(&state.population, op, &parts.headers, &body));
     }
     if let Some(hook) = path.strip_prefix("/__sim/") {
@@ -375,7 +481,28 @@ async fn sim_hook(
                 ),
             }
         }
-        "health" | "stats" | "reset" | "sample" | "record" | "delay" => {
+        "last" if get => match state.last_request() {
+            Some(r) => json(StatusCode::OK, received_json(&r)),
+            None => error(StatusCode::NOT_FOUND, "no data request received yet"),
+        },
+        "misbehave" if get => json(StatusCode::OK, mode_json(state.misbehaviour())),
+        "misbehave" if post => {
+            let body = match read_body(body).await {
+                Ok(body) => body,
+                Err(answer) => return answer,
+            };
+            match handlers::mode(&body).and_then(|m| Misbehaviour::from_name(&m)) {
+                Some(m) => {
+                    state.set_misbehaviour(m);
+                    json(StatusCode::OK, mode_json(m))
+                }
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "expected {\"mode\": \"none\" | \"verify_values\" | \"other_person\"}",
+                ),
+            }
+        }
+        "health" | "stats" | "reset" | "sample" | "record" | "delay" | "last" | "misbehave" => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error(StatusCode::NOT_FOUND, "not found"),
@@ -392,4 +519,21 @@ fn stats_json(stats: Stats) -> Vec<u8> {
 
 fn delay_json(ms: u64) -> Vec<u8> {
     format!(r#"{{"ms":{ms}}}"#).into_bytes()
+}
+
+fn mode_json(m: Misbehaviour) -> Vec<u8> {
+    format!(r#"{{"mode":"{}"}}"#, m.name()).into_bytes()
+}
+
+/// `/__sim/last`: `{"method","target","headers":[[name,value],…],"body"}`, the body as
+/// text (lossy if it is not UTF-8).
+fn received_json(r: &Received) -> Vec<u8> {
+    serde_json::json!({
+        "method": r.method,
+        "target": r.target,
+        "headers": r.headers,
+        "body": String::from_utf8_lossy(&r.body),
+    })
+    .to_string()
+    .into_bytes()
 }

@@ -4,8 +4,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use gerbang_dwh_sim::{
-    FUZZY_FIELDS, NUMERIC_FIELDS, PROTECTED_FIELDS, Population, RECORD_FIELDS, SampleKind,
-    ServerTls, SimState, serve,
+    FUZZY_FIELDS, Misbehaviour, NUMERIC_FIELDS, PROTECTED_FIELDS, Population, RECORD_FIELDS,
+    SampleKind, ServerTls, SimState, serve,
 };
 use serde_json::{Value, json};
 
@@ -560,4 +560,62 @@ async fn serves_https_with_a_given_certificate() {
     assert_eq!(response.text().await.expect("body"), "ok");
     assert!(ServerTls::from_pem(b"", b"").is_err());
     assert!(ServerTls::from_pem(cert_pem.as_bytes(), b"not a key").is_err());
+}
+
+#[tokio::test]
+async fn last_shows_the_request_as_received_and_misbehave_answers_wrongly() {
+    let (addr, state) = start(12, 2_000, None);
+    let base = format!("http://{addr}");
+    assert_eq!(get(&format!("{base}/__sim/last")).await.0, 404);
+    let nik = sample(&base, "alive", 1).await.remove(0);
+    let body = format!(r#"{{"NIK":"{nik}","NAMA_LGKP":"X"}}"#);
+    let verify = format!("{base}/dukcapil/get_json/a%2Fb;c/CALL_VERIFY_BY_ELEMEN?q=1");
+    let verdicts = post_json(&verify, &body).await;
+    assert_eq!(verdicts["content"][0]["NIK"], "Sesuai");
+    let (status, last) = get(&format!("{base}/__sim/last")).await;
+    assert_eq!(status, 200);
+    let last: Value = serde_json::from_str(&last).expect("JSON");
+    assert_eq!(last["method"], "POST");
+    assert_eq!(
+        last["target"],
+        "/dukcapil/get_json/a%2Fb;c/CALL_VERIFY_BY_ELEMEN?q=1"
+    );
+    assert_eq!(last["body"], body);
+    assert!(
+        last["headers"]
+            .as_array()
+            .expect("headers")
+            .contains(&json!(["content-type", "application/json"])),
+        "{last}"
+    );
+    assert_eq!(state.last_request().expect("kept").body, body.as_bytes());
+
+    // Misbehaving: a verification is answered with the person's values…
+    let misbehave = |mode: &str| {
+        let url = format!("{base}/__sim/misbehave");
+        let body = format!(r#"{{"mode":"{mode}"}}"#);
+        async move { client().post(url).body(body).send().await.expect("switch") }
+    };
+    assert_eq!(misbehave("verify_values").await.status(), 200);
+    let values = post_json(&verify, &body).await;
+    assert_eq!(values["content"][0]["NIK"].to_string(), nik);
+    assert!(values["content"][0]["NAMA_LGKP"].as_str().is_some());
+    assert_eq!(
+        get(&format!("{base}/__sim/misbehave")).await,
+        (200, r#"{"mode":"verify_values"}"#.to_owned())
+    );
+    // …and a lookup with another person's record.
+    assert_eq!(misbehave("other_person").await.status(), 200);
+    let lookup = format!("{base}/dukcapil/get_json/x/CALL_NIK");
+    let other = post_json(&lookup, &format!(r#"{{"nik":"{nik}"}}"#)).await;
+    let other = other["content"][0]["NIK"].to_string();
+    assert_ne!(other, nik);
+    assert_eq!(other.len(), 16);
+    assert_eq!(state.misbehaviour(), Misbehaviour::OtherPerson);
+    state.set_misbehaviour(Misbehaviour::None);
+    assert_eq!(
+        post_json(&verify, &body).await["content"][0]["NIK"],
+        "Sesuai"
+    );
+    assert_eq!(misbehave("sometimes").await.status(), 400);
 }

@@ -25,21 +25,27 @@ use crate::throttle::LoginThrottle;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// A hash nobody's password matches, verified for unknown User IDs so that "no such user"
-/// costs the same time as "wrong password".
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Z2VyYmFuZ2R1bW15c2FsdA$K5Y4wS1u5sNq2Zr0q8y9m2Jx3m0Jj1Tq0m5sY8c3l2U";
-
 /// How many argon2 working memories are kept for reuse: as many as the gateway lets run
 /// at once (its `ARGON2_SLOTS`); a check beyond that allocates and frees its own.
 const MEMORY_KEPT: usize = 4;
 
-/// What a request presents.
-#[derive(Debug, Clone, Copy)]
+/// What a request presents. Its `Debug` never shows the password.
+#[derive(Clone, Copy)]
 pub struct Credentials<'a> {
     pub user_id: &'a str,
     pub password: &'a str,
     /// The TCP peer address.
     pub peer: IpAddr,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user_id", &self.user_id)
+            .field("password", &"<redacted>")
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 /// A refusal with the detail an operator (not the client) needs in the log.
@@ -72,21 +78,27 @@ pub enum Precheck {
 }
 
 /// The state carried from [`Authenticator::precheck`] to [`Authenticator::verify_slow`].
-#[derive(Debug)]
+/// Its `Debug` leaves the password hash out.
 pub struct SlowCheck {
-    user: Option<UserRef>,
-    ip_user: UserRef,
+    user: UserRef,
     pub(crate) phc: Arc<str>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for SlowCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowCheck")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
 struct CachedCredential {
     phc: Arc<str>,
     digest: [u8; 32],
 }
 
 /// Authenticates requests against a snapshot; holds the credential cache and the throttle.
-#[derive(Debug)]
+/// Its `Debug` shows neither the process key nor the cached digests.
 pub struct Authenticator {
     key: [u8; 32],
     cache: DashMap<String, CachedCredential>,
@@ -96,6 +108,15 @@ pub struct Authenticator {
     /// threshold rises to the block size, so freed blocks stay in the malloc arenas):
     /// +19 MiB of resident memory per User ID, 1.2 GiB after 200 (loadtest/RESULTS.md).
     memory: std::sync::Mutex<Vec<Vec<Block>>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("cached", &self.cache.len())
+            .field("throttle", &self.throttle)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
@@ -117,7 +138,16 @@ impl Authenticator {
         mac.finalize().into_bytes().into()
     }
 
-    /// The checks that need no argon2: the source address, lockouts, and the cache.
+    /// The checks that need no argon2: the source address, lockouts, the User ID's own IP
+    /// LAN, and the cache.
+    ///
+    /// Only the User ID whose IP LAN holds the peer can log in from there, so every other
+    /// User ID named from that address is refused before its password is looked at: the
+    /// same answer (`IP Address Tidak Sesuai`) and the same time whatever the password and
+    /// whether the User ID exists. Anyone in one registered LAN can therefore neither test
+    /// another institution's passwords nor learn which User IDs exist, and such a failure
+    /// counts against the address only, never against the named User ID (which a host in
+    /// another LAN could otherwise keep locked out forever).
     pub fn precheck(&self, snap: &Snapshot, c: Credentials<'_>) -> Result<Precheck, AuthFailure> {
         let peer = canonical_ip(c.peer);
         // An address outside every IP LAN is refused before any password work: the closed
@@ -128,7 +158,11 @@ impl Authenticator {
                 "alamat asal koneksi tidak terdaftar sebagai IP LAN User ID mana pun",
             ));
         };
-        if let Some(wait) = self.throttle.locked(peer, c.user_id) {
+        let own = snap
+            .user_by_id(c.user_id)
+            .filter(|&r| r == ip_user && snap.user(r).ip_registered(peer));
+        let counted = own.map(|_| c.user_id);
+        if let Some(wait) = self.throttle.locked(peer, counted) {
             return Err(AuthFailure {
                 refusal: Refusal::LoginLocked,
                 detail: format!(
@@ -138,40 +172,40 @@ impl Authenticator {
                 retry_after: Some(wait),
             });
         }
-        let user = snap.user_by_id(c.user_id);
-        let phc: Arc<str> = match user {
-            Some(r) => Arc::from(snap.user(r).password_hash.as_str()),
-            None => Arc::from(DUMMY_HASH),
+        let Some(user) = own else {
+            self.throttle.failure(peer, None);
+            return Err(not_this_lan());
         };
-        if let Some(r) = user
-            && let Some(cached) = self.cache.get(c.user_id)
+        let phc: Arc<str> = Arc::from(snap.user(user).password_hash.as_str());
+        if let Some(cached) = self.cache.get(c.user_id)
             && cached.phc == phc
             && bool::from(cached.digest.ct_eq(&self.digest(c.user_id, c.password)))
         {
             drop(cached);
-            return self
-                .finish(snap, peer, c.user_id, r, ip_user)
-                .map(Precheck::Done);
+            self.throttle.success(peer, c.user_id);
+            return Ok(Precheck::Done(user));
         }
-        Ok(Precheck::NeedsArgon2(SlowCheck { user, ip_user, phc }))
+        Ok(Precheck::NeedsArgon2(SlowCheck { user, phc }))
     }
 
-    /// The argon2 check; CPU-heavy, so callers run it on a blocking thread.
+    /// The argon2 check; CPU-heavy, so callers run it on a blocking thread. Only reached
+    /// from the User ID's own IP LAN, so a failure counts against the address and the
+    /// User ID. (The snapshot is the one [`Self::precheck`] checked the LAN in; nothing is
+    /// left to read from it.)
     pub fn verify_slow(
         &self,
-        snap: &Snapshot,
+        _snap: &Snapshot,
         c: Credentials<'_>,
         check: SlowCheck,
     ) -> Result<UserRef, AuthFailure> {
         let peer = canonical_ip(c.peer);
-        let ok = self.verify(c.password.as_bytes(), &check.phc);
-        let Some(user) = check.user.filter(|_| ok) else {
-            self.throttle.failure(peer, c.user_id);
+        if !self.verify(c.password.as_bytes(), &check.phc) {
+            self.throttle.failure(peer, Some(c.user_id));
             return Err(AuthFailure::new(
                 Refusal::LoginFailed,
                 "User ID atau password salah",
             ));
-        };
+        }
         self.cache.insert(
             c.user_id.to_string(),
             CachedCredential {
@@ -179,7 +213,8 @@ impl Authenticator {
                 digest: self.digest(c.user_id, c.password),
             },
         );
-        self.finish(snap, peer, c.user_id, user, check.ip_user)
+        self.throttle.success(peer, c.user_id);
+        Ok(check.user)
     }
 
     /// Whether `password` matches the PHC string `phc`, computed in pooled memory. A PHC
@@ -228,26 +263,6 @@ impl Authenticator {
         computed && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
     }
 
-    /// Right credentials: now the address must be this User ID's own IP LAN.
-    fn finish(
-        &self,
-        snap: &Snapshot,
-        peer: IpAddr,
-        user_id: &str,
-        user: UserRef,
-        ip_user: UserRef,
-    ) -> Result<UserRef, AuthFailure> {
-        if user != ip_user || !snap.user(user).ip_registered(peer) {
-            self.throttle.failure(peer, user_id);
-            return Err(AuthFailure::new(
-                Refusal::IpMismatch,
-                "alamat asal koneksi bukan IP LAN yang terdaftar untuk User ID ini",
-            ));
-        }
-        self.throttle.success(peer, user_id);
-        Ok(user)
-    }
-
     /// After a reload: keeps the cached credentials still valid in the new snapshot (the
     /// User ID is there with the same password hash) and forgets the others. Clearing them
     /// all would make every User ID pay argon2 again after each reload or sanction, 50,000
@@ -260,6 +275,15 @@ impl Authenticator {
                 .is_some_and(|r| *snap.user(r).password_hash == *cached.phc)
         });
     }
+}
+
+/// The answer to a User ID named from an IP LAN that is not its own: the same whether the
+/// User ID exists and whatever the password.
+fn not_this_lan() -> AuthFailure {
+    AuthFailure::new(
+        Refusal::IpMismatch,
+        "User ID ini tidak terdaftar untuk alamat asal koneksi ini",
+    )
 }
 
 /// Hashes a password as Gerbang expects it in PKS files (argon2id, default parameters).

@@ -310,6 +310,16 @@ impl PolicyEngine {
         self.reads_peer
     }
 
+    /// The validated schema (for the proofs of `gerbang-assure`).
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The whole rule set, each policy named by its `@id`.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
     /// Number of policies (the same whatever the number of agreements).
     pub fn policy_count(&self) -> usize {
         self.policies.policies().count()

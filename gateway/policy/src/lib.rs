@@ -7,12 +7,14 @@
 mod auth;
 mod decision;
 mod engine;
+mod grant;
 mod snapshot;
 mod throttle;
 
 pub use auth::{AuthFailure, Authenticator, Credentials, Precheck, SlowCheck, hash_password};
 pub use decision::{Action, Decision, Request, authorize, authorize_traced, decide};
 pub use engine::{Facts, PolicyEngine, SCHEMA_FILE};
+pub use grant::{CHANNELS, Grant, channels_of, grant};
 pub use snapshot::{Reuse, Snapshot, UserRef, load_snapshot, reload_snapshot};
 pub use throttle::LoginThrottle;
 

@@ -12,7 +12,7 @@ use cedar_policy::Entities;
 use chrono::NaiveDate;
 use dashmap::DashMap;
 use gerbang_core::{
-    ConfigErrors, ElementSet, Pks, PksCache, PksSet, Sanctions, User, Vocabulary, canonical_ip,
+    ConfigErrors, ElementSet, Pks, PksCache, PksSet, Sam, Sanctions, User, Vocabulary, canonical_ip,
 };
 use ipnet::IpNet;
 use ipnet_index::IpIndex;
@@ -38,6 +38,8 @@ pub struct Snapshot {
     agreements: Vec<Arc<Pks>>,
     by_id: HashMap<String, UserRef>,
     by_ip: IpIndex,
+    /// Every SAM by id: its agreement and its place in it.
+    by_sam: HashMap<String, (u32, u32)>,
     engine: Arc<PolicyEngine>,
     entities: Entities,
     /// Per agreement, the elements its User IDs may see, when the element rules depend on
@@ -123,7 +125,11 @@ impl Snapshot {
             .collect();
         let mut by_id = HashMap::with_capacity(agreements.iter().map(|p| p.users.len()).sum());
         let mut ranges = Vec::new();
+        let mut by_sam = HashMap::with_capacity(agreements.iter().map(|p| p.sams.len()).sum());
         for (p, pks) in agreements.iter().enumerate() {
+            for (x, sam) in pks.sams.iter().enumerate() {
+                by_sam.insert(sam.id.clone(), (p as u32, x as u32));
+            }
             for (u, user) in pks.users.iter().enumerate() {
                 let r = UserRef {
                     pks: p as u32,
@@ -138,11 +144,12 @@ impl Snapshot {
             agreements,
             by_id,
             by_ip: IpIndex::new(ranges),
+            by_sam,
             engine,
             entities,
             agreement_elements,
             pengguna_caps,
-            blocked,
+            blocked: blocked.into_iter().map(canonical_net).collect(),
             cache: DashMap::new(),
             sanctions: Sanctions::default(),
             shadow: None,
@@ -200,6 +207,11 @@ impl Snapshot {
             .and_then(|all| all.get(r.pks as usize).copied())
     }
 
+    /// The networks cut off as a sanction (the block list and `putus_jaringan` sanctions).
+    pub fn blocked(&self) -> &[IpNet] {
+        &self.blocked
+    }
+
     /// Whether the address is inside a network cut off as a sanction.
     pub fn ip_blocked(&self, ip: IpAddr) -> bool {
         let ip = canonical_ip(ip);
@@ -250,6 +262,14 @@ impl Snapshot {
         &self.agreements[r.pks as usize]
     }
 
+    /// A card reader's SAM by id, with the agreement registering it, as the sanctions in
+    /// force leave them (a `nonaktifkan_sam` sanction shows as `SamStatus::Nonaktif`).
+    pub fn sam(&self, id: &str) -> Option<(&Sam, &Pks)> {
+        let &(p, x) = self.by_sam.get(id)?;
+        let pks: &Pks = self.agreements.get(p as usize)?;
+        Some((pks.sams.get(x as usize)?, pks))
+    }
+
     /// The daily cap of a Pengguna across all its User IDs, if it has one (set in any of
     /// its PKS files; the files agree, checked at load).
     pub fn pengguna_cap(&self, pengguna: &str) -> Option<NonZeroU32> {
@@ -272,8 +292,28 @@ impl Snapshot {
     }
 }
 
+/// A network written as IPv4-mapped IPv6 (`::ffff:10.9.0.0/112`) is the IPv4 network
+/// (`10.9.0.0/16`): peers are compared as IPv4 ([`canonical_ip`]), so a cut network
+/// written that way would otherwise match nothing, a sanction silently not applied.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+        && let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(n);
+    }
+    net
+}
+
 mod ipnet_index {
     //! Non-overlapping address ranges, sorted for binary search.
+    //!
+    //! The PKS set guarantees that two User IDs' IP LANs never overlap, but one User ID
+    //! may list nested or overlapping entries (`10.0.0.0/16` and `10.0.5.0/24`). A binary
+    //! search finds the last range starting at or before an address, which for `10.0.9.1`
+    //! is the /24 that does not hold it, while the /16 that does is never looked at. So the
+    //! ranges of one User ID are merged first: the index then holds disjoint ranges only.
     use std::net::IpAddr;
 
     use super::UserRef;
@@ -282,6 +322,21 @@ mod ipnet_index {
     pub(super) struct IpIndex {
         v4: Vec<(u32, u32, UserRef)>,
         v6: Vec<(u128, u128, UserRef)>,
+    }
+
+    /// Sorts by start and merges each range into the one before when they overlap and
+    /// belong to the same User ID. Ranges of different User IDs are left as they are (the
+    /// PKS set refuses them overlapping).
+    fn disjoint<T: Ord + Copy>(list: &mut Vec<(T, T, UserRef)>) {
+        list.sort_unstable_by_key(|e| (e.0, e.1));
+        let mut merged: Vec<(T, T, UserRef)> = Vec::with_capacity(list.len());
+        for &(start, end, r) in list.iter() {
+            match merged.last_mut() {
+                Some(last) if last.2 == r && start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end, r)),
+            }
+        }
+        *list = merged;
     }
 
     impl IpIndex {
@@ -297,8 +352,8 @@ mod ipnet_index {
                     }
                 }
             }
-            index.v4.sort_unstable_by_key(|e| e.0);
-            index.v6.sort_unstable_by_key(|e| e.0);
+            disjoint(&mut index.v4);
+            disjoint(&mut index.v6);
             index
         }
 

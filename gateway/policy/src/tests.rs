@@ -176,16 +176,21 @@ fn a_reload_keeps_only_the_cached_credentials_still_valid() {
     assert!(!cached(&same, "u2", "127.0.0.3"), "forgotten");
 }
 
-#[test]
-fn each_failure_has_its_dwh_refusal() {
-    let snap = snapshot(&[
+/// u1 of `1/A` at 127.0.0.2, and u2 of another institution's `2/B` at `u2_lan`.
+fn two_agreements(u2_lan: &str) -> Snapshot {
+    snapshot(&[
         Pks::default(),
         Pks {
             nomor: "2/B",
-            users: &[("u2", "127.0.0.3", "aktif")],
+            users: &[("u2", u2_lan, "aktif")],
             ..Pks::default()
         },
-    ]);
+    ])
+}
+
+#[test]
+fn each_failure_has_its_dwh_refusal() {
+    let snap = two_agreements("127.0.0.3");
     let (a, _) = authenticator();
     let refusal = |user, pw, peer| {
         login(&a, &snap, user, pw, peer)
@@ -193,10 +198,6 @@ fn each_failure_has_its_dwh_refusal() {
             .refusal
     };
     assert_eq!(refusal("u1", "salah", "127.0.0.2"), Refusal::LoginFailed);
-    assert_eq!(
-        refusal("tidak-ada", "rahasia-uji", "127.0.0.2"),
-        Refusal::LoginFailed
-    );
     assert_eq!(
         refusal("u1", "rahasia-uji", "127.0.0.9"),
         Refusal::IpNotRegistered
@@ -209,38 +210,139 @@ fn each_failure_has_its_dwh_refusal() {
 }
 
 #[test]
-fn repeated_failures_lock_out_even_the_right_password() {
-    let snap = snapshot(&[Pks::default()]);
-    let (a, clock) = authenticator();
-    for _ in 0..3 {
-        assert_eq!(
-            login(&a, &snap, "u1", "salah", "127.0.0.2")
-                .expect_err("bad")
-                .refusal,
-            Refusal::LoginFailed
-        );
-    }
-    let locked = login(&a, &snap, "u1", "rahasia-uji", "127.0.0.2").expect_err("locked");
-    assert_eq!(locked.refusal, Refusal::LoginLocked);
-    assert!(locked.retry_after.is_some());
-    clock.advance(Duration::from_secs(61));
-    login(&a, &snap, "u1", "rahasia-uji", "127.0.0.2").expect("unlocked");
+fn from_another_lan_the_answer_does_not_depend_on_the_password_or_the_user_id() {
+    let snap = two_agreements("127.0.0.3");
+    let (a, _) = authenticator();
+    // From u2's LAN: u1 with its right password, with a wrong one, and a User ID nobody
+    // has, all get the same answer, before any password work (no argon2: the same time).
+    let answers: Vec<AuthFailure> = [
+        ("u1", "rahasia-uji"),
+        ("u1", "salah"),
+        ("tidak-ada", "rahasia-uji"),
+    ]
+    .into_iter()
+    .map(|(user_id, password)| {
+        let c = Credentials {
+            user_id,
+            password,
+            peer: ip("127.0.0.3"),
+        };
+        match a.precheck(&snap, c) {
+            Err(f) => f,
+            Ok(p) => panic!("{user_id}/{password}: went on to {p:?}"),
+        }
+    })
+    .collect();
+    assert_eq!(answers[0].refusal, Refusal::IpMismatch);
+    assert!(answers.iter().all(|f| *f == answers[0]), "{answers:?}");
+    // The three counted against u2's address (now locked), never against u1.
+    assert_eq!(
+        login(&a, &snap, "u2", "rahasia-uji", "127.0.0.3")
+            .expect_err("the address is locked")
+            .refusal,
+        Refusal::LoginLocked
+    );
+    login(&a, &snap, "u1", "rahasia-uji", "127.0.0.2").expect("u1 is not locked");
 }
 
 #[test]
-fn dummy_hash_is_a_real_argon2id_hash() {
-    // Unknown users must pay the same argon2 cost as known ones.
+fn only_the_user_ids_own_lan_can_lock_it_out() {
+    let snap = two_agreements("127.0.1.0/24");
+    let (a, _) = authenticator();
+    // A host in u2's LAN hammers u1: its own address is locked, u1 never is.
+    for _ in 0..10 {
+        let refusal = login(&a, &snap, "u1", "salah", "127.0.1.9")
+            .expect_err("refused")
+            .refusal;
+        assert!(
+            matches!(refusal, Refusal::IpMismatch | Refusal::LoginLocked),
+            "{refusal:?}"
+        );
+    }
+    assert_eq!(
+        login(&a, &snap, "u2", "rahasia-uji", "127.0.1.9")
+            .expect_err("the hammering address")
+            .refusal,
+        Refusal::LoginLocked
+    );
+    login(&a, &snap, "u1", "rahasia-uji", "127.0.0.2").expect("u1 is not locked");
+    // Three wrong passwords from u2's own LAN lock u2, on every address of its LAN.
+    for _ in 0..3 {
+        login(&a, &snap, "u2", "salah", "127.0.1.7").expect_err("wrong");
+    }
+    let locked = login(&a, &snap, "u2", "rahasia-uji", "127.0.1.8").expect_err("locked");
+    assert_eq!(locked.refusal, Refusal::LoginLocked);
+}
+
+#[test]
+fn an_address_inside_nested_ip_lan_entries_of_one_user_id_is_known() {
+    let snap = snapshot(&[Pks {
+        users: &[(
+            "u1",
+            r#"10.0.0.0/16", "10.0.5.0/24", "10.0.4.0/23", "2001:db8::/48", "2001:db8:0:5::/64"#,
+            "aktif",
+        )],
+        ..Pks::default()
+    }]);
+    let u1 = snap.user_by_id("u1");
+    for inside in [
+        "10.0.0.1",
+        "10.0.4.9",
+        "10.0.5.7",
+        "10.0.9.1",
+        "10.0.255.255",
+        "2001:db8::1",
+        "2001:db8:0:5::1",
+        "2001:db8:0:9::1",
+        "::ffff:10.0.9.1",
+    ] {
+        assert_eq!(snap.user_by_ip(ip(inside)), u1, "{inside}");
+    }
+    for outside in ["10.1.0.0", "9.255.255.255", "2001:db8:1::1"] {
+        assert_eq!(snap.user_by_ip(ip(outside)), None, "{outside}");
+    }
+    let (a, _) = authenticator();
+    login(&a, &snap, "u1", "rahasia-uji", "10.0.9.1").expect("inside the /16");
+}
+
+#[test]
+fn a_network_cut_off_as_ipv4_mapped_ipv6_is_cut_off() {
+    let files = vec![(PathBuf::from("0.toml"), Pks::default().text())];
+    let vocab = Vocabulary::embedded();
+    let set = PksSet::parse_all(&files, &vocab).unwrap_or_else(|e| panic!("{e}"));
+    let blocked = vec!["::ffff:127.0.0.0/120".parse().expect("net")];
+    let snap = Snapshot::build(vocab, set, engine(), blocked).unwrap_or_else(|e| panic!("{e}"));
+    for peer in ["127.0.0.2", "::ffff:127.0.0.2"] {
+        assert!(snap.ip_blocked(ip(peer)), "{peer}");
+    }
+    assert!(!snap.ip_blocked(ip("127.0.1.2")));
+}
+
+#[test]
+fn debug_output_never_shows_a_password_a_hash_or_the_process_key() {
     let snap = snapshot(&[Pks::default()]);
     let (a, _) = authenticator();
     let c = Credentials {
-        user_id: "nobody",
-        password: "x",
+        user_id: "u1",
+        password: "rahasia-uji",
         peer: ip("127.0.0.2"),
     };
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("rahasia-uji") && shown.contains("u1"),
+        "{shown}"
+    );
     let Ok(Precheck::NeedsArgon2(slow)) = a.precheck(&snap, c) else {
         panic!("expected argon2")
     };
-    assert!(argon2::PasswordHash::new(&slow.phc).is_ok());
+    let shown = format!("{slow:?}");
+    assert!(!shown.contains("argon2"), "{shown}");
+    a.verify_slow(&snap, c, slow).expect("logged in");
+    let shown = format!("{a:?}");
+    assert!(
+        !shown.contains("argon2") && !shown.contains("key") && !shown.contains("digest"),
+        "{shown}"
+    );
 }
 
 fn decide(snap: &Snapshot, user: &str, action: Action, channel: Channel, on: &str) -> Decision {

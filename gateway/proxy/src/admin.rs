@@ -1,7 +1,13 @@
 //! The admin listener: health, readiness and metrics for monitoring; reload, the PKS set,
 //! quota use and sanctions (art. 45) for Ditjen's operators. It listens apart from the
-//! Pengguna listener (loopback by default) and, except for health, readiness and metrics,
-//! wants the bearer token from the configured file.
+//! Pengguna listener (loopback unless `allow_non_loopback` says otherwise) and, except for
+//! health, readiness and metrics, wants the bearer token from the configured file (which
+//! must be readable by its owner only, checked at start).
+//!
+//! Whoever can reach it must not be able to hold it: a request head must arrive within
+//! [`HEADER_TIMEOUT`] (an idle keep-alive connection is closed after as long), a body
+//! within [`BODY_TIMEOUT`] and [`MAX_ADMIN_BODY`], and at most [`MAX_CONNECTIONS`]
+//! connections are served at once (more wait in the kernel's accept queue).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,7 +18,7 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde_json::json;
@@ -27,7 +33,17 @@ use crate::metrics::Metrics;
 use crate::reload::{Reloader, SanctionFileError};
 
 /// Largest admin request body (a sanction is a few hundred bytes).
-const MAX_ADMIN_BODY: usize = 64 * 1024;
+pub const MAX_ADMIN_BODY: usize = 16 * 1024;
+
+/// Time a client has to send a request head, and the longest an idle keep-alive
+/// connection is kept: an operator's tool sends its head at once.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Time a client has to send a request body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Most connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Everything the admin API reads or changes.
 pub struct Admin {
@@ -88,16 +104,30 @@ impl Admin {
         if let Err(denied) = self.check_token(&req) {
             return *denied;
         }
-        let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("unreadable body: {e}")),
+        let read = tokio::time::timeout(
+            BODY_TIMEOUT,
+            Limited::new(req.into_body(), MAX_ADMIN_BODY).collect(),
+        );
+        let body = match read.await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is larger than {MAX_ADMIN_BODY} bytes"),
+                );
+            }
+            Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("unreadable body: {e}")),
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body did not arrive within {BODY_TIMEOUT:?}"),
+                );
+            }
         };
         let param = |name: &str| query_param(&query, name);
         match (&method, path.as_str()) {
             (&Method::POST, "/reload") => self.reload().await,
+            (&Method::GET, "/reload/diff") => self.reload_diff().await,
             (&Method::GET, "/pks") => match param("nomor") {
                 Some(nomor) => self.pks_detail(&nomor),
                 None => self.pks_list(),
@@ -175,6 +205,23 @@ impl Admin {
             Ok(Err(errors)) => error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("reload refused, the previous set stays in force:\n{errors}"),
+            ),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+
+    /// What a reload would change now (the files on disk against the running set), and
+    /// what was proved of their rules; nothing is swapped. 422 when a reload would be refused.
+    async fn reload_diff(&self) -> Answer {
+        let r = Arc::clone(&self.reloader);
+        match tokio::task::spawn_blocking(move || r.preview()).await {
+            Ok(Ok(review)) => json_reply(
+                StatusCode::OK,
+                &json!({ "text": review.diff.render(), "review": review }),
+            ),
+            Ok(Err(errors)) => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("a reload now would be refused:\n{errors}"),
             ),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         }
@@ -437,12 +484,24 @@ impl BackgroundService for AdminService {
             }
         };
         tracing::info!(address = %admin.address, "admin listener ready");
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
+            // A connection is accepted only with a free slot: past the cap, clients wait
+            // in the kernel's accept queue rather than holding a task each.
+            let slot = tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => match slot {
+                    Ok(s) => s,
+                    Err(_) => return,
+                },
+                _ = shutdown.changed() => return,
+            };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "admin accept failed");
+                        // Out of file descriptors and the like: do not spin.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
                     }
                 },
@@ -450,11 +509,14 @@ impl BackgroundService for AdminService {
             };
             let admin = Arc::clone(&admin);
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = hyper::service::service_fn(move |req| {
                     let admin = Arc::clone(&admin);
                     async move { Ok::<_, Infallible>(admin.handle(req, peer.ip()).await) }
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {

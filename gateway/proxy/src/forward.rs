@@ -8,7 +8,19 @@
 //! the DWH read the request looks the same, so a lookup can reach the DWH twice; it is a
 //! read, and its hit is counted once. Timeouts and failures on a new connection are not
 //! retried: they are the caller's to answer.
+//!
+//! `upstream.timeout_ms` bounds the whole answer, from the request sent to its last byte,
+//! not only each read: a DWH (or something on the way) trickling its answer a byte at a
+//! time cannot hold a lookup longer.
+//!
+//! What the DWH is sent is rebuilt from what was checked, never passed on as the client sent
+//! it: the path from the route and the User ID's own institution (`route::upstream_path`),
+//! no query, and a body holding only the keys the service takes ([`upstream_body`]), in the
+//! DWH's spelling, with the values the gateway read. A DWH that compares keys its own way
+//! (a Java service folding case with Unicode rules) can then never read a key the gateway
+//! did not.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -20,11 +32,134 @@ use pingora::protocols::http::v1::client::{HttpSession, http_req_header_to_wire}
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use tokio::io::AsyncWriteExt;
 
+use gerbang_core::{Claim, JsonObject, Refusal, RequestBody, Vocabulary, canonical_ip};
+use gerbang_policy::Action;
+
 /// Connections tried for one request: stale pooled ones, then a fresh one.
 const ATTEMPTS: usize = 3;
 
 /// Idle DWH connections kept per proxy thread (pingora's default).
 const POOL_PER_THREAD: usize = 128;
+
+/// Credentials and options every web service takes, as lower-cased keys.
+const CREDENTIAL_KEYS: [&str; 3] = ["user_id", "password", "ip_user"];
+
+/// How `CALL_VERIFY_BY_ELEMEN` spells its threshold (sic), and the spelling also accepted.
+const THRESHOLD_KEYS: [&str; 2] = ["treshold", "threshold"];
+
+/// The first key of `body` that `action` does not take, as sent: the credentials, `nik`
+/// for `CALL_NIK`; for `CALL_VERIFY_BY_ELEMEN` also the threshold and element claims; for
+/// `CALL_BY_ELEMEN` the element values. Elements are the vocabulary's names, in any ASCII
+/// case.
+pub(crate) fn unknown_key<'b>(
+    body: &'b RequestBody,
+    action: Action,
+    vocab: &Vocabulary,
+) -> Option<&'b str> {
+    body.keys()
+        .find(|(_, lower)| {
+            let element = || vocab.id(&lower.to_ascii_uppercase()).is_some();
+            let known = CREDENTIAL_KEYS.contains(lower)
+                || match action {
+                    Action::CallNik => *lower == "nik",
+                    Action::VerifyByElement => THRESHOLD_KEYS.contains(lower) || element(),
+                    Action::SearchByElements => element(),
+                    _ => false,
+                };
+            !known
+        })
+        .map(|(sent, _)| sent)
+}
+
+/// The checked parts of a lookup the DWH is sent.
+pub(crate) struct Checked<'a> {
+    pub(crate) user_id: &'a str,
+    pub(crate) password: &'a str,
+    /// The NIK, validated (`CALL_NIK` and verification always; a search when it names one).
+    pub(crate) nik: Option<&'a str>,
+    /// The TCP peer: the DWH's `ip_user`.
+    pub(crate) peer: IpAddr,
+}
+
+/// The body the DWH is sent for an admitted lookup, rebuilt from the checked values in the
+/// DWH's own spelling (`docs/gateway.md` step 17: `CALL_NIK` in lower case, the element
+/// services in upper case). The NIK goes as a string of 16 digits and `ip_user` is the real
+/// peer; claims and search values keep the client's order, as text or whole numbers. Only
+/// keys [`unknown_key`] accepts are read. `Err`: a value the service cannot take, with why.
+pub(crate) fn upstream_body(
+    body: &RequestBody,
+    action: Action,
+    vocab: &Vocabulary,
+    checked: &Checked<'_>,
+) -> Result<Bytes, (Refusal, String)> {
+    let upper = action != Action::CallNik;
+    let key = |k: &str| {
+        if upper {
+            k.to_ascii_uppercase()
+        } else {
+            k.to_string()
+        }
+    };
+    let mut out = JsonObject::new();
+    if let (Action::CallNik | Action::VerifyByElement, Some(nik)) = (action, checked.nik) {
+        out.string(&key("nik"), nik);
+    }
+    out.string(&key("user_id"), checked.user_id);
+    out.string(&key("password"), checked.password);
+    out.string(&key("ip_user"), &canonical_ip(checked.peer).to_string());
+    if action == Action::VerifyByElement
+        && let Some(t) = threshold(body)?
+    {
+        out.string("TRESHOLD", &t.to_string());
+    }
+    if matches!(action, Action::VerifyByElement | Action::SearchByElements) {
+        for (_, lower) in body.keys() {
+            let name = lower.to_ascii_uppercase();
+            if vocab.id(&name).is_none() {
+                continue;
+            }
+            if lower == "nik" {
+                // Verification names it first (above); a search value is the checked NIK.
+                if let (Action::SearchByElements, Some(nik)) = (action, checked.nik) {
+                    out.string("NIK", nik);
+                }
+                continue;
+            }
+            match body.claim(lower) {
+                Ok(Some(value)) => out.claim(&name, &value),
+                Ok(None) => {}
+                Err(_) => {
+                    return Err((
+                        Refusal::IncompleteParameters,
+                        format!("\"{name}\" harus berupa teks atau bilangan bulat"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Bytes::from(out.into_bytes()))
+}
+
+/// The verification threshold, 1 to 100, as a number or a string; `None` when not given.
+fn threshold(body: &RequestBody) -> Result<Option<u8>, (Refusal, String)> {
+    let refused = |why: &str| Err((Refusal::IncompleteParameters, why.to_string()));
+    if THRESHOLD_KEYS.iter().all(|k| body.has(k)) {
+        return refused("TRESHOLD dan THRESHOLD tidak boleh dikirim bersamaan");
+    }
+    let value = THRESHOLD_KEYS
+        .iter()
+        .find(|k| body.has(k))
+        .map_or(Ok(None), |k| body.claim(k));
+    let text = match value {
+        Ok(None) => return Ok(None),
+        Ok(Some(Claim::Text(t) | Claim::Integer(t))) => t,
+        Err(_) => return refused("TRESHOLD harus bilangan bulat 1-100"),
+    };
+    match text.trim().parse::<u8>() {
+        Ok(t @ 1..=100) => Ok(Some(t)),
+        _ => refused("TRESHOLD harus bilangan bulat 1-100"),
+    }
+}
 
 /// What the DWH answered.
 pub(crate) struct DwhAnswer {
@@ -102,7 +237,21 @@ impl Upstream {
             }
             let mut http = HttpSession::new_with_options(stream, &self.peer);
             http.read_timeout = self.peer.options.read_timeout;
-            match Self::receive(&mut http, limit).await {
+            let received = match self.peer.options.read_timeout {
+                Some(whole) => tokio::time::timeout(whole, Self::receive(&mut http, limit))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failed {
+                            error: Error::explain(
+                                ErrorType::ReadTimedout,
+                                "the DWH's whole answer took longer than upstream.timeout_ms",
+                            ),
+                            unanswered: false,
+                        })
+                    }),
+                None => Self::receive(&mut http, limit).await,
+            };
+            match received {
                 Ok(answer) => {
                     if !answer.too_large {
                         self.release(http).await;
@@ -198,5 +347,114 @@ impl Upstream {
             body: answer,
             too_large,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NIK: &str = "3201011501900001";
+
+    fn rebuilt(action: Action, body: &str, nik: Option<&str>) -> Result<String, (Refusal, String)> {
+        let vocab = Vocabulary::embedded();
+        let body = RequestBody::parse(body.as_bytes()).expect("parses");
+        assert_eq!(unknown_key(&body, action, &vocab), None);
+        let checked = Checked {
+            user_id: "u_01",
+            password: "p\"w",
+            nik,
+            peer: "::ffff:10.0.0.5".parse().expect("ip"),
+        };
+        upstream_body(&body, action, &vocab, &checked)
+            .map(|b| String::from_utf8(b.to_vec()).expect("utf8"))
+    }
+
+    #[test]
+    fn each_service_takes_only_its_own_keys() {
+        let vocab = Vocabulary::embedded();
+        let unknown = |action, body: &str| {
+            let body = RequestBody::parse(body.as_bytes()).expect("parses");
+            unknown_key(&body, action, &vocab).map(str::to_string)
+        };
+        let lookup = r#"{"NIK":"1","User_Id":"u","password":"p","IP_USER":"x"}"#;
+        assert_eq!(unknown(Action::CallNik, lookup), None);
+        assert_eq!(
+            unknown(Action::CallNik, r#"{"nik":"1","NAMA_LGKP":"x"}"#).as_deref(),
+            Some("NAMA_LGKP")
+        );
+        assert_eq!(
+            unknown(Action::CallNik, r#"{"nik":"1","treshold":90}"#).as_deref(),
+            Some("treshold")
+        );
+        let verify = r#"{"nik":"1","TRESHOLD":90,"nama_lgkp":"x","Alamat":"y","user_id":"u"}"#;
+        assert_eq!(unknown(Action::VerifyByElement, verify), None);
+        assert_eq!(
+            unknown(Action::VerifyByElement, r#"{"nik":"1","NAMA":"x"}"#).as_deref(),
+            Some("NAMA")
+        );
+        assert_eq!(
+            unknown(
+                Action::SearchByElements,
+                r#"{"NAMA_LGKP":"x","TRESHOLD":1}"#
+            )
+            .as_deref(),
+            Some("TRESHOLD")
+        );
+        assert_eq!(
+            unknown(Action::PortalRead, r#"{"user_id":"u"}"#),
+            None,
+            "credentials are every service's"
+        );
+    }
+
+    #[test]
+    fn a_lookup_is_rebuilt_in_lower_case_with_the_nik_as_a_string_and_the_real_peer() {
+        let body = format!(r#"{{"IP_USER":"10.0.0.5","NIK":{NIK},"Password":"x","USER_ID":"y"}}"#);
+        assert_eq!(
+            rebuilt(Action::CallNik, &body, Some(NIK)).expect("ok"),
+            format!(r#"{{"nik":"{NIK}","user_id":"u_01","password":"p\"w","ip_user":"10.0.0.5"}}"#)
+        );
+    }
+
+    #[test]
+    fn a_verification_keeps_its_claims_in_order_in_the_dwhs_spelling() {
+        let body = format!(
+            r#"{{"no_rt":5,"nik":"{NIK}","threshold":"80","nama_lgkp":"A \"B\"","alamat":null,"user_id":"y"}}"#
+        );
+        assert_eq!(
+            rebuilt(Action::VerifyByElement, &body, Some(NIK)).expect("ok"),
+            format!(
+                r#"{{"NIK":"{NIK}","USER_ID":"u_01","PASSWORD":"p\"w","IP_USER":"10.0.0.5","TRESHOLD":"80","NO_RT":5,"NAMA_LGKP":"A \"B\""}}"#
+            )
+        );
+        for (threshold, why) in [
+            ("0", "1-100"),
+            ("101", "1-100"),
+            ("\"x\"", "1-100"),
+            ("1.5", "1-100"),
+        ] {
+            let body = format!(r#"{{"nik":"{NIK}","TRESHOLD":{threshold}}}"#);
+            let (refusal, detail) =
+                rebuilt(Action::VerifyByElement, &body, Some(NIK)).expect_err(threshold);
+            assert_eq!(refusal, Refusal::IncompleteParameters);
+            assert!(detail.contains(why), "{detail}");
+        }
+        let both = format!(r#"{{"nik":"{NIK}","TRESHOLD":80,"THRESHOLD":80}}"#);
+        assert!(rebuilt(Action::VerifyByElement, &both, Some(NIK)).is_err());
+        let object = format!(r#"{{"nik":"{NIK}","NAMA_LGKP":{{"a":1}}}}"#);
+        let (_, detail) = rebuilt(Action::VerifyByElement, &object, Some(NIK)).expect_err("object");
+        assert!(detail.contains("NAMA_LGKP"), "{detail}");
+    }
+
+    #[test]
+    fn a_search_sends_its_elements_and_a_checked_nik() {
+        let body = format!(r#"{{"tgl_lhr":"01-01-1990","NIK":{NIK},"Nama_Lgkp":"A"}}"#);
+        assert_eq!(
+            rebuilt(Action::SearchByElements, &body, Some(NIK)).expect("ok"),
+            format!(
+                r#"{{"USER_ID":"u_01","PASSWORD":"p\"w","IP_USER":"10.0.0.5","TGL_LHR":"01-01-1990","NIK":"{NIK}","NAMA_LGKP":"A"}}"#
+            )
+        );
     }
 }

@@ -18,8 +18,9 @@ use pingora::upstreams::peer::HttpPeer;
 
 use chrono::NaiveDate;
 use gerbang_core::{
-    BodyError, Channel, Clock, Config, ElementSet, Nik, NikError, Refusal, RequestBody, SamReason,
-    Shape, StatusMode, append_quota_limiter, filter_answer,
+    BodyError, Channel, Clock, Config, ElementSet, FilterError, Nik, NikError, Refusal,
+    RequestBody, SamReason, Shape, StatusMode, USER_ID_MAX_LEN, append_quota_limiter, canonical_ip,
+    filter_answer, filter_lookup_answer, is_user_id,
 };
 use gerbang_policy::{
     Action, Authenticator, Credentials, Decision, Precheck, Request, Snapshot, authorize_traced,
@@ -27,11 +28,12 @@ use gerbang_policy::{
 use gerbang_quota::{Burst, Meter, QuotaError, Usage, until_next_wib_midnight};
 use gerbang_sam::SamClient;
 
-use crate::forward::{DwhAnswer, Upstream};
+use crate::forward::{Checked, DwhAnswer, Upstream, unknown_key, upstream_body};
 use crate::metrics::Metrics;
 use crate::portal::{Portal, PortalCtx, PortalRoute, is_portal};
 pub use crate::record::Audit;
-use crate::route::route;
+use crate::record::Strangers;
+use crate::route::{route, upstream_path};
 
 /// Largest DWH answer Gerbang buffers for filtering. A lookup answer is a few kilobytes; a
 /// search page at most tens of records.
@@ -40,9 +42,6 @@ const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// Most argon2 checks running at once.
 const ARGON2_SLOTS: usize = 4;
 
-/// How long a client may take to send its request body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The shared state of the data plane.
 pub struct Gateway {
     pub(crate) snapshot: Arc<ArcSwap<Snapshot>>,
@@ -50,7 +49,7 @@ pub struct Gateway {
     meter: Arc<Meter>,
     metrics: Arc<Metrics>,
     /// The decision log, when configured.
-    audit: Option<Audit>,
+    pub(crate) audit: Option<Audit>,
     request_ids: std::sync::atomic::AtomicU64,
     burst: Burst,
     /// The last WIB day a request was metered on, to drop yesterday's counters once.
@@ -61,12 +60,16 @@ pub struct Gateway {
     pub(crate) clock: Arc<dyn Clock>,
     status_mode: StatusMode,
     max_body_bytes: usize,
+    /// How long a client may take to send its whole request body (`listen.request_body_timeout_ms`).
+    body_timeout: Duration,
     /// The DWH: its address, connection pool and timeouts.
     upstream: Upstream,
     /// The SAM sidecar's client; `None`: card-reader requests are refused.
     sam: Option<SamClient>,
     /// The Web Portal channel: its sessions and settings.
     pub(crate) portal: Portal,
+    /// Which refusals of addresses in no registered IP LAN are recorded.
+    strangers: Strangers,
 }
 
 /// Per-request state, from the first filter to `logging`.
@@ -76,8 +79,13 @@ pub struct GatewayCtx {
     pub(crate) request_id: u64,
     /// The looked-up NIK as the decision log's keyed digest (never the NIK itself).
     pub(crate) nik_digest: Option<gerbang_audit::NikDigest>,
+    /// The NIK a lookup asked for, to check the DWH answered about that person; never
+    /// logged (its `Debug` hides the digits).
+    pub(crate) nik: Option<Nik>,
     /// The decision-log record was written where the answer was released.
     audited: bool,
+    /// The TCP peer, IPv4-mapped addresses as IPv4 (`canonical_ip`): the one form every
+    /// decision, record, log line and metric sees.
     pub(crate) peer: Option<IpAddr>,
     pub(crate) action: Option<Action>,
     pub(crate) user_id: Option<String>,
@@ -86,9 +94,12 @@ pub struct GatewayCtx {
     channel: Channel,
     pub(crate) snapshot: Option<Arc<Snapshot>>,
     pub(crate) decision: Option<Arc<Decision>>,
-    /// The request body as forwarded (with `ip_user` set to the real peer).
+    /// The request body as forwarded: rebuilt from the checked values (`upstream_body`).
     pub(crate) upstream_body: Bytes,
     upstream_status: Option<u16>,
+    /// Which kind of DWH failure a refusal 31 or 32 was, for the metric, when it is not
+    /// told by the refusal alone.
+    upstream_error: Option<&'static str>,
     /// When the request to the DWH was sent, and how long its whole answer took.
     upstream_started: Option<Instant>,
     upstream_elapsed: Option<Duration>,
@@ -182,13 +193,20 @@ impl Gateway {
             clock,
             status_mode: config.api.status_mode,
             max_body_bytes: config.api.max_body_bytes,
+            body_timeout: config.listen.limits.body_timeout,
             upstream: Upstream::new(&config.upstream, config.threads),
             sam: config
                 .sam
                 .as_ref()
                 .map(|s| SamClient::new(&s.address, s.timeout)),
             portal: Portal::new(&config.portal),
+            strangers: Strangers::default(),
         }
+    }
+
+    /// The Web Portal's sessions, for the reloader to end those a reload invalidates.
+    pub fn portal_sessions(&self) -> Arc<crate::portal::Sessions> {
+        Arc::clone(&self.portal.sessions)
     }
 
     /// Everything before forwarding. `Ok(None)`: forward; `Ok(Some(reject))`: answer it.
@@ -229,16 +247,20 @@ impl Gateway {
             Ok(b) => b,
             Err(reject) => return Ok(Some(reject)),
         };
+        let snap = self.snapshot.load_full();
         let parsed = match RequestBody::parse(&body) {
             Ok(p) => p,
-            Err(e) => {
-                return Ok(Some(Reject::new(
-                    Refusal::IncompleteParameters,
-                    body_reason(&e),
-                )));
-            }
+            Err(e) => return Ok(Some(Reject::new(body_refusal(&e), body_reason(&e)))),
         };
-
+        if let Some(key) = unknown_key(&parsed, action, snap.vocabulary()) {
+            return Ok(Some(Reject::new(
+                Refusal::UnknownParameter,
+                format!(
+                    "parameter \"{}\" tidak dikenal untuk layanan ini",
+                    shown_key(key)
+                ),
+            )));
+        }
         let text = |key: &str| {
             parsed.text(key).map_err(|e| {
                 let why = format!("\"{}\" harus berupa teks atau angka", e.key);
@@ -262,24 +284,31 @@ impl Gateway {
                 "user_id dan password wajib diisi",
             )));
         }
+        // Nothing the client sent is kept (recorded, logged, used as a key) before its shape
+        // is known: a User ID is short ASCII, as the PKS loader requires.
+        if !is_user_id(&user_id) {
+            return Ok(Some(Reject::new(Refusal::UserIdFormat, user_id_reason())));
+        }
         ctx.user_id = Some(user_id.clone());
         // The NIK is checked before anything reaches the DWH: a malformed one costs no hit.
-        if matches!(action, Action::CallNik | Action::VerifyByElement) {
-            let Some(nik) = nik else {
-                return Ok(Some(Reject::new(
-                    Refusal::IncompleteParameters,
-                    "parameter nik wajib diisi",
-                )));
-            };
-            if let Err(e) = Nik::parse(&nik) {
-                return Ok(Some(Reject::new(Refusal::NikFormat, nik_reason(&e))));
+        // A search may name one too; it is checked the same way.
+        if matches!(action, Action::CallNik | Action::VerifyByElement) && nik.is_none() {
+            return Ok(Some(Reject::new(
+                Refusal::IncompleteParameters,
+                "parameter nik wajib diisi",
+            )));
+        }
+        if let Some(nik) = &nik {
+            match Nik::parse(nik) {
+                Ok(parsed) => ctx.nik = Some(parsed),
+                Err(e) => return Ok(Some(Reject::new(Refusal::NikFormat, nik_reason(&e)))),
             }
-            ctx.nik_digest = self.audit.as_ref().map(|a| a.key.nik_digest(&nik));
+            ctx.nik_digest = self.audit.as_ref().map(|a| a.key.nik_digest(nik));
         }
         // A body `ip_user` grants nothing; one that is not the real peer is refused.
         if let Some(claimed) = ip_user.filter(|s| !s.is_empty()) {
             match claimed.parse::<IpAddr>() {
-                Ok(ip) if gerbang_core::canonical_ip(ip) == gerbang_core::canonical_ip(peer) => {}
+                Ok(ip) if canonical_ip(ip) == peer => {}
                 Ok(_) => {
                     return Ok(Some(Reject::new(
                         Refusal::IpMismatch,
@@ -294,8 +323,19 @@ impl Gateway {
                 }
             }
         }
+        // What the DWH will be sent, rebuilt from the checked values; refused here, before
+        // any password work, if a value is unusable.
+        let checked = Checked {
+            user_id: &user_id,
+            password: &password,
+            nik: nik.as_deref(),
+            peer,
+        };
+        let upstream = match upstream_body(&parsed, action, snap.vocabulary(), &checked) {
+            Ok(b) => b,
+            Err((refusal, why)) => return Ok(Some(Reject::new(refusal, why))),
+        };
 
-        let snap = self.snapshot.load_full();
         let user = match self.authenticate(&snap, &user_id, &password, peer).await {
             Ok(u) => u,
             Err(reject) => return Ok(Some(reject)),
@@ -306,7 +346,8 @@ impl Gateway {
         let (channel, sam_valid) = match (reader, &self.sam) {
             (Some(reader), Some(client)) => {
                 let asked = Instant::now();
-                let checked = crate::sam::check(client, reader, &body, &user_id, action).await;
+                let checked =
+                    crate::sam::check(client, &snap, reader, &body, &user_id, action).await;
                 self.metrics
                     .sam_duration
                     .observe(asked.elapsed().as_secs_f64());
@@ -347,9 +388,7 @@ impl Gateway {
         if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
             return Ok(Some(reject));
         }
-        ctx.upstream_body = Bytes::from(
-            parsed.to_json_with("ip_user", &gerbang_core::canonical_ip(peer).to_string()),
-        );
+        ctx.upstream_body = upstream;
         ctx.decision = Some(decision);
         ctx.snapshot = Some(snap);
         Ok(None)
@@ -537,9 +576,12 @@ impl Gateway {
         }
     }
 
-    /// Reads the whole body, refusing it past the configured size. The retry buffer is
-    /// enabled first so pingora replays the body through `request_body_filter`, where the
-    /// rewritten body replaces it.
+    /// Reads the whole body, refusing it past the configured size or when it has not all
+    /// arrived within `listen.request_body_timeout_ms` (a deadline for the whole body, not
+    /// for each read: a body trickled a byte at a time meets it too). A malformed chunked
+    /// body is refused as bad framing; a client that hung up is an error, answered to no
+    /// one. The retry buffer is enabled first so pingora replays the body through
+    /// `request_body_filter`, where the rewritten body replaces it.
     pub(crate) async fn read_body(
         &self,
         session: &mut Session,
@@ -560,17 +602,44 @@ impl Gateway {
         if declared.is_some_and(|n| n > self.max_body_bytes) {
             return Ok(Err(too_large()));
         }
-        let downstream = session.as_downstream_mut();
-        downstream.set_read_timeout(Some(BODY_READ_TIMEOUT));
-        downstream.enable_retry_buffering();
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(512));
-        while let Some(chunk) = session.read_request_body().await? {
-            if buf.len() + chunk.len() > self.max_body_bytes {
-                return Ok(Err(too_large()));
+        session.as_downstream_mut().enable_retry_buffering();
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(512).min(self.max_body_bytes));
+        let read = async {
+            while let Some(chunk) = session.read_request_body().await? {
+                if buf.len() + chunk.len() > self.max_body_bytes {
+                    return Ok(false);
+                }
+                buf.extend_from_slice(&chunk);
             }
-            buf.extend_from_slice(&chunk);
+            Ok::<_, Box<Error>>(true)
+        };
+        let unread = |refusal, detail: String| {
+            Ok(Err(Reject {
+                body_consumed: false,
+                ..Reject::new(refusal, detail)
+            }))
+        };
+        let slow = || {
+            format!(
+                "badan permintaan tidak terkirim utuh dalam {} ms",
+                self.body_timeout.as_millis()
+            )
+        };
+        match tokio::time::timeout(self.body_timeout, read).await {
+            Ok(Ok(true)) => Ok(Ok(buf.freeze())),
+            Ok(Ok(false)) => Ok(Err(too_large())),
+            Err(_) => unread(Refusal::BodyTimeout, slow()),
+            Ok(Err(e)) => match e.etype() {
+                ErrorType::ReadTimedout => unread(Refusal::BodyTimeout, slow()),
+                // The chunked decoder's own errors (a malformed chunk size or trailer).
+                ErrorType::Custom(_) | ErrorType::InvalidHTTPHeader => unread(
+                    Refusal::BadFraming,
+                    "badan permintaan chunked tidak sah".to_string(),
+                ),
+                // The client hung up: nothing to answer, and not the DWH's doing.
+                _ => Err(e.into_down()),
+            },
         }
-        Ok(Ok(buf.freeze()))
     }
 
     pub(crate) async fn authenticate(
@@ -719,12 +788,19 @@ impl Gateway {
         let (Some(snap), Some(decision)) = (&ctx.snapshot, &ctx.decision) else {
             return refuse(ctx, Refusal::UpstreamInvalid, "");
         };
-        match filter_answer(
-            &answer.body,
-            snap.vocabulary(),
-            decision.elements,
-            decision.shape,
-        ) {
+        // A lookup of one NIK (the API's or the portal's) must be answered about that NIK.
+        let filtered = match (ctx.action, &ctx.nik) {
+            (Some(Action::CallNik | Action::PortalRead), Some(nik)) => {
+                filter_lookup_answer(&answer.body, snap.vocabulary(), decision.elements, nik)
+            }
+            _ => filter_answer(
+                &answer.body,
+                snap.vocabulary(),
+                decision.elements,
+                decision.shape,
+            ),
+        };
+        match filtered {
             Ok(f) => {
                 ctx.released = f.released;
                 ctx.records = f.records;
@@ -736,6 +812,13 @@ impl Gateway {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "DWH answer could not be filtered; nothing of it was passed on");
+                // Values where only verdicts were asked for (art. 29(4)), or someone else's
+                // record: counted apart so Ditjen sees the DWH misbehaving.
+                ctx.upstream_error = match e {
+                    FilterError::NotVerdict(_) => Some("not_verdicts"),
+                    FilterError::OtherNik => Some("other_nik"),
+                    _ => None,
+                };
                 refuse(ctx, Refusal::UpstreamInvalid, "")
             }
         }
@@ -751,6 +834,7 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             request_id: self.next_request_id(),
             nik_digest: None,
+            nik: None,
             audited: false,
             peer: None,
             action: None,
@@ -762,6 +846,7 @@ impl ProxyHttp for Gateway {
             decision: None,
             upstream_body: Bytes::new(),
             upstream_status: None,
+            upstream_error: None,
             upstream_started: None,
             upstream_elapsed: None,
             refusal: None,
@@ -775,11 +860,28 @@ impl ProxyHttp for Gateway {
     /// Runs first for every request: identify, authenticate, authorize. A refusal is
     /// answered here and the request ends.
     async fn request_filter(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<bool> {
-        // The TCP peer address is the only source of the client's address (art. 28).
+        crate::listener::head_read(session);
+        // The TCP peer address is the only source of the client's address (art. 28). A
+        // dual-stack listener sees an IPv4 client as `::ffff:a.b.c.d`: Cedar's
+        // `context.peer_ip`, the log and the metrics must see `a.b.c.d`.
         ctx.peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+            .map(|a| canonical_ip(a.ip()));
+        if let Some(Err(detail)) = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| crate::framing::check(&h1.get_headers_raw_bytes()))
+        {
+            // Where the body ends is unknown: nothing of it is read, and the connection closes.
+            let reject = Reject {
+                body_consumed: false,
+                ..Reject::new(Refusal::BadFraming, detail)
+            };
+            ctx.refusal = Some(reject.refusal);
+            self.answer(session, &reject, None).await?;
+            return Ok(true);
+        }
         if is_portal(session.req_header().uri.path()) {
             return self.portal_request(session, ctx).await;
         }
@@ -846,7 +948,9 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// A portal page's body: passed on, or replaced when it was blocked.
+    /// A portal page's body: passed on, or replaced when it was blocked. A page still coming
+    /// past `upstream.timeout_ms` is cut off: that bounds the whole page, where pingora's
+    /// read timeout bounds each read.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -854,6 +958,18 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<Option<Duration>> {
+        if let (Some(started), Some(whole)) = (
+            ctx.upstream_started,
+            self.upstream.peer.options.read_timeout,
+        ) && !end_of_stream
+            && started.elapsed() > whole
+        {
+            return Err(Error::explain(
+                ErrorType::ReadTimedout,
+                "the DWH portal's page took longer than upstream.timeout_ms",
+            )
+            .into_up());
+        }
         if end_of_stream {
             ctx.upstream_elapsed = ctx.upstream_started.map(|t| t.elapsed());
         }
@@ -868,12 +984,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut GatewayCtx,
     ) -> FailToProxy {
-        let downstream_gone = matches!(e.esource(), ErrorSource::Downstream)
-            && matches!(
-                e.etype(),
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
-            );
-        if downstream_gone {
+        if client_gone(e) {
             return FailToProxy {
                 error_code: 0,
                 can_reuse_downstream: false,
@@ -901,10 +1012,26 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// One line per request, allowed or refused. Never a NIK, password or value.
+    /// A client that hung up or did not read is not an error of the gateway: its request's
+    /// own log line says so, without pingora's `ERROR` line (which a client could otherwise
+    /// have written at will).
+    fn suppress_error_log(&self, _session: &Session, _ctx: &GatewayCtx, error: &Error) -> bool {
+        client_gone(error)
+    }
+
+    /// One line per request, allowed or refused. Never a NIK, password or value. Requests
+    /// from addresses in no registered IP LAN are counted, and only the first per address
+    /// and minute is recorded and logged, without anything the client chose.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut GatewayCtx) {
         // Refunds happened where a DWH failure was decided. A hit whose answer the client
         // did not wait for still counts: the DWH did the work.
+        let snap = ctx
+            .snapshot
+            .clone()
+            .unwrap_or_else(|| self.snapshot.load_full());
+        if !self.attribute(ctx, &snap) {
+            return;
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elements = match (&ctx.snapshot, ctx.released.is_empty()) {
             (Some(snap), false) => snap.vocabulary().names(ctx.released).join(","),
@@ -921,6 +1048,7 @@ impl ProxyHttp for Gateway {
         }
         tracing::info!(
             target: "gerbang::request",
+            request_id = ctx.request_id,
             peer = ?ctx.peer,
             user.id = ctx.user_id.as_deref().unwrap_or(""),
             pks.id = ctx.pks.as_deref().unwrap_or(""),
@@ -941,15 +1069,54 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// Sends the DWH only what it needs: the path, the rewritten body, and the real peer.
-    /// Client headers (including any `X-Forwarded-For`) are not passed on.
+    /// Says who a request was from, for its record, its log line and its metrics, before
+    /// they are written; `false`: it is not to be recorded or logged (counted only).
+    ///
+    /// A request from an address in no registered IP LAN keeps nothing the client chose
+    /// (no User ID, no NIK digest), and only the first per address and minute is recorded
+    /// (`Strangers`): any host on the closed network could otherwise fill the disk. One
+    /// naming an existing User ID from inside that User ID's IP LAN is its Pengguna's,
+    /// whatever refused it (a wrong password, a malformed NIK), so the Pengguna's report
+    /// shows it; `(unidentified)` is left for unknown addresses and User IDs.
+    fn attribute(&self, ctx: &mut GatewayCtx, snap: &Snapshot) -> bool {
+        let registered = ctx.peer.and_then(|p| snap.user_by_ip(p).map(|u| (p, u)));
+        let Some((peer, _)) = registered else {
+            ctx.user_id = None;
+            ctx.nik_digest = None;
+            let peer = ctx.peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            let (recorded, ended) = self.strangers.admit(peer, self.clock.now());
+            if let Some(minute) = ended {
+                tracing::warn!(
+                    target: "gerbang::request",
+                    unrecorded = minute.requests,
+                    addresses = minute.addresses,
+                    "requests from addresses in no registered IP LAN were refused; only the first per address and minute was recorded (all are counted in gerbang_unregistered_requests_total)"
+                );
+            }
+            self.metrics
+                .unregistered
+                .with_label_values(&[if recorded { "true" } else { "false" }])
+                .inc();
+            if !recorded {
+                self.record_metrics(ctx);
+            }
+            return recorded;
+        };
+        if ctx.pengguna.is_none()
+            && let Some(user) = ctx.user_id.as_deref().and_then(|id| snap.user_by_id(id))
+            && snap.user(user).ip_registered(peer)
+        {
+            let pks = snap.pks(user);
+            ctx.pks = Some(pks.nomor.clone());
+            ctx.pengguna = Some(pks.pengguna.clone());
+        }
+        true
+    }
+
+    /// Sends the DWH only what it needs: the path rebuilt from the route and the Pengguna
+    /// (never the client's), the rebuilt body, and the real peer. Client headers (including
+    /// any `X-Forwarded-For`) are not passed on.
     fn upstream_request(&self, session: &Session, ctx: &GatewayCtx) -> Result<RequestHeader> {
-        let path = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
         let mut req = match ctx.portal {
             // The portal: the page's method, the upstream prefix, no query, and the User
             // ID the gateway authenticated (a client's own copy is never forwarded).
@@ -966,7 +1133,16 @@ impl Gateway {
                 }
                 req
             }
-            None => RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?,
+            None => {
+                let path = ctx
+                    .action
+                    .zip(ctx.pengguna.as_deref())
+                    .and_then(|(action, pengguna)| upstream_path(action, pengguna))
+                    .ok_or_else(|| {
+                        Error::explain(ErrorType::InternalError, "a lookup without its route")
+                    })?;
+                RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?
+            }
         };
         req.insert_header(http::header::HOST, self.upstream.host.as_str())?;
         req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
@@ -975,10 +1151,7 @@ impl Gateway {
             ctx.upstream_body.len().to_string(),
         )?;
         if let Some(peer) = ctx.peer {
-            req.insert_header(
-                "X-Forwarded-For",
-                gerbang_core::canonical_ip(peer).to_string(),
-            )?;
+            req.insert_header("X-Forwarded-For", peer.to_string())?;
         }
         Ok(req)
     }
@@ -1087,9 +1260,7 @@ impl Gateway {
             user_id: ctx.user_id.clone(),
             pengguna: ctx.pengguna.clone(),
             pks: ctx.pks.clone(),
-            peer_ip: ctx
-                .peer
-                .map_or(IpAddr::from([0, 0, 0, 0]), gerbang_core::canonical_ip),
+            peer_ip: ctx.peer.unwrap_or(IpAddr::from([0, 0, 0, 0])),
             channel: Some(ctx.channel.as_str().to_string()),
             action: ctx.action.map(|a| a.as_str().to_string()),
             decision: if allowed {
@@ -1178,7 +1349,7 @@ impl Gateway {
         }
         let upstream_error = match ctx.refusal {
             Some(Refusal::UpstreamTimeout) => Some("timeout"),
-            Some(Refusal::UpstreamInvalid) => Some("invalid"),
+            Some(Refusal::UpstreamInvalid) => Some(ctx.upstream_error.unwrap_or("invalid")),
             Some(Refusal::UpstreamUnavailable) => Some(match ctx.upstream_status {
                 Some(s) if s != 200 => "status",
                 _ => "unavailable",
@@ -1191,7 +1362,20 @@ impl Gateway {
     }
 }
 
-/// Why a body was refused, in Indonesian for the Pengguna's operator.
+/// Whether an error is the client's connection failing: it hung up, or did not read its
+/// answer within `listen.write_timeout_ms`. Never the DWH's (its errors are marked upstream
+/// where they happen), never answered, and logged only on the request's own line.
+fn client_gone(e: &Error) -> bool {
+    !matches!(e.esource(), ErrorSource::Upstream)
+        && matches!(
+            e.etype(),
+            ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ConnectionClosed
+                | ErrorType::WriteTimedout
+        )
+}
+
 /// The refusal for a failed exchange with the DWH.
 fn upstream_refusal(e: &Error) -> Refusal {
     match (e.esource(), e.etype()) {
@@ -1206,13 +1390,42 @@ fn upstream_refusal(e: &Error) -> Refusal {
     }
 }
 
+/// The refusal of a body that does not parse: a key that is not printable ASCII names no
+/// parameter (27); anything else is a malformed request (07).
+fn body_refusal(e: &BodyError) -> Refusal {
+    match e {
+        BodyError::NonAsciiKey => Refusal::UnknownParameter,
+        BodyError::NotJson(_) | BodyError::DuplicateKey(_) => Refusal::IncompleteParameters,
+    }
+}
+
+/// Why a body was refused, in Indonesian for the Pengguna's operator.
 fn body_reason(e: &BodyError) -> String {
     match e {
         BodyError::NotJson(_) => "badan permintaan bukan objek JSON yang sah".into(),
-        BodyError::DuplicateKey(k) => {
-            format!("kunci \"{k}\" muncul lebih dari sekali (huruf besar/kecil tidak dibedakan)")
+        BodyError::DuplicateKey(k) => format!(
+            "kunci \"{}\" muncul lebih dari sekali (huruf besar/kecil tidak dibedakan)",
+            shown_key(k)
+        ),
+        BodyError::NonAsciiKey => {
+            "nama parameter hanya boleh berisi huruf, angka dan tanda baca ASCII".into()
         }
     }
+}
+
+/// A client's key as quoted back in a refusal: at most 64 characters of it.
+fn shown_key(key: &str) -> String {
+    match key.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &key[..end]),
+        None => key.to_string(),
+    }
+}
+
+/// Why a `user_id` cannot be a User ID, in Indonesian.
+pub(crate) fn user_id_reason() -> String {
+    format!(
+        "user_id harus 1 sampai {USER_ID_MAX_LEN} karakter ASCII: huruf, angka, `_`, `.` atau `-`"
+    )
 }
 
 /// Which NIK rule failed, in Indonesian.

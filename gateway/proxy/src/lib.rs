@@ -9,7 +9,9 @@
 
 mod admin;
 mod forward;
+mod framing;
 mod gateway;
+mod listener;
 mod metrics;
 mod portal;
 mod record;

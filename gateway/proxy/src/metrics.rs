@@ -41,7 +41,14 @@ pub struct Metrics {
     pub audit_queue_depth: IntGauge,
     pub audit_write_duration: Histogram,
     pub audit_write_failures: IntCounter,
+    pub audit_records_dropped: IntCounter,
     pub audit_healthy: IntGauge,
+    audit_disk_free: IntGauge,
+    audit_disk_size: IntGauge,
+    audit_disk_free_alert: IntGauge,
+    audit_maintenance_failures: IntCounter,
+    /// Requests from addresses in no registered IP LAN, by whether they were recorded.
+    pub unregistered: IntCounterVec,
     sanctions_active: IntGaugeVec,
     pub shadow_disagreements: IntCounterVec,
 }
@@ -91,6 +98,16 @@ impl Metrics {
             "Decision-log writes that failed (disk full, permission).",
         )?;
         registry.register(Box::new(audit_write_failures.clone()))?;
+        let audit_maintenance_failures = IntCounter::new(
+            "gerbang_audit_maintenance_failures_total",
+            "Decision-log maintenance passes (compaction, archiving) that stopped on an error.",
+        )?;
+        registry.register(Box::new(audit_maintenance_failures.clone()))?;
+        let audit_records_dropped = IntCounter::new(
+            "gerbang_audit_records_dropped_total",
+            "Refusals' decision-log records dropped because the log's queue was full (the disk slower than the traffic, or a flood).",
+        )?;
+        registry.register(Box::new(audit_records_dropped.clone()))?;
         Ok(Self {
             requests: counter(
                 "gerbang_requests_total",
@@ -109,7 +126,7 @@ impl Metrics {
             )?,
             upstream_errors: counter(
                 "gerbang_upstream_errors_total",
-                "DWH failures by kind (timeout|unavailable|invalid|status).",
+                "DWH failures by kind (timeout|unavailable|invalid|status|not_verdicts|other_nik).",
                 &["kind"],
             )?,
             decision_duration: histogram(
@@ -160,10 +177,29 @@ impl Metrics {
                 "Time to hand a decision-log record to the operating system.",
             )?,
             audit_write_failures,
+            audit_records_dropped,
+            unregistered: counter(
+                "gerbang_unregistered_requests_total",
+                "Requests from addresses in no registered IP LAN (all refused), by whether they were recorded (the first per address and minute is).",
+                &["recorded"],
+            )?,
             audit_healthy: single_gauge(
                 "gerbang_audit_healthy",
                 "1 when the decision log is being written, 0 when writing fails.",
             )?,
+            audit_disk_free: single_gauge(
+                "gerbang_audit_disk_free_bytes",
+                "Free bytes of the decision log's filesystem (usable without root).",
+            )?,
+            audit_disk_size: single_gauge(
+                "gerbang_audit_disk_size_bytes",
+                "Size in bytes of the decision log's filesystem.",
+            )?,
+            audit_disk_free_alert: single_gauge(
+                "gerbang_audit_disk_free_alert_bytes",
+                "Free bytes under which the log's disk counts as low (audit.alert_free_mib).",
+            )?,
+            audit_maintenance_failures,
             sanctions_active: gauge(
                 "gerbang_sanctions_active",
                 "Sanctions in force (art. 45) by kind.",
@@ -182,8 +218,18 @@ impl Metrics {
     /// Exports the counters of every known label value at 0 from the start, so the first
     /// error is an increase Prometheus can see (a series born at 1 shows no `rate`).
     fn with_known_series(self) -> Self {
-        for kind in ["timeout", "unavailable", "invalid", "status"] {
+        for kind in [
+            "timeout",
+            "unavailable",
+            "invalid",
+            "status",
+            "not_verdicts",
+            "other_nik",
+        ] {
             self.upstream_errors.with_label_values(&[kind]);
+        }
+        for recorded in ["true", "false"] {
+            self.unregistered.with_label_values(&[recorded]);
         }
         for result in ["ok", "error"] {
             self.policy_reloads.with_label_values(&[result]);
@@ -278,6 +324,29 @@ impl Metrics {
         if failures > seen {
             self.audit_write_failures.inc_by(failures - seen);
         }
+        let gauge = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
+        if let Some(disk) = stats.disk {
+            self.audit_disk_free.set(gauge(disk.free));
+            self.audit_disk_size.set(gauge(disk.total));
+        }
+        self.audit_disk_free_alert
+            .set(gauge(stats.alert_free_bytes));
+        let seen = self.audit_maintenance_failures.get();
+        if stats.maintenance_failures > seen {
+            self.audit_maintenance_failures
+                .inc_by(stats.maintenance_failures - seen);
+        }
+        let dropped = self.audit_records_dropped.get();
+        if stats.records_dropped > dropped {
+            self.audit_records_dropped
+                .inc_by(stats.records_dropped - dropped);
+        }
+    }
+
+    /// The registry, for metrics registered by other parts of the gateway (the client
+    /// connections' in `listener.rs`).
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The Prometheus text exposition of every metric.
@@ -309,6 +378,9 @@ mod tests {
             "gerbang_upstream_errors_total",
             "gerbang_audit_healthy",
             "gerbang_quota_store_up",
+            "gerbang_audit_records_dropped_total",
+            "gerbang_unregistered_requests_total{recorded=\"false\"} 0",
+            "gerbang_upstream_errors_total{kind=\"not_verdicts\"} 0",
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }

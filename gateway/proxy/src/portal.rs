@@ -4,8 +4,10 @@
 //! The gateway itself serves the login (User ID + password + the registered IP LAN, the
 //! same authentication as the web service, with its lockout) and keeps the session: a
 //! 256-bit random token in an `HttpOnly; Secure; SameSite=Strict` cookie, stored only as a
-//! SHA-256 digest, bound to the User ID and the client's address, ended by inactivity, by
-//! age, and by logout; one active session per User ID. A request with a valid session is
+//! SHA-256 digest, bound to the User ID, its password hash at login and the client's
+//! address, ended by inactivity, by age, by logout, and by a reload that changes the User
+//! ID's password, deactivates it, removes it or moves its IP LAN; one active session per
+//! User ID. A request with a valid session is
 //! classified into a business action: pages and assets are `PortalRead` (not counted), the
 //! NIK search is `PortalRead` counted as one hit and filtered exactly like `CALL_NIK`,
 //! export/download/bulk endpoints are `PortalExport` and every other write is
@@ -28,11 +30,13 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 use sha2::{Digest, Sha256};
 
-use gerbang_core::{Channel, Nik, Refusal, RequestBody, canonical_ip};
+use gerbang_core::{
+    Channel, JsonObject, Nik, Refusal, RequestBody, UserStatus, canonical_ip, is_user_id,
+};
 use gerbang_policy::Action;
 use gerbang_quota::Usage;
 
-use crate::gateway::{Gateway, GatewayCtx, Reject, nik_reason};
+use crate::gateway::{Gateway, GatewayCtx, Reject, nik_reason, user_id_reason};
 
 /// Where the portal lives at the gateway.
 pub const PREFIX: &str = "/portal/";
@@ -245,9 +249,30 @@ pub struct SessionActive;
 #[derive(Debug, Clone)]
 struct PortalSession {
     user_id: String,
+    /// SHA-256 of the User ID's password hash when it logged in.
+    credential: [u8; 32],
     peer: IpAddr,
     created: Instant,
     last_seen: Instant,
+}
+
+/// The User ID of a valid session, and what it logged in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOf {
+    pub user_id: String,
+    credential: [u8; 32],
+}
+
+impl SessionOf {
+    /// Whether the User ID's password hash is still the one it logged in with: a changed
+    /// password (or the same password hashed again) ends the session.
+    pub fn same_credential(&self, password_hash: &str) -> bool {
+        self.credential == credential(password_hash)
+    }
+}
+
+fn credential(password_hash: &str) -> [u8; 32] {
+    Sha256::digest(password_hash.as_bytes()).into()
 }
 
 impl PortalSession {
@@ -292,11 +317,13 @@ impl Sessions {
         }
     }
 
-    /// Starts a session for `user_id` at `peer`, unless one is active; returns the token.
-    /// An expired session of the same User ID is replaced.
+    /// Starts a session for `user_id` at `peer`, which logged in against `password_hash`,
+    /// unless one is active; returns the token. An expired session of the same User ID is
+    /// replaced.
     pub fn create(
         &self,
         user_id: &str,
+        password_hash: &str,
         peer: IpAddr,
         now: Instant,
     ) -> Result<String, SessionActive> {
@@ -305,6 +332,7 @@ impl Sessions {
         let key = digest(&token);
         let session = PortalSession {
             user_id: user_id.to_string(),
+            credential: credential(password_hash),
             peer: canonical_ip(peer),
             created: now,
             last_seen: now,
@@ -334,7 +362,12 @@ impl Sessions {
     }
 
     /// The User ID of a valid session presented from `peer`; records the activity.
-    pub fn check(&self, token: &str, peer: IpAddr, now: Instant) -> Result<String, SessionError> {
+    pub fn check(
+        &self,
+        token: &str,
+        peer: IpAddr,
+        now: Instant,
+    ) -> Result<SessionOf, SessionError> {
         if !well_formed(token) {
             return Err(SessionError::Missing);
         }
@@ -348,7 +381,10 @@ impl Sessions {
                     return Err(SessionError::OtherAddress);
                 }
                 s.last_seen = s.last_seen.max(now);
-                return Ok(s.user_id.clone());
+                return Ok(SessionOf {
+                    user_id: s.user_id.clone(),
+                    credential: s.credential,
+                });
             }
             s.user_id.clone()
         };
@@ -372,6 +408,31 @@ impl Sessions {
         }
     }
 
+    /// After a reload: ends every session whose User ID `snap` no longer has as it logged
+    /// in (removed, another password hash, deactivated by its PKS file or a sanction, or
+    /// its IP LAN no longer holding the session's address). Run as the new snapshot goes in
+    /// force, so a User ID deactivated and reactivated by two reloads does not keep a
+    /// session it had before. Returns how many ended.
+    pub fn end_changed(&self, snap: &gerbang_policy::Snapshot) -> usize {
+        let mut ended = Vec::new();
+        self.by_token.retain(|key, s| {
+            let valid = snap.user_by_id(&s.user_id).is_some_and(|u| {
+                let user = snap.user(u);
+                user.status == UserStatus::Aktif
+                    && credential(&user.password_hash) == s.credential
+                    && user.ip_registered(s.peer)
+            });
+            if !valid {
+                ended.push((s.user_id.clone(), *key));
+            }
+            valid
+        });
+        for (user_id, key) in &ended {
+            self.by_user.remove_if(user_id, |_, k| k == key);
+        }
+        ended.len()
+    }
+
     /// Active sessions (expired ones not yet swept included).
     pub fn len(&self) -> usize {
         self.by_token.len()
@@ -382,10 +443,11 @@ impl Sessions {
     }
 }
 
-/// The portal's settings and sessions, held by the gateway.
+/// The portal's settings and sessions, held by the gateway (the sessions shared with the
+/// reloader, which ends those a reload invalidates).
 #[derive(Debug)]
 pub struct Portal {
-    pub(crate) sessions: Sessions,
+    pub(crate) sessions: std::sync::Arc<Sessions>,
     pub(crate) upstream_prefix: String,
     pub(crate) cookie_name: String,
 }
@@ -393,7 +455,10 @@ pub struct Portal {
 impl Portal {
     pub fn new(config: &gerbang_core::Portal) -> Self {
         Self {
-            sessions: Sessions::new(config.idle_timeout, config.absolute_timeout),
+            sessions: std::sync::Arc::new(Sessions::new(
+                config.idle_timeout,
+                config.absolute_timeout,
+            )),
             upstream_prefix: config.upstream_prefix.clone(),
             cookie_name: config.cookie_name.clone(),
         }
@@ -627,7 +692,12 @@ impl Gateway {
                 header(session, "sec-fetch-site"),
             )
         {
-            tracing::warn!(peer = %peer, route = ?route, "portal request from another site refused");
+            // Explained only for an address in some IP LAN: a stranger's refusals are
+            // sampled in the request log (`Gateway::attribute`), and a line for each would
+            // let any host on the network fill the disk.
+            if self.snapshot.load().user_by_ip(peer).is_some() {
+                tracing::warn!(peer = %peer, route = ?route, "portal request from another site refused");
+            }
             return Ok(Some(PortalAnswer::refused(
                 403,
                 Refusal::NotPermitted,
@@ -689,8 +759,8 @@ impl Gateway {
             Some(t) => self.portal.sessions.check(t, peer, now),
             None => Err(SessionError::Missing),
         };
-        let user_id = match checked {
-            Ok(u) => u,
+        let logged_in = match checked {
+            Ok(s) => s,
             Err(e) => {
                 if e == SessionError::OtherAddress {
                     tracing::warn!(peer = %peer, "portal session cookie presented from another address; refused");
@@ -698,6 +768,7 @@ impl Gateway {
                 return Ok(Some(self.no_session(route, is_get, e)));
             }
         };
+        let user_id = logged_in.user_id.clone();
         ctx.user_id = Some(user_id.clone());
         if route == PortalRoute::Unknown {
             return Ok(Some(PortalAnswer::refused(
@@ -716,20 +787,42 @@ impl Gateway {
             )));
         };
         let snap = self.snapshot.load_full();
-        // The PKS files may have changed since login: a removed User ID, or an IP LAN
-        // that no longer covers this address, ends the session.
+        // The PKS files (or a sanction) may have changed since login: a removed User ID, an
+        // IP LAN that no longer covers this address, a changed password or a deactivated
+        // User ID ends the session; logging in again is checked afresh.
+        let ended = |refusal: Refusal, status: u16, why: &str| {
+            if let Some(t) = token.as_deref() {
+                self.portal.sessions.end(t);
+            }
+            tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), reason = refusal.name(), "portal session ended by a change of the User ID");
+            let mut a = PortalAnswer::refused(status, refusal, what(route), why);
+            a.set_cookie = Some(cleared_cookie(&self.portal.cookie_name));
+            Ok(Some(a))
+        };
         let Some(user) = snap
             .user_by_id(&user_id)
             .filter(|u| snap.user(*u).ip_registered(peer))
         else {
-            self.portal.sessions.end_user(&user_id);
-            return Ok(Some(PortalAnswer::refused(
-                403,
+            return ended(
                 Refusal::IpMismatch,
-                what(route),
+                403,
                 "User ID ini tidak lagi terdaftar untuk alamat ini; silakan masuk lagi",
-            )));
+            );
         };
+        if !logged_in.same_credential(&snap.user(user).password_hash) {
+            return ended(
+                Refusal::LoginFailed,
+                401,
+                "password User ID ini telah diubah sejak Anda masuk; sesi diakhiri, silakan masuk lagi",
+            );
+        }
+        if snap.user(user).status != UserStatus::Aktif {
+            return ended(
+                Refusal::UserInactive,
+                403,
+                "User ID ini dinonaktifkan; sesi diakhiri",
+            );
+        }
         let decision = match self.decide(ctx, &snap, user, action, Channel::WebPortal, peer, false)
         {
             Ok(d) => d,
@@ -783,7 +876,10 @@ impl Gateway {
             .ok()
             .and_then(|b| b.text("nik").ok().flatten());
         let nik = match nik.as_deref().map(Nik::parse) {
-            Some(Ok(_)) => nik.unwrap_or_default(),
+            Some(Ok(parsed)) => {
+                ctx.nik = Some(parsed);
+                parsed.as_str().to_string()
+            }
             Some(Err(e)) => {
                 let reject = Reject::new(Refusal::NikFormat, nik_reason(&e));
                 return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
@@ -793,15 +889,16 @@ impl Gateway {
                 return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
             }
         };
+        // Recorded as the API's lookups are: a person's portal lookups can be found, and
+        // the art. 40 report counts distinct NIKs across channels.
+        ctx.nik_digest = self.audit.as_ref().map(|a| a.key.nik_digest(&nik));
         if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
             let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
             return Ok(Some(PortalAnswer::refused_json(&reject, quota).consumed()));
         }
-        let mut forwarded = String::with_capacity(32);
-        forwarded.push_str("{\"nik\":");
-        gerbang_core::push_json_string(&mut forwarded, &nik);
-        forwarded.push('}');
-        ctx.upstream_body = Bytes::from(forwarded);
+        let mut forwarded = JsonObject::new();
+        forwarded.string("nik", &nik);
+        ctx.upstream_body = Bytes::from(forwarded.into_bytes());
         ctx.decision = Some(decision);
         ctx.snapshot = Some(snap);
         Ok(None)
@@ -853,7 +950,12 @@ impl Gateway {
         let body = match self.read_body(session).await? {
             Ok(b) => b,
             Err(reject) => {
-                return Ok(failed(413, reject.refusal, reject.detail));
+                // Too large (413), not sent in time (408) or badly framed (400).
+                return Ok(failed(
+                    reject.refusal.rest_status(),
+                    reject.refusal,
+                    reject.detail,
+                ));
             }
         };
         let mut user_id = String::new();
@@ -872,6 +974,9 @@ impl Gateway {
                 "User ID dan password wajib diisi".into(),
             )
             .consumed());
+        }
+        if !is_user_id(&user_id) {
+            return Ok(failed(400, Refusal::UserIdFormat, user_id_reason()).consumed());
         }
         ctx.user_id = Some(user_id.clone());
         let snap = self.snapshot.load_full();
@@ -903,7 +1008,12 @@ impl Gateway {
             )
             .consumed());
         }
-        match self.portal.sessions.create(&user_id, peer, Instant::now()) {
+        let password_hash = &snap.user(user).password_hash;
+        match self
+            .portal
+            .sessions
+            .create(&user_id, password_hash, peer, Instant::now())
+        {
             Ok(token) => {
                 tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), "portal login");
                 let mut a = PortalAnswer::redirect("/portal/").consumed();
@@ -1193,12 +1303,17 @@ mod tests {
         let idle = Duration::from_secs(60);
         let store = Sessions::new(idle, Duration::from_secs(600));
         let t0 = Instant::now();
-        let token = store.create("u1", ip("10.0.0.1"), t0).expect("first");
+        let token = store
+            .create("u1", "hash-1", ip("10.0.0.1"), t0)
+            .expect("first");
         assert_eq!(token.len(), 43);
-        assert_eq!(
-            store.check(&token, ip("10.0.0.1"), t0 + Duration::from_secs(30)),
-            Ok("u1".to_string())
-        );
+        let session = store
+            .check(&token, ip("10.0.0.1"), t0 + Duration::from_secs(30))
+            .expect("valid");
+        assert_eq!(session.user_id, "u1");
+        // The password hash it logged in with: another one (a changed password) ends it.
+        assert!(session.same_credential("hash-1"));
+        assert!(!session.same_credential("hash-2"));
         // IPv4 seen through an IPv4-mapped socket is the same client.
         assert!(store.check(&token, ip("::ffff:10.0.0.1"), t0).is_ok());
         assert_eq!(
@@ -1207,7 +1322,7 @@ mod tests {
         );
         // One session per User ID, from anywhere.
         assert_eq!(
-            store.create("u1", ip("10.0.0.1"), t0 + Duration::from_secs(31)),
+            store.create("u1", "hash-1", ip("10.0.0.1"), t0 + Duration::from_secs(31)),
             Err(SessionActive)
         );
         // Activity at 30 s keeps it alive until 90 s; at 91 s it is gone.
@@ -1226,7 +1341,12 @@ mod tests {
         );
         assert!(store.is_empty());
         let again = store
-            .create("u1", ip("10.0.0.1"), t0 + Duration::from_secs(151))
+            .create(
+                "u1",
+                "hash-1",
+                ip("10.0.0.1"),
+                t0 + Duration::from_secs(151),
+            )
             .expect("after expiry");
         assert_ne!(again, token);
         assert_eq!(
@@ -1239,7 +1359,9 @@ mod tests {
     fn sessions_end_at_their_absolute_age_and_on_logout() {
         let store = Sessions::new(Duration::from_secs(60), Duration::from_secs(100));
         let t0 = Instant::now();
-        let token = store.create("u1", ip("10.0.0.1"), t0).expect("first");
+        let token = store
+            .create("u1", "hash-1", ip("10.0.0.1"), t0)
+            .expect("first");
         for s in [50, 95] {
             assert!(
                 store
@@ -1251,17 +1373,21 @@ mod tests {
             store.check(&token, ip("10.0.0.1"), t0 + Duration::from_secs(100)),
             Err(SessionError::Expired)
         );
-        let token = store.create("u1", ip("10.0.0.1"), t0).expect("fresh");
+        let token = store
+            .create("u1", "hash-1", ip("10.0.0.1"), t0)
+            .expect("fresh");
         // A stale session of the same user is replaced, not kept beside the new one.
         let store2 = Sessions::new(Duration::from_secs(1), Duration::from_secs(100));
-        let _old = store2.create("u2", ip("10.0.0.1"), t0).expect("old");
+        let _old = store2
+            .create("u2", "hash-1", ip("10.0.0.1"), t0)
+            .expect("old");
         let _new = store2
-            .create("u2", ip("10.0.0.1"), t0 + Duration::from_secs(5))
+            .create("u2", "hash-1", ip("10.0.0.1"), t0 + Duration::from_secs(5))
             .expect("stale replaced");
         assert_eq!(store2.len(), 1);
         assert_eq!(store.end(&token).as_deref(), Some("u1"));
         assert!(store.is_empty());
-        assert!(store.create("u1", ip("10.0.0.1"), t0).is_ok());
+        assert!(store.create("u1", "hash-1", ip("10.0.0.1"), t0).is_ok());
         store.end_user("u1");
         assert!(store.is_empty());
     }

@@ -2,6 +2,10 @@
 //! one of those files changes on disk, and on the admin API's call. A reload parses and
 //! validates everything and swaps the snapshot atomically; in-flight requests finish on the
 //! old one. A broken edit keeps the running set, is logged with file and line, and counted.
+//! Before the swap the candidate is reviewed (`gerbang_assure::review`): rules that changed
+//! must still prove every invariant of `policies/invariants/` (else the reload is refused
+//! like a broken file), and what the edit changes for whom is summarised in the log line,
+//! the admin API's answer and the decision log.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -34,6 +38,10 @@ pub struct ReloadSummary {
     /// Whether the Cedar entities were updated in place of being built again.
     pub entities_updated: bool,
     pub duration_ms: u64,
+    /// What the edit changes, in one line ("3 User IDs of 1 Pengguna gain ALAMAT").
+    pub changes: String,
+    /// What was proved of the rules ("14 invariants proved (cvc5 1.0.3, 900 ms)").
+    pub proof: String,
 }
 
 /// Builds and swaps snapshots; one reload at a time.
@@ -42,8 +50,12 @@ pub struct Reloader {
     snapshot: Arc<ArcSwap<Snapshot>>,
     auth: Arc<Authenticator>,
     metrics: Arc<Metrics>,
+    /// The Web Portal's sessions: those a new snapshot invalidates are ended with it.
+    portal_sessions: Option<Arc<crate::portal::Sessions>>,
     /// Serialises reloads and edits of the sanctions file.
     lock: Mutex<()>,
+    /// Where each reload that changed something is recorded, and this instance's name.
+    audit: Option<(Arc<gerbang_audit::AuditLog>, String)>,
 }
 
 impl Reloader {
@@ -59,8 +71,40 @@ impl Reloader {
             snapshot,
             auth,
             metrics,
+            portal_sessions: None,
             lock: Mutex::new(()),
+            audit: None,
         }
+    }
+
+    /// Records every reload that changes something in the decision log (action `Reload`,
+    /// the summary as its reason).
+    pub fn with_audit(
+        mut self,
+        log: Option<Arc<gerbang_audit::AuditLog>>,
+        instance: String,
+    ) -> Self {
+        self.audit = log.map(|log| (log, instance));
+        self
+    }
+
+    /// What a reload would change now, without swapping anything: the candidate read from
+    /// disk, reviewed against the running set (for `gerbang policy diff --running`).
+    pub fn preview(&self) -> Result<gerbang_assure::Review, ConfigErrors> {
+        let _one = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let running = self.snapshot.load_full();
+        let candidate = reload_snapshot(&self.config, &running)?;
+        gerbang_assure::review(&running, &candidate, &self.config.policy_dir, today(), None)
+    }
+
+    /// Ends, at every reload, the portal sessions the new snapshot invalidates (a changed
+    /// password, a deactivated or removed User ID).
+    pub fn ending_portal_sessions(mut self, sessions: Arc<crate::portal::Sessions>) -> Self {
+        self.portal_sessions = Some(sessions);
+        self
     }
 
     /// Loads everything again and swaps it in, or keeps the running set and says why.
@@ -78,10 +122,19 @@ impl Reloader {
         // What did not change is taken from the running set; an owned handle, not a guard,
         // as the reload takes a while.
         let running = self.snapshot.load_full();
-        let loaded = reload_snapshot(&self.config, &running);
+        let loaded = reload_snapshot(&self.config, &running).and_then(|snap| {
+            let review = gerbang_assure::review(
+                &running,
+                &snap,
+                &self.config.policy_dir,
+                today(),
+                Some(gerbang_assure::RELOAD_DIFF_USERS),
+            )?;
+            Ok((snap, review))
+        });
         drop(running);
         match loaded {
-            Ok(snap) => {
+            Ok((snap, review)) => {
                 let summary = ReloadSummary {
                     policy_hash: snap.engine().hash().to_string(),
                     pks: snap.agreements().len(),
@@ -90,6 +143,8 @@ impl Reloader {
                     files_parsed: snap.reuse().files_parsed,
                     entities_updated: snap.reuse().entities_updated,
                     duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    changes: review.diff.summary.clone(),
+                    proof: review.proof.to_string(),
                 };
                 self.metrics.set_policy(&snap);
                 let new = Arc::new(snap);
@@ -98,6 +153,12 @@ impl Reloader {
                 // is already in force, so the old one goes away off this path.
                 std::thread::spawn(move || drop(old));
                 self.auth.keep_valid(&new);
+                if let Some(sessions) = &self.portal_sessions {
+                    let ended = sessions.end_changed(&new);
+                    if ended > 0 {
+                        tracing::info!(target: "gerbang::portal", sessions_ended = ended, "portal sessions ended: their User ID's password, status or IP LAN changed");
+                    }
+                }
                 self.metrics.policy_reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(
                     cause,
@@ -108,8 +169,17 @@ impl Reloader {
                     entities.updated = summary.entities_updated,
                     policy.hash = summary.policy_hash.as_str(),
                     duration_ms = summary.duration_ms,
+                    changes = summary.changes.as_str(),
+                    proof = summary.proof.as_str(),
                     "reloaded PKS files, policies and sanctions"
                 );
+                if let gerbang_assure::Proof::Skipped { why } = &review.proof {
+                    tracing::warn!(
+                        reason = why.as_str(),
+                        "the new rules are in force WITHOUT their invariants proved"
+                    );
+                }
+                self.record(cause, &review.diff, &summary);
                 Ok(summary)
             }
             Err(errors) => {
@@ -123,6 +193,47 @@ impl Reloader {
                 );
                 Err(errors)
             }
+        }
+    }
+
+    /// Writes a reload that changed something to the decision log: action `Reload`, the
+    /// cause and the summary as the reason, the new set's hash. A reload that changed
+    /// nothing is not recorded (the watcher reloads on every save).
+    fn record(&self, cause: &str, diff: &gerbang_assure::Diff, summary: &ReloadSummary) {
+        let Some((log, instance)) = &self.audit else {
+            return;
+        };
+        let unchanged = matches!(diff.rules, gerbang_assure::RulesChange::Unchanged { .. })
+            && diff.agreements.is_empty()
+            && diff.users.is_empty()
+            && diff.networks.is_empty();
+        if unchanged {
+            return;
+        }
+        let now = chrono::Utc::now();
+        let record = gerbang_audit::Record {
+            time: now,
+            instance: instance.clone(),
+            request_id: format!("{instance}-reload-{}", now.timestamp_micros()),
+            user_id: None,
+            pengguna: None,
+            pks: None,
+            peer_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            channel: Some("admin".into()),
+            action: Some("Reload".into()),
+            decision: gerbang_audit::Decision::Allow,
+            reason: Some(bounded(&format!("{cause}: {}", summary.changes))),
+            policy_ids: Vec::new(),
+            policy_hash: summary.policy_hash.clone(),
+            nik_digest: None,
+            elements: Vec::new(),
+            upstream_status: None,
+            latency_us: 0,
+            quota_used: None,
+            quota_limit: None,
+        };
+        if let Err(e) = log.append(&record) {
+            tracing::error!(error = %e, "the reload is in force but its decision-log record was not written");
         }
     }
 
@@ -181,6 +292,25 @@ impl Reloader {
     }
 }
 
+/// Today's WIB day: what a reload's diff decides grants for.
+fn today() -> chrono::NaiveDate {
+    gerbang_core::wib_day(chrono::Utc::now())
+}
+
+/// The longest reason a reload's record carries; a summary of thousands of changes is cut.
+const MAX_RECORD_REASON: usize = 4_000;
+
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_RECORD_REASON {
+        return text.to_string();
+    }
+    let mut end = MAX_RECORD_REASON;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… (cut; `gerbang policy diff` shows all)", &text[..end])
+}
+
 /// A file or a kind of file whose change means a reload.
 #[derive(Debug, Clone)]
 enum Watched {
@@ -213,15 +343,40 @@ pub enum SanctionFileError {
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a reader (another
-/// instance, the watcher) sees the old file or the new one, never half of one.
+/// instance, the watcher, the SAM sidecar) sees the old file or the new one, never half of
+/// one; and durably: the file is fsynced before the rename and its directory after it, or
+/// a power cut could bring back the old file (a lifted sanction in force again, an applied
+/// one gone) although the API said it was done.
 fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    write_atomically_with(path, text, sync_dir)
+}
+
+fn write_atomically_with(
+    path: &Path,
+    text: &str,
+    sync: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<(), String> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
     tmp.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
     tmp.as_file().sync_all().map_err(|e| e.to_string())?;
     tmp.persist(path).map_err(|e| e.to_string())?;
-    Ok(())
+    sync(dir).map_err(|e| format!("fsync of the directory {}: {e}", dir.display()))
+}
+
+/// The directory holding `path`: `.` for a bare file name (whose `parent()` is empty, and
+/// an empty path cannot be opened to be synced).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The background service: SIGHUP and file changes call [`Reloader::reload`].
@@ -300,4 +455,52 @@ fn watch(
         }
     }
     Some(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_summary_is_cut_on_a_character_boundary_and_says_so() {
+        let short = "3 User IDs of 1 Pengguna gain ALAMAT";
+        assert_eq!(bounded(short), short);
+        // "→" is three bytes: a cut at a fixed byte count would split one.
+        let long = "status aktif → dibekukan; ".repeat(400);
+        let cut = bounded(&long);
+        assert!(cut.len() < MAX_RECORD_REASON + 60, "{}", cut.len());
+        assert!(
+            cut.ends_with("… (cut; `gerbang policy diff` shows all)"),
+            "{cut}"
+        );
+        assert!(long.starts_with(cut.trim_end_matches("… (cut; `gerbang policy diff` shows all)")));
+    }
+
+    #[test]
+    fn a_rewrite_syncs_its_directory_after_the_rename() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sanksi.toml");
+        std::fs::write(&path, "# lama\n").expect("old");
+        let mut synced = None;
+        write_atomically_with(&path, "# baru\n", |d| {
+            // Called after the rename: the new content is already in place.
+            synced = Some((d.to_path_buf(), std::fs::read_to_string(&path)?));
+            sync_dir(d)
+        })
+        .expect("written");
+        assert_eq!(
+            synced,
+            Some((dir.path().to_path_buf(), "# baru\n".to_string()))
+        );
+        // A bare file name's directory is the current one, not an empty path.
+        assert_eq!(parent_dir(Path::new("sanksi.toml")), Path::new("."));
+        assert_eq!(
+            parent_dir(Path::new("/etc/g/sanksi.toml")),
+            Path::new("/etc/g")
+        );
+        // A failed directory sync is an error, not a silent success.
+        let err = write_atomically_with(&path, "y", |_| Err(std::io::Error::other("disk")))
+            .expect_err("reported");
+        assert!(err.contains("fsync of the directory"), "{err}");
+    }
 }

@@ -1,12 +1,20 @@
-//! Which DWH service a request path names.
+//! Which DWH service a request path names, and the path the DWH is sent for it.
+//!
+//! The client's path is only read, never forwarded: what reaches the DWH is rebuilt from
+//! the route and the authenticated User ID's own institution ([`upstream_path`]), so a
+//! query string, an encoded or relative segment, or a path naming another institution or
+//! User ID cannot travel past the gateway.
 
 use gerbang_policy::Action;
 
 /// Maps a DWH web-service path to its action.
 ///
 /// Accepted: `/dukcapil/get_json/{instansi}/{SERVICE}` and the regional form
-/// `/dukcapil/get_json/{PP-KK}/{user}/{service}`, the service name in any case, a query
-/// string ignored. Anything else is not a service Gerbang forwards.
+/// `/dukcapil/get_json/{PP-KK}/{user}/{service}` (`PP-KK` two digits, `-`, two digits), the
+/// service name in any case, a query string ignored. Every segment must be ASCII letters,
+/// digits, `_`, `-` or `.`, and not `.` or `..`: a percent-encoded (`%2F`), parameter (`;`)
+/// or relative segment could name one path here and another at the DWH, so such a path is
+/// not a service Gerbang forwards. Anything else is not either.
 pub fn route(path: &str) -> Option<Action> {
     let path = path.split('?').next().unwrap_or_default();
     let mut segments = path.strip_prefix('/')?.split('/');
@@ -16,19 +24,74 @@ pub fn route(path: &str) -> Option<Action> {
         return None;
     }
     let rest: Vec<&str> = segments.collect();
-    if !(2..=3).contains(&rest.len()) || rest.iter().any(|s| s.is_empty()) {
+    let (service, prefix) = rest.split_last()?;
+    let prefix_ok = match prefix {
+        [instansi] => plain_segment(instansi),
+        [region, user] => region_code(region) && plain_segment(user),
+        _ => false,
+    };
+    if !prefix_ok {
         return None;
     }
-    let service = rest.last()?;
-    if service.eq_ignore_ascii_case("CALL_NIK") {
-        Some(Action::CallNik)
-    } else if service.eq_ignore_ascii_case("CALL_VERIFY_BY_ELEMEN") {
-        Some(Action::VerifyByElement)
-    } else if service.eq_ignore_ascii_case("CALL_BY_ELEMEN") {
-        Some(Action::SearchByElements)
-    } else {
-        None
+    Service::ALL
+        .into_iter()
+        .find(|s| service.eq_ignore_ascii_case(s.name()))
+        .map(Service::action)
+}
+
+/// The path the DWH is sent for `action` of a User ID of `pengguna`:
+/// `/dukcapil/get_json/{pengguna}/{SERVICE}`, the service in the DWH's upper case. The
+/// `{instansi}` of the DWH's paths is the Pengguna's stable id from its PKS files (lower
+/// case, digits and `-`, checked at load): the one name of the institution the agreements
+/// hold. Whichever form the client used (the regional one included), this is the path
+/// forwarded. `None` for an action that is not a web-service lookup.
+pub fn upstream_path(action: Action, pengguna: &str) -> Option<String> {
+    let service = Service::ALL.into_iter().find(|s| s.action() == action)?;
+    Some(format!("/dukcapil/get_json/{pengguna}/{}", service.name()))
+}
+
+/// The DWH web services Gerbang forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    CallNik,
+    VerifyByElemen,
+    ByElemen,
+}
+
+impl Service {
+    const ALL: [Self; 3] = [Self::CallNik, Self::VerifyByElemen, Self::ByElemen];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::CallNik => "CALL_NIK",
+            Self::VerifyByElemen => "CALL_VERIFY_BY_ELEMEN",
+            Self::ByElemen => "CALL_BY_ELEMEN",
+        }
     }
+
+    fn action(self) -> Action {
+        match self {
+            Self::CallNik => Action::CallNik,
+            Self::VerifyByElemen => Action::VerifyByElement,
+            Self::ByElemen => Action::SearchByElements,
+        }
+    }
+}
+
+/// A segment that means the same to every reader: ASCII letters, digits, `_`, `-`, `.`, and
+/// not a relative step.
+fn plain_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+/// `PP-KK`: a province and a regency code.
+fn region_code(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 5 && b[2] == b'-' && [0, 1, 3, 4].iter().all(|&i| b[i].is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -69,8 +132,34 @@ mod tests {
             "/dukcapil/get_json/X/CALL_NIK_EXPORT",
             "/other/get_json/X/CALL_NIK",
             "/__sim/stats",
+            "/dukcapil/get_json/../CALL_NIK",
+            "/dukcapil/get_json/./CALL_NIK",
+            "/dukcapil/get_json/X%2FY/CALL_NIK",
+            "/dukcapil/get_json/X;jsessionid=1/CALL_NIK",
+            "/dukcapil/get_json/X/CALL_NIK;x",
+            "/dukcapil/get_json/33-13/../CALL_NIK",
+            "/dukcapil/get_json/bkd/user/CALL_NIK",
+            "/dukcapil/get_json/33-1a/user/CALL_NIK",
+            "/dukcapil/get_json/X/CALL_NIK/",
         ] {
             assert_eq!(route(p), None, "{p}");
         }
+    }
+
+    #[test]
+    fn the_dwh_is_sent_the_pengguna_and_the_service_in_its_own_spelling() {
+        assert_eq!(
+            upstream_path(Action::CallNik, "bkd-karanganyar").as_deref(),
+            Some("/dukcapil/get_json/bkd-karanganyar/CALL_NIK")
+        );
+        assert_eq!(
+            upstream_path(Action::VerifyByElement, "bank-asing").as_deref(),
+            Some("/dukcapil/get_json/bank-asing/CALL_VERIFY_BY_ELEMEN")
+        );
+        assert_eq!(
+            upstream_path(Action::SearchByElements, "polri").as_deref(),
+            Some("/dukcapil/get_json/polri/CALL_BY_ELEMEN")
+        );
+        assert_eq!(upstream_path(Action::PortalRead, "x"), None);
     }
 }

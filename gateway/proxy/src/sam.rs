@@ -3,14 +3,20 @@
 //! SAM sidecar validates it, and only a valid verdict lets it reach Cedar with
 //! `sam_valid = true`. No sidecar configured, or one that is down, slow or answers
 //! nonsense: the request is refused (fail closed), never treated as a web-service call.
+//!
+//! A valid verdict is also checked against the gateway's own snapshot: the SAM and its
+//! agreement must be active there too (art. 45 sanctions are applied to the snapshot
+//! before `POST /sanksi` answers), so a sidecar that has not reloaded yet never lets a
+//! deactivated reader through.
 
 use std::time::Instant;
 
 use gerbang_core::{Refusal, SamReason};
-use gerbang_policy::Action;
+use gerbang_policy::{Action, Snapshot};
 use gerbang_sam::{
-    HEADER_CONTENT_DIGEST, HEADER_PREFIX, HEADERS, SamClient, SamHeaders, SamUnavailable,
-    ValidateRequest, body_sha256_hex, content_digest_sha256_hex,
+    HEADER_CONTENT_DIGEST, HEADER_PREFIX, HEADERS, MAX_HEADER_VALUE, MAX_READER_PATH, SamClient,
+    SamHeaders, SamUnavailable, ValidateRequest, Verdict, body_sha256_hex,
+    content_digest_sha256_hex, pks_not_active, sam_not_active, unknown_sam,
 };
 use pingora::http::RequestHeader;
 
@@ -28,9 +34,12 @@ pub(crate) struct ReaderRequest {
 }
 
 /// Whether a request comes from a card reader, and its `X-SAM-*` values. `Ok(None)`: no
-/// such header, a web-service request. Refused when no sidecar is configured, or when a
-/// header is repeated or not text (ambiguous: which one did the reader sign?). Missing
-/// or malformed values are the sidecar's to name.
+/// such header, a web-service request. Refused when no sidecar is configured, when a
+/// header is repeated or not text (ambiguous: which one did the reader sign?), or longer
+/// than any valid value, and when the request target is longer than
+/// [`MAX_READER_PATH`]: such a request is refused for what it is here, rather than sent
+/// to the sidecar as a question too big to answer. Missing or malformed values are the
+/// sidecar's to name.
 pub(crate) fn reader_request(
     req: &RequestHeader,
     configured: bool,
@@ -59,10 +68,25 @@ pub(crate) fn reader_request(
             }
             (Some(value), None) => value,
         };
+        if value.len() > MAX_HEADER_VALUE {
+            return Err(malformed(format!(
+                "header {name} melebihi {MAX_HEADER_VALUE} karakter"
+            )));
+        }
         *slot = value
             .to_str()
             .map_err(|_| malformed(format!("header {name} bukan teks ASCII")))?
             .to_string();
+    }
+    let path = req
+        .uri
+        .path_and_query()
+        .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string());
+    if path.len() > MAX_READER_PATH {
+        return Err((
+            Refusal::BodyTooLarge,
+            format!("jalur permintaan card reader melebihi {MAX_READER_PATH} byte"),
+        ));
     }
     let claimed_body_sha256 = match req.headers.get(HEADER_CONTENT_DIGEST) {
         // An unusable digest only loses the altered-body diagnosis; it grants nothing.
@@ -72,10 +96,7 @@ pub(crate) fn reader_request(
     Ok(Some(ReaderRequest {
         headers: SamHeaders::from_values(values),
         method: req.method.as_str().to_string(),
-        path: req
-            .uri
-            .path_and_query()
-            .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string()),
+        path,
         claimed_body_sha256,
     }))
 }
@@ -93,9 +114,11 @@ fn reads_data(action: Action) -> bool {
     }
 }
 
-/// Asks the sidecar about an authenticated card-reader request. `Ok`: valid.
+/// Asks the sidecar about an authenticated card-reader request, then checks a valid
+/// verdict against `snap`. `Ok`: valid.
 pub(crate) async fn check(
     client: &SamClient,
+    snap: &Snapshot,
     reader: ReaderRequest,
     body: &[u8],
     user_id: &str,
@@ -119,7 +142,7 @@ pub(crate) async fn check(
     );
     match answer {
         Ok(verdict) => match verdict.reason {
-            None => Ok(()),
+            None => in_force(snap, &request.sam.sam_id),
             Some(reason) => Err((Refusal::CardReader(reason), verdict.detail)),
         },
         Err(SamUnavailable::Timeout(limit)) => Err((
@@ -135,6 +158,28 @@ pub(crate) async fn check(
             Refusal::CardReader(SamReason::SidecarUnavailable),
             "layanan validasi SAM tidak dapat dihubungi; permintaan card reader ditolak sampai layanan pulih".into(),
         )),
+    }
+}
+
+/// Whether the gateway's own snapshot has the SAM registered, active, and in an active
+/// agreement. The sidecar checked the same on its registry; a sidecar still on an older
+/// one (it looks at the files every 200 ms) is overruled, never followed.
+fn in_force(snap: &Snapshot, sam_id: &str) -> Result<(), Refused> {
+    let refused = |v: Verdict| {
+        let reason = v.reason.unwrap_or(SamReason::SamInactive);
+        tracing::warn!(
+            sam.id = sam_id,
+            reason = reason.code(),
+            "the SAM sidecar accepted a reader the gateway's PKS set and sanctions refuse (the sidecar has not reloaded yet?)"
+        );
+        (Refusal::CardReader(reason), v.detail)
+    };
+    let Some((sam, pks)) = snap.sam(sam_id) else {
+        return Err(refused(unknown_sam(sam_id)));
+    };
+    match sam_not_active(sam_id, sam.status).or_else(|| pks_not_active(&pks.nomor, pks.status)) {
+        Some(verdict) => Err(refused(verdict)),
+        None => Ok(()),
     }
 }
 
@@ -179,6 +224,30 @@ mod tests {
         assert_eq!(r.path, "/dukcapil/get_json/X/CALL_NIK?a=1");
         assert_eq!(r.method, "POST");
         assert_eq!(r.claimed_body_sha256, Some(body_sha256_hex(b"{}")));
+    }
+
+    #[test]
+    fn an_over_long_header_or_path_is_refused_before_the_sidecar_is_asked() {
+        let long = "A".repeat(MAX_HEADER_VALUE + 1);
+        let req = header(&[("X-SAM-Id", long.as_str())]);
+        let (refusal, detail) = reader_request(&req, true).err().expect("refused");
+        assert_eq!(refusal, Refusal::CardReader(SamReason::MalformedHeaders));
+        assert!(detail.contains("x-sam-id"), "{detail}");
+        let path = format!(
+            "/dukcapil/get_json/X/CALL_NIK?q={}",
+            "a".repeat(MAX_READER_PATH)
+        );
+        let mut req = RequestHeader::build("POST", path.as_bytes(), None).expect("req");
+        req.append_header("X-SAM-Id", "SAM-1").expect("header");
+        let (refusal, detail) = reader_request(&req, true).err().expect("refused");
+        assert_eq!(refusal, Refusal::BodyTooLarge);
+        assert!(detail.contains(&MAX_READER_PATH.to_string()), "{detail}");
+        // At the limit, it goes on to the sidecar.
+        let path = format!("/{}", "a".repeat(MAX_READER_PATH - 1));
+        let mut req = RequestHeader::build("POST", path.as_bytes(), None).expect("req");
+        req.append_header("X-SAM-Id", "A".repeat(MAX_HEADER_VALUE))
+            .expect("header");
+        assert!(reader_request(&req, true).expect("ok").is_some());
     }
 
     #[test]

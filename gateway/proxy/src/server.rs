@@ -1,27 +1,36 @@
-//! Starting the data plane: load and check everything, build the pingora server with a TLS
-//! (or explicitly plaintext) listener, and reload the PKS files on SIGHUP.
+//! Starting the data plane: load and check everything, build the pingora server with the
+//! gateway's own connection loop (caps, TLS and deadlines: `listener.rs`) in front of the
+//! proxy, and reload the PKS files on SIGHUP.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::tls::Acceptor;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 
-use gerbang_core::{Clock, ConfigErrors, QuotaStore, SystemClock};
+use gerbang_core::{Clock, ConfigErrors, ListenLimits, QuotaStore, SystemClock, TlsFiles};
 use gerbang_policy::{Authenticator, LoginThrottle, load_snapshot};
 use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
 use crate::admin::{Admin, AdminService};
 use crate::gateway::Gateway;
+use crate::listener::{ConnMetrics, Listener};
 use crate::metrics::Metrics;
 use crate::reload::{ReloadService, Reloader};
 
 /// Bytes of a client connection's write buffer: a lookup's answer with its header is
 /// usually under 4 KiB; larger ones (portal search pages) are written straight through.
 const ANSWER_WRITE_BUFFER: usize = 8 * 1024;
+
+/// File descriptors kept free of client connections: the DWH connection pool (128 idle per
+/// thread), the decision log, the quota store, the admin listener, the watcher, the SAM
+/// sidecar's connections.
+const RESERVED_FILES_BASE: u64 = 256;
+const RESERVED_FILES_PER_THREAD: u64 = 128;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -99,41 +108,51 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         audit,
         Arc::clone(&clock),
     );
-    let mut service =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gerbang");
+    let portal_sessions = gateway.portal_sessions();
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     let address = config.listen.address.to_string();
-    // Room for a whole answer, header and body, so that it leaves in one write (pingora's
-    // default, 1,460 bytes, splits most lookup answers in two).
-    let listener = ListenerConfig::tcp(&address).l4_buffer(L4BufferSettings {
-        read: None,
-        write: Some(ANSWER_WRITE_BUFFER),
-    });
-    let listener = match &config.listen.tls {
-        Some(tls) => listener.tls(
-            TlsSettings::intermediate(
-                &tls.cert.display().to_string(),
-                &tls.key.display().to_string(),
-            )
-            .map_err(|e| ServeError::Listener(e.to_string()))?,
-        ),
+    // Pingora accepts plain TCP; the TLS handshake is the gateway's, under its own deadline.
+    let tls = match &config.listen.tls {
+        Some(tls) => Some(tls_acceptor(tls)?),
         None => {
             tracing::warn!(
                 listen = address.as_str(),
                 "serving WITHOUT TLS (plaintext = true in the configuration)"
             );
-            listener
+            None
         }
     };
-    service.add_listener(listener);
+    let limits = fit_open_files(config.listen.limits.clone(), config.threads);
+    tracing::info!(
+        connections.max = limits.max_connections.get(),
+        connections.max_per_address = limits.max_connections_per_address.get(),
+        head_timeout_ms = u64::try_from(limits.head_timeout.as_millis()).unwrap_or(u64::MAX),
+        body_timeout_ms = u64::try_from(limits.body_timeout.as_millis()).unwrap_or(u64::MAX),
+        write_timeout_ms = u64::try_from(limits.write_timeout.as_millis()).unwrap_or(u64::MAX),
+        keepalive_secs = limits.keepalive_timeout.as_secs(),
+        "client connection limits"
+    );
+    let app = Listener::new(
+        proxy,
+        tls,
+        limits,
+        ConnMetrics::register(metrics.registry())?,
+    );
+    let mut service = Service::new("gerbang".to_string(), app);
+    // Room for a whole answer, header and body, so that it leaves in one write (pingora's
+    // default, 1,460 bytes, splits most lookup answers in two).
+    service.add_listener(ListenerConfig::tcp(&address).l4_buffer(L4BufferSettings {
+        read: None,
+        write: Some(ANSWER_WRITE_BUFFER),
+    }));
     server.add_service(service);
     let admin = config.admin.clone();
     let instance = config.instance.clone();
-    let reloader = Arc::new(Reloader::new(
-        config,
-        Arc::clone(&snapshot),
-        auth,
-        Arc::clone(&metrics),
-    ));
+    let reloader = Arc::new(
+        Reloader::new(config, Arc::clone(&snapshot), auth, Arc::clone(&metrics))
+            .with_audit(audit_log.clone(), instance.clone())
+            .ending_portal_sessions(portal_sessions),
+    );
     server.add_service(background_service(
         "reload",
         ReloadService(Arc::clone(&reloader)),
@@ -178,6 +197,65 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The TLS acceptor of the client listener: TLS 1.2 and 1.3, HTTP/1.1, the configured
+/// certificate chain and key (what pingora's `TlsSettings::intermediate` builds, but with an
+/// error instead of a panic when a file does not load).
+fn tls_acceptor(files: &TlsFiles) -> Result<Acceptor, ServeError> {
+    use pingora::tls::{ServerConfig, install_default_crypto_provider, version};
+    install_default_crypto_provider();
+    let (cert, key) = (
+        files.cert.display().to_string(),
+        files.key.display().to_string(),
+    );
+    let cannot =
+        |why: String| ServeError::Listener(format!("TLS certificate {cert} or key {key}: {why}"));
+    let (certs, key_der) = pingora::tls::load_certs_and_key_files(&cert, &key)
+        .map_err(|e| cannot(e.to_string()))?
+        .ok_or_else(|| cannot("no certificate or no private key in the files".into()))?;
+    let server = ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| cannot(e.to_string()))?;
+    Ok(Acceptor::from_server_config(Arc::new(server)))
+}
+
+/// Raises the open-files limit to its hard limit (as nginx's `worker_rlimit_nofile` or Go's
+/// runtime do), then lowers the connection caps to what it allows: each client connection
+/// can hold a DWH connection too, and some files are kept for the rest. A lowered cap is
+/// logged with the way to raise it.
+fn fit_open_files(mut limits: ListenLimits, threads: usize) -> ListenLimits {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: now.maximum,
+        maximum: now.maximum,
+    };
+    let open_files = match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => now.maximum,
+        Err(_) => now.current,
+    };
+    let Some(open_files) = open_files else {
+        return limits;
+    };
+    let reserved = RESERVED_FILES_BASE
+        + RESERVED_FILES_PER_THREAD * u64::try_from(threads).unwrap_or(u64::MAX);
+    let fits = u32::try_from(open_files.saturating_sub(reserved) / 2).unwrap_or(u32::MAX);
+    let fits = std::num::NonZeroU32::new(fits).unwrap_or(std::num::NonZeroU32::MIN);
+    if limits.max_connections > fits {
+        tracing::warn!(
+            configured = limits.max_connections.get(),
+            lowered_to = fits.get(),
+            open_files,
+            "listen.max_connections lowered: the process may open only this many files (raise LimitNOFILE, or lower listen.max_connections)"
+        );
+        limits.max_connections = fits;
+    }
+    limits.max_connections_per_address = limits
+        .max_connections_per_address
+        .min(limits.max_connections);
+    limits
 }
 
 /// The quota store the configuration names, opened.

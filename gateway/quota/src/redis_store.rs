@@ -32,8 +32,9 @@ use tokio::runtime::Handle;
 use crate::health::Health;
 use crate::meter::QuotaError;
 
-/// Settings of the Redis store.
-#[derive(Debug, Clone)]
+/// Settings of the Redis store. Its `Debug` never shows the URL, which may carry a
+/// password (`redis://user:password@host`).
+#[derive(Clone)]
 pub struct RedisOptions {
     /// `redis://[user:password@]host:port/db` or `redis+unix:///path?db=N`.
     pub url: String,
@@ -48,6 +49,19 @@ pub struct RedisOptions {
     pub instance: String,
     /// Time limit of connecting and of each call.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &"<redacted>")
+            .field("lease", &self.lease)
+            .field("emergency_share", &self.emergency_share)
+            .field("key_prefix", &self.key_prefix)
+            .field("instance", &self.instance)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl RedisOptions {
@@ -231,5 +245,21 @@ impl RedisStore {
             .unwrap_or_default()
             .trim()
             .to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_url_and_its_password() {
+        let options = RedisOptions::new("redis://gerbang:s3cret-pw@10.0.0.7:6379/0");
+        let shown = format!("{options:?}");
+        assert!(
+            !shown.contains("s3cret-pw") && !shown.contains("10.0.0.7"),
+            "{shown}"
+        );
+        assert!(shown.contains("lease: 16"), "{shown}");
     }
 }

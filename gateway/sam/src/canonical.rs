@@ -48,6 +48,15 @@ pub const HEADER_CONTENT_DIGEST: &str = "content-digest";
 /// Shortest and longest nonce.
 pub const NONCE_LEN: std::ops::RangeInclusive<usize> = 16..=64;
 
+/// Longest request target (path and query) a reader request may have: a DWH path is under
+/// a hundred bytes. The gateway refuses a longer one before asking the sidecar, and the
+/// sidecar's question stays far below its own limit.
+pub const MAX_READER_PATH: usize = 2048;
+
+/// Longest value of an `X-SAM-*` header: the longest valid one is the 88-character
+/// signature. A longer one cannot be in its documented form.
+pub const MAX_HEADER_VALUE: usize = 128;
+
 /// The reader's local 1:1 fingerprint result (juknis §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Biometric {

@@ -21,16 +21,18 @@ mod validate;
 
 pub use canonical::{
     Biometric, HEADER_BIOMETRIC, HEADER_CONTENT_DIGEST, HEADER_ID, HEADER_NONCE, HEADER_PREFIX,
-    HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADERS, NONCE_LEN, SamHeaders, SignInput, body_sha256_hex,
-    canonical_string, content_digest, content_digest_sha256_hex, new_nonce, sign,
+    HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADERS, MAX_HEADER_VALUE, MAX_READER_PATH, NONCE_LEN,
+    SamHeaders, SignInput, body_sha256_hex, canonical_string, content_digest,
+    content_digest_sha256_hex, new_nonce, sign,
 };
 pub use client::{SamClient, SamUnavailable};
 pub use keyfile::{KeyFileError, ReaderKey, valid_sam_id};
 pub use metrics::Metrics;
 pub use registry::{PksEntry, Registry, SamEntry};
 pub use replay::{DEFAULT_MAX_NONCES_PER_SAM, ReplayCache, Seen};
-pub use server::{Sidecar, SidecarError, State};
+pub use server::{MAX_REQUEST_BYTES, Sidecar, SidecarError, State};
 pub use settings::{DEFAULT_LISTEN, DEFAULT_POLL, Settings, check_skew, parse_listen};
 pub use validate::{
-    DEFAULT_SKEW_SECS, Freshness, ValidateRequest, Validator, Verdict, VerdictWire, validate,
+    DEFAULT_SKEW_SECS, Freshness, ValidateRequest, Validator, Verdict, VerdictWire, pks_not_active,
+    sam_not_active, unknown_sam, validate,
 };

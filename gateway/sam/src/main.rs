@@ -1,11 +1,11 @@
 //! `gerbang-sam`: the SAM-validation sidecar. Loads the PKS files, binds loopback (and
 //! optionally a Unix socket), prints `gerbang-sam listening on http://ADDR` once ready
 //! (tests and the demo read it to learn the port), and serves until SIGTERM or SIGINT.
-//! SIGHUP reloads the PKS files at once; they are also watched for changes.
+//! SIGHUP reloads the PKS files and the sanctions at once; they are also watched for changes.
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -19,7 +19,8 @@ use tokio::signal::unix::{SignalKind, signal};
 #[derive(Debug, Parser)]
 #[command(name = "gerbang-sam", version)]
 struct Args {
-    /// Settings file (e.g. config/sam/sidecar.toml); the flags below override it.
+    /// Settings file; the flags below override it. Without it and without --pks-dir:
+    /// config/sam/sidecar.toml in the working directory, else /etc/gerbang/sam/sidecar.toml.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Loopback `IP:port` to listen on; port 0 picks a free port (default 127.0.0.1:7443).
@@ -34,16 +35,33 @@ struct Args {
     /// Element vocabulary file (default: the embedded one).
     #[arg(long)]
     vocabulary: Option<PathBuf>,
+    /// The sanctions file (art. 45), the gateway's `[policy] sanksi` (default: none).
+    #[arg(long)]
+    sanksi: Option<PathBuf>,
     /// Allowed clock difference with a reader, in seconds (default 30).
     #[arg(long)]
     skew_secs: Option<u32>,
 }
 
+/// Where the Debian package installs the settings.
+const INSTALLED_SETTINGS: &str = "/etc/gerbang/sam/sidecar.toml";
+
 fn settings(args: Args) -> Result<Settings> {
     let mut settings = match (&args.config, &args.pks_dir) {
         (Some(path), _) => Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         (None, Some(dir)) => Settings::new(dir.clone()),
-        (None, None) => anyhow::bail!("give --config FILE or --pks-dir DIR"),
+        (None, None) => {
+            let path = gerbang_core::default_config_path(
+                Path::new("config/sam/sidecar.toml"),
+                Path::new(INSTALLED_SETTINGS),
+            );
+            Settings::load(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\n(no --config or --pks-dir given: the settings file used was {})",
+                    path.display()
+                )
+            })?
+        }
     };
     if let Some(dir) = args.pks_dir {
         settings.pks_dir = dir;
@@ -56,6 +74,9 @@ fn settings(args: Args) -> Result<Settings> {
     }
     if let Some(v) = args.vocabulary {
         settings.vocabulary = Some(v);
+    }
+    if let Some(path) = args.sanksi {
+        settings.sanctions = Some(path);
     }
     if let Some(skew) = args.skew_secs {
         settings.skew_secs = check_skew(skew).map_err(|e| anyhow::anyhow!("--skew-secs: {e}"))?;
@@ -85,6 +106,8 @@ async fn main() -> Result<()> {
         pks.count = registry.pks_count(),
         sams.count = registry.sam_count(),
         users.count = registry.user_count(),
+        sanctions.count = registry.sanction_count(),
+        sanctions.file = ?settings.sanctions,
         skew_secs = settings.skew_secs,
         unix_socket = ?settings.unix_socket,
         "started"

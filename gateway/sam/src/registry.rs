@@ -1,14 +1,17 @@
-//! The sidecar's registry, built from the PKS files: every SAM with its public key, status
-//! and PKS; every User ID with its PKS; and of each PKS what the checks need (Pengguna,
-//! status, validity, whether it grants `card_reader`). Public keys only: no secret is ever
-//! loaded.
+//! The sidecar's registry, built from the PKS files as the sanctions in force leave them
+//! (art. 45: a deactivated SAM, a frozen or ended PKS; applied by the same code the gateway
+//! uses, `gerbang_core::Sanctions`): every SAM with its public key, status and PKS; every
+//! User ID with its PKS; and of each PKS what the checks need (Pengguna, status, validity,
+//! whether it grants `card_reader`). Public keys only: no secret is ever loaded.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use ed25519_dalek::VerifyingKey;
-use gerbang_core::{Channel, ConfigError, ConfigErrors, PksSet, PksStatus, SamStatus, Vocabulary};
+use gerbang_core::{
+    Channel, ConfigError, ConfigErrors, PksSet, PksStatus, SamStatus, Sanctions, Vocabulary,
+};
 
 /// One registered SAM.
 #[derive(Debug, Clone)]
@@ -45,6 +48,8 @@ pub struct Registry {
     sams: HashMap<String, SamEntry>,
     users: HashMap<String, usize>,
     pks: Vec<PksEntry>,
+    /// Sanctions applied to the agreements.
+    sanctions: usize,
 }
 
 impl Registry {
@@ -103,14 +108,29 @@ impl Registry {
     }
 
     /// Loads the vocabulary (or the embedded one) and every PKS file of `pks_dir`, checks
-    /// them as `gerbang check` does, and builds the registry.
-    pub fn load(pks_dir: &Path, vocabulary: Option<&Path>) -> Result<Self, ConfigErrors> {
+    /// them as `gerbang check` does, applies the sanctions file when one is given (a
+    /// sanction naming nothing in the PKS files is an error, as in the gateway), and builds
+    /// the registry.
+    pub fn load(
+        pks_dir: &Path,
+        vocabulary: Option<&Path>,
+        sanctions: Option<&Path>,
+    ) -> Result<Self, ConfigErrors> {
         let vocab = match vocabulary {
             Some(path) => Vocabulary::load(path)?,
             None => Vocabulary::embedded(),
         };
-        let set = PksSet::load_dir(pks_dir, &vocab)?;
-        Self::build(&set)
+        let mut set = PksSet::load_dir(pks_dir, &vocab)?;
+        let sanctions = match sanctions {
+            Some(path) => Sanctions::load(path)?,
+            None => Sanctions::default(),
+        };
+        // The blocked networks are the gateway's to enforce: the sidecar never sees the
+        // reader's address.
+        sanctions.apply(&mut set, &mut Vec::new())?;
+        let mut registry = Self::build(&set)?;
+        registry.sanctions = sanctions.entries.len();
+        Ok(registry)
     }
 
     /// A SAM by id.
@@ -141,6 +161,11 @@ impl Registry {
     /// Number of agreements.
     pub fn pks_count(&self) -> usize {
         self.pks.len()
+    }
+
+    /// Number of sanctions applied.
+    pub fn sanction_count(&self) -> usize {
+        self.sanctions
     }
 }
 
@@ -196,5 +221,56 @@ pub(crate) mod tests {
         assert!(pks.card_reader);
         assert_eq!(r.user_pks("u1").expect("user").nomor, "1/A");
         assert!(r.user_pks("u2").is_none());
+    }
+
+    #[test]
+    fn the_sanctions_file_deactivates_sams_and_stops_agreements() {
+        let key = crate::ReaderKey::generate("SAM-A").expect("key");
+        let dir = tempfile::tempdir().expect("dir");
+        let pks_dir = dir.path().join("pks");
+        std::fs::create_dir(&pks_dir).expect("pks dir");
+        let text = pks_text(
+            "1/A",
+            "a",
+            r#"["card_reader"]"#,
+            ("2025-01-01", "2030-12-31"),
+            "aktif",
+            ("u1", "127.0.0.2"),
+            &key.pks_block("aktif"),
+        );
+        std::fs::write(pks_dir.join("a.toml"), text).expect("pks");
+        let sanksi = dir.path().join("sanksi.toml");
+        let entry = |id: &str, jenis: &str, sasaran: &str| {
+            format!(
+                "[[sanksi]]\nid = \"{id}\"\njenis = \"{jenis}\"\nsasaran = \"{sasaran}\"\nalasan = \"uji\"\n"
+            )
+        };
+        let loaded = |text: String| {
+            std::fs::write(&sanksi, text).expect("sanksi");
+            Registry::load(&pks_dir, None, Some(&sanksi))
+        };
+
+        let r = loaded("# none\n".into()).expect("no sanction");
+        assert_eq!(r.sam("SAM-A").expect("sam").status, SamStatus::Aktif);
+        assert_eq!(r.sanction_count(), 0);
+        let r = loaded(entry("S-1", "nonaktifkan_sam", "SAM-A")).expect("sam sanction");
+        assert_eq!(r.sam("SAM-A").expect("sam").status, SamStatus::Nonaktif);
+        assert_eq!(r.sanction_count(), 1);
+        for (jenis, status) in [
+            ("bekukan_pks", PksStatus::Dibekukan),
+            ("akhiri_pks", PksStatus::Diakhiri),
+        ] {
+            let r = loaded(entry("S-2", jenis, "1/A")).expect(jenis);
+            assert_eq!(r.user_pks("u1").expect("user").status, status, "{jenis}");
+        }
+        // A sanction naming nothing is refused with its line, as in the gateway.
+        let err = loaded(entry("S-3", "nonaktifkan_sam", "SAM-Z")).expect_err("unknown");
+        assert!(
+            err.to_string().contains("sanksi.toml:1") && err.to_string().contains("SAM-Z"),
+            "{err}"
+        );
+        // And without a sanctions file, the PKS files alone.
+        let r = Registry::load(&pks_dir, None, None).expect("no file");
+        assert_eq!(r.sam("SAM-A").expect("sam").status, SamStatus::Aktif);
     }
 }

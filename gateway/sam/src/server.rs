@@ -1,7 +1,8 @@
 //! The sidecar's HTTP/1.1 server: `POST /v1/validate`, `GET /health`, `GET /metrics` on
 //! loopback TCP and optionally a Unix socket, keep-alive connections, and the reload of
-//! the registry when the PKS files change (a poll of their sizes and modification times)
-//! or on request (SIGHUP in the binary). An invalid edit keeps the registry in force.
+//! the registry when the PKS files or the sanctions file change (a poll of their sizes and
+//! modification times) or on request (SIGHUP in the binary). An invalid edit keeps the
+//! registry in force.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use gerbang_core::{Clock, ConfigErrors};
+use gerbang_core::{Clock, ConfigErrors, SamReason};
 use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -21,18 +22,29 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::settings::Settings;
-use crate::validate::{ValidateRequest, Validator};
+use crate::validate::{ValidateRequest, Validator, Verdict};
 
-/// Largest validation request accepted (one is a few hundred bytes).
-const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// Largest validation request read (one is a few hundred bytes; the gateway refuses a
+/// reader request whose path could make it larger, see [`crate::MAX_READER_PATH`]).
+/// A larger one is answered with a `malformed_headers` verdict.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
-/// An idle keep-alive connection is closed after this long; the client's pool drops its
-/// idle connections sooner (see `client.rs`), so it never picks one being closed.
+/// An idle keep-alive connection is closed after this long, and a request head must arrive
+/// within it; the client's pool drops its idle connections sooner (see `client.rs`), so it
+/// never picks one being closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Time the gateway has to send a validation request's body (it sends it at once).
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most connections served at once, over TCP and the Unix socket together; more wait in
+/// the kernel's accept queue. The gateway's pool holds one per validation in flight.
+const MAX_CONNECTIONS: usize = 4096;
 
 /// Nonces are pruned this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
@@ -40,7 +52,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(5);
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
-    #[error("the PKS files are invalid:\n{0}")]
+    #[error("the PKS files or the sanctions file are invalid:\n{0}")]
     Config(#[from] ConfigErrors),
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -58,6 +70,7 @@ pub struct State {
     metrics: Metrics,
     pks_dir: PathBuf,
     vocabulary: Option<PathBuf>,
+    sanctions: Option<PathBuf>,
     /// What the PKS files looked like at the last load (tried or not).
     seen: Mutex<Fingerprint>,
 }
@@ -76,20 +89,26 @@ impl State {
     /// Loads the PKS files again and swaps the registry in; an invalid set is logged with
     /// its file:line errors and the registry in force stays. Returns whether it loaded.
     pub fn reload(&self, why: &str) -> bool {
-        let fingerprint = fingerprint(&self.pks_dir, self.vocabulary.as_deref());
+        let fingerprint = self.fingerprint();
         if let Ok(mut seen) = self.seen.lock() {
             *seen = fingerprint;
         }
         let started = Instant::now();
-        match Registry::load(&self.pks_dir, self.vocabulary.as_deref()) {
+        match Registry::load(
+            &self.pks_dir,
+            self.vocabulary.as_deref(),
+            self.sanctions.as_deref(),
+        ) {
             Ok(registry) => {
                 let (sams, users) = (registry.sam_count(), registry.user_count());
+                let sanctions = registry.sanction_count();
                 self.validator.swap(registry);
                 self.metrics.reloaded(true);
                 tracing::info!(
                     reload.cause = why,
                     sams.count = sams,
                     users.count = users,
+                    sanctions.count = sanctions,
                     duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "reloaded the PKS files"
                 );
@@ -106,12 +125,19 @@ impl State {
         }
     }
 
-    /// Reloads when the PKS files changed since the last load.
+    fn fingerprint(&self) -> Fingerprint {
+        fingerprint(
+            &self.pks_dir,
+            [self.vocabulary.as_deref(), self.sanctions.as_deref()],
+        )
+    }
+
+    /// Reloads when the PKS files or the sanctions changed since the last load.
     fn reload_if_changed(&self) {
-        let now = fingerprint(&self.pks_dir, self.vocabulary.as_deref());
+        let now = self.fingerprint();
         let changed = self.seen.lock().map(|seen| *seen != now).unwrap_or(true);
         if changed {
-            self.reload("the PKS files changed");
+            self.reload("the PKS files or the sanctions changed");
         }
     }
 
@@ -130,6 +156,7 @@ impl State {
                         "sams": registry.sam_count(),
                         "users": registry.user_count(),
                         "pks": registry.pks_count(),
+                        "sanksi": registry.sanction_count(),
                     }),
                 )
             }
@@ -154,11 +181,41 @@ impl State {
     }
 
     async fn validate(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
-            .collect()
-            .await
-        {
+        let read = tokio::time::timeout(
+            BODY_TIMEOUT,
+            Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect(),
+        );
+        let body = match read.await {
+            Err(_) => {
+                self.metrics.bad_request();
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!("the body did not arrive within {BODY_TIMEOUT:?}"),
+                );
+            }
+            Ok(read) => read,
+        };
+        let body = match body {
             Ok(b) => b.to_bytes(),
+            // Only a path or header far longer than any reader sends makes a question this
+            // big. It is a verdict about that request, not a fault of the sidecar: answered
+            // as one, it neither raises the sidecar-down alert nor gives the wrong reason.
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                let verdict = Verdict::invalid(
+                    SamReason::MalformedHeaders,
+                    format!(
+                        "permintaan card reader terlalu panjang (jalur atau header SAM melebihi {} KB)",
+                        MAX_REQUEST_BYTES / 1024
+                    ),
+                );
+                self.metrics.record(verdict.reason, Duration::ZERO);
+                tracing::info!(
+                    reason = verdict.code(),
+                    limit_bytes = MAX_REQUEST_BYTES,
+                    "refused an oversized validation request"
+                );
+                return json(StatusCode::OK, &verdict.to_wire());
+            }
             Err(e) => {
                 self.metrics.bad_request();
                 return error(
@@ -214,12 +271,13 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
-/// Names, inodes, sizes and modification times of the PKS files and the vocabulary: when
-/// any changes, the files are loaded again. The inode catches an editor's write-and-rename
-/// within the file system's timestamp granularity.
+/// Names, inodes, sizes and modification times of the PKS files, the vocabulary and the
+/// sanctions file: when any changes, the files are loaded again. The inode catches an
+/// editor's write-and-rename (and the gateway's atomic rewrite of the sanctions) within
+/// the file system's timestamp granularity.
 type Fingerprint = Vec<(PathBuf, u64, u64, Option<SystemTime>)>;
 
-fn fingerprint(dir: &Path, vocabulary: Option<&Path>) -> Fingerprint {
+fn fingerprint(dir: &Path, files: [Option<&Path>; 2]) -> Fingerprint {
     use std::os::unix::fs::MetadataExt;
     let stat = |path: PathBuf| {
         let meta = std::fs::metadata(&path).ok();
@@ -240,9 +298,7 @@ fn fingerprint(dir: &Path, vocabulary: Option<&Path>) -> Fingerprint {
         .unwrap_or_default();
     out.sort();
     out.push(stat(dir.to_path_buf()));
-    if let Some(v) = vocabulary {
-        out.push(stat(v.to_path_buf()));
-    }
+    out.extend(files.into_iter().flatten().map(|f| stat(f.to_path_buf())));
     out
 }
 
@@ -266,8 +322,18 @@ impl std::fmt::Debug for Sidecar {
 impl Sidecar {
     /// Loads the PKS files (refusing to start on any error) and binds the listeners.
     pub async fn bind(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, SidecarError> {
-        let seen = fingerprint(&settings.pks_dir, settings.vocabulary.as_deref());
-        let registry = Registry::load(&settings.pks_dir, settings.vocabulary.as_deref())?;
+        let seen = fingerprint(
+            &settings.pks_dir,
+            [
+                settings.vocabulary.as_deref(),
+                settings.sanctions.as_deref(),
+            ],
+        );
+        let registry = Registry::load(
+            &settings.pks_dir,
+            settings.vocabulary.as_deref(),
+            settings.sanctions.as_deref(),
+        )?;
         let state = Arc::new(State {
             validator: Validator::new(
                 registry,
@@ -278,6 +344,7 @@ impl Sidecar {
             metrics: Metrics::default(),
             pks_dir: settings.pks_dir.clone(),
             vocabulary: settings.vocabulary.clone(),
+            sanctions: settings.sanctions.clone(),
             seen: Mutex::new(seen),
         });
         let tcp =
@@ -319,11 +386,12 @@ impl Sidecar {
             poll,
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         tasks.spawn(watch(Arc::clone(&state), poll));
-        tasks.spawn(accept_tcp(tcp, Arc::clone(&state)));
+        tasks.spawn(accept_tcp(tcp, Arc::clone(&state), Arc::clone(&slots)));
         let socket_path = unix.as_ref().map(|(_, p)| p.clone());
         if let Some((listener, _)) = unix {
-            tasks.spawn(accept_unix(listener, Arc::clone(&state)));
+            tasks.spawn(accept_unix(listener, Arc::clone(&state), slots));
         }
         shutdown.await;
         tasks.abort_all();
@@ -369,24 +437,31 @@ async fn watch(state: Arc<State>, poll: Duration) {
     }
 }
 
-async fn accept_tcp(listener: TcpListener, state: Arc<State>) {
+async fn accept_tcp(listener: TcpListener, state: Arc<State>, slots: Arc<Semaphore>) {
     loop {
+        // A connection is accepted only with a free slot.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, _)) => {
                 // Validations are small request/answer pairs: send each at once.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(stream, Arc::clone(&state)));
+                tokio::spawn(serve_connection(stream, Arc::clone(&state), slot));
             }
             Err(e) => accept_failed(&e).await,
         }
     }
 }
 
-async fn accept_unix(listener: UnixListener, state: Arc<State>) {
+async fn accept_unix(listener: UnixListener, state: Arc<State>, slots: Arc<Semaphore>) {
     loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_connection(stream, Arc::clone(&state)));
+                tokio::spawn(serve_connection(stream, Arc::clone(&state), slot));
             }
             Err(e) => accept_failed(&e).await,
         }
@@ -399,7 +474,7 @@ async fn accept_failed(e: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-async fn serve_connection<IO>(io: IO, state: Arc<State>)
+async fn serve_connection<IO>(io: IO, state: Arc<State>, _slot: OwnedSemaphorePermit)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

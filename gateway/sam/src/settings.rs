@@ -48,6 +48,9 @@ struct PksFile {
     dir: String,
     /// Element vocabulary file (default: the embedded one).
     vocabulary: Option<String>,
+    /// The sanctions file (art. 45), the gateway's `[policy] sanksi`: a deactivated SAM or
+    /// a frozen or ended PKS is refused here too. Absent: the PKS files alone.
+    sanksi: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +81,8 @@ pub struct Settings {
     pub unix_socket: Option<PathBuf>,
     pub pks_dir: PathBuf,
     pub vocabulary: Option<PathBuf>,
+    /// The sanctions file applied over the PKS files, if any.
+    pub sanctions: Option<PathBuf>,
     pub skew_secs: u32,
     pub max_nonces_per_sam: usize,
     pub poll: Duration,
@@ -93,6 +98,7 @@ impl Settings {
             unix_socket: None,
             pks_dir,
             vocabulary: None,
+            sanctions: None,
             skew_secs: DEFAULT_SKEW_SECS,
             max_nonces_per_sam: DEFAULT_MAX_NONCES_PER_SAM,
             poll: DEFAULT_POLL,
@@ -113,6 +119,7 @@ impl Settings {
         let mut errors = Vec::new();
         let mut settings = Self::new(base.join(&file.pks.dir));
         settings.vocabulary = file.pks.vocabulary.map(|v| base.join(v));
+        settings.sanctions = file.pks.sanksi.map(|v| base.join(v));
         settings.unix_socket = file.listen.unix_socket.map(|u| base.join(u));
         if let Some(address) = &file.listen.address {
             match parse_listen(address.get_ref()) {
@@ -191,6 +198,16 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(s.pks_dir, Path::new("/etc/g/sam/../pks"));
+        assert_eq!(s.sanctions, None);
+        let s = Settings::parse(
+            Path::new("/etc/g/sam/sidecar.toml"),
+            "[pks]\ndir = \"../pks\"\nsanksi = \"../sanksi.toml\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            s.sanctions.as_deref(),
+            Some(Path::new("/etc/g/sam/../sanksi.toml"))
+        );
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(s.skew_secs, 30);
         assert_eq!(s.poll, DEFAULT_POLL);

@@ -19,7 +19,7 @@ use ed25519_dalek::Signature;
 use gerbang_core::{Clock, PksStatus, SamReason, SamStatus, wib_day};
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::{Biometric, NONCE_LEN, SamHeaders, canonical_string};
+use crate::canonical::{Biometric, MAX_READER_PATH, NONCE_LEN, SamHeaders, canonical_string};
 use crate::keyfile::valid_sam_id;
 use crate::registry::{PksEntry, Registry};
 use crate::replay::{ReplayCache, Seen};
@@ -66,7 +66,7 @@ impl Verdict {
         }
     }
 
-    fn invalid(reason: SamReason, detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid(reason: SamReason, detail: impl Into<String>) -> Self {
         Self {
             reason: Some(reason),
             detail: detail.into(),
@@ -144,10 +144,7 @@ pub fn validate(
     };
     // 2. Registered.
     let Some(sam) = registry.sam(&h.sam_id) else {
-        return Verdict::invalid(
-            SamReason::UnknownSam,
-            format!("SAM {} tidak terdaftar pada PKS mana pun", h.sam_id),
-        );
+        return unknown_sam(&h.sam_id);
     };
     // 3. Signature over what was received.
     let signed = |body_sha256: &str| {
@@ -230,20 +227,8 @@ pub fn validate(
         }
     }
     // 6. Active (art. 25; deactivation is an art. 45 sanction).
-    match sam.status {
-        SamStatus::Aktif => {}
-        SamStatus::Nonaktif => {
-            return Verdict::invalid(
-                SamReason::SamInactive,
-                format!("SAM {} dinonaktifkan (pasal 45)", h.sam_id),
-            );
-        }
-        SamStatus::Dicabut => {
-            return Verdict::invalid(
-                SamReason::SamRevoked,
-                format!("SAM {} telah dicabut", h.sam_id),
-            );
-        }
+    if let Some(verdict) = sam_not_active(&h.sam_id, sam.status) {
+        return verdict;
     }
     // 7. Bound to the User ID's Pengguna (art. 26).
     let Some(user_pks) = registry.user_pks(&req.user_id) else {
@@ -290,15 +275,44 @@ pub fn validate(
     Verdict::valid()
 }
 
-fn pks_in_force(pks: &PksEntry, today: chrono::NaiveDate) -> Option<Verdict> {
-    if pks.status != PksStatus::Aktif {
-        return Some(Verdict::invalid(
+/// The verdict on a SAM no PKS registers. Shared with the gateway, like [`sam_not_active`].
+pub fn unknown_sam(sam_id: &str) -> Verdict {
+    Verdict::invalid(
+        SamReason::UnknownSam,
+        format!("SAM {sam_id} tidak terdaftar pada PKS mana pun"),
+    )
+}
+
+/// Why a SAM of this status may not be used, if it may not: deactivated (art. 45 e) or
+/// revoked. Shared with the gateway, which checks its own snapshot after a valid verdict.
+pub fn sam_not_active(sam_id: &str, status: SamStatus) -> Option<Verdict> {
+    match status {
+        SamStatus::Aktif => None,
+        SamStatus::Nonaktif => Some(Verdict::invalid(
+            SamReason::SamInactive,
+            format!("SAM {sam_id} dinonaktifkan (pasal 45)"),
+        )),
+        SamStatus::Dicabut => Some(Verdict::invalid(
+            SamReason::SamRevoked,
+            format!("SAM {sam_id} telah dicabut"),
+        )),
+    }
+}
+
+/// Why an agreement of this status stops its readers, if it does: frozen or ended
+/// (art. 45). Shared with the gateway, like [`sam_not_active`].
+pub fn pks_not_active(nomor: &str, status: PksStatus) -> Option<Verdict> {
+    (status != PksStatus::Aktif).then(|| {
+        Verdict::invalid(
             SamReason::PksInactive,
-            format!(
-                "PKS {} tidak aktif (dibekukan atau diakhiri, pasal 45)",
-                pks.nomor
-            ),
-        ));
+            format!("PKS {nomor} tidak aktif (dibekukan atau diakhiri, pasal 45)"),
+        )
+    })
+}
+
+fn pks_in_force(pks: &PksEntry, today: chrono::NaiveDate) -> Option<Verdict> {
+    if let Some(verdict) = pks_not_active(&pks.nomor, pks.status) {
+        return Some(verdict);
     }
     if !pks.valid_on(today) {
         return Some(Verdict::invalid(
@@ -370,6 +384,9 @@ fn parse(req: &ValidateRequest) -> Result<Parsed, String> {
     let one_line = |s: &str| !s.is_empty() && !s.contains(['\n', '\r']);
     if !one_line(&req.method) || !req.path.starts_with('/') || !one_line(&req.path) {
         return Err("metode atau jalur permintaan tidak sah".into());
+    }
+    if req.path.len() > MAX_READER_PATH {
+        return Err(format!("jalur permintaan melebihi {MAX_READER_PATH} byte"));
     }
     if !one_line(&req.user_id) {
         return Err("user_id kosong atau memuat baris baru".into());

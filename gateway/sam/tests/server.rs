@@ -244,3 +244,66 @@ async fn a_stalled_or_absent_sidecar_is_an_error_never_a_verdict() {
         Err(SamUnavailable::Failed(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_question_gets_a_verdict_not_a_transport_error() {
+    let key = ReaderKey::generate("SAM-UJI-4").unwrap();
+    let running = start(pks_dir_with(&key, "aktif"), None).await;
+    let client = SamClient::new(
+        &SidecarAddress::Tcp(running.addr),
+        Duration::from_millis(2_000),
+    );
+    first_valid(&client, &key).await;
+    // Over the sidecar's 16 KiB, and over the longest path, under it: both a verdict.
+    for pad in [20_000, gerbang_sam::MAX_READER_PATH] {
+        let mut req = request(&key);
+        req.path = format!("{PATH}?pad={}", "a".repeat(pad));
+        let verdict = client
+            .validate(&req)
+            .await
+            .expect("a verdict, not an error");
+        assert_eq!(
+            verdict.reason,
+            Some(SamReason::MalformedHeaders),
+            "{pad}: {verdict:?}"
+        );
+    }
+    assert!(client.validate(&request(&key)).await.unwrap().is_valid());
+    let metrics = running.state.metrics().render(0, 0);
+    assert!(
+        metrics.contains("gerbang_sam_bad_requests_total 0")
+            && metrics.contains("gerbang_sam_validations_total{result=\"malformed_headers\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_is_cut_off() {
+    use std::io::{Read as _, Write as _};
+    let key = ReaderKey::generate("SAM-UJI-5").unwrap();
+    let running = start(pks_dir_with(&key, "aktif"), None).await;
+    let addr = running.addr;
+    // A client that announces a body and sends one byte of it.
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            .unwrap();
+        // The status line, whether or not the connection is closed after it.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 512];
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&answer).to_string()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}

@@ -161,6 +161,15 @@ impl Report {
         if let Some(p) = &self.pengguna_filter {
             let _ = write!(line, "; Pengguna {p} only");
         }
+        if !self.days_not_read.is_empty() {
+            let days: Vec<String> = self.days_not_read.iter().map(|d| d.to_string()).collect();
+            let _ = write!(
+                line,
+                "; NOT READ, and left out of every figure: {} (archived where this report could \
+                 not read them)",
+                days.join(", ")
+            );
+        }
         line.push_str(
             ". Days are WIB calendar days. A hit is an allowed lookup that reached the DWH; quota \
              utilisation is hits over the daily quota summed over the days with hits \

@@ -49,6 +49,8 @@ pub fn open(dir: &Path, clock: &TestClock) -> AuditLog {
         WriterOptions {
             instance: "gw-test".into(),
             clock: clock.clock(),
+            // The files as written: tests that want them compacted call `maintain()`.
+            background_maintenance: false,
             ..WriterOptions::default()
         },
     )
