@@ -136,9 +136,11 @@ async fn the_idle_timeout_is_redis_expiry_seen_by_every_instance() {
     );
     let t = a.start("rsud_01", ip("127.0.0.2")).await.unwrap();
     // Redis removes the session by itself; no instance has to be asked.
-    eventually("the session key expires", Duration::from_secs(10), async || {
-        keys(&server, &format!("{PREFIX}session:*")).is_empty()
-    })
+    eventually(
+        "the session key expires",
+        Duration::from_secs(10),
+        async || keys(&server, &format!("{PREFIX}session:*")).is_empty(),
+    )
     .await;
     assert_eq!(
         b.check(&t, ip("127.0.0.2")).await,
@@ -234,7 +236,10 @@ async fn failures_on_two_instances_add_up_and_without_redis_each_counts_its_own(
     b.failure(&[addr, user]).await;
     for (name, t) in [("first", &a), ("second", &b)] {
         let left = t.locked(&[addr]).await;
-        assert!(left.is_some_and(|d| d > Duration::from_secs(100)), "{name}: {left:?}");
+        assert!(
+            left.is_some_and(|d| d > Duration::from_secs(100)),
+            "{name}: {left:?}"
+        );
         assert!(t.locked(&[user]).await.is_some(), "{name}");
     }
     // Only the subjects counted are locked (a User ID's failures from outside its LAN are
@@ -251,7 +256,11 @@ async fn failures_on_two_instances_add_up_and_without_redis_each_counts_its_own(
         a.failure(&[other]).await;
     }
     assert!(a.locked(&[other]).await.is_some());
-    assert_eq!(b.locked(&[other]).await, None, "the other instance never saw them");
+    assert_eq!(
+        b.locked(&[other]).await,
+        None,
+        "the other instance never saw them"
+    );
 }
 
 fn fields(target: &str) -> Map<String, Value> {
@@ -285,7 +294,10 @@ async fn a_sanction_added_on_one_instance_is_in_force_on_the_other_and_outlives_
     let started = Instant::now();
     assert!(a.add("S-1", &fields("rsud_01")).await.unwrap());
     in_force(&b, "S-1", true, within).await;
-    eprintln!("sanction in force on the other instance after {:?}", started.elapsed());
+    eprintln!(
+        "sanction in force on the other instance after {:?}",
+        started.elapsed()
+    );
     let seen = b.current().fields("S-1").unwrap().unwrap();
     assert_eq!(seen["sasaran"], "rsud_01");
     assert!(
@@ -415,7 +427,11 @@ async fn the_quota_follows_a_sentinel_failover_within_one_lease_per_instance() {
         refused.load(Ordering::Relaxed),
         killed_at.elapsed(),
     );
-    assert_eq!(promoted, Some(topology.replica.port), "the replica was promoted");
+    assert_eq!(
+        promoted,
+        Some(topology.replica.port),
+        "the replica was promoted"
+    );
     assert!(
         after > LIMIT / 2,
         "the store followed the failover and served the rest: {after}"
@@ -439,4 +455,53 @@ async fn the_quota_follows_a_sentinel_failover_within_one_lease_per_instance() {
         .map(|(_, n)| n)
         .sum();
     assert_eq!(held, total, "{fields:?}");
+}
+
+/// The real gateway with `quota.redis_url` naming the sentinels: its config is accepted,
+/// and its lease is counted on the master they name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_given_the_sentinels_counts_its_quota_on_their_master() {
+    use gerbang_e2e::redis::Sentinels;
+    use gerbang_e2e::{
+        Gateway, GatewayOptions, PASSWORD, Sim, TestPks, TestUser, call_nik, post, response_code,
+    };
+
+    let topology = Sentinels::start();
+    let sim = Sim::start(10);
+    let quota: &'static str = Box::leak(
+        format!(
+            "store = \"redis\"\nredis_url = \"{}\"\nlease = 4\nredis_timeout_ms = 1000\n",
+            topology.url()
+        )
+        .into_boxed_str(),
+    );
+    let hospital = vec![TestPks {
+        kuota: 10,
+        ..TestPks::new(
+            "rsud.toml",
+            "1/RSUD/QR",
+            vec![TestUser {
+                id: "rsud_01",
+                ip: "127.0.0.2",
+                status: "aktif",
+            }],
+        )
+    }];
+    let gw = Gateway::start(GatewayOptions {
+        quota,
+        ..GatewayOptions::new(sim.addr, hospital)
+    });
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let (_, body) = post(
+        &gw.client("127.0.0.2"),
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "rsud_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(response_code(&body), None, "served: {body}");
+    assert_eq!(
+        topology.master.total("rsud_01"),
+        4,
+        "one lease, on the master"
+    );
 }

@@ -27,7 +27,11 @@ impl Redis {
     pub fn start_replica_of(master: &Redis) -> Self {
         Self::spawn(
             false,
-            vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()],
+            vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                master.port.to_string(),
+            ],
         )
     }
 

@@ -166,8 +166,8 @@ impl RedisStore {
         options: &RedisOptions,
         health: Arc<Health>,
     ) -> Result<(Self, Redis), QuotaError> {
-        let target = RedisTarget::parse(&options.url)
-            .map_err(|e| unavailable(format!("redis_url: {e}")))?;
+        let target =
+            RedisTarget::parse(&options.url).map_err(|e| unavailable(format!("redis_url: {e}")))?;
         let redis = Redis::open(&target, options.timeout, Arc::clone(&health.state))
             .map_err(unavailable)?;
         let store = Self {

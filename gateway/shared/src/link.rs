@@ -23,8 +23,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::SentinelClient;
 use redis::{
-    AsyncConnectionConfig, Client, ErrorKind, FromRedisValue, RedisError, Script,
-    ServerErrorKind, ToRedisArgs, Value,
+    AsyncConnectionConfig, Client, ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind,
+    ToRedisArgs, Value,
 };
 use tokio::runtime::{Handle, Runtime};
 use tokio::time::Instant;

@@ -151,7 +151,8 @@ impl NonceStore for RedisNonces {
         expires_at: i64,
         now: i64,
     ) -> Result<Seen, Unavailable> {
-        let window = Duration::from_secs(u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0));
+        let window =
+            Duration::from_secs(u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0));
         let ttl = u64::try_from((window + self.clock_margin).as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -210,7 +211,13 @@ mod tests {
     async fn the_trait_answers_as_the_cache_does() {
         let cache = EmbeddedNonces::new(10);
         let store: &dyn NonceStore = &cache;
-        assert_eq!(store.check_and_record("S", "n", 130, 100).await, Ok(Seen::Fresh));
-        assert_eq!(store.check_and_record("S", "n", 130, 101).await, Ok(Seen::Replayed));
+        assert_eq!(
+            store.check_and_record("S", "n", 130, 100).await,
+            Ok(Seen::Fresh)
+        );
+        assert_eq!(
+            store.check_and_record("S", "n", 130, 101).await,
+            Ok(Seen::Replayed)
+        );
     }
 }

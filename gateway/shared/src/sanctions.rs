@@ -259,7 +259,12 @@ impl RedisSanctions {
         self.shared.reconcile(&self.shared.link).await
     }
 
-    async fn change(&self, script: usize, id: &str, fields: Option<String>) -> Result<bool, Unavailable> {
+    async fn change(
+        &self,
+        script: usize,
+        id: &str,
+        fields: Option<String>,
+    ) -> Result<bool, Unavailable> {
         let s = &self.shared;
         let mut call = ScriptCall::new(&s.scripts[script])
             .key(&s.hash)
@@ -333,8 +338,8 @@ impl Shared {
         let _one = self.reconciling.lock().await;
         let known = self.set.borrow().clone();
         let mut read = self.read(link).await?;
-        let went_back = known.epoch.is_some()
-            && (read.epoch != known.epoch || read.version < known.version);
+        let went_back =
+            known.epoch.is_some() && (read.epoch != known.epoch || read.version < known.version);
         let lost: Vec<(&String, &String)> = if went_back {
             known
                 .entries
@@ -364,8 +369,16 @@ impl Shared {
             if **set == read {
                 return false;
             }
-            let added = read.entries.keys().filter(|id| !set.entries.contains_key(*id)).count();
-            let lifted = set.entries.keys().filter(|id| !read.entries.contains_key(*id)).count();
+            let added = read
+                .entries
+                .keys()
+                .filter(|id| !set.entries.contains_key(*id))
+                .count();
+            let lifted = set
+                .entries
+                .keys()
+                .filter(|id| !read.entries.contains_key(*id))
+                .count();
             if added + lifted > 0 {
                 tracing::info!(
                     sanctions = read.entries.len(),
@@ -444,7 +457,10 @@ mod tests {
         m.insert("id".into(), "S-1".into());
         m.insert("jenis".into(), "kurangi_kuota".into());
         m.insert("sasaran".into(), "user_01".into());
-        m.insert("kuota_harian".into(), kuota.map_or(Value::Null, Value::from));
+        m.insert(
+            "kuota_harian".into(),
+            kuota.map_or(Value::Null, Value::from),
+        );
         m
     }
 
@@ -453,12 +469,18 @@ mod tests {
         let store = EmbeddedSanctions::default();
         let mut changes = store.changes();
         assert!(store.add("S-1", &fields(None)).await.expect("add"));
-        assert!(!store.add("S-1", &fields(Some(5))).await.expect("again"), "ids are unique");
+        assert!(
+            !store.add("S-1", &fields(Some(5))).await.expect("again"),
+            "ids are unique"
+        );
         assert!(changes.has_changed().expect("open"));
         let set = changes.borrow_and_update().clone();
         assert_eq!(set.version, 1);
         let f = set.fields("S-1").expect("present").expect("json");
-        assert!(!f.contains_key("kuota_harian"), "null fields are left out: {f:?}");
+        assert!(
+            !f.contains_key("kuota_harian"),
+            "null fields are left out: {f:?}"
+        );
         assert!(store.lift("S-1").await.expect("lift"));
         assert!(!store.lift("S-1").await.expect("twice"));
         assert!(store.current().entries.is_empty());

@@ -564,7 +564,11 @@ mod tests {
         assert_eq!(s.check(&first, a).await, Err(SessionError::Replaced));
         assert_eq!(s.check(&second, b).await.as_deref(), Ok("u"));
         assert_eq!(s.check(&second, a).await, Err(SessionError::OtherAddress));
-        assert_eq!(s.end(&first).await, Ok(None), "a replaced session is not ended twice");
+        assert_eq!(
+            s.end(&first).await,
+            Ok(None),
+            "a replaced session is not ended twice"
+        );
         assert_eq!(s.check(&second, b).await.as_deref(), Ok("u"));
 
         let (s, _) = store(NewLogin::RefusedWhileActive);
@@ -586,9 +590,6 @@ mod tests {
             assert_eq!(s.check(bad, a).await, Err(SessionError::Missing));
         }
         // An IPv4 peer seen as IPv4-mapped IPv6 is the same address.
-        assert_eq!(
-            s.check(&t, ip("::ffff:10.0.0.2")).await.as_deref(),
-            Ok("u")
-        );
+        assert_eq!(s.check(&t, ip("::ffff:10.0.0.2")).await.as_deref(), Ok("u"));
     }
 }

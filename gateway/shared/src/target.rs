@@ -56,7 +56,8 @@ fn fail<T>(why: impl Into<String>) -> Result<T, TargetError> {
 }
 
 const SENTINEL_SCHEME: &str = "redis+sentinel://";
-const EXAMPLE: &str = "e.g. `redis+sentinel://10.0.0.11:26379,10.0.0.12:26379,10.0.0.13:26379/gerbang`";
+const EXAMPLE: &str =
+    "e.g. `redis+sentinel://10.0.0.11:26379,10.0.0.12:26379,10.0.0.13:26379/gerbang`";
 
 impl RedisTarget {
     /// Parses a `redis://`, `redis+unix://`, `unix://` or `redis+sentinel://` URL.
@@ -222,7 +223,11 @@ impl SentinelTarget {
             ));
         }
         let (mut sentinel_username, mut sentinel_password) = (None, None);
-        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "sentinel_username" => sentinel_username = Some(decode(value, "sentinel user")?),
@@ -320,14 +325,19 @@ mod tests {
         let url = "redis+sentinel://gerbang:s3cret-pw@10.0.0.11:26379/gerbang?sentinel_password=s3cret-too";
         let shown = format!("{:?}", RedisTarget::parse(url).expect("valid"));
         assert!(
-            !shown.contains("s3cret") && shown.contains("<redacted>") && shown.contains("10.0.0.11"),
+            !shown.contains("s3cret")
+                && shown.contains("<redacted>")
+                && shown.contains("10.0.0.11"),
             "{shown}"
         );
         let shown = format!(
             "{:?}",
             RedisTarget::parse("redis://gerbang:s3cret-pw@10.0.0.7:6379/0").expect("valid")
         );
-        assert!(!shown.contains("s3cret") && shown.contains("10.0.0.7:6379"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("10.0.0.7:6379"),
+            "{shown}"
+        );
         for bad in [
             "redis+sentinel://gerbang:s3cret-pw@10.0.0.11:26379",
             "redis+sentinel://gerbang:s3cret-pw@10.0.0.11:99999/m",
