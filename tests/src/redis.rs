@@ -45,11 +45,7 @@ impl Redis {
         // The port is free when picked but another process may take it before redis-server
         // binds it: then try another.
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_port();
             let mut r = Self {
                 child: None,
                 port,
@@ -191,6 +187,15 @@ impl Drop for Redis {
     }
 }
 
+/// A loopback port free when picked (the caller retries if another process takes it first).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The master name the test sentinels monitor.
 pub const MASTER_NAME: &str = "gerbang";
 
@@ -299,11 +304,7 @@ fn sentinel_connection(port: u16) -> redis::Connection {
 /// answer, quorum 2.
 fn start_sentinel(master_port: u16) -> (Child, u16, tempfile::TempDir) {
     for _ in 0..5 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("sentinel.conf");
         std::fs::write(
