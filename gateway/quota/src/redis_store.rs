@@ -36,7 +36,8 @@ use crate::meter::QuotaError;
 /// password (`redis://user:password@host`).
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://[user:password@]host:port/db` or `redis+unix:///path?db=N`.
+    /// `redis://[user:password@]host:port/db`, `redis+unix:///path?db=N`, or
+    /// `redis+sentinel://[user:password@]host:port,…/master/db` (through Redis Sentinel).
     pub url: String,
     /// Hits leased to this instance per User ID at a time.
     pub lease: u32,
