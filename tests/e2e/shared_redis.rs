@@ -505,3 +505,36 @@ async fn a_gateway_given_the_sentinels_counts_its_quota_on_their_master() {
         "one lease, on the master"
     );
 }
+
+/// A change whose message never arrived (written without `PUBLISH`, as if the message were
+/// lost) is still read by the check of the change count every second.
+#[tokio::test]
+async fn a_sanction_whose_message_was_lost_is_read_by_the_count_check() {
+    let server = Server::start();
+    let one = instance(&server);
+    let a = RedisSanctions::start(&one, PREFIX);
+    // Once subscribed, the follower reads the set at once; only then is the change made.
+    eventually(
+        "the follower subscribed",
+        Duration::from_secs(10),
+        async || {
+            let subscribed: (String, u32) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(format!("{PREFIX}sanctions"))
+                .query(&mut server.connection())
+                .unwrap();
+            subscribed.1 == 1
+        },
+    )
+    .await;
+    a.reconcile().await.unwrap();
+    let text = serde_json::to_string(&fields("rsud_03")).unwrap();
+    let () = redis::pipe()
+        .hset(format!("{PREFIX}sanctions"), "S-9", text)
+        .ignore()
+        .hincr(format!("{PREFIX}sanctions:version"), "n", 1)
+        .ignore()
+        .query(&mut server.connection())
+        .unwrap();
+    in_force(&a, "S-9", true, Duration::from_secs(5)).await;
+}
