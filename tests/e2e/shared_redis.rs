@@ -538,3 +538,46 @@ async fn a_sanction_whose_message_was_lost_is_read_by_the_count_check() {
         .unwrap();
     in_force(&a, "S-9", true, Duration::from_secs(5)).await;
 }
+
+/// Logins of one User ID racing on two instances leave exactly one live session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_logins_on_two_instances_leave_one_session() {
+    let server = Server::start();
+    let (one, two) = (instance(&server), instance(&server));
+    let stores = [
+        Arc::new(sessions(
+            &one,
+            NewLogin::EndsTheOther,
+            Duration::from_secs(60),
+        )),
+        Arc::new(sessions(
+            &two,
+            NewLogin::EndsTheOther,
+            Duration::from_secs(60),
+        )),
+    ];
+    for round in 0..20 {
+        let user = format!("rsud_{round:02}");
+        let mut logins = Vec::new();
+        for i in 0..8 {
+            let (store, user) = (Arc::clone(&stores[i % 2]), user.clone());
+            logins.push(tokio::spawn(async move {
+                store.start(&user, ip("127.0.0.2")).await
+            }));
+        }
+        let mut tokens = Vec::new();
+        for l in logins {
+            // A login that kept losing the race is refused, never a second session.
+            if let Ok(t) = l.await.unwrap() {
+                tokens.push(t);
+            }
+        }
+        let mut live = 0;
+        for t in &tokens {
+            if stores[0].check(t, ip("127.0.0.2")).await.is_ok() {
+                live += 1;
+            }
+        }
+        assert_eq!(live, 1, "round {round}: {} logins succeeded", tokens.len());
+    }
+}
