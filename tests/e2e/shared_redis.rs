@@ -581,3 +581,119 @@ async fn racing_logins_on_two_instances_leave_one_session() {
         assert_eq!(live, 1, "round {round}: {} logins succeeded", tokens.len());
     }
 }
+
+/// A stand-in for a sentinel: answers `SENTINEL MASTERS` with the master at the port it is
+/// told, `ROLE` as a sentinel, `+OK` to anything else (the client's connection set-up). Lets a test demote the
+/// master under a live connection without a sentinel racing to repair it.
+async fn fake_sentinel(master: Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let master = Arc::clone(&master);
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let n: usize = line.trim_start_matches('*').trim().parse().unwrap_or(0);
+                    let mut args = Vec::new();
+                    for _ in 0..n {
+                        line.clear();
+                        read.read_line(&mut line).await.unwrap();
+                        let len: usize = line.trim_start_matches('$').trim().parse().unwrap();
+                        let mut buf = vec![0; len + 2];
+                        read.read_exact(&mut buf).await.unwrap();
+                        buf.truncate(len);
+                        args.push(String::from_utf8(buf).unwrap().to_ascii_uppercase());
+                    }
+                    let reply = if args.first().map(String::as_str) == Some("SENTINEL")
+                        && args.get(1).map(String::as_str) == Some("MASTERS")
+                    {
+                        let port = master.load(std::sync::atomic::Ordering::SeqCst).to_string();
+                        let fields = [
+                            "name",
+                            "gerbang",
+                            "ip",
+                            "127.0.0.1",
+                            "port",
+                            &port,
+                            "flags",
+                            "master",
+                        ];
+                        let mut r = format!("*1\r\n*{}\r\n", fields.len());
+                        for f in fields {
+                            r.push_str(&format!("${}\r\n{f}\r\n", f.len()));
+                        }
+                        r
+                    } else if args.first().map(String::as_str) == Some("ROLE") {
+                        "*2\r\n$8\r\nsentinel\r\n*1\r\n$7\r\ngerbang\r\n".to_string()
+                    } else {
+                        "+OK\r\n".to_string()
+                    };
+                    if write.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The master is demoted to a replica under the link's live connection (a failover it did
+/// not see): the write answered `READONLY` is made again, in the same call, on the master
+/// the sentinels name now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answered_readonly_goes_to_the_new_master_in_the_same_call() {
+    let old = Server::start();
+    let new = Server::start_replica_of(&old);
+    let master = Arc::new(std::sync::atomic::AtomicU16::new(old.port));
+    let sentinel = fake_sentinel(Arc::clone(&master)).await;
+    let health = Arc::new(Health::new(HealthMessages {
+        store: "shared",
+        down: "test: Redis unreachable",
+        up: "test: Redis answers again",
+        severe: false,
+    }));
+    let link = Redis::open(
+        &RedisTarget::parse(&format!("redis+sentinel://127.0.0.1:{sentinel}/gerbang/0")).unwrap(),
+        Duration::from_secs(2),
+        Arc::clone(&health),
+    )
+    .unwrap();
+    let set = |v: u32| redis::cmd("SET").arg("gerbang:test:k").arg(v).clone();
+    let () = link.query(set(1)).await.unwrap();
+
+    // Swap the roles behind the link's back, then let the "sentinels" name the new master.
+    let () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut new.connection())
+        .unwrap();
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(new.port)
+        .query(&mut old.connection())
+        .unwrap();
+    master.store(new.port, std::sync::atomic::Ordering::SeqCst);
+    let refused = redis::cmd("SET")
+        .arg("x")
+        .arg(1)
+        .query::<()>(&mut old.connection())
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+
+    link.query::<()>(set(2)).await.unwrap();
+    assert!(health.is_healthy(), "not counted as an outage");
+    let now: u32 = redis::cmd("GET")
+        .arg("gerbang:test:k")
+        .query(&mut new.connection())
+        .unwrap();
+    assert_eq!(now, 2);
+}
