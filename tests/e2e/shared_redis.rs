@@ -697,3 +697,59 @@ async fn a_write_answered_readonly_goes_to_the_new_master_in_the_same_call() {
         .unwrap();
     assert_eq!(now, 2);
 }
+
+/// The ACL user and password of a `redis+sentinel://` URL reach the master; without them
+/// it refuses, and the call fails rather than hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_credentials_of_a_sentinel_url_are_used() {
+    let server = Server::start();
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("gerbang")
+        .arg("on")
+        .arg(">uji-s3cret")
+        .arg("~gerbang:*")
+        .arg("+@all")
+        .query(&mut server.connection())
+        .unwrap();
+    let sentinel = fake_sentinel(Arc::new(std::sync::atomic::AtomicU16::new(server.port))).await;
+    let open = |userinfo: &str| {
+        let health = Arc::new(Health::new(HealthMessages {
+            store: "shared",
+            down: "test: Redis unreachable",
+            up: "test: Redis answers again",
+            severe: false,
+        }));
+        Redis::open(
+            &RedisTarget::parse(&format!(
+                "redis+sentinel://{userinfo}127.0.0.1:{sentinel}/gerbang/0"
+            ))
+            .unwrap(),
+            Duration::from_secs(2),
+            health,
+        )
+        .unwrap()
+    };
+    let set = redis::cmd("SET").arg("gerbang:test:k").arg(1).clone();
+    let () = open("gerbang:uji-s3cret@")
+        .query(set.clone())
+        .await
+        .unwrap();
+    // The ACL user may not touch keys outside its prefix: the user really is `gerbang`.
+    let outside = redis::cmd("SET").arg("other:k").arg(1).clone();
+    assert!(
+        open("gerbang:uji-s3cret@")
+            .query::<()>(outside)
+            .await
+            .is_err()
+    );
+    // Without the default user's password (set now), no connection.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("uji-default")
+        .query(&mut server.connection())
+        .unwrap();
+    assert!(open("").query::<()>(set.clone()).await.is_err());
+    let () = open(":uji-default@").query(set).await.unwrap();
+}
