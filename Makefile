@@ -60,7 +60,7 @@ test: deps cargo-deb
 	$(BUILD_BINS) --tests
 	# Those binaries as a Debian package, installed into a fresh root, run as its units run them.
 	CARGO="$(CARGO)" bash deploy/package-test.sh
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -201,8 +201,11 @@ services() {
 	kill -HUP "$pid"
 	wait_for "a reload on SIGHUP" 10 grep -q 'reloaded PKS files, policies and sanctions cause="SIGHUP"' "$log"
 	# The operator's commands without flags, from /: the installed configuration, its admin
-	# token (group-readable), its audit key.
-	in_root_as_gerbang /usr/bin/gerbang reload | grep -q "reloaded: 1 PKS" || fail "gerbang reload"
+	# token (owner-only), its audit key.
+	# Whole outputs are read before matching: `cmd | grep -q` closes the pipe at the first
+	# match, and the command, still printing, fails on it under pipefail.
+	reloaded="$(in_root_as_gerbang /usr/bin/gerbang reload 2>&1)" || fail "gerbang reload: $reloaded"
+	grep -q "reloaded: 1 PKS" <<<"$reloaded" || fail "gerbang reload said: $reloaded"
 	# The refunded hit: used 0 of 1000.
 	in_root_as_gerbang /usr/bin/gerbang quota show --user uji_paket_01 >"$WORK/quota.out" ||
 		fail "gerbang quota show: $(cat "$WORK/quota.out")"
@@ -312,7 +315,7 @@ mode /var/lib/gerbang 750 "$UID_G" "$GID_G"
 mode /var/lib/gerbang/audit 750 "$UID_G" "$GID_G"
 mode /var/lib/gerbang/keys 750 "$UID_G" "$GID_G"
 mode /var/lib/gerbang/keys/audit.key 600 "$UID_G" "$GID_G"
-mode /var/lib/gerbang/keys/admin.token 640 "$UID_G" "$GID_G"
+mode /var/lib/gerbang/keys/admin.token 600 "$UID_G" "$GID_G"
 mode /var/lib/gerbang/sanksi.toml 640 "$UID_G" "$GID_G"
 for key in audit.key admin.token; do
 	grep -qxE '[0-9a-f]{64}' "$R/var/lib/gerbang/keys/$key" || fail "$key is not 64 hex digits"
@@ -381,7 +384,8 @@ for kept in /var/lib/gerbang/quota.redb /var/lib/gerbang/keys/audit.key /etc/ger
 	[ -e "$R$kept" ] || fail "$kept is gone after removal"
 done
 [ -n "$(ls "$R/var/lib/gerbang/audit")" ] || fail "the decision log is gone after removal"
-dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Status}\n' gerbang | grep -q "config-files" ||
+status="$(dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Status}\n' gerbang)"
+grep -q "config-files" <<<"$status" ||
 	fail "the package is not in state config-files after removal"
 
 step "reinstall: the keys and the operator's edits are kept"

@@ -1,5 +1,5 @@
 //! The card-reader channel end to end: real `dwh-sim`, `gerbang-sam` and `gerbang serve`
-//! processes, readers signing as DESIGN §4 says, from the User ID's registered address.
+//! processes, readers signing as docs/sam.md says, from the User ID's registered address.
 //! Every way a reader request can be wrong is refused with its own RESPON; the sidecar
 //! killed, stalled or restarted; a SAM deactivated by editing its PKS file.
 #![allow(clippy::unwrap_used)]

@@ -1152,7 +1152,7 @@ pub fn metric(exposition: &str, series: &str) -> f64 {
 /// The request target every test reader signs and sends by default.
 pub const READER_PATH: &str = "/dukcapil/get_json/UJI/CALL_NIK";
 
-/// One card-reader request, signed as DESIGN §4 says; fields can be spoiled before it is
+/// One card-reader request, signed as docs/sam.md says; fields can be spoiled before it is
 /// sent.
 pub struct ReaderCall {
     pub body: String,

@@ -1,5 +1,5 @@
 //! Gerbang's decision log: one record per request, allowed or refused, written before an
-//! answer carrying population data is released (DESIGN §7), chained and sealed with a keyed
+//! answer carrying population data is released (docs/architecture.md, "Targets"), chained and sealed with a keyed
 //! MAC so that `gerbang audit verify` detects any edited, removed, inserted or reordered
 //! record; and the semester usage reports Ditjen makes from it (Permendagri 102/2019 art. 40).
 //!

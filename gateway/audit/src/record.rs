@@ -51,7 +51,7 @@ pub struct Record {
     /// The PKS number that governed the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pks: Option<String>,
-    /// The TCP peer address (the only address the gateway trusts, DESIGN §2).
+    /// The TCP peer address (the only address the gateway trusts, docs/architecture.md, "Rules and where they come from").
     pub peer_ip: IpAddr,
     /// `web_service`, `web_portal` or `card_reader`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,6 @@
 //! The decision-log writer: group commit on the caller's thread, fsync in the background.
 //!
-//! DESIGN §7: no answer carrying population data leaves before its record is written. So
+//! docs/architecture.md, "Targets": no answer carrying population data leaves before its record is written. So
 //! [`AuditLog::append`] returns only once the record's bytes were handed to the kernel with
 //! write(2): they are in the page cache and survive a `kill -9` of the gateway. Callers that
 //! arrive while a write is under way queue their records; when it ends, one of them (the
@@ -28,7 +28,7 @@ use crate::line::{self, GENESIS, Head, OPEN_EVENT, OpenEvent, Tag};
 use crate::maintain::{DiskSpace, Done, Maintained, MaintenanceError, Pass, Retention, disk_space};
 use crate::record::{Record, wib_day, wib_rfc3339};
 
-/// How often written records are fsynced unless configured otherwise (DESIGN §7).
+/// How often written records are fsynced unless configured otherwise (docs/architecture.md, "Targets").
 pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The most bytes after the last valid line that opening the log steps over as a torn record.
@@ -118,7 +118,7 @@ pub struct Receipt {
 }
 
 /// Why the decision log could not be opened or a record not written. When `append` fails the
-/// gateway must not release population data (DESIGN §7).
+/// gateway must not release population data (docs/architecture.md, "Targets").
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
     /// write(2) failed (disk full, quota, I/O error); the batch was rolled back and later
@@ -591,7 +591,7 @@ impl AuditLog {
     /// Writes `record` and returns once its bytes are in the kernel's page cache (they survive
     /// a `kill -9`; the background fsync makes them survive a power cut within
     /// `fsync_interval`). Call it before releasing an answer that carries population data, and
-    /// refuse the answer when it fails (DESIGN §7). Blocks the calling thread for about one
+    /// refuse the answer when it fails (docs/architecture.md, "Targets"). Blocks the calling thread for about one
     /// write(2); safe to call from a synchronous pingora hook.
     pub fn append(&self, record: &Record) -> Result<Receipt, AuditError> {
         let (st, ticket) = self.shared.enqueue(record, true, None)?;

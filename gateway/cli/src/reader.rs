@@ -1,5 +1,5 @@
 //! `gerbang reader lookup`: a card-reader simulator. It signs a `CALL_NIK` exactly as a
-//! reader does (DESIGN §4: the five `X-SAM-*` headers over the canonical string, plus the
+//! reader does (docs/sam.md: the five `X-SAM-*` headers over the canonical string, plus the
 //! body's `Content-Digest`), sends it from a chosen source address, and prints the answer.
 //! Passing an earlier `--nonce` and `--timestamp` sends a replay.
 

@@ -144,6 +144,20 @@ mod tests {
         (d.year(), byte(d.month()), byte(d.day()))
     }
 
+    /// Writes a secret as the package does: readable by its owner only (the gateway refuses
+    /// a token file others can read).
+    fn secret(path: &std::path::Path, text: &str) {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .expect("open");
+        std::io::Write::write_all(&mut f, text.as_bytes()).expect("write");
+    }
+
     #[test]
     fn a_first_install_is_told_what_to_add() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -165,8 +179,8 @@ mod tests {
     fn a_configured_gateway_has_no_gaps() {
         let dir = tempfile::tempdir().expect("tempdir");
         certificate(dir.path(), false, 365);
-        std::fs::write(dir.path().join("audit.key"), "ab".repeat(32)).expect("write");
-        std::fs::write(dir.path().join("admin.token"), "t".repeat(40)).expect("write");
+        secret(&dir.path().join("audit.key"), &"ab".repeat(32));
+        secret(&dir.path().join("admin.token"), &"t".repeat(40));
         let c = config(
             dir.path(),
             "[audit]\ndir = \"audit\"\nkey_file = \"audit.key\"\n[admin]\naddress = \"127.0.0.1:9100\"\ntoken_file = \"admin.token\"\n",
@@ -195,7 +209,7 @@ mod tests {
     fn missing_keys_say_serve_would_not_start() {
         let dir = tempfile::tempdir().expect("tempdir");
         certificate(dir.path(), false, 365);
-        std::fs::write(dir.path().join("admin.token"), "short").expect("write");
+        secret(&dir.path().join("admin.token"), "short");
         let c = config(
             dir.path(),
             "[audit]\ndir = \"audit\"\nkey_file = \"audit.key\"\n[admin]\naddress = \"127.0.0.1:9100\"\ntoken_file = \"admin.token\"\n",

@@ -52,7 +52,7 @@ struct AuditFile {
     /// power cut can lose. A kill of the process loses nothing already answered.
     fsync_interval_ms: Option<u64>,
     /// Refuse answers carrying population data when their record cannot be written
-    /// (default true, DESIGN §7).
+    /// (default true, docs/architecture.md, "Targets").
     refuse_on_failure: Option<bool>,
     /// `gerbang serve` refuses to start when the log's filesystem has less free space than
     /// this, in MiB (default 256). Once running, records are written until the disk is full.

@@ -154,7 +154,7 @@ impl NoKk {
     }
 }
 
-// Debug output never shows the full number: NIKs are personal data (DESIGN §2) and Debug
+// Debug output never shows the full number: NIKs are personal data (docs/architecture.md, "Rules and where they come from") and Debug
 // ends up in logs.
 impl fmt::Debug for Nik {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

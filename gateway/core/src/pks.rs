@@ -1,5 +1,5 @@
 //! The PKS file: one TOML file per cooperation agreement, its fields named as in Ditjen's
-//! approval table (DESIGN §5), so the person who reads the signed PKS can check the file line
+//! approval table (docs/architecture.md, "The PKS file"), so the person who reads the signed PKS can check the file line
 //! by line. Loading parses every file, validates it and checks the set as a whole (unique
 //! numbers, User IDs and SAMs, no IP LAN shared by two User IDs), collecting every error.
 

@@ -1,5 +1,5 @@
 //! The DWH wire format: request bodies as integrators send them, the Spring-style answer
-//! envelope, and refusals with the DWH's own texts and codes (see `shared/DWH-API.md`).
+//! envelope, and refusals with the DWH's own texts and codes (see `docs/dwh-api.md`).
 //!
 //! Bodies are parsed into ordered `(key, raw value)` pairs: keys must be printable ASCII
 //! and are matched without ASCII case, a key present twice in any case is refused, and
@@ -359,7 +359,7 @@ pub enum Refusal {
     /// The DWH answered something Gerbang cannot filter; nothing of it is passed on.
     UpstreamInvalid,
     /// The answer's decision-log record could not be written, so the data is not released
-    /// (DESIGN §7).
+    /// (docs/architecture.md, "Targets").
     AuditUnavailable,
     /// The client did not send its whole request body within `listen.request_body_timeout_ms`:
     /// the client's slowness, never the DWH's.

@@ -1,4 +1,4 @@
-//! Authorization cost as the number of PKS grows (DESIGN §7: ≤ 2 µs median warm, ≤ 20 µs
+//! Authorization cost as the number of PKS grows (docs/architecture.md, "Targets": ≤ 2 µs median warm, ≤ 20 µs
 //! cold at 5,000 PKS, flat from 10 to 5,000). Warm is `authorize` answering from the
 //! decision cache; cold is `decide`, the Cedar evaluation the cache is filled from, for
 //! each User ID in turn; cold-new-address is the same from an address never seen before.
@@ -100,7 +100,7 @@ fn decision(c: &mut Criterion) {
     group.finish();
 }
 
-/// Loading and reloading 5,000 PKS / 50,000 User IDs (DESIGN §7: ≤ 1 s).
+/// Loading and reloading 5,000 PKS / 50,000 User IDs (docs/architecture.md, "Targets": ≤ 1 s).
 ///
 /// `load/N`: a full build's work after reading the files (parse and check every PKS, load
 /// the rules, build the entities, indexes and per-agreement elements). The others go

@@ -1203,7 +1203,7 @@ impl Gateway {
     }
 
     /// Writes the record of an answer carrying population data before it is released
-    /// (DESIGN §7). If the log cannot be written, the data is withheld (unless configured
+    /// (docs/architecture.md, "Targets"). If the log cannot be written, the data is withheld (unless configured
     /// otherwise) and the hit refunded: the Pengguna received nothing.
     async fn audit_release(&self, ctx: &mut GatewayCtx, answer: Bytes) -> Bytes {
         let Some(audit) = &self.audit else {

@@ -1,4 +1,4 @@
-//! What a card reader signs (DESIGN §4) and how it sends it.
+//! What a card reader signs (docs/sam.md, "How a reader signs a request") and how it sends it.
 //!
 //! A reader sends five headers: `X-SAM-Id`, `X-SAM-Timestamp` (Unix seconds, decimal),
 //! `X-SAM-Nonce` (16–64 characters of `[A-Za-z0-9_-]`), `X-SAM-Biometric` (`match` or
@@ -130,7 +130,7 @@ impl SamHeaders {
     }
 }
 
-/// The canonical string of DESIGN §4.
+/// The canonical string (docs/sam.md, "How a reader signs a request").
 pub fn canonical_string(
     method: &str,
     path: &str,

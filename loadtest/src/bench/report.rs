@@ -163,7 +163,7 @@ pub(super) fn ratios(report: &mut String, peak: &Peak, half: &Half) -> anyhow::R
     writeln!(report, "\nRatios of median throughput:\n")?;
     writeln!(
         report,
-        "- gerbang / nginx = **{:.2}** (DESIGN §7: ≥ 1.00)",
+        "- gerbang / nginx = **{:.2}** (target in docs/architecture.md: ≥ 1.00)",
         rps("gerbang") / rps("nginx")
     )?;
     writeln!(
@@ -276,7 +276,7 @@ pub(super) fn half_table(
     let added_own = p99("gerbang") - p99("direct");
     writeln!(
         report,
-        "\nAdded p99 latency of Gerbang over direct at half load (DESIGN §7: ≤ 1,000 µs):\n"
+        "\nAdded p99 latency of Gerbang over direct at half load (target in docs/architecture.md: ≤ 1,000 µs):\n"
     )?;
     writeln!(
         report,
@@ -344,7 +344,7 @@ pub(super) fn verdicts(
     logs_ok: bool,
 ) -> anyhow::Result<()> {
     let rps = |n: &str| peak.rps(n);
-    writeln!(report, "\n## DESIGN §7, load part\n")?;
+    writeln!(report, "\n## Targets (docs/architecture.md), load part\n")?;
     writeln!(report, "| target | measured | verdict |")?;
     writeln!(report, "|---|---|---|")?;
     let r = rps("gerbang") / rps("nginx");

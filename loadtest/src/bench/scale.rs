@@ -168,7 +168,7 @@ fn measure(c: &Common<'_>, pks: usize, users: usize) -> anyhow::Result<Size> {
 fn verdicts(report: &mut String, s: &Size) -> anyhow::Result<()> {
     writeln!(
         report,
-        "\n## DESIGN §7, configuration part ({} PKS / {} User IDs)\n",
+        "\n## Targets (docs/architecture.md), configuration part ({} PKS / {} User IDs)\n",
         s.pks, s.users
     )?;
     writeln!(report, "| target | measured | verdict |")?;

@@ -1,4 +1,4 @@
-//! DESIGN §7: a `kill -9` under load loses no record of an answered request. A child process
+//! docs/architecture.md, "Targets": a `kill -9` under load loses no record of an answered request. A child process
 //! appends from four threads and prints each seq once `append` returned (the moment the
 //! gateway would release the answer); the parent kills it with SIGKILL mid-run, then checks
 //! that every printed seq is in the log and that verify finds at most a torn tail.

@@ -1,5 +1,5 @@
 //! When the log cannot be written, `append` fails and health flips, so the gateway refuses
-//! data answers (DESIGN §7) and fires its alert.
+//! data answers (docs/architecture.md, "Targets") and fires its alert.
 
 use std::process::Stdio;
 
