@@ -23,16 +23,23 @@ const PREFIX: &str = "gerbang:test:";
 
 /// One "instance": its own link, runtime and health.
 fn instance(server: &Server) -> Redis {
-    let health = Arc::new(Health::new(HealthMessages {
+    open(&server.url(), Arc::new(health()))
+}
+
+fn health() -> Health {
+    Health::new(HealthMessages {
         store: "shared",
         down: "test: Redis unreachable",
         up: "test: Redis answers again",
         severe: false,
-    }));
-    // 1 s rather than 200 ms: a busy test machine must not pass for an outage; a killed
-    // server is seen at once anyway (refused connections).
+    })
+}
+
+/// A link to `url`. The call budget is 1 s rather than 200 ms: a busy test machine must
+/// not pass for an outage; a killed server is seen at once anyway (refused connections).
+fn open(url: &str, health: Arc<Health>) -> Redis {
     Redis::open(
-        &RedisTarget::parse(&server.url()).unwrap(),
+        &RedisTarget::parse(url).unwrap(),
         Duration::from_secs(1),
         health,
     )
@@ -655,18 +662,11 @@ async fn a_write_answered_readonly_goes_to_the_new_master_in_the_same_call() {
     let new = Server::start_replica_of(&old);
     let master = Arc::new(std::sync::atomic::AtomicU16::new(old.port));
     let sentinel = fake_sentinel(Arc::clone(&master)).await;
-    let health = Arc::new(Health::new(HealthMessages {
-        store: "shared",
-        down: "test: Redis unreachable",
-        up: "test: Redis answers again",
-        severe: false,
-    }));
-    let link = Redis::open(
-        &RedisTarget::parse(&format!("redis+sentinel://127.0.0.1:{sentinel}/gerbang/0")).unwrap(),
-        Duration::from_secs(2),
+    let health = Arc::new(health());
+    let link = open(
+        &format!("redis+sentinel://127.0.0.1:{sentinel}/gerbang/0"),
         Arc::clone(&health),
-    )
-    .unwrap();
+    );
     let set = |v: u32| redis::cmd("SET").arg("gerbang:test:k").arg(v).clone();
     let () = link.query(set(1)).await.unwrap();
 
@@ -714,21 +714,10 @@ async fn the_master_credentials_of_a_sentinel_url_are_used() {
         .unwrap();
     let sentinel = fake_sentinel(Arc::new(std::sync::atomic::AtomicU16::new(server.port))).await;
     let open = |userinfo: &str| {
-        let health = Arc::new(Health::new(HealthMessages {
-            store: "shared",
-            down: "test: Redis unreachable",
-            up: "test: Redis answers again",
-            severe: false,
-        }));
-        Redis::open(
-            &RedisTarget::parse(&format!(
-                "redis+sentinel://{userinfo}127.0.0.1:{sentinel}/gerbang/0"
-            ))
-            .unwrap(),
-            Duration::from_secs(2),
-            health,
+        open(
+            &format!("redis+sentinel://{userinfo}127.0.0.1:{sentinel}/gerbang/0"),
+            Arc::new(health()),
         )
-        .unwrap()
     };
     let set = redis::cmd("SET").arg("gerbang:test:k").arg(1).clone();
     let () = open("gerbang:uji-s3cret@")
