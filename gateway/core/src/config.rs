@@ -203,8 +203,9 @@ struct QuotaFile {
     /// Hits persisted ahead per User ID at a time: at most this many can be lost for the
     /// day by a crash, and one fsync covers this many hits.
     block: Option<u32>,
-    /// Redis store: `redis://[user:password@]host:port/db` or `redis+unix:///path?db=N`,
-    /// the same for every gateway instance sharing the quota.
+    /// Redis store: `redis://[user:password@]host:port/db`, `redis+unix:///path?db=N`, or
+    /// `redis+sentinel://[user:password@]host:port,host:port,…/master/db` (a master found
+    /// through Redis Sentinel), the same for every gateway instance sharing the quota.
     redis_url: Option<Spanned<String>>,
     /// Redis store: hits leased to this instance per User ID at a time (default 16). A
     /// crashed instance loses at most this many of a User ID's day, never grants extra.
@@ -1109,7 +1110,7 @@ impl Config {
                     "required with store = \"redis\" (e.g. `redis://127.0.0.1:6379/0`)",
                 )),
                 Some(url)
-                    if !["redis://", "redis+unix://", "unix://"]
+                    if !["redis://", "redis+unix://", "unix://", "redis+sentinel://"]
                         .iter()
                         .any(|scheme| url.get_ref().starts_with(scheme)) =>
                 {
@@ -1117,7 +1118,7 @@ impl Config {
                     errors.push(src.error(
                         Some(url.span()),
                         "quota.redis_url",
-                        "not a Redis URL: `redis://host:port/db` or `redis+unix:///path?db=N` (TLS to Redis is not supported)",
+                        "not a Redis URL: `redis://host:port/db`, `redis+unix:///path?db=N` or `redis+sentinel://host:port,…/master/db` (TLS to Redis is not supported)",
                     ));
                 }
                 Some(_) => {}

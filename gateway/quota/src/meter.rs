@@ -29,7 +29,7 @@ use dashmap::DashMap;
 
 use crate::embedded::{Allocated, Persist};
 use crate::health::{Health, StoreHealth};
-use crate::redis_store::{RedisOptions, RedisStore, Reply, RuntimeGuard, StoreError};
+use crate::redis_store::{RedisOptions, RedisStore, Reply, StoreError};
 
 /// Why a hit was not reserved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,8 +113,8 @@ struct RedisBackend {
     emergency_share: u32,
     /// Some counter has emergency hits not yet written into Redis.
     pending: Arc<AtomicBool>,
-    /// Last field: stops the store's runtime (and its watcher) when the meter goes.
-    _runtime: RuntimeGuard,
+    /// Last field: stops the link's runtime (and the watcher) when the meter goes.
+    _redis: gerbang_shared::Redis,
 }
 
 /// Counts hits per User ID per day.
@@ -184,11 +184,12 @@ impl Meter {
     }
 
     /// A meter whose counts are shared through Redis with every gateway instance using the
-    /// same Redis and key prefix. Redis being unreachable at start is an outage, not an
-    /// error; a malformed URL is an error.
+    /// same Redis and key prefix. The URL names one server or, `redis+sentinel://…`, a
+    /// master found through Redis Sentinel (followed across failovers). Redis being
+    /// unreachable at start is an outage, not an error; a malformed URL is an error.
     pub fn redis(options: &RedisOptions) -> Result<Self, QuotaError> {
         let health = Arc::new(Health::new("redis"));
-        let (store, runtime) = RedisStore::open(options, Arc::clone(&health))?;
+        let (store, redis) = RedisStore::open(options, Arc::clone(&health))?;
         let store = Arc::new(store);
         let counters: Arc<Counters> = Arc::default();
         let pending = Arc::new(AtomicBool::new(false));
@@ -212,7 +213,7 @@ impl Meter {
                 lease: options.lease.max(1),
                 emergency_share: options.emergency_share,
                 pending,
-                _runtime: runtime,
+                _redis: redis,
             }),
             health,
             closed,
@@ -543,9 +544,10 @@ fn settle(store: &Arc<RedisStore>, counters: &Arc<Counters>) -> Result<(), Quota
 }
 
 /// Background task of a Redis meter: probes Redis (health, and its run id, which changes
-/// when it restarts), writes emergency hits in when it is reachable, and after a Redis
-/// restart re-writes every count this instance holds (a Redis without persistence comes
-/// back empty).
+/// when it restarts and when a failover makes another node the master), writes emergency
+/// hits in when it is reachable, and after a Redis restart or failover re-writes every
+/// count this instance holds (a Redis without persistence comes back empty; a failover
+/// can lose the writes the old master had not yet sent to its replica).
 async fn watch(
     store: Arc<RedisStore>,
     counters: Weak<Counters>,
@@ -566,7 +568,7 @@ async fn watch(
             let restarted = run_id.as_ref().is_some_and(|old| *old != id);
             if restarted {
                 tracing::warn!(
-                    "Redis restarted: writing back the quota counts this instance holds"
+                    "Redis restarted or failed over: writing back the quota counts this instance holds"
                 );
             }
             run_id = Some(id);
@@ -587,7 +589,7 @@ async fn watch(
         let pause = if store.health().is_healthy() {
             PROBE_EVERY
         } else {
-            Health::RETRY
+            gerbang_shared::Health::RETRY
         };
         tokio::time::sleep(pause).await;
     }

@@ -9,23 +9,25 @@
 //! Every write is one Lua script that sets the process's field to an *absolute* value and
 //! then leases `min(want, limit - total)` more, atomically. Because the value is absolute:
 //! a lease whose answer was lost (timeout) is given back by the next write rather than
-//! lost; a key lost by a Redis restart without persistence is re-seeded with what the
-//! process holds on its next write; emergency hits are reconciled by writing them in; a
-//! clean shutdown writes the exact count. The sequence number makes a write that arrives
-//! after a newer one (a stalled, reconnected connection) a no-op, so an old value can never
-//! overwrite a newer one.
+//! lost; a key lost by a Redis restart without persistence, or by a failover that lost the
+//! last writes, is re-seeded with what the process holds on its next write; emergency hits
+//! are reconciled by writing them in; a clean shutdown writes the exact count. The sequence
+//! number makes a write that arrives after a newer one (a stalled, reconnected connection)
+//! a no-op, so an old value can never overwrite a newer one.
 //!
-//! All Redis I/O runs on a small runtime of its own, so the store works the same whichever
-//! of pingora's runtimes calls it, and its connection outlives none of them.
+//! The URL names one server or, as `redis+sentinel://…`, a master found through Redis
+//! Sentinel; the connection (`gerbang_shared::Redis`) follows a failover and runs on a
+//! small runtime of its own, so the store works the same whichever of pingora's runtimes
+//! calls it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Script};
-use tokio::runtime::{Handle, Runtime};
+use gerbang_shared::{Link, Redis, RedisTarget, ScriptCall};
+use redis::Script;
+use tokio::runtime::Handle;
 
 use crate::health::Health;
 use crate::meter::QuotaError;
@@ -34,7 +36,8 @@ use crate::meter::QuotaError;
 /// password (`redis://user:password@host`).
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://[user:password@]host:port/db` or `redis+unix:///path?db=N`.
+    /// `redis://[user:password@]host:port/db`, `redis+unix:///path?db=N`, or
+    /// `redis+sentinel://[user:password@]host:port,…/master/db` (through Redis Sentinel).
     pub url: String,
     /// Hits leased to this instance per User ID at a time.
     pub lease: u32,
@@ -125,39 +128,17 @@ pub(crate) enum StoreError {
     Stale,
 }
 
-/// The store: a handle on its runtime and the state its tasks share.
+/// The store: the link to Redis and this process's field. Background tasks hold it; the
+/// [`Redis`] handle that keeps the link's runtime alive is the meter's.
 #[derive(Debug)]
 pub(crate) struct RedisStore {
-    handle: Handle,
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    client: Client,
-    config: AsyncConnectionConfig,
-    /// The connection in use; dropped after an I/O error or timeout, re-made on the next call.
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-    script: Script,
+    link: Link,
+    script: Arc<Script>,
     prefix: String,
     /// This process's field in every key.
     field: String,
-    timeout: Duration,
     seq: AtomicU64,
     health: Arc<Health>,
-}
-
-/// The store's runtime, shut down without waiting when the meter is dropped (also from
-/// inside another runtime).
-#[derive(Debug)]
-pub(crate) struct RuntimeGuard(Option<Runtime>);
-
-impl Drop for RuntimeGuard {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> QuotaError {
@@ -179,55 +160,40 @@ fn process_field(instance: &str) -> String {
 }
 
 impl RedisStore {
-    /// Starts the store's runtime; connects lazily (an unreachable Redis at start is an
-    /// outage, not a startup failure). A malformed URL is an error.
+    /// Opens the link (connecting lazily: an unreachable Redis at start is an outage, not a
+    /// startup failure) and returns the store and the handle that keeps the link alive. A
+    /// malformed URL is an error.
     pub(crate) fn open(
         options: &RedisOptions,
         health: Arc<Health>,
-    ) -> Result<(Self, RuntimeGuard), QuotaError> {
-        let client = Client::open(options.url.as_str())
-            .map_err(|e| unavailable(format!("redis_url: {e}")))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("gerbang-quota-redis")
-            .enable_all()
-            .build()
+    ) -> Result<(Self, Redis), QuotaError> {
+        let target =
+            RedisTarget::parse(&options.url).map_err(|e| unavailable(format!("redis_url: {e}")))?;
+        let redis = Redis::open(&target, options.timeout, Arc::clone(&health.state))
             .map_err(unavailable)?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout));
-        let inner = Arc::new(Inner {
-            client,
-            config,
-            conn: tokio::sync::Mutex::new(None),
-            script: Script::new(LEASE),
+        let store = Self {
+            link: redis.link().clone(),
+            script: Arc::new(Script::new(LEASE)),
             prefix: options.key_prefix.clone(),
             field: process_field(&options.instance),
-            timeout: options.timeout,
             seq: AtomicU64::new(0),
             health,
-        });
-        Ok((
-            Self {
-                handle: runtime.handle().clone(),
-                inner,
-            },
-            RuntimeGuard(Some(runtime)),
-        ))
+        };
+        Ok((store, redis))
     }
 
     /// The runtime the store's I/O runs on (for its background tasks).
     pub(crate) fn handle(&self) -> &Handle {
-        &self.handle
+        self.link.handle()
     }
 
     pub(crate) fn health(&self) -> &Health {
-        &self.inner.health
+        &self.health
     }
 
     /// Sets this process's hits of (user, day) to `held`, then leases up to `want` more
     /// under `limit`. While Redis is known to be down, fails at once except every
-    /// [`Health::RETRY`], unless `force`.
+    /// [`gerbang_shared::Health::RETRY`], unless `force`.
     pub(crate) async fn write(
         &self,
         user: &str,
@@ -237,97 +203,25 @@ impl RedisStore {
         limit: u32,
         force: bool,
     ) -> Result<Reply, StoreError> {
-        let since = self.inner.health.generation();
-        if !force && !self.inner.health.may_try() {
+        if !force && !self.health.may_try() {
             return Err(StoreError::Down("Redis unreachable".into()));
         }
-        let key = format!("{}{day}:{user}", self.inner.prefix);
         // Taken here, in call order: under the per-key lock of the meter, a later call of
         // the same key always carries a higher number.
-        let seq = self.inner.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        let inner = Arc::clone(&self.inner);
-        let task = self
-            .handle
-            .spawn(async move { inner.eval(&key, seq, held, want, limit).await });
-        let result = match task.await {
-            Ok(r) => r,
-            Err(e) => Err(StoreError::Down(format!("quota task failed: {e}"))),
-        };
-        match &result {
-            Ok(_) | Err(StoreError::Stale) => self.inner.health.succeeded(since),
-            Err(StoreError::Down(why)) => self.inner.health.failed(since, why),
-        }
-        result
-    }
-
-    /// Asks Redis for its run id (which changes when it restarts), recording health.
-    pub(crate) async fn probe(&self) -> Result<String, String> {
-        let since = self.inner.health.generation();
-        let inner = Arc::clone(&self.inner);
-        let result = match self.handle.spawn(async move { inner.run_id().await }).await {
-            Ok(r) => r,
-            Err(e) => Err(format!("quota task failed: {e}")),
-        };
-        match &result {
-            Ok(_) => self.inner.health.succeeded(since),
-            Err(why) => self.inner.health.failed(since, why),
-        }
-        result
-    }
-}
-
-impl Inner {
-    async fn connection(&self) -> Result<MultiplexedConnection, String> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = tokio::time::timeout(
-            self.timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&self.config),
-        )
-        .await
-        .map_err(|_| "connecting to Redis timed out".to_string())?
-        .map_err(|e| format!("connecting to Redis: {e}"))?;
-        *slot = Some(c.clone());
-        Ok(c)
-    }
-
-    /// Drops the connection so the next call makes a new one.
-    async fn reset(&self) {
-        *self.conn.lock().await = None;
-    }
-
-    async fn eval(
-        &self,
-        key: &str,
-        seq: u64,
-        held: u32,
-        want: u32,
-        limit: u32,
-    ) -> Result<Reply, StoreError> {
-        let mut conn = self.connection().await.map_err(StoreError::Down)?;
-        let mut call = self.script.prepare_invoke();
-        call.key(key)
+        let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        let call = ScriptCall::new(&self.script)
+            .key(format!("{}{day}:{user}", self.prefix))
             .arg(&self.field)
             .arg(seq)
             .arg(held)
             .arg(want)
             .arg(limit)
             .arg(TTL_SECS);
-        let reply: (i64, i64) =
-            match tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    self.reset().await;
-                    return Err(StoreError::Down(format!("Redis: {e}")));
-                }
-                Err(_) => {
-                    self.reset().await;
-                    return Err(StoreError::Down("Redis did not answer in time".into()));
-                }
-            };
+        let reply: (i64, i64) = self
+            .link
+            .query_now(call)
+            .await
+            .map_err(|e| StoreError::Down(e.0))?;
         match reply {
             (-1, _) => Err(StoreError::Stale),
             (granted, total) => Ok(Reply {
@@ -338,25 +232,14 @@ impl Inner {
         }
     }
 
-    async fn run_id(&self) -> Result<String, String> {
-        let mut conn = self.connection().await?;
-        let info: Result<String, String> = match tokio::time::timeout(
-            self.timeout,
-            redis::cmd("INFO").arg("server").query_async(&mut conn),
-        )
-        .await
-        {
-            Ok(Ok(text)) => Ok(text),
-            Ok(Err(e)) => Err(format!("Redis: {e}")),
-            Err(_) => Err("Redis did not answer in time".into()),
-        };
-        let info = match info {
-            Ok(i) => i,
-            Err(e) => {
-                self.reset().await;
-                return Err(e);
-            }
-        };
+    /// Asks Redis for its run id (which changes when it restarts, and with the master after
+    /// a failover), recording health.
+    pub(crate) async fn probe(&self) -> Result<String, String> {
+        let info: String = self
+            .link
+            .query_now(redis::cmd("INFO").arg("server").clone())
+            .await
+            .map_err(|e| e.0)?;
         Ok(info
             .lines()
             .find_map(|l| l.strip_prefix("run_id:"))
