@@ -145,7 +145,11 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         read: None,
         write: Some(ANSWER_WRITE_BUFFER),
     }));
-    server.add_service(service);
+    server.add_service(DataPlane {
+        service,
+        probe: probe_address(config.listen.address),
+        status: status(&snapshot.load()),
+    });
     let admin = config.admin.clone();
     let instance = config.instance.clone();
     let reloader = Arc::new(
@@ -184,7 +188,9 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
             "no [admin] listener configured: no metrics, no reload or sanctions API (SIGHUP and file changes still reload)"
         ),
     }
-    server.run(pingora::server::RunArgs::default());
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(StopSignals),
+    });
     // Every request has finished: write exact counts, releasing unused reserved blocks.
     if let Err(e) = meter.close() {
         tracing::error!(error = %e, "could not persist the exact quota counts; the reserved blocks stay counted");
@@ -197,6 +203,130 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What `systemctl status` shows of the gateway (`STATUS=`): the PKS count and policy hash
+/// of the set in force.
+pub(crate) fn status(snapshot: &gerbang_policy::Snapshot) -> String {
+    format!(
+        "serving: {} PKS, policy set {}",
+        snapshot.agreements().len(),
+        snapshot.engine().hash()
+    )
+}
+
+/// The client listener's pingora service, with what systemd is told from the data plane's
+/// own runtime: `READY=1` once the listening socket accepts connections (everything else
+/// was loaded and opened before the server started), then `WATCHDOG=1` at half of
+/// `WatchdogSec`. A runtime whose workers are all stuck sends no ping, and systemd restarts
+/// the gateway.
+struct DataPlane {
+    service: Service<Listener>,
+    /// Where a connection shows that the listener is bound.
+    probe: std::net::SocketAddr,
+    /// `STATUS=` at the start.
+    status: String,
+}
+
+/// How often the start looks whether the listener accepts yet.
+const BIND_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+#[async_trait::async_trait]
+impl pingora::services::Service for DataPlane {
+    async fn start_service(
+        &mut self,
+        fds: Option<pingora::server::ListenFds>,
+        shutdown: pingora::server::ShutdownWatch,
+        listeners_per_fd: usize,
+    ) {
+        // `start_service` binds first and then accepts until the shutdown: the announcement
+        // runs beside it, on this runtime.
+        tokio::spawn(announce(self.probe, std::mem::take(&mut self.status)));
+        pingora::services::Service::start_service(
+            &mut self.service,
+            fds,
+            shutdown,
+            listeners_per_fd,
+        )
+        .await;
+    }
+
+    fn name(&self) -> &str {
+        pingora::services::Service::name(&self.service)
+    }
+
+    fn threads(&self) -> Option<usize> {
+        pingora::services::Service::threads(&self.service)
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        pingora::services::Service::listen_addresses(&self.service)
+    }
+}
+
+/// Waits until the listener accepts, says `READY=1`, then pings the watchdog for as long as
+/// this runtime runs. If the listener cannot be bound, no `READY=1` is ever sent (systemd's
+/// start timeout then fails the unit).
+async fn announce(probe: std::net::SocketAddr, status: String) {
+    while tokio::net::TcpStream::connect(probe).await.is_err() {
+        tokio::time::sleep(BIND_POLL).await;
+    }
+    gerbang_core::systemd::ready(&status);
+    tracing::info!(listen = %probe, status = status.as_str(), "ready: accepting connections");
+    let Some(every) = gerbang_core::systemd::watchdog_interval() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        gerbang_core::systemd::watchdog();
+    }
+}
+
+/// The address that reaches the listener from this host: loopback for a wildcard address.
+fn probe_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, listen.port())
+}
+
+/// pingora's stop signals (SIGTERM: graceful, SIGINT: fast, SIGQUIT: the upgrade's
+/// handover), with `STOPPING=1` to systemd on the first two.
+struct StopSignals;
+
+#[async_trait::async_trait]
+impl pingora::server::ShutdownSignalWatch for StopSignals {
+    async fn recv(&self) -> pingora::server::ShutdownSignal {
+        use pingora::server::ShutdownSignal;
+        use tokio::signal::unix::SignalKind;
+        let received = tokio::select! {
+            () = next(SignalKind::quit(), "SIGQUIT") => ShutdownSignal::GracefulUpgrade,
+            () = next(SignalKind::terminate(), "SIGTERM") => ShutdownSignal::GracefulTerminate,
+            () = next(SignalKind::interrupt(), "SIGINT") => ShutdownSignal::FastShutdown,
+        };
+        if !matches!(received, ShutdownSignal::GracefulUpgrade) {
+            gerbang_core::systemd::stopping("stopping: finishing the requests in flight");
+        }
+        received
+    }
+}
+
+/// The next delivery of `kind`; never, when it cannot be listened for (logged: the signal
+/// then keeps its default action, which ends the process).
+async fn next(kind: tokio::signal::unix::SignalKind, name: &str) {
+    match tokio::signal::unix::signal(kind) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(e) => {
+            tracing::error!(signal = name, error = %e, "cannot listen for a stop signal");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// The TLS acceptor of the client listener: TLS 1.2 and 1.3, HTTP/1.1, the configured
