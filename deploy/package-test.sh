@@ -230,10 +230,9 @@ services() {
 	grep -q -E '^STATUS=serving: 1 PKS, policy set [0-9a-f]+$' "$WORK/gerbang.service.notify" ||
 		fail "READY=1 without the PKS count and policy hash: $(cat "$WORK/gerbang.service.notify")"
 	curl -sf http://127.0.0.1:9100/health >/dev/null || fail "READY=1 came before the admin listener answered"
-	# /ready reads gauges that a /metrics scrape refreshes, so a scrape comes first (issue 19,
-	# part 2, makes /ready read the live state; then the scrape can go).
+	# /ready reads the live state: 200 at once, with no /metrics scrape before it.
+	curl -sf http://127.0.0.1:9100/ready >/dev/null || fail "/ready does not answer 200: $(curl -s http://127.0.0.1:9100/ready)"
 	curl -sf http://127.0.0.1:9100/metrics >/dev/null || fail "/metrics does not answer 200"
-	curl -sf http://127.0.0.1:9100/ready >/dev/null || fail "/ready does not answer 200"
 
 	# A lookup from the User ID's IP LAN over TLS (the postinst's certificate): it passes
 	# authentication, Cedar and the quota, and the DWH, still the placeholder address, is
@@ -264,6 +263,7 @@ services() {
 
 	stop "$pid" "$tracer" "$log"
 	has_notified gerbang.service STOPPING=1 1 || fail "the gateway did not notify STOPPING=1 on SIGTERM"
+	grep -q "drained: every connection has ended" "$log" || fail "the gateway did not drain on SIGTERM"
 	grep -q "stopped" "$log" || fail "the gateway did not log its stop"
 	journal_lines "$log"
 	syscalls_allowed gerbang.service "$log.trace"

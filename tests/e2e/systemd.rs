@@ -2,7 +2,8 @@
 //! (`deploy/systemd/`): the test plays the service manager with a datagram socket of its own
 //! in `NOTIFY_SOCKET` and `WATCHDOG_USEC`, and checks `READY=1` (only once a lookup is
 //! answered), the watchdog's pings, `RELOADING=1` then `READY=1` around SIGHUP, and
-//! `STOPPING=1` on SIGTERM.
+//! `STOPPING=1` on SIGTERM; and the drain a SIGTERM starts: the lookup in flight gets its
+//! answer, a new connection is refused, `/ready` says draining, the exit is clean.
 #![allow(clippy::unwrap_used)]
 
 use std::ffi::OsStr;
@@ -123,6 +124,9 @@ async fn the_gateway_tells_systemd_ready_watchdog_reloading_and_stopping() {
         ready.contains("STATUS=serving: 1 PKS, policy set "),
         "READY=1 without the PKS count and policy hash: {ready:?}"
     );
+    // /ready agrees at once, from the live state (no /metrics scrape came first).
+    let (status, text) = gw.admin(reqwest::Method::GET, "/ready", None).await;
+    assert_eq!(status, 200, "{text}");
 
     manager.pings(&gw.proc, 3).await;
 
@@ -193,4 +197,100 @@ async fn without_a_notify_socket_nothing_about_systemd_is_logged() {
     gw.stop();
     let log = gw.proc.stderr();
     assert!(!log.contains("cannot notify systemd"), "{log}");
+}
+
+/// SIGTERM while a lookup waits on a slow DWH: the listener closes at once (a new
+/// connection is refused), `/ready` answers 503 "draining" meanwhile, the lookup in flight
+/// gets its full answer, the process exits 0, the decision log verifies with the lookup in
+/// it, and its quota hit is counted after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_lookup_in_flight_and_refuses_new_connections() {
+    let sim = Sim::start(100);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let mut gw = Gateway::start(GatewayOptions {
+        timeout_ms: 20_000,
+        ..GatewayOptions::new(sim.addr, agreements())
+    });
+    // Long enough for every check below, on a loaded machine too; the lookup waits for it.
+    sim.set_delay(3_000).await;
+    let client = gw.client("127.0.0.2");
+    let url = gw.url("CALL_NIK");
+    let in_flight =
+        tokio::spawn(async move { post(&client, &url, call_nik(&nik, "rsud_01", PASSWORD)).await });
+    // In flight: the DWH has it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sim.requests().await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lookup never reached the DWH"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    gw.proc.signal("TERM");
+    // The listener closes: a new connection is refused (not accepted and then dropped).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::TcpStream::connect(gw.addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a new connection is still accepted after SIGTERM: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let (status, ready) = gw.admin(reqwest::Method::GET, "/ready", None).await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(ready.contains("\"draining\":true"), "{ready}");
+    assert!(
+        !in_flight.is_finished(),
+        "the lookup ended before the drain was checked (the DWH delay is too short)"
+    );
+
+    let (status, answer) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        respon(&answer),
+        None,
+        "the lookup in flight was cut: {answer}"
+    );
+    assert!(!record_keys(&answer).is_empty(), "{answer}");
+    let exited = gw.proc.child.wait().unwrap();
+    assert!(
+        exited.success(),
+        "gerbang did not stop cleanly ({exited}):\n{}",
+        gw.proc.stderr()
+    );
+    let log = gw.proc.stderr();
+    assert!(log.contains("drained: every connection has ended"), "{log}");
+
+    let verified = std::process::Command::new(bin("gerbang"))
+        .args(["audit", "verify", "--config"])
+        .arg(gw.dir.path().join("gerbang.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let audit = std::fs::read_dir(gw.dir.path().join("audit"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        audit.contains("\"user_id\":\"rsud_01\""),
+        "the lookup has no decision-log record"
+    );
+
+    // Its quota hit was kept: one used after a restart.
+    gw.restart();
+    let (_, quota) = gw
+        .admin(reqwest::Method::GET, "/quota?user=rsud_01", None)
+        .await;
+    assert!(quota.contains("\"used\":1"), "{quota}");
 }

@@ -18,7 +18,7 @@ use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
 use crate::admin::{Admin, AdminService};
 use crate::gateway::Gateway;
-use crate::listener::{ConnMetrics, Listener};
+use crate::listener::{ConnMetrics, Drain, Listener};
 use crate::metrics::Metrics;
 use crate::reload::{ReloadService, Reloader};
 
@@ -90,11 +90,14 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let conf = ServerConf {
         threads: config.threads,
         ca_file: config.upstream.ca.as_ref().map(|p| p.display().to_string()),
-        // Stop quickly: in-flight lookups are short, and the demo stops with Ctrl-C.
+        // pingora's graceful stop only waits a fixed grace period and then cancels what is
+        // still running; the drain is the gateway's own (`StopSignals`), done before pingora
+        // is told to stop, so nothing is left to wait for.
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(2),
         ..ServerConf::default()
     };
+    let drain = Arc::new(Drain::new());
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
@@ -137,6 +140,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         tls,
         limits,
         ConnMetrics::register(metrics.registry())?,
+        Arc::clone(&drain),
     );
     let mut service = Service::new("gerbang".to_string(), app);
     // Room for a whole answer, header and body, so that it leaves in one write (pingora's
@@ -147,6 +151,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     }));
     server.add_service(DataPlane {
         service,
+        drain: Arc::clone(&drain),
         probe: probe_address(config.listen.address),
         status: status(&snapshot.load()),
     });
@@ -181,6 +186,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
                     clock,
                     audit: audit_log.clone(),
                     instance: instance.clone(),
+                    drain: Arc::clone(&drain),
                 })),
             ));
         }
@@ -189,7 +195,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         ),
     }
     server.run(pingora::server::RunArgs {
-        shutdown_signal: Box::new(StopSignals),
+        shutdown_signal: Box::new(StopSignals { drain }),
     });
     // Every request has finished: write exact counts, releasing unused reserved blocks.
     if let Err(e) = meter.close() {
@@ -222,6 +228,8 @@ pub(crate) fn status(snapshot: &gerbang_policy::Snapshot) -> String {
 /// the gateway.
 struct DataPlane {
     service: Service<Listener>,
+    /// Its listener stops accepting when the drain begins.
+    drain: Arc<Drain>,
     /// Where a connection shows that the listener is bound.
     probe: std::net::SocketAddr,
     /// `STATUS=` at the start.
@@ -242,6 +250,7 @@ impl pingora::services::Service for DataPlane {
         // `start_service` binds first and then accepts until the shutdown: the announcement
         // runs beside it, on this runtime.
         tokio::spawn(announce(self.probe, std::mem::take(&mut self.status)));
+        let shutdown = self.drain.watch(shutdown);
         pingora::services::Service::start_service(
             &mut self.service,
             fds,
@@ -294,9 +303,17 @@ fn probe_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     std::net::SocketAddr::new(ip, listen.port())
 }
 
+/// How long a stop waits for the requests in flight: under the unit's `TimeoutStopSec=45s`,
+/// with room for persisting the quota counts and closing the decision log after it.
+pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// pingora's stop signals (SIGTERM: graceful, SIGINT: fast, SIGQUIT: the upgrade's
-/// handover), with `STOPPING=1` to systemd on the first two.
-struct StopSignals;
+/// handover), with `STOPPING=1` to systemd on the first two. SIGTERM drains first: the
+/// client listener closes, and pingora is told to stop only once every connection has
+/// ended (or [`DRAIN_DEADLINE`] has passed), since it would cancel what is still running.
+struct StopSignals {
+    drain: Arc<Drain>,
+}
 
 #[async_trait::async_trait]
 impl pingora::server::ShutdownSignalWatch for StopSignals {
@@ -308,8 +325,28 @@ impl pingora::server::ShutdownSignalWatch for StopSignals {
             () = next(SignalKind::terminate(), "SIGTERM") => ShutdownSignal::GracefulTerminate,
             () = next(SignalKind::interrupt(), "SIGINT") => ShutdownSignal::FastShutdown,
         };
-        if !matches!(received, ShutdownSignal::GracefulUpgrade) {
-            gerbang_core::systemd::stopping("stopping: finishing the requests in flight");
+        match received {
+            ShutdownSignal::GracefulTerminate => {
+                gerbang_core::systemd::stopping("stopping: finishing the requests in flight");
+                self.drain.begin();
+                tracing::info!(
+                    connections.open = self.drain.open(),
+                    deadline_secs = DRAIN_DEADLINE.as_secs(),
+                    "SIGTERM: draining: no new connection; the requests in flight finish"
+                );
+                match self.drain.ended(DRAIN_DEADLINE).await {
+                    0 => tracing::info!("drained: every connection has ended"),
+                    left => tracing::warn!(
+                        connections.open = left,
+                        deadline_secs = DRAIN_DEADLINE.as_secs(),
+                        "the drain's deadline passed: the connections still open are cut"
+                    ),
+                }
+            }
+            ShutdownSignal::FastShutdown => {
+                gerbang_core::systemd::stopping("stopping at once (SIGINT)");
+            }
+            ShutdownSignal::GracefulUpgrade => {}
         }
         received
     }
