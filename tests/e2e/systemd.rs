@@ -72,6 +72,19 @@ impl Manager {
         }
     }
 
+    /// SIGTERM: `STOPPING=1`, then a clean exit.
+    async fn stops(&self, proc: &mut Proc) {
+        proc.signal("TERM");
+        self.until(proc, "STOPPING=1").await;
+        let exited = proc.child.wait().unwrap();
+        assert!(
+            exited.success(),
+            "{} did not stop cleanly ({exited}):\n{}",
+            proc.name,
+            proc.stderr()
+        );
+    }
+
     /// Waits for `n` watchdog pings (other notifications are skipped), at most 10 s.
     async fn pings(&self, proc: &Proc, n: usize) {
         let counted = tokio::time::timeout(Duration::from_secs(10), async {
@@ -139,14 +152,7 @@ async fn the_gateway_tells_systemd_ready_watchdog_reloading_and_stopping() {
     let (ready, _) = manager.until(&gw.proc, "READY=1").await;
     assert!(ready.contains("STATUS=serving: 1 PKS"), "{ready:?}");
 
-    gw.proc.signal("TERM");
-    manager.until(&gw.proc, "STOPPING=1").await;
-    let exited = gw.proc.child.wait().unwrap();
-    assert!(
-        exited.success(),
-        "gerbang did not stop cleanly ({exited}):\n{}",
-        gw.proc.stderr()
-    );
+    manager.stops(&mut gw.proc).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,14 +180,7 @@ async fn the_sidecar_tells_systemd_ready_watchdog_reloading_and_stopping() {
     manager.until(&sam.proc, "RELOADING=1").await;
     manager.until(&sam.proc, "READY=1").await;
 
-    sam.proc.signal("TERM");
-    manager.until(&sam.proc, "STOPPING=1").await;
-    let exited = sam.proc.child.wait().unwrap();
-    assert!(
-        exited.success(),
-        "gerbang-sam did not stop cleanly ({exited}):\n{}",
-        sam.proc.stderr()
-    );
+    manager.stops(&mut sam.proc).await;
 }
 
 /// Started as the tests always start it (no `NOTIFY_SOCKET`): nothing is sent, so nothing
