@@ -50,8 +50,9 @@ unit_value() { sed -n "s/^$2=//p" "$R/usr/lib/systemd/system/$1"; }
 # Group and UMask, its Environment= plus what systemd sets for a service (PATH, HOME, USER,
 # LOGNAME, STATE_DIRECTORY, and JOURNAL_STREAM naming the stream stderr goes to), under
 # strace (LOG.trace) for `syscalls_allowed`. Sets STARTED to the service's process id and
-# TRACER to strace's, which exits with the service's status. NOTIFY_SOCKET is not set:
-# readiness is awaited by polling.
+# TRACER to strace's, which exits with the service's status. A Type=notify unit gets
+# NOTIFY_SOCKET (and WATCHDOG_USEC from WatchdogSec=), a socket of this test's own that
+# `manager` listens on: `notified UNIT LINE` waits for what the service tells it.
 start_unit() {
 	local unit="$1" log="$2" user group umask_ exec uid gid
 	user="$(unit_value "$unit" User)"
@@ -71,6 +72,16 @@ start_unit() {
 	while read -r assignment; do
 		[ -n "$assignment" ] && env+=("$assignment")
 	done < <(unit_value "$unit" Environment)
+	if [ "$(unit_value "$unit" Type)" = notify ]; then
+		manager "$unit"
+		env+=(NOTIFY_SOCKET="$MANAGED_SOCKET")
+		local watchdog
+		watchdog="$(unit_value "$unit" WatchdogSec)"
+		if [ -n "$watchdog" ]; then
+			[[ $watchdog =~ ^([0-9]+)s$ ]] || fail "$unit: WatchdogSec=$watchdog (this test reads seconds only)"
+			env+=(WATCHDOG_USEC="${BASH_REMATCH[1]}000000")
+		fi
+	fi
 	: >"$log"
 	env+=(JOURNAL_STREAM="$(stat -c '%d:%i' "$log")")
 	local -a argv
@@ -87,6 +98,36 @@ start_unit() {
 	STARTED="$(pgrep -P "$TRACER")"
 	CHILDREN+=("$STARTED")
 }
+
+# `manager UNIT`: plays systemd's end of NOTIFY_SOCKET for UNIT: a datagram socket in the
+# root, writable by the service's user, each notification's lines appended to
+# $WORK/UNIT.notify. Sets MANAGED_SOCKET to the socket's path as the service sees it.
+manager() {
+	local dir=/run/gerbang-test-notify
+	mkdir -p "$R$dir"
+	chmod 0755 "$R$dir"
+	rm -f "$R$dir/$1.sock"
+	: >"$WORK/$1.notify"
+	python3 - "$R$dir/$1.sock" "$WORK/$1.notify" <<'PY' >/dev/null 2>&1 &
+import os, socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        out.write(sock.recv(4096).decode() + "\n")
+PY
+	CHILDREN+=("$!")
+	wait_for "the notify socket of $1" 10 test -S "$R$dir/$1.sock"
+	MANAGED_SOCKET="$dir/$1.sock"
+}
+
+# `notified UNIT LINE [COUNT]`: waits (30 s at most) until UNIT has sent LINE COUNT times
+# (default once) to its NOTIFY_SOCKET.
+notified() {
+	wait_for "$1 to notify $2" 30 has_notified "$1" "$2" "${3:-1}"
+}
+has_notified() { [ "$(grep -c -x -F "$2" "$WORK/$1.notify")" -ge "$3" ]; }
 
 # `syscalls_allowed UNIT TRACE`: every system call the service made after its execve is
 # allowed by the unit's SystemCallFilter= lines (with systemd's @default, always allowed),
@@ -172,19 +213,26 @@ services() {
 	local sam_log="$WORK/gerbang-sam.log"
 	start_unit gerbang-sam.service "$sam_log"
 	local sam_pid=$STARTED sam_tracer=$TRACER
-	wait_for "gerbang-sam to listen" 30 grep -q "listening on http://127.0.0.1:7443" "$sam_log.out"
+	# Type=notify: systemd starts the gateway (After=) once the sidecar said READY=1.
+	notified gerbang-sam.service READY=1
+	grep -q "listening on http://127.0.0.1:7443" "$sam_log.out" || fail "gerbang-sam said READY=1 before it listened"
 	kill -HUP "$sam_pid"
 	wait_for "gerbang-sam to reload on SIGHUP" 10 grep -q "reload" "$sam_log"
+	notified gerbang-sam.service RELOADING=1
+	notified gerbang-sam.service READY=1 2
 
 	step "gerbang.service: ExecStart as the unit runs it"
 	local log="$WORK/gerbang.log"
 	start_unit gerbang.service "$log"
 	local pid=$STARTED tracer=$TRACER
-	wait_for "the gateway's admin listener" 60 curl -sf http://127.0.0.1:9100/health
-	# /ready reads gauges that a /metrics scrape refreshes, so a scrape comes first (issue 19,
-	# part 2, makes /ready read the live state; then the scrape can go).
+	# Type=notify: ready once READY=1 came, with what is loaded; no polling.
+	notified gerbang.service READY=1
+	grep -q -E '^STATUS=serving: 1 PKS, policy set [0-9a-f]+$' "$WORK/gerbang.service.notify" ||
+		fail "READY=1 without the PKS count and policy hash: $(cat "$WORK/gerbang.service.notify")"
+	curl -sf http://127.0.0.1:9100/health >/dev/null || fail "READY=1 came before the admin listener answered"
+	# /ready reads the live state: 200 at once, with no /metrics scrape before it.
+	curl -sf http://127.0.0.1:9100/ready >/dev/null || fail "/ready does not answer 200: $(curl -s http://127.0.0.1:9100/ready)"
 	curl -sf http://127.0.0.1:9100/metrics >/dev/null || fail "/metrics does not answer 200"
-	curl -sf http://127.0.0.1:9100/ready >/dev/null || fail "/ready does not answer 200"
 
 	# A lookup from the User ID's IP LAN over TLS (the postinst's certificate): it passes
 	# authentication, Cedar and the quota, and the DWH, still the placeholder address, is
@@ -200,6 +248,10 @@ services() {
 	[ "$reload" = '/bin/kill -HUP $MAINPID' ] || fail "ExecReload is $reload"
 	kill -HUP "$pid"
 	wait_for "a reload on SIGHUP" 10 grep -q 'reloaded PKS files, policies and sanctions cause="SIGHUP"' "$log"
+	notified gerbang.service RELOADING=1
+	notified gerbang.service READY=1 2
+	# WatchdogSec=10s: a ping every 5 s from the data plane.
+	notified gerbang.service WATCHDOG=1
 	# The operator's commands without flags, from /: the installed configuration, its admin
 	# token (owner-only), its audit key.
 	# Whole outputs are read before matching: `cmd | grep -q` closes the pipe at the first
@@ -213,6 +265,8 @@ services() {
 		fail "gerbang quota show said: $(cat "$WORK/quota.out")"
 
 	stop "$pid" "$tracer" "$log"
+	has_notified gerbang.service STOPPING=1 1 || fail "the gateway did not notify STOPPING=1 on SIGTERM"
+	grep -q "drained: every connection has ended" "$log" || fail "the gateway did not drain on SIGTERM"
 	grep -q "stopped" "$log" || fail "the gateway did not log its stop"
 	journal_lines "$log"
 	syscalls_allowed gerbang.service "$log.trace"
@@ -223,6 +277,7 @@ services() {
 	# (The sidecar's own log lines are not journal-formatted yet: gateway/cli/src/log.rs is
 	# the gateway's.)
 	stop "$sam_pid" "$sam_tracer" "$sam_log"
+	has_notified gerbang-sam.service STOPPING=1 1 || fail "gerbang-sam did not notify STOPPING=1 on SIGTERM"
 	syscalls_allowed gerbang-sam.service "$sam_log.trace"
 
 	step "gerbang-sam without flags reads /etc/gerbang/sam/sidecar.toml"

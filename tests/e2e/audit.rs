@@ -441,6 +441,19 @@ async fn at_the_edge_of_the_disk_data_is_refused_only_when_its_record_cannot_be_
             .all(|k| k == "RESPON" || k == "RESPONSE_CODE"),
         "data in a refusal: {refused}"
     );
+    // /ready reads the log's live state: no scrape since the failure, and a balancer
+    // already stops sending requests here (issue 19).
+    let (status, ready) = gw.admin(reqwest::Method::GET, "/ready", None).await;
+    assert_eq!(status, 503, "{ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["audit_log"], false, "{ready}");
+    assert!(
+        ready["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the decision log cannot be written"),
+        "{ready}"
+    );
     let metrics = gw
         .metrics_with(&["reason=\"audit_unavailable\"", "gerbang_audit_healthy 0"])
         .await;

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+use std::ffi::OsStr;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -546,6 +547,17 @@ pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef0123456789";
 impl Gateway {
     /// Writes the configuration, starts the gateway and waits until it accepts connections.
     pub fn start(opts: GatewayOptions) -> Self {
+        Self::start_with_env(opts, &[], true)
+    }
+
+    /// As [`Gateway::start`], with more environment variables (`NOTIFY_SOCKET`, say);
+    /// without `wait_listening` it returns once the process is started, and the caller
+    /// waits by its own means.
+    pub fn start_with_env(
+        opts: GatewayOptions,
+        env: &[(&str, &OsStr)],
+        wait_listening: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let pks_dir = dir.path().join("pks");
@@ -594,7 +606,12 @@ impl Gateway {
         std::fs::write(dir.path().join("sanksi.toml"), "# Sanksi pasal 45 (e2e)\n").unwrap();
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let proc = spawn_gateway(dir.path(), addr, 0);
+        let mut cmd = gateway_command(dir.path());
+        cmd.envs(env.iter().copied());
+        let mut proc = Proc::start("gerbang", "gerbang.0", cmd, dir.path());
+        if wait_listening {
+            proc.wait_ready(&Ready::Listening(addr));
+        }
         Self {
             proc,
             addr,
@@ -842,9 +859,23 @@ impl SamSidecar {
         Self::spawn(&gw.pks_dir(), Some(gw.sanctions_path()), addr)
     }
 
+    /// As [`SamSidecar::start`], with more environment variables (`NOTIFY_SOCKET`, say).
+    pub fn start_with_env(pks_dir: &Path, addr: SocketAddr, env: &[(&str, &OsStr)]) -> Self {
+        Self::spawn_with(pks_dir, None, addr, env)
+    }
+
     fn spawn(pks_dir: &Path, sanctions: Option<PathBuf>, addr: SocketAddr) -> Self {
+        Self::spawn_with(pks_dir, sanctions, addr, &[])
+    }
+
+    fn spawn_with(
+        pks_dir: &Path,
+        sanctions: Option<PathBuf>,
+        addr: SocketAddr,
+        env: &[(&str, &OsStr)],
+    ) -> Self {
         let logs = tempfile::tempdir().unwrap();
-        let (proc, addr) = spawn_sidecar(pks_dir, sanctions.as_deref(), addr, logs.path(), 0);
+        let (proc, addr) = spawn_sidecar(pks_dir, sanctions.as_deref(), addr, logs.path(), 0, env);
         Self {
             proc,
             addr,
@@ -865,6 +896,7 @@ impl SamSidecar {
             self.addr,
             self.logs.path(),
             self.starts,
+            &[],
         );
         self.proc = proc;
         self.ready_at = chrono::Utc::now().timestamp();
@@ -922,8 +954,10 @@ fn spawn_sidecar(
     addr: SocketAddr,
     logs: &Path,
     n: u32,
+    env: &[(&str, &OsStr)],
 ) -> (Proc, SocketAddr) {
     let mut cmd = Command::new(bin("gerbang-sam"));
+    cmd.envs(env.iter().copied());
     if let Some(path) = sanctions {
         cmd.arg("--sanksi").arg(path);
     }
@@ -937,12 +971,18 @@ fn spawn_sidecar(
     (proc, addr)
 }
 
-fn spawn_gateway(dir: &Path, addr: SocketAddr, n: u32) -> Proc {
+/// `gerbang serve` over the configuration in `dir`.
+fn gateway_command(dir: &Path) -> Command {
     let mut cmd = Command::new(bin("gerbang"));
     cmd.arg("serve")
         .arg("--config")
         .arg(dir.join("gerbang.toml"))
         .env("RUST_LOG", "info");
+    cmd
+}
+
+fn spawn_gateway(dir: &Path, addr: SocketAddr, n: u32) -> Proc {
+    let cmd = gateway_command(dir);
     let mut proc = Proc::start("gerbang", &format!("gerbang.{n}"), cmd, dir);
     proc.wait_ready(&Ready::Listening(addr));
     proc

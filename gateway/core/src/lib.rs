@@ -13,6 +13,7 @@ mod filter;
 mod nik;
 mod pks;
 mod sanction;
+pub mod systemd;
 mod wire;
 
 pub use card_reader::SamReason;

@@ -57,6 +57,8 @@ pub struct Admin {
     pub clock: Arc<dyn Clock>,
     pub audit: Option<Arc<gerbang_audit::AuditLog>>,
     pub instance: String,
+    /// Whether the gateway is stopping (`/ready` says so).
+    pub(crate) drain: Arc<crate::listener::Drain>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -169,19 +171,38 @@ impl Admin {
         }
     }
 
+    /// Whether a balancer should send requests here, from the live state (not from gauges a
+    /// scrape refreshes): 503 with the reason while the quota store is down, the decision
+    /// log cannot write, or the gateway is draining to stop.
     fn ready(&self) -> Answer {
         let quota = self.meter.store_healthy();
-        let audit = self.metrics.audit_healthy.get() != 0;
-        let status = if quota && audit {
-            StatusCode::OK
+        // No decision log configured: nothing can fail to be written.
+        let audit = self.audit.as_ref().is_none_or(|log| log.is_healthy());
+        let draining = self.drain.is_draining();
+        let reason = if draining {
+            Some(
+                "draining: the gateway is stopping; requests in flight finish, new connections are refused",
+            )
+        } else if !quota {
+            Some("the quota store is unavailable: data requests are refused (code 25)")
+        } else if !audit {
+            Some("the decision log cannot be written: data requests are refused (code 26)")
         } else {
+            None
+        };
+        let status = if reason.is_some() {
             StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
         };
         json_reply(
             status,
             &json!({
+                "ready": reason.is_none(),
+                "reason": reason,
                 "quota_store": quota,
                 "audit_log": audit,
+                "draining": draining,
                 "policy_hash": self.snapshot.load().engine().hash(),
             }),
         )

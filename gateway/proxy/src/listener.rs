@@ -504,6 +504,91 @@ impl Peek for Guarded {
     }
 }
 
+/// The stop's drain (SIGTERM; `docs/gateway.md`, "Stopping"): once begun, the client
+/// listener stops accepting (its socket is closed, so a new connection is refused), kept-alive
+/// connections close after their current request, and the stop waits for the open
+/// connections to end, each request's quota hit committed or refunded and its decision-log
+/// record written, before the process shuts its runtimes down.
+#[derive(Debug)]
+pub(crate) struct Drain {
+    begun: tokio::sync::watch::Sender<bool>,
+    /// Client connections open now.
+    open: AtomicU32,
+}
+
+/// How often the stop looks whether the drained connections have ended.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+impl Drain {
+    pub(crate) fn new() -> Self {
+        Self {
+            begun: tokio::sync::watch::channel(false).0,
+            open: AtomicU32::new(0),
+        }
+    }
+
+    /// Stops taking connections; those open finish their current request.
+    pub(crate) fn begin(&self) {
+        self.begun.send_replace(true);
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        *self.begun.borrow()
+    }
+
+    /// Client connections open now.
+    pub(crate) fn open(&self) -> u32 {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Waits until no client connection is open, or `deadline` has passed; returns how many
+    /// are still open.
+    pub(crate) async fn ended(&self, deadline: Duration) -> u32 {
+        let until = Instant::now() + deadline;
+        // A connection accepted just before the listener closed is counted once its task
+        // runs: the first look comes a poll later.
+        loop {
+            tokio::time::sleep(DRAIN_POLL).await;
+            if self.open() == 0 || Instant::now() >= until {
+                return self.open();
+            }
+        }
+    }
+
+    /// A shutdown watch for the client listener: true once the drain begins or pingora
+    /// stops (a fast stop, SIGINT, does not drain).
+    pub(crate) fn watch(&self, mut server: ShutdownWatch) -> ShutdownWatch {
+        let (tx, rx) = tokio::sync::watch::channel(*server.borrow() || self.is_draining());
+        let mut begun = self.begun.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = server.wait_for(|stop| *stop) => {}
+                _ = begun.wait_for(|begun| *begun) => {}
+            }
+            tx.send_replace(true);
+            // Kept until the listener is gone, so that its watch never reads as closed.
+            tx.closed().await;
+        });
+        rx
+    }
+}
+
+/// One open client connection, counted in [`Drain`] until dropped.
+struct Open<'a>(&'a Drain);
+
+impl<'a> Open<'a> {
+    fn new(drain: &'a Drain) -> Self {
+        drain.open.fetch_add(1, Ordering::AcqRel);
+        Self(drain)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The gateway's connection loop: pingora accepts plain TCP and hands each connection
 /// here; HTTP/1 requests are then served by pingora's proxy one after another, as
 /// pingora's own loop does, with the caps and deadlines of `[listen]` around them.
@@ -513,6 +598,7 @@ pub(crate) struct Listener {
     limits: ListenLimits,
     connections: Connections,
     metrics: ConnMetrics,
+    drain: Arc<Drain>,
 }
 
 impl Listener {
@@ -521,6 +607,7 @@ impl Listener {
         tls: Option<Acceptor>,
         limits: ListenLimits,
         metrics: ConnMetrics,
+        drain: Arc<Drain>,
     ) -> Self {
         Self {
             proxy: Arc::new(proxy),
@@ -528,6 +615,7 @@ impl Listener {
             connections: Connections::new(&limits),
             limits,
             metrics,
+            drain,
         }
     }
 
@@ -661,11 +749,13 @@ impl ServerApp for Listener {
             }
         };
         self.metrics.open.inc();
+        let open = Open::new(&self.drain);
         match self.handshake(stream).await {
             Ok(stream) => self.serve(stream, shutdown).await,
             Err(why) => self.metrics.closed(why),
         }
         self.metrics.open.dec();
+        drop(open);
         drop(slot);
         None
     }

@@ -117,7 +117,16 @@ impl Reloader {
         self.reload_locked(cause)
     }
 
+    /// [`Self::reload_once`] between `RELOADING=1` and `READY=1` to systemd: serving again,
+    /// on the new set or on the one that stayed.
     fn reload_locked(&self, cause: &str) -> Result<ReloadSummary, ConfigErrors> {
+        gerbang_core::systemd::reloading();
+        let reloaded = self.reload_once(cause);
+        gerbang_core::systemd::ready(&crate::server::status(&self.snapshot.load()));
+        reloaded
+    }
+
+    fn reload_once(&self, cause: &str) -> Result<ReloadSummary, ConfigErrors> {
         let started = std::time::Instant::now();
         // What did not change is taken from the running set; an owned handle, not a guard,
         // as the reload takes a while.

@@ -18,7 +18,7 @@ use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
 use crate::admin::{Admin, AdminService};
 use crate::gateway::Gateway;
-use crate::listener::{ConnMetrics, Listener};
+use crate::listener::{ConnMetrics, Drain, Listener};
 use crate::metrics::Metrics;
 use crate::reload::{ReloadService, Reloader};
 
@@ -90,11 +90,14 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let conf = ServerConf {
         threads: config.threads,
         ca_file: config.upstream.ca.as_ref().map(|p| p.display().to_string()),
-        // Stop quickly: in-flight lookups are short, and the demo stops with Ctrl-C.
+        // pingora's graceful stop only waits a fixed grace period and then cancels what is
+        // still running; the drain is the gateway's own (`StopSignals`), done before pingora
+        // is told to stop, so nothing is left to wait for.
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(2),
         ..ServerConf::default()
     };
+    let drain = Arc::new(Drain::new());
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
@@ -137,6 +140,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         tls,
         limits,
         ConnMetrics::register(metrics.registry())?,
+        Arc::clone(&drain),
     );
     let mut service = Service::new("gerbang".to_string(), app);
     // Room for a whole answer, header and body, so that it leaves in one write (pingora's
@@ -145,7 +149,12 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         read: None,
         write: Some(ANSWER_WRITE_BUFFER),
     }));
-    server.add_service(service);
+    server.add_service(DataPlane {
+        service,
+        drain: Arc::clone(&drain),
+        probe: probe_address(config.listen.address),
+        status: status(&snapshot.load()),
+    });
     let admin = config.admin.clone();
     let instance = config.instance.clone();
     let reloader = Arc::new(
@@ -177,6 +186,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
                     clock,
                     audit: audit_log.clone(),
                     instance: instance.clone(),
+                    drain: Arc::clone(&drain),
                 })),
             ));
         }
@@ -184,7 +194,9 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
             "no [admin] listener configured: no metrics, no reload or sanctions API (SIGHUP and file changes still reload)"
         ),
     }
-    server.run(pingora::server::RunArgs::default());
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(StopSignals { drain }),
+    });
     // Every request has finished: write exact counts, releasing unused reserved blocks.
     if let Err(e) = meter.close() {
         tracing::error!(error = %e, "could not persist the exact quota counts; the reserved blocks stay counted");
@@ -197,6 +209,161 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What `systemctl status` shows of the gateway (`STATUS=`): the PKS count and policy hash
+/// of the set in force.
+pub(crate) fn status(snapshot: &gerbang_policy::Snapshot) -> String {
+    format!(
+        "serving: {} PKS, policy set {}",
+        snapshot.agreements().len(),
+        snapshot.engine().hash()
+    )
+}
+
+/// The client listener's pingora service, with what systemd is told from the data plane's
+/// own runtime: `READY=1` once the listening socket accepts connections (everything else
+/// was loaded and opened before the server started), then `WATCHDOG=1` at half of
+/// `WatchdogSec`. A runtime whose workers are all stuck sends no ping, and systemd restarts
+/// the gateway.
+struct DataPlane {
+    service: Service<Listener>,
+    /// Its listener stops accepting when the drain begins.
+    drain: Arc<Drain>,
+    /// Where a connection shows that the listener is bound.
+    probe: std::net::SocketAddr,
+    /// `STATUS=` at the start.
+    status: String,
+}
+
+/// How often the start looks whether the listener accepts yet.
+const BIND_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+#[async_trait::async_trait]
+impl pingora::services::Service for DataPlane {
+    async fn start_service(
+        &mut self,
+        fds: Option<pingora::server::ListenFds>,
+        shutdown: pingora::server::ShutdownWatch,
+        listeners_per_fd: usize,
+    ) {
+        // `start_service` binds first and then accepts until the shutdown: the announcement
+        // runs beside it, on this runtime.
+        tokio::spawn(announce(self.probe, std::mem::take(&mut self.status)));
+        let shutdown = self.drain.watch(shutdown);
+        pingora::services::Service::start_service(
+            &mut self.service,
+            fds,
+            shutdown,
+            listeners_per_fd,
+        )
+        .await;
+    }
+
+    fn name(&self) -> &str {
+        pingora::services::Service::name(&self.service)
+    }
+
+    fn threads(&self) -> Option<usize> {
+        pingora::services::Service::threads(&self.service)
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        pingora::services::Service::listen_addresses(&self.service)
+    }
+}
+
+/// Waits until the listener accepts, says `READY=1`, then pings the watchdog for as long as
+/// this runtime runs. If the listener cannot be bound, no `READY=1` is ever sent (systemd's
+/// start timeout then fails the unit).
+async fn announce(probe: std::net::SocketAddr, status: String) {
+    while tokio::net::TcpStream::connect(probe).await.is_err() {
+        tokio::time::sleep(BIND_POLL).await;
+    }
+    gerbang_core::systemd::ready(&status);
+    tracing::info!(listen = %probe, status = status.as_str(), "ready: accepting connections");
+    let Some(every) = gerbang_core::systemd::watchdog_interval() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        gerbang_core::systemd::watchdog();
+    }
+}
+
+/// The address that reaches the listener from this host: loopback for a wildcard address.
+fn probe_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, listen.port())
+}
+
+/// How long a stop waits for the requests in flight: under the unit's `TimeoutStopSec=45s`,
+/// with room for persisting the quota counts and closing the decision log after it.
+pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// pingora's stop signals (SIGTERM: graceful, SIGINT: fast, SIGQUIT: the upgrade's
+/// handover), with `STOPPING=1` to systemd on the first two. SIGTERM drains first: the
+/// client listener closes, and pingora is told to stop only once every connection has
+/// ended (or [`DRAIN_DEADLINE`] has passed), since it would cancel what is still running.
+struct StopSignals {
+    drain: Arc<Drain>,
+}
+
+#[async_trait::async_trait]
+impl pingora::server::ShutdownSignalWatch for StopSignals {
+    async fn recv(&self) -> pingora::server::ShutdownSignal {
+        use pingora::server::ShutdownSignal;
+        use tokio::signal::unix::SignalKind;
+        let received = tokio::select! {
+            () = next(SignalKind::quit(), "SIGQUIT") => ShutdownSignal::GracefulUpgrade,
+            () = next(SignalKind::terminate(), "SIGTERM") => ShutdownSignal::GracefulTerminate,
+            () = next(SignalKind::interrupt(), "SIGINT") => ShutdownSignal::FastShutdown,
+        };
+        match received {
+            ShutdownSignal::GracefulTerminate => {
+                gerbang_core::systemd::stopping("stopping: finishing the requests in flight");
+                self.drain.begin();
+                tracing::info!(
+                    connections.open = self.drain.open(),
+                    deadline_secs = DRAIN_DEADLINE.as_secs(),
+                    "SIGTERM: draining: no new connection; the requests in flight finish"
+                );
+                match self.drain.ended(DRAIN_DEADLINE).await {
+                    0 => tracing::info!("drained: every connection has ended"),
+                    left => tracing::warn!(
+                        connections.open = left,
+                        deadline_secs = DRAIN_DEADLINE.as_secs(),
+                        "the drain's deadline passed: the connections still open are cut"
+                    ),
+                }
+            }
+            ShutdownSignal::FastShutdown => {
+                gerbang_core::systemd::stopping("stopping at once (SIGINT)");
+            }
+            ShutdownSignal::GracefulUpgrade => {}
+        }
+        received
+    }
+}
+
+/// The next delivery of `kind`; never, when it cannot be listened for (logged: the signal
+/// then keeps its default action, which ends the process).
+async fn next(kind: tokio::signal::unix::SignalKind, name: &str) {
+    match tokio::signal::unix::signal(kind) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(e) => {
+            tracing::error!(signal = name, error = %e, "cannot listen for a stop signal");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// The TLS acceptor of the client listener: TLS 1.2 and 1.3, HTTP/1.1, the configured

@@ -2,6 +2,9 @@
 //! optionally a Unix socket), prints `gerbang-sam listening on http://ADDR` once ready
 //! (tests and the demo read it to learn the port), and serves until SIGTERM or SIGINT.
 //! SIGHUP reloads the PKS files and the sanctions at once; they are also watched for changes.
+//! Under systemd (`Type=notify`) it says READY=1 once listening, RELOADING=1 … READY=1
+//! around a reload, STOPPING=1 on a stop, and pings the watchdog when `WatchdogSec=` is set
+//! (`gerbang_core::systemd`).
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
@@ -116,6 +119,18 @@ async fn main() -> Result<()> {
     writeln!(stdout, "gerbang-sam listening on http://{addr}").context("writing to stdout")?;
     stdout.flush().context("flushing stdout")?;
     drop(stdout);
+    // Loaded and listening: what a `Type=notify` unit waits for.
+    gerbang_core::systemd::ready(&state.status());
+    if let Some(every) = gerbang_core::systemd::watchdog_interval() {
+        // On the runtime that serves: if it is wedged, the pings stop and systemd restarts us.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                gerbang_core::systemd::watchdog();
+            }
+        });
+    }
 
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -133,6 +148,7 @@ async fn main() -> Result<()> {
                 _ = term.recv() => {},
                 _ = int.recv() => {},
             }
+            gerbang_core::systemd::stopping("stopping: finishing the validations in flight");
         })
         .await;
     tracing::info!("stopped");

@@ -89,6 +89,25 @@ impl State {
     /// Loads the PKS files again and swaps the registry in; an invalid set is logged with
     /// its file:line errors and the registry in force stays. Returns whether it loaded.
     pub fn reload(&self, why: &str) -> bool {
+        gerbang_core::systemd::reloading();
+        let loaded = self.reload_registry(why);
+        // Serving again, on the new registry or on the one that stayed.
+        gerbang_core::systemd::ready(&self.status());
+        loaded
+    }
+
+    /// What `systemctl status` shows of the sidecar (`STATUS=`).
+    pub fn status(&self) -> String {
+        let registry = self.validator.registry();
+        format!(
+            "serving: {} PKS, {} SAM, {} sanction(s)",
+            registry.pks_count(),
+            registry.sam_count(),
+            registry.sanction_count()
+        )
+    }
+
+    fn reload_registry(&self, why: &str) -> bool {
         let fingerprint = self.fingerprint();
         if let Ok(mut seen) = self.seen.lock() {
             *seen = fingerprint;

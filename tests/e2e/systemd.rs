@@ -1,0 +1,295 @@
+//! What the gateway and the SAM sidecar tell systemd under `Type=notify`
+//! (`deploy/systemd/`): the test plays the service manager with a datagram socket of its own
+//! in `NOTIFY_SOCKET` and `WATCHDOG_USEC`, and checks `READY=1` (only once a lookup is
+//! answered), the watchdog's pings, `RELOADING=1` then `READY=1` around SIGHUP, and
+//! `STOPPING=1` on SIGTERM; and the drain a SIGTERM starts: the lookup in flight gets its
+//! answer, a new connection is refused, `/ready` says draining, the exit is clean.
+#![allow(clippy::unwrap_used)]
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gerbang_e2e::*;
+use tokio::net::UnixDatagram;
+
+/// How long one notification may take to come (a start on a loaded machine included).
+const NOTIFICATION_WAIT: Duration = Duration::from_secs(60);
+
+/// The watchdog interval the tests give (`WatchdogSec=300ms`): pings every 150 ms.
+const WATCHDOG_USEC: &str = "300000";
+
+/// The service manager's end of `NOTIFY_SOCKET`.
+struct Manager {
+    socket: UnixDatagram,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Manager {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        Self {
+            socket,
+            path,
+            _dir: dir,
+        }
+    }
+
+    /// The environment systemd gives a `Type=notify` unit with `WatchdogSec=`.
+    fn env(&self) -> [(&'static str, &OsStr); 2] {
+        [
+            ("NOTIFY_SOCKET", self.path.as_os_str()),
+            ("WATCHDOG_USEC", OsStr::new(WATCHDOG_USEC)),
+        ]
+    }
+
+    /// The next notification; fails with `proc`'s stderr after [`NOTIFICATION_WAIT`].
+    async fn next(&self, proc: &Proc) -> String {
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(NOTIFICATION_WAIT, self.socket.recv(&mut buf)).await {
+            Ok(Ok(n)) => String::from_utf8(buf[..n].to_vec()).unwrap(),
+            Ok(Err(e)) => panic!("reading the notify socket: {e}"),
+            Err(_) => panic!(
+                "{} sent nothing for {NOTIFICATION_WAIT:?}:\n{}",
+                proc.name,
+                proc.stderr()
+            ),
+        }
+    }
+
+    /// Notifications up to the first with the line `line`: that one, and those before it.
+    async fn until(&self, proc: &Proc, line: &str) -> (String, Vec<String>) {
+        let mut before = Vec::new();
+        loop {
+            let message = self.next(proc).await;
+            if message.lines().any(|l| l == line) {
+                return (message, before);
+            }
+            before.push(message);
+        }
+    }
+
+    /// SIGTERM: `STOPPING=1`, then a clean exit.
+    async fn stops(&self, proc: &mut Proc) {
+        proc.signal("TERM");
+        self.until(proc, "STOPPING=1").await;
+        let exited = proc.child.wait().unwrap();
+        assert!(
+            exited.success(),
+            "{} did not stop cleanly ({exited}):\n{}",
+            proc.name,
+            proc.stderr()
+        );
+    }
+
+    /// Waits for `n` watchdog pings (other notifications are skipped), at most 10 s.
+    async fn pings(&self, proc: &Proc, n: usize) {
+        let counted = tokio::time::timeout(Duration::from_secs(10), async {
+            for _ in 0..n {
+                self.until(proc, "WATCHDOG=1").await;
+            }
+        })
+        .await;
+        assert!(
+            counted.is_ok(),
+            "{} did not ping the watchdog {n} times in 10 s:\n{}",
+            proc.name,
+            proc.stderr()
+        );
+    }
+}
+
+fn agreements() -> Vec<TestPks> {
+    vec![TestPks::new(
+        "rsud.toml",
+        "1/RSUD/SYSTEMD",
+        vec![TestUser::aktif("rsud_01", "127.0.0.2")],
+    )]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_tells_systemd_ready_watchdog_reloading_and_stopping() {
+    let sim = Sim::start(100);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let manager = Manager::new();
+    // Not waiting for the port: READY=1 is the only sign of readiness the test takes.
+    let mut gw = Gateway::start_with_env(
+        GatewayOptions::new(sim.addr, agreements()),
+        &manager.env(),
+        false,
+    );
+
+    let (ready, before) = manager.until(&gw.proc, "READY=1").await;
+    assert!(before.is_empty(), "notified before READY=1: {before:?}");
+    // Ready means serving: the first lookup after it is answered with the record.
+    let (status, answer) = post(
+        &gw.client("127.0.0.2"),
+        &gw.url("CALL_NIK"),
+        call_nik(&nik, "rsud_01", PASSWORD),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(respon(&answer), None, "{answer}");
+    assert!(
+        ready.contains("STATUS=serving: 1 PKS, policy set "),
+        "READY=1 without the PKS count and policy hash: {ready:?}"
+    );
+    // /ready agrees at once, from the live state (no /metrics scrape came first).
+    let (status, text) = gw.admin(reqwest::Method::GET, "/ready", None).await;
+    assert_eq!(status, 200, "{text}");
+
+    manager.pings(&gw.proc, 3).await;
+
+    gw.proc.signal("HUP");
+    let (reloading, _) = manager.until(&gw.proc, "RELOADING=1").await;
+    assert!(
+        reloading.contains("MONOTONIC_USEC="),
+        "RELOADING=1 without MONOTONIC_USEC (systemd 253 and later want it): {reloading:?}"
+    );
+    let (ready, _) = manager.until(&gw.proc, "READY=1").await;
+    assert!(ready.contains("STATUS=serving: 1 PKS"), "{ready:?}");
+
+    manager.stops(&mut gw.proc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_tells_systemd_ready_watchdog_reloading_and_stopping() {
+    let sim = Sim::start(10);
+    let gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    let manager = Manager::new();
+    let mut sam = SamSidecar::start_with_env(
+        &gw.pks_dir(),
+        "127.0.0.1:0".parse().unwrap(),
+        &manager.env(),
+    );
+
+    let (ready, before) = manager.until(&sam.proc, "READY=1").await;
+    assert!(before.is_empty(), "notified before READY=1: {before:?}");
+    assert!(
+        ready.contains("STATUS=serving: 1 PKS, 0 SAM"),
+        "READY=1 without what is loaded: {ready:?}"
+    );
+    assert_eq!(sam.health().await["status"], "ok");
+
+    manager.pings(&sam.proc, 3).await;
+
+    sam.proc.signal("HUP");
+    manager.until(&sam.proc, "RELOADING=1").await;
+    manager.until(&sam.proc, "READY=1").await;
+
+    manager.stops(&mut sam.proc).await;
+}
+
+/// Started as the tests always start it (no `NOTIFY_SOCKET`): nothing is sent, so nothing
+/// fails, and nothing about systemd is logged through a start, a reload and a stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_notify_socket_nothing_about_systemd_is_logged() {
+    let sim = Sim::start(10);
+    let mut gw = Gateway::start(GatewayOptions::new(sim.addr, agreements()));
+    gw.proc.signal("HUP");
+    gw.proc
+        .stderr_with(&["reloaded PKS files, policies and sanctions"])
+        .await;
+    gw.stop();
+    let log = gw.proc.stderr();
+    assert!(!log.contains("cannot notify systemd"), "{log}");
+}
+
+/// SIGTERM while a lookup waits on a slow DWH: the listener closes at once (a new
+/// connection is refused), `/ready` answers 503 "draining" meanwhile, the lookup in flight
+/// gets its full answer, the process exits 0, the decision log verifies with the lookup in
+/// it, and its quota hit is counted after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_lookup_in_flight_and_refuses_new_connections() {
+    let sim = Sim::start(100);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let mut gw = Gateway::start(GatewayOptions {
+        timeout_ms: 20_000,
+        ..GatewayOptions::new(sim.addr, agreements())
+    });
+    // Long enough for every check below, on a loaded machine too; the lookup waits for it.
+    sim.set_delay(3_000).await;
+    let client = gw.client("127.0.0.2");
+    let url = gw.url("CALL_NIK");
+    let in_flight =
+        tokio::spawn(async move { post(&client, &url, call_nik(&nik, "rsud_01", PASSWORD)).await });
+    // In flight: the DWH has it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sim.requests().await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lookup never reached the DWH"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    gw.proc.signal("TERM");
+    // The listener closes: a new connection is refused (not accepted and then dropped).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::TcpStream::connect(gw.addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a new connection is still accepted after SIGTERM: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let (status, ready) = gw.admin(reqwest::Method::GET, "/ready", None).await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(ready.contains("\"draining\":true"), "{ready}");
+    assert!(
+        !in_flight.is_finished(),
+        "the lookup ended before the drain was checked (the DWH delay is too short)"
+    );
+
+    let (status, answer) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        respon(&answer),
+        None,
+        "the lookup in flight was cut: {answer}"
+    );
+    assert!(!record_keys(&answer).is_empty(), "{answer}");
+    let exited = gw.proc.child.wait().unwrap();
+    assert!(
+        exited.success(),
+        "gerbang did not stop cleanly ({exited}):\n{}",
+        gw.proc.stderr()
+    );
+    let log = gw.proc.stderr();
+    assert!(log.contains("drained: every connection has ended"), "{log}");
+
+    let verified = std::process::Command::new(bin("gerbang"))
+        .args(["audit", "verify", "--config"])
+        .arg(gw.dir.path().join("gerbang.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let audit = std::fs::read_dir(gw.dir.path().join("audit"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        audit.contains("\"user_id\":\"rsud_01\""),
+        "the lookup has no decision-log record"
+    );
+
+    // Its quota hit was kept: one used after a restart.
+    gw.restart();
+    let (_, quota) = gw
+        .admin(reqwest::Method::GET, "/quota?user=rsud_01", None)
+        .await;
+    assert!(quota.contains("\"used\":1"), "{quota}");
+}
