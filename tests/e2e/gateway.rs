@@ -71,6 +71,16 @@ fn start(sim: &Sim) -> Gateway {
     Gateway::start(GatewayOptions::new(sim.addr, agreements()))
 }
 
+/// A simulator of `people`, a gateway in front of it, and one living person: their NIK and
+/// their whole record as the simulator holds it.
+async fn one_person(people: usize) -> (Sim, Gateway, String, serde_json::Value) {
+    let sim = Sim::start(people);
+    let gw = start(&sim);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let full = serde_json::from_str(&sim.record(&nik).await).unwrap();
+    (sim, gw, nik, full)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_call_returns_exactly_the_pks_elements_digit_exact() {
     let sim = Sim::start(3_000);
@@ -418,10 +428,7 @@ async fn slow_dwh_is_cut_off_at_the_configured_timeout_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_majority_verification_answers_only_verdicts() {
-    let sim = Sim::start(1_000);
-    let gw = start(&sim);
-    let nik = sim.sample("alive", 1).await.remove(0);
-    let full: serde_json::Value = serde_json::from_str(&sim.record(&nik).await).unwrap();
+    let (_sim, gw, nik, full) = one_person(1_000).await;
     let name = full["NAMA_LGKP"].as_str().unwrap();
     let body = format!(
         r#"{{"NIK":"{nik}","USER_ID":"asing_01","PASSWORD":"{PASSWORD}","TRESHOLD":"90","NAMA_LGKP":"{name}","ALAMAT":"JALAN LAIN SAMA SEKALI","AGAMA":"ISLAM"}}"#
@@ -464,10 +471,7 @@ async fn foreign_majority_verification_answers_only_verdicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_by_elements_only_for_law_enforcement() {
-    let sim = Sim::start(2_000);
-    let gw = start(&sim);
-    let nik = sim.sample("alive", 1).await.remove(0);
-    let full: serde_json::Value = serde_json::from_str(&sim.record(&nik).await).unwrap();
+    let (_sim, gw, nik, full) = one_person(2_000).await;
     let search = |user: &str| {
         format!(
             r#"{{"USER_ID":"{user}","PASSWORD":"{PASSWORD}","NAMA_LGKP":"{}","TGL_LHR":"{}"}}"#,
@@ -906,10 +910,7 @@ async fn raw_post(gw: &Gateway, source: &str, target: &str, body: &str) -> Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_reaches_the_dwh_is_rebuilt_from_what_was_checked() {
-    let sim = Sim::start(2_000);
-    let gw = start(&sim);
-    let nik = sim.sample("alive", 1).await.remove(0);
-    let full: serde_json::Value = serde_json::from_str(&sim.record(&nik).await).unwrap();
+    let (sim, gw, nik, full) = one_person(2_000).await;
     let name = full["NAMA_LGKP"].as_str().unwrap();
     let born = full["TGL_LHR"].as_str().unwrap();
     let lookup = format!(
@@ -1093,10 +1094,7 @@ async fn smuggled_paths_and_keys_are_refused_before_the_dwh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dwh_answering_about_the_wrong_thing_is_refused_refunded_and_counted() {
-    let sim = Sim::start(1_000);
-    let gw = start(&sim);
-    let nik = sim.sample("alive", 1).await.remove(0);
-    let full: serde_json::Value = serde_json::from_str(&sim.record(&nik).await).unwrap();
+    let (sim, gw, nik, full) = one_person(1_000).await;
     let name = full["NAMA_LGKP"].as_str().unwrap();
 
     // A verification answered with values (art. 29(4)): before, the foreign-majority
