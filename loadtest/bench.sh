@@ -35,14 +35,14 @@ cleanup() {
   while read -r pid; do
     comm="$(ps -o comm= -p "$pid" 2>/dev/null || true)"
     case "$comm" in
-      dwh-sim|gerbang|nginx|loadgen|redis-server) kill -TERM "$pid" 2>/dev/null || true; left="$left $pid" ;;
+      dwh-sim|gerbang|nginx|loadgen|redis-server|pingora-bare|hyper-bare) kill -TERM "$pid" 2>/dev/null || true; left="$left $pid" ;;
     esac
   done <"$pids"
   if [ -n "$left" ]; then
     sleep 2
     for pid in $left; do
       comm="$(ps -o comm= -p "$pid" 2>/dev/null || true)"
-      case "$comm" in dwh-sim|gerbang|nginx|loadgen|redis-server) kill -KILL "$pid" 2>/dev/null || true ;; esac
+      case "$comm" in dwh-sim|gerbang|nginx|loadgen|redis-server|pingora-bare|hyper-bare) kill -KILL "$pid" 2>/dev/null || true ;; esac
     done
   fi
   rm -f "$pids"

@@ -38,8 +38,15 @@ pub(super) fn load(c: &Common<'_>, out: &mut Out) -> anyhow::Result<()> {
         &mut out.findings,
     )?;
     report::ratios(&mut out.report, &peak, &half)?;
-    report::per_round(&mut out.report, c.a, &stack.targets, &peak)?;
+    report::per_round(
+        &mut out.report,
+        c.a,
+        &stack.targets,
+        &peak,
+        &mut out.findings,
+    )?;
     let added_same = report::half_table(&mut out.report, c.a, &peak, &half)?;
+    let added_worst = report::half_per_round(&mut out.report, c.a, &half, &mut out.findings)?;
     let rss_end = stack.memory();
     report::memory(
         &mut out.report,
@@ -58,6 +65,12 @@ pub(super) fn load(c: &Common<'_>, out: &mut Out) -> anyhow::Result<()> {
         out,
     )?;
     let missing = report::missing(c.policy, &probes);
-    report::verdicts(&mut out.report, &peak, added_same, &missing, logs_ok)?;
+    report::verdicts(
+        &mut out.report,
+        &peak,
+        [added_same, added_worst],
+        &missing,
+        logs_ok,
+    )?;
     Ok(())
 }

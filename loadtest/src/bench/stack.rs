@@ -157,6 +157,8 @@ pub(super) struct Stack {
     pub tls: Process,
     pub nolog: Process,
     nginx: Process,
+    /// The framework floors: pingora and hyper forwarding with nothing else.
+    floors: Vec<Process>,
     redis: Option<RedisGateway>,
     /// What the report says about (d): how it was measured, or why not.
     pub redis_note: String,
@@ -174,6 +176,8 @@ impl Stack {
         let tls = gateway("gerbang-tls", &inputs.tls)?;
         let nolog = gateway("gerbang-nolog", &inputs.nolog)?;
         let (nginx, nginx_addr, nginx_workers) = start_nginx(c)?;
+        let (pingora_bare, pingora_addr) = start_floor(c, "pingora-bare")?;
+        let (hyper_bare, hyper_addr) = start_floor(c, "hyper-bare")?;
         let (redis, redis_note) = if c.a.skip_redis {
             (None, "skipped (--skip-redis)".to_string())
         } else {
@@ -201,6 +205,8 @@ impl Stack {
                 Some(inputs.plain.config.clone()),
             ),
             tgt("gerbang-nolog", inputs.nolog.addr, vec![nolog.pid()], None),
+            tgt("pingora-bare", pingora_addr, vec![pingora_bare.pid()], None),
+            tgt("hyper-bare", hyper_addr, vec![hyper_bare.pid()], None),
             Tgt {
                 name: "gerbang-tls",
                 addr: inputs.tls.addr,
@@ -222,6 +228,7 @@ impl Stack {
             tls,
             nolog,
             nginx,
+            floors: vec![pingora_bare, hyper_bare],
             redis,
             redis_note,
             targets,
@@ -239,6 +246,7 @@ impl Stack {
     pub fn stop(self) -> Vec<Tgt> {
         let Self {
             mut nginx,
+            floors,
             plain,
             nolog,
             tls,
@@ -248,6 +256,7 @@ impl Stack {
         } = self;
         let _ = nginx.stop(Duration::from_secs(5));
         let mut gateways = vec![plain, nolog, tls];
+        gateways.extend(floors);
         if let Some(r) = redis {
             gateways.push(r.gateway);
             gateways.push(r.server);
@@ -279,6 +288,20 @@ fn start_nginx(c: &Common<'_>) -> anyhow::Result<(Process, SocketAddr, Vec<u32>)
     let workers = procs::children_of(nginx.pid());
     procs::note_pids(c.pids, &workers)?;
     Ok((nginx, addr, workers))
+}
+
+/// A framework floor (`pingora-bare` or `hyper-bare`, built beside loadgen) forwarding to
+/// dwh-sim with as many worker threads as the gateways; returns it and its address.
+fn start_floor(c: &Common<'_>, name: &'static str) -> anyhow::Result<(Process, SocketAddr)> {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let mut cmd = Command::new(c.a.bin_dir.join(name));
+    cmd.arg("--listen")
+        .arg(addr.to_string())
+        .arg("--upstream")
+        .arg(c.sim_addr.to_string());
+    let mut p = procs::start(name, cmd, c.dir, c.pids)?;
+    procs::wait_listening(&mut p, addr, Instant::now(), Duration::from_secs(30))?;
+    Ok((p, addr))
 }
 
 /// (d), when this build has the Redis quota store and redis-server is here; else why not.
