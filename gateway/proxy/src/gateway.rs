@@ -30,6 +30,7 @@ use gerbang_sam::SamClient;
 
 use crate::forward::{Checked, DwhAnswer, Upstream, unknown_key, upstream_body};
 use crate::metrics::Metrics;
+use crate::passwords::PasswordChecks;
 use crate::portal::{Portal, PortalCtx, PortalRoute, is_portal};
 pub use crate::record::Audit;
 use crate::record::Strangers;
@@ -57,6 +58,8 @@ pub struct Gateway {
     /// Bounds concurrent argon2 checks (each takes ~19 MiB and tens of milliseconds), so a
     /// burst of cold logins cannot exhaust memory or starve the proxy.
     argon2_slots: tokio::sync::Semaphore,
+    /// Where those checks run: threads below the proxy's priority (`passwords.rs`).
+    passwords: PasswordChecks,
     pub(crate) clock: Arc<dyn Clock>,
     status_mode: StatusMode,
     max_body_bytes: usize,
@@ -190,6 +193,7 @@ impl Gateway {
             burst: Burst::new(config.quota.burst_per_user, config.quota.burst_per_pengguna),
             last_day: std::sync::Mutex::new(None),
             argon2_slots: tokio::sync::Semaphore::new(ARGON2_SLOTS),
+            passwords: PasswordChecks::for_this_machine(ARGON2_SLOTS),
             clock,
             status_mode: config.api.status_mode,
             max_body_bytes: config.api.max_body_bytes,
@@ -669,25 +673,28 @@ impl Gateway {
                     Precheck::Done(user) => return Ok(user),
                     Precheck::NeedsArgon2(slow) => slow,
                 };
-                // argon2 takes tens of milliseconds of CPU: keep it off the proxy's threads.
+                // argon2 takes tens of milliseconds of CPU: keep it off the proxy's threads,
+                // and below their priority, so a login storm cannot delay lookups.
                 let (auth, snap) = (Arc::clone(&self.auth), Arc::clone(snap));
                 let (user_id, password) = (user_id.to_string(), password.to_string());
-                let joined = tokio::task::spawn_blocking(move || {
-                    auth.verify_slow(
-                        &snap,
-                        Credentials {
-                            user_id: &user_id,
-                            password: &password,
-                            peer,
-                        },
-                        slow,
-                    )
-                })
-                .await;
+                let joined = self
+                    .passwords
+                    .run(move || {
+                        auth.verify_slow(
+                            &snap,
+                            Credentials {
+                                user_id: &user_id,
+                                password: &password,
+                                peer,
+                            },
+                            slow,
+                        )
+                    })
+                    .await;
                 match joined {
                     Ok(result) => result.map_err(to_reject),
                     Err(e) => {
-                        tracing::error!(error = %e, "password check task failed");
+                        tracing::error!(error = %e, "password not checked; login refused");
                         Err(Reject::new(Refusal::LoginFailed, ""))
                     }
                 }

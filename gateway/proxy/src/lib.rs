@@ -13,6 +13,7 @@ mod framing;
 mod gateway;
 mod listener;
 mod metrics;
+mod passwords;
 mod portal;
 mod record;
 mod reload;
