@@ -18,6 +18,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: allocation was about 15 % of a bare pingora proxy's
+/// CPU (loadtest/RESULTS.md, "Allocator").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "gerbang",

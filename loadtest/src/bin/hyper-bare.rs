@@ -11,6 +11,10 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Parser;
+
+/// The same allocator as `gerbang`, so the floor differs from it only in Gerbang's work.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 
 use async_trait::async_trait;
 use clap::Parser;
+
+/// The same allocator as `gerbang`, so the floor differs from it only in Gerbang's work.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::Server;
