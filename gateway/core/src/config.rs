@@ -2,11 +2,12 @@
 //! are reported, how failed logins are throttled, and where the PKS files live. Relative
 //! paths are relative to the directory of `gerbang.toml`.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -131,6 +132,12 @@ struct ListenFile {
     /// institution's NAT carries many clients, but no single address may take the
     /// gateway's connections.
     max_connections_per_address: Option<Spanned<u64>>,
+    /// Load balancers trusted to send the PROXY protocol (v1 or v2, HAProxy's
+    /// `send-proxy`/`send-proxy-v2`): addresses or CIDRs. A connection from one of them must
+    /// begin with a PROXY header, and the client address it carries is then the peer for
+    /// every check, the decision log and the metrics; a connection from any other address
+    /// is never read for one. Empty or absent: no PROXY protocol.
+    proxy_protocol_from: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -759,6 +766,9 @@ pub struct Listen {
     pub tls: Option<TlsFiles>,
     /// Deadlines and caps of client connections.
     pub limits: ListenLimits,
+    /// Balancers whose connections carry the client's address in a PROXY header
+    /// (`proxy_protocol_from`); empty: none.
+    pub proxy_protocol_from: Vec<IpNet>,
 }
 
 /// How long a client may take and how many connections it may hold (`[listen]`): what keeps
@@ -803,6 +813,37 @@ impl Default for ListenLimits {
 const LISTEN_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=300_000;
 
 /// Checks the deadlines and caps of `[listen]`, adding what is wrong to `errors`.
+/// The trusted balancers of `[listen] proxy_protocol_from`: single addresses or CIDRs,
+/// never every address (a PROXY header from anyone would let anyone claim any address).
+fn proxy_protocol_from(
+    file: &ListenFile,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for entry in file.proxy_protocol_from.iter().flatten() {
+        let text = entry.get_ref().trim();
+        let net = match text.parse::<IpNet>() {
+            Ok(n) => Some(n.trunc()),
+            Err(_) => text.parse::<IpAddr>().ok().map(IpNet::from),
+        };
+        match net {
+            Some(n) if n.prefix_len() > 0 => nets.push(n),
+            Some(_) => errors.push(src.error(
+                Some(entry.span()),
+                "listen.proxy_protocol_from",
+                format!("`{text}` would trust every address to claim any client address; name the balancers"),
+            )),
+            None => errors.push(src.error(
+                Some(entry.span()),
+                "listen.proxy_protocol_from",
+                format!("`{text}` is not an IP address or CIDR"),
+            )),
+        }
+    }
+    nets
+}
+
 fn listen_limits(
     file: &ListenFile,
     src: &Source<'_>,
@@ -1030,6 +1071,7 @@ impl Config {
         };
 
         let limits = listen_limits(&file.listen, &src, &mut errors);
+        let proxy_protocol_from = proxy_protocol_from(&file.listen, &src, &mut errors);
 
         let upstream_address = match file
             .upstream
@@ -1182,6 +1224,7 @@ impl Config {
             listen: Listen {
                 address,
                 tls,
+                proxy_protocol_from,
                 limits,
             },
             upstream: Upstream {
@@ -1594,6 +1637,41 @@ dir = "../policies"
             let shown = err.to_string();
             assert!(shown.contains(field), "{bad}: {shown}");
             assert!(shown.contains("g.toml:"), "{bad}: {shown}");
+        }
+    }
+
+    #[test]
+    fn proxy_protocol_balancers_are_addresses_or_networks_never_everyone() {
+        let with = |list: &str| {
+            MINIMAL.replace(
+                "plaintext = true\n",
+                &format!("plaintext = true\nproxy_protocol_from = {list}\n"),
+            )
+        };
+        let c = Config::parse(Path::new("g.toml"), &with(r#"["10.0.0.5", "10.1.0.0/29"]"#))
+            .expect("valid");
+        let shown: Vec<String> = c
+            .listen
+            .proxy_protocol_from
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.5/32", "10.1.0.0/29"]);
+        let none = Config::parse(Path::new("g.toml"), MINIMAL).expect("valid");
+        assert!(none.listen.proxy_protocol_from.is_empty());
+        for (bad, why) in [
+            (r#"["0.0.0.0/0"]"#, "every address"),
+            (r#"["::/0"]"#, "every address"),
+            (r#"["balancer.local"]"#, "not an IP address"),
+        ] {
+            let err = Config::parse(Path::new("g.toml"), &with(bad)).expect_err(bad);
+            let shown = err.to_string();
+            assert!(shown.contains("g.toml:5:"), "{bad}: {shown}");
+            assert!(
+                shown.contains("listen.proxy_protocol_from"),
+                "{bad}: {shown}"
+            );
+            assert!(shown.contains(why), "{bad}: {shown}");
         }
     }
 

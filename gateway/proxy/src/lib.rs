@@ -15,6 +15,7 @@ mod listener;
 mod metrics;
 mod passwords;
 mod portal;
+mod proxy_protocol;
 mod record;
 mod reload;
 mod route;

@@ -46,6 +46,7 @@ use tokio::time::{Instant, Sleep};
 use gerbang_core::{ListenLimits, canonical_ip};
 
 use crate::gateway::Gateway;
+use crate::proxy_protocol::{Balancers, HeaderError, accept_header};
 
 /// Why a connection was refused at accept, for the metric's `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,14 +74,19 @@ enum Closed {
     TlsHandshakeFailed,
     HeadTimeout,
     WriteTimeout,
+    /// A trusted balancer's connection without a valid PROXY header in time.
+    ProxyHeader(HeaderError),
 }
 
 impl Closed {
-    const LABELS: [Self; 4] = [
+    const LABELS: [Self; 7] = [
         Self::TlsHandshakeTimeout,
         Self::TlsHandshakeFailed,
         Self::HeadTimeout,
         Self::WriteTimeout,
+        Self::ProxyHeader(HeaderError::Timeout),
+        Self::ProxyHeader(HeaderError::Invalid),
+        Self::ProxyHeader(HeaderError::Closed),
     ];
 
     fn as_str(self) -> &'static str {
@@ -90,6 +96,9 @@ impl Closed {
             Self::TlsHandshakeFailed => "tls_handshake_failed",
             Self::HeadTimeout => "head_timeout",
             Self::WriteTimeout => "write_timeout",
+            Self::ProxyHeader(HeaderError::Timeout) => "proxy_header_timeout",
+            Self::ProxyHeader(HeaderError::Invalid) => "proxy_header_invalid",
+            Self::ProxyHeader(HeaderError::Closed) => "proxy_header_incomplete",
         }
     }
 }
@@ -115,7 +124,7 @@ impl ConnMetrics {
         let closed = IntCounterVec::new(
             Opts::new(
                 "gerbang_connections_closed_total",
-                "Client connections the gateway closed because a deadline passed or TLS failed, by reason.",
+                "Client connections the gateway closed because a deadline passed, TLS failed or a trusted balancer's PROXY header was missing or invalid, by reason.",
             ),
             &["reason"],
         )?;
@@ -599,6 +608,8 @@ pub(crate) struct Listener {
     connections: Connections,
     metrics: ConnMetrics,
     drain: Arc<Drain>,
+    /// Balancers whose connections begin with a PROXY header.
+    balancers: Balancers,
 }
 
 impl Listener {
@@ -616,6 +627,36 @@ impl Listener {
             limits,
             metrics,
             drain,
+            balancers: Balancers::default(),
+        }
+    }
+
+    /// Trusts these balancers' PROXY headers (`[listen] proxy_protocol_from`).
+    pub(crate) fn with_balancers(mut self, balancers: Balancers) -> Self {
+        self.balancers = balancers;
+        self
+    }
+
+    /// The client's address: the TCP peer's, or, on a connection from a trusted balancer,
+    /// the one its PROXY header carries (read here, within the head deadline).
+    async fn client(&self, stream: Stream) -> Result<(Stream, Option<IpAddr>), Closed> {
+        let peer = peer_ip(&stream);
+        if !self.balancers.trusts(peer) {
+            return Ok((stream, peer));
+        }
+        let Ok(mut tcp) = stream.into_any().downcast::<L4Stream>() else {
+            tracing::error!("an accepted connection is not a TCP stream; closed");
+            return Err(Closed::ProxyHeader(HeaderError::Invalid));
+        };
+        match accept_header(&mut tcp, self.limits.head_timeout).await {
+            Ok(client) => {
+                let peer = client.map_or(peer, |c| Some(canonical_ip(c.ip())));
+                Ok((tcp, peer))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, balancer = ?peer, "connection from a trusted balancer closed");
+                Err(Closed::ProxyHeader(e))
+            }
         }
     }
 
@@ -735,7 +776,13 @@ impl ServerApp for Listener {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let peer = peer_ip(&stream);
+        let (stream, peer) = match self.client(stream).await {
+            Ok(client) => client,
+            Err(why) => {
+                self.metrics.closed(why);
+                return None;
+            }
+        };
         let slot = match self.connections.admit(peer) {
             Ok(slot) => slot,
             Err(refused) => {

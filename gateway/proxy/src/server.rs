@@ -20,6 +20,7 @@ use crate::admin::{Admin, AdminService};
 use crate::gateway::Gateway;
 use crate::listener::{ConnMetrics, Drain, Listener};
 use crate::metrics::Metrics;
+use crate::proxy_protocol::Balancers;
 use crate::reload::{ReloadService, Reloader};
 
 /// Bytes of a client connection's write buffer: a lookup's answer with its header is
@@ -141,7 +142,8 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         limits,
         ConnMetrics::register(metrics.registry())?,
         Arc::clone(&drain),
-    );
+    )
+    .with_balancers(Balancers::new(config.listen.proxy_protocol_from.clone()));
     let mut service = Service::new("gerbang".to_string(), app);
     // Room for a whole answer, header and body, so that it leaves in one write (pingora's
     // default, 1,460 bytes, splits most lookup answers in two).
