@@ -17,7 +17,7 @@ CARGO ?= cargo
 # bench so that they die with their parent (gateway/supervise); cvc5 is the SMT solver that
 # proves the invariants of policies/invariants/ (gerbang policy verify, gerbang check, every
 # reload that changes the rules; docs/policies.md).
-SYSTEM_DEPS := cmake:cmake redis-server:redis-server redis-sentinel:redis-sentinel promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver setpriv:util-linux cvc5:cvc5
+SYSTEM_DEPS := cmake:cmake redis-server:redis-server redis-sentinel:redis-sentinel promtool:prometheus python3:python3 chromium:chromium chromedriver:chromium-driver setpriv:util-linux cvc5:cvc5 haproxy:haproxy
 # The package test (deploy/package-test.sh): dpkg-shlibdeps for cargo-deb, systemd-analyze
 # to verify and score the units (systemd need not be running), ip and curl to run the
 # services in a network namespace, strace to hold them to their system-call filter, openssl

@@ -1,0 +1,173 @@
+//! Two gateways behind HAProxy in TCP mode, as deployed (`docs/gateway.md`, "Behind a load
+//! balancer"): HAProxy sends PROXY v2 (`send-proxy-v2`) from its own address, health-checks
+//! each gateway's `/ready` on the admin listener, and balances round-robin; the gateways share
+//! the daily quota through Redis. Clients on their own 127.0.0.x addresses are authenticated
+//! by those addresses through HAProxy; under load one gateway is killed with SIGKILL: only
+//! requests in flight on it may fail, the survivor serves the rest, and the quota in Redis
+//! stays exact. Starts its own haproxy (Debian package) and redis-server on loopback ports.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use gerbang_e2e::redis::Redis;
+use gerbang_e2e::*;
+
+const USER: &str = "rsud_01";
+/// HAProxy's own source address toward the gateways: the one balancer they trust.
+const HAPROXY_SOURCE: &str = "127.0.0.60";
+
+fn gateway(sim: &Sim, redis: &Redis) -> Gateway {
+    let pks = vec![TestPks {
+        kuota: 100_000,
+        ..TestPks::new(
+            "rsud.toml",
+            "1/RSUD/HA",
+            vec![TestUser::aktif(USER, "127.0.0.2")],
+        )
+    }];
+    Gateway::start(GatewayOptions {
+        // A lease of one hit: every served lookup is counted in Redis when it happens.
+        quota: redis.quota_config(1, 0),
+        listen: "proxy_protocol_from = [\"127.0.0.60\"]\n",
+        ..GatewayOptions::new(sim.addr, pks)
+    })
+}
+
+fn haproxy_config(frontend: SocketAddr, gws: &[&Gateway]) -> String {
+    let servers: String = gws
+        .iter()
+        .enumerate()
+        .map(|(i, gw)| {
+            format!(
+                "  server g{i} {} check port {}\n",
+                gw.addr,
+                gw.admin_addr.port()
+            )
+        })
+        .collect();
+    format!(
+        "global\n  maxconn 1000\n\
+         defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n  retries 3\n  option redispatch\n\
+         frontend fe\n  bind {frontend}\n  default_backend gateways\n\
+         backend gateways\n  balance roundrobin\n  option httpchk GET /ready\n  \
+         default-server inter 200ms fall 1 rise 2 send-proxy-v2 source {HAPROXY_SOURCE}\n{servers}"
+    )
+}
+
+/// One lookup through HAProxy on a new connection from `client`'s address: `Some(code)`
+/// (`None` for a record), or `Err` when no answer came.
+async fn lookup(client: &reqwest::Client, url: &str, nik: &str) -> Result<Option<String>, String> {
+    let r = client
+        .post(url)
+        .body(call_nik(nik, USER, PASSWORD))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = r.text().await.map_err(|e| e.to_string())?;
+    Ok(response_code(&body))
+}
+
+fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source.parse::<IpAddr>().unwrap())
+        // A new connection per request, so that HAProxy balances every lookup.
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_gateways_behind_haproxy_survive_one_killed_and_keep_the_quota_exact() {
+    let Some(haproxy) = which("haproxy") else {
+        panic!("haproxy is not installed (make test installs it: apt-get install haproxy)");
+    };
+    let sim = Sim::start(1_000);
+    let redis = Redis::start();
+    let mut g1 = gateway(&sim, &redis);
+    let g2 = gateway(&sim, &redis);
+    let nik = sim.sample("alive", 1).await.remove(0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let frontend: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let cfg = dir.path().join("haproxy.cfg");
+    std::fs::write(&cfg, haproxy_config(frontend, &[&g1, &g2])).unwrap();
+    let mut cmd = Command::new(haproxy);
+    cmd.arg("-db").arg("-f").arg(&cfg);
+    let _haproxy = start_listening("haproxy", cmd, frontend, dir.path());
+    let url = format!("http://{frontend}/dukcapil/get_json/UJI/CALL_NIK");
+
+    // Both gateways come up in HAProxy's view (two good checks each) and share the load.
+    let client = client_from("127.0.0.2");
+    let allowed = |m: &str| metric_sum(m, "gerbang_requests_total", "decision=\"allow\"");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut served = 0usize;
+    loop {
+        for _ in 0..10 {
+            if let Ok(None) = lookup(&client, &url, &nik).await {
+                served += 1;
+            }
+        }
+        let (m1, m2) = (g1.metrics().await, g2.metrics().await);
+        if allowed(&m1) > 0.0 && allowed(&m2) > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lookups through HAProxy did not reach both gateways ({served} served):\n{m1}\n{m2}"
+        );
+    }
+
+    // The client's own address arrives through HAProxy: 127.0.0.3 is in no LAN.
+    let stranger = lookup(&client_from("127.0.0.3"), &url, &nik).await;
+    assert_eq!(stranger, Ok(Some("10".to_string())));
+
+    // Load from four clients; one gateway killed mid-load.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+        let (url, nik, client) = (url.clone(), nik.clone(), client_from("127.0.0.2"));
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match lookup(&client, &url, &nik).await {
+                    Ok(None) => ok.fetch_add(1, Ordering::Relaxed),
+                    Ok(Some(code)) => panic!("lookup refused with code {code}"),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_kill = ok.load(Ordering::Relaxed);
+    g1.proc.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("under load: {before_kill} served before the kill, {ok} in all, {failed} failed");
+    assert!(
+        ok > before_kill + 10,
+        "the survivor did not carry the load: {before_kill} then {ok}"
+    );
+    // At most the four requests in flight on the killed gateway fail; HAProxy retries and
+    // redispatches new connections the dead one refuses.
+    assert!(failed <= 4, "{failed} lookups failed");
+
+    // The quota in Redis: every served lookup counted once; a request the killed gateway had
+    // counted but not answered is the only possible excess.
+    let counted = usize::try_from(redis.total(USER)).unwrap();
+    let total_served = served + ok;
+    assert!(
+        counted >= total_served && counted <= total_served + failed,
+        "Redis counted {counted}, served {total_served}, failed {failed}"
+    );
+}
