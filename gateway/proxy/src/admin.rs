@@ -335,7 +335,7 @@ impl Admin {
                 let cap = snap.pengguna_cap(&p.pengguna).map(|cap| {
                     let used = self
                         .meter
-                        .used(&crate::gateway::pengguna_key(&p.pengguna), day);
+                        .used(&crate::stages::pengguna_key(&p.pengguna), day);
                     json!({
                         "used": used,
                         "limit": cap.get(),

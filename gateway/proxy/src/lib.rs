@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod answer;
 mod forward;
 mod framing;
 mod gateway;
@@ -19,6 +20,7 @@ mod reload;
 mod route;
 mod sam;
 mod server;
+mod stages;
 
 pub use gateway::{Gateway, GatewayCtx};
 pub use metrics::Metrics;

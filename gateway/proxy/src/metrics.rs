@@ -3,10 +3,14 @@
 //! Counters are updated once per request in `logging`; quota gauges are refreshed when
 //! Prometheus scrapes, from the meter, capped to the highest users.
 
+use std::time::Instant;
+
 use chrono::NaiveDate;
-use gerbang_core::SanctionKind;
-use gerbang_policy::Snapshot;
+use gerbang_core::{Refusal, SanctionKind};
+use gerbang_policy::{Action, Snapshot};
 use gerbang_quota::Meter;
+
+use crate::gateway::GatewayCtx;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -354,6 +358,53 @@ impl Metrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+impl Metrics {
+    /// Times one decision, from the decision cache (`warm`) or Cedar.
+    pub(crate) fn observe_decision(&self, started: Instant, warm: bool) {
+        self.decision_duration
+            .with_label_values(&[if warm { "warm" } else { "cold" }])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts the request once, when it is logged.
+    pub(crate) fn count_request(&self, ctx: &GatewayCtx) {
+        let m = self;
+        let allowed = ctx.refusal.is_none() && ctx.decision.as_ref().is_some_and(|d| d.allowed());
+        let reason = match ctx.refusal {
+            Some(r) => r.name(),
+            None if allowed => "ok",
+            None => "none",
+        };
+        m.requests
+            .with_label_values(&[
+                ctx.pengguna.as_deref().unwrap_or("unknown"),
+                ctx.channel.as_str(),
+                ctx.action.map_or("none", Action::as_str),
+                if allowed { "allow" } else { "deny" },
+                reason,
+            ])
+            .inc();
+        m.request_duration
+            .with_label_values(&[ctx.channel.as_str()])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        if let Some(t) = ctx.upstream_elapsed {
+            m.upstream_duration.observe(t.as_secs_f64());
+        }
+        let upstream_error = match ctx.refusal {
+            Some(Refusal::UpstreamTimeout) => Some("timeout"),
+            Some(Refusal::UpstreamInvalid) => Some(ctx.upstream_error.unwrap_or("invalid")),
+            Some(Refusal::UpstreamUnavailable) => Some(match ctx.upstream_status {
+                Some(s) if s != 200 => "status",
+                _ => "unavailable",
+            }),
+            _ => None,
+        };
+        if let Some(kind) = upstream_error {
+            m.upstream_errors.with_label_values(&[kind]).inc();
+        }
     }
 }
 

@@ -36,7 +36,8 @@ use gerbang_core::{
 use gerbang_policy::Action;
 use gerbang_quota::Usage;
 
-use crate::gateway::{Gateway, GatewayCtx, Reject, nik_reason, user_id_reason};
+use crate::gateway::{Gateway, GatewayCtx, Reject};
+use crate::stages::{nik_reason, user_id_reason};
 
 /// Where the portal lives at the gateway.
 pub const PREFIX: &str = "/portal/";
@@ -823,24 +824,24 @@ impl Gateway {
                 "User ID ini dinonaktifkan; sesi diakhiri",
             );
         }
-        let decision = match self.decide(ctx, &snap, user, action, Channel::WebPortal, peer, false)
-        {
-            Ok(d) => d,
-            Err(reject) => {
-                let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
-                return Ok(Some(if route == PortalRoute::Search {
-                    PortalAnswer::refused_json(
-                        &Reject {
-                            body_consumed: false,
-                            ..reject
-                        },
-                        quota,
-                    )
-                } else {
-                    PortalAnswer::refused(403, reject.refusal, what(route), &reject.detail)
-                }));
-            }
-        };
+        let decision =
+            match self.authorize(ctx, &snap, user, action, Channel::WebPortal, peer, false) {
+                Ok(d) => d,
+                Err(reject) => {
+                    let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
+                    return Ok(Some(if route == PortalRoute::Search {
+                        PortalAnswer::refused_json(
+                            &Reject {
+                                body_consumed: false,
+                                ..reject
+                            },
+                            quota,
+                        )
+                    } else {
+                        PortalAnswer::refused(403, reject.refusal, what(route), &reject.detail)
+                    }));
+                }
+            };
         if matches!(route, PortalRoute::Export | PortalRoute::Write) {
             // Cedar's `portal-read-only` forbids these; if an edited policy set ever
             // permitted one, art. 30(2) still does not.
@@ -991,7 +992,7 @@ impl Gateway {
                 return Ok(failed(401, reject.refusal, message).consumed());
             }
         };
-        if let Err(reject) = self.decide(
+        if let Err(reject) = self.authorize(
             ctx,
             &snap,
             user,

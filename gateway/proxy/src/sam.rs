@@ -161,6 +161,20 @@ pub(crate) async fn check(
     }
 }
 
+/// The `result` label of `gerbang_sam_validations_total` for what [`check`] found: the
+/// sidecar not answering is one result for the alert; every verdict it gives is its own.
+pub(crate) fn outcome(checked: &Result<(), Refused>) -> &'static str {
+    match checked {
+        Ok(()) => "valid",
+        Err((
+            Refusal::CardReader(SamReason::SidecarTimeout | SamReason::SidecarUnavailable),
+            _,
+        )) => "unavailable",
+        Err((Refusal::CardReader(reason), _)) => reason.code(),
+        Err(_) => "unavailable",
+    }
+}
+
 /// Whether the gateway's own snapshot has the SAM registered, active, and in an active
 /// agreement. The sidecar checked the same on its registry; a sidecar still on an older
 /// one (it looks at the files every 200 ms) is overruled, never followed.
