@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use gerbang_core::{Auth, Channel, FakeClock, PksSet, Refusal, Shape, Vocabulary};
+use gerbang_core::{Auth, Channel, FakeClock, PksSet, Refusal, Rejection, Shape, Vocabulary};
 
 use crate::*;
 
@@ -108,7 +108,7 @@ fn login(
     user: &str,
     password: &str,
     peer: &str,
-) -> Result<UserRef, AuthFailure> {
+) -> Result<UserRef, Rejection> {
     let c = Credentials {
         user_id: user,
         password,
@@ -215,7 +215,7 @@ fn from_another_lan_the_answer_does_not_depend_on_the_password_or_the_user_id() 
     let (a, _) = authenticator();
     // From u2's LAN: u1 with its right password, with a wrong one, and a User ID nobody
     // has, all get the same answer, before any password work (no argon2: the same time).
-    let answers: Vec<AuthFailure> = [
+    let answers: Vec<Rejection> = [
         ("u1", "rahasia-uji"),
         ("u1", "salah"),
         ("tidak-ada", "rahasia-uji"),

@@ -6,17 +6,17 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use gerbang_core::StatusMode;
+use gerbang_core::{Rejection, StatusMode};
 use gerbang_quota::Usage;
 
-use crate::gateway::{Gateway, Reject};
+use crate::gateway::Gateway;
 
 impl Gateway {
     /// Writes a refusal in the DWH envelope.
     pub(crate) async fn answer(
         &self,
         session: &mut Session,
-        reject: &Reject,
+        reject: &Rejection,
         quota: Option<Usage>,
     ) -> Result<()> {
         let body = Bytes::from(

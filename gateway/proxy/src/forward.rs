@@ -33,12 +33,12 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use tokio::io::AsyncWriteExt;
 
 use gerbang_core::{
-    Claim, FilterError, JsonObject, Refusal, RequestBody, Vocabulary, append_quota_limiter,
-    canonical_ip, filter_answer, filter_lookup_answer,
+    Claim, FilterError, JsonObject, Refusal, Rejection, RequestBody, Vocabulary,
+    append_quota_limiter, canonical_ip, filter_answer, filter_lookup_answer,
 };
 use gerbang_policy::Action;
 
-use crate::gateway::{Gateway, GatewayCtx, QuotaCtx, Reject};
+use crate::gateway::{Gateway, GatewayCtx, QuotaCtx};
 use crate::portal::PortalRoute;
 use crate::route::upstream_path;
 
@@ -98,7 +98,7 @@ pub(crate) fn upstream_body(
     action: Action,
     vocab: &Vocabulary,
     checked: &Checked<'_>,
-) -> Result<Bytes, (Refusal, String)> {
+) -> Result<Bytes, Rejection> {
     let upper = action != Action::CallNik;
     let key = |k: &str| {
         if upper {
@@ -136,7 +136,7 @@ pub(crate) fn upstream_body(
                 Ok(Some(value)) => out.claim(&name, &value),
                 Ok(None) => {}
                 Err(_) => {
-                    return Err((
+                    return Err(Rejection::new(
                         Refusal::IncompleteParameters,
                         format!("\"{name}\" harus berupa teks atau bilangan bulat"),
                     ));
@@ -148,8 +148,8 @@ pub(crate) fn upstream_body(
 }
 
 /// The verification threshold, 1 to 100, as a number or a string; `None` when not given.
-fn threshold(body: &RequestBody) -> Result<Option<u8>, (Refusal, String)> {
-    let refused = |why: &str| Err((Refusal::IncompleteParameters, why.to_string()));
+fn threshold(body: &RequestBody) -> Result<Option<u8>, Rejection> {
+    let refused = |why: &str| Err(Rejection::new(Refusal::IncompleteParameters, why));
     if THRESHOLD_KEYS.iter().all(|k| body.has(k)) {
         return refused("TRESHOLD dan THRESHOLD tidak boleh dikirim bersamaan");
     }
@@ -432,7 +432,9 @@ impl Gateway {
                     return self.portal_upstream_failed(session, ctx, refusal).await;
                 }
                 let quota = ctx.quota.as_ref().map(QuotaCtx::shown);
-                return self.answer(session, &Reject::new(refusal, ""), quota).await;
+                return self
+                    .answer(session, &Rejection::new(refusal, ""), quota)
+                    .await;
             }
         };
         ctx.upstream_status = Some(answer.status);
@@ -533,7 +535,7 @@ mod tests {
 
     const NIK: &str = "3201011501900001";
 
-    fn rebuilt(action: Action, body: &str, nik: Option<&str>) -> Result<String, (Refusal, String)> {
+    fn rebuilt(action: Action, body: &str, nik: Option<&str>) -> Result<String, Rejection> {
         let vocab = Vocabulary::embedded();
         let body = RequestBody::parse(body.as_bytes()).expect("parses");
         assert_eq!(unknown_key(&body, action, &vocab), None);
@@ -612,15 +614,17 @@ mod tests {
             ("1.5", "1-100"),
         ] {
             let body = format!(r#"{{"nik":"{NIK}","TRESHOLD":{threshold}}}"#);
-            let (refusal, detail) =
-                rebuilt(Action::VerifyByElement, &body, Some(NIK)).expect_err(threshold);
+            let Rejection {
+                refusal, detail, ..
+            } = rebuilt(Action::VerifyByElement, &body, Some(NIK)).expect_err(threshold);
             assert_eq!(refusal, Refusal::IncompleteParameters);
             assert!(detail.contains(why), "{detail}");
         }
         let both = format!(r#"{{"nik":"{NIK}","TRESHOLD":80,"THRESHOLD":80}}"#);
         assert!(rebuilt(Action::VerifyByElement, &both, Some(NIK)).is_err());
         let object = format!(r#"{{"nik":"{NIK}","NAMA_LGKP":{{"a":1}}}}"#);
-        let (_, detail) = rebuilt(Action::VerifyByElement, &object, Some(NIK)).expect_err("object");
+        let Rejection { detail, .. } =
+            rebuilt(Action::VerifyByElement, &object, Some(NIK)).expect_err("object");
         assert!(detail.contains("NAMA_LGKP"), "{detail}");
     }
 

@@ -21,7 +21,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
 use gerbang_core::{
-    Channel, Clock, Config, ElementSet, Nik, Refusal, Shape, StatusMode, canonical_ip,
+    Channel, Clock, Config, ElementSet, Nik, Refusal, Rejection, Shape, StatusMode, canonical_ip,
 };
 use gerbang_policy::{Action, Authenticator, Decision, Snapshot, UserRef};
 use gerbang_quota::{Burst, Meter, Usage};
@@ -148,26 +148,6 @@ impl GatewayCtx {
     }
 }
 
-/// A refusal decided before forwarding.
-pub(crate) struct Reject {
-    pub(crate) refusal: Refusal,
-    pub(crate) detail: String,
-    pub(crate) retry_after: Option<Duration>,
-    /// Whether the request body was read to its end (so the connection can be reused).
-    pub(crate) body_consumed: bool,
-}
-
-impl Reject {
-    pub(crate) fn new(refusal: Refusal, detail: impl Into<String>) -> Self {
-        Self {
-            refusal,
-            detail: detail.into(),
-            retry_after: None,
-            body_consumed: true,
-        }
-    }
-}
-
 impl Gateway {
     /// Builds the service over a snapshot the caller may later swap (reload).
     pub fn new(
@@ -263,10 +243,7 @@ impl ProxyHttp for Gateway {
             .map(|h1| crate::framing::check(&h1.get_headers_raw_bytes()))
         {
             // Where the body ends is unknown: nothing of it is read, and the connection closes.
-            let reject = Reject {
-                body_consumed: false,
-                ..Reject::new(Refusal::BadFraming, detail)
-            };
+            let reject = Rejection::new(Refusal::BadFraming, detail).body_unread();
             ctx.refusal = Some(reject.refusal);
             self.answer(session, &reject, None).await?;
             return Ok(true);
@@ -379,10 +356,7 @@ impl ProxyHttp for Gateway {
         }
         let refusal = upstream_refusal(e);
         ctx.refusal = Some(refusal);
-        let reject = Reject {
-            body_consumed: false,
-            ..Reject::new(refusal, "")
-        };
+        let reject = Rejection::new(refusal, "").body_unread();
         self.refund_once(ctx);
         let quota = ctx.quota.as_ref().map(QuotaCtx::shown);
         let written = if ctx.portal.is_some() {

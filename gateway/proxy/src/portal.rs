@@ -31,12 +31,12 @@ use pingora::proxy::Session;
 use sha2::{Digest, Sha256};
 
 use gerbang_core::{
-    Channel, JsonObject, Nik, Refusal, RequestBody, UserStatus, canonical_ip, is_user_id,
+    Channel, JsonObject, Nik, Refusal, Rejection, RequestBody, UserStatus, canonical_ip, is_user_id,
 };
 use gerbang_policy::Action;
 use gerbang_quota::Usage;
 
-use crate::gateway::{Gateway, GatewayCtx, Reject};
+use crate::gateway::{Gateway, GatewayCtx};
 use crate::stages::{nik_reason, user_id_reason};
 
 /// Where the portal lives at the gateway.
@@ -532,7 +532,7 @@ impl PortalAnswer {
     }
 
     /// A refusal of the search's JSON call, in the DWH envelope the page's script reads.
-    fn refused_json(reject: &Reject, quota: Option<Usage>) -> Self {
+    fn refused_json(reject: &Rejection, quota: Option<Usage>) -> Self {
         Self {
             status: reject.refusal.rest_status(),
             content_type: "application/json",
@@ -831,7 +831,7 @@ impl Gateway {
                     let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
                     return Ok(Some(if route == PortalRoute::Search {
                         PortalAnswer::refused_json(
-                            &Reject {
+                            &Rejection {
                                 body_consumed: false,
                                 ..reject
                             },
@@ -882,11 +882,11 @@ impl Gateway {
                 parsed.as_str().to_string()
             }
             Some(Err(e)) => {
-                let reject = Reject::new(Refusal::NikFormat, nik_reason(&e));
+                let reject = Rejection::new(Refusal::NikFormat, nik_reason(&e));
                 return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
             }
             None => {
-                let reject = Reject::new(Refusal::IncompleteParameters, "NIK wajib diisi");
+                let reject = Rejection::new(Refusal::IncompleteParameters, "NIK wajib diisi");
                 return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
             }
         };
@@ -922,9 +922,9 @@ impl Gateway {
                 SessionError::Missing | SessionError::Expired,
             ) if is_get => PortalAnswer::redirect("/portal/masuk"),
             (PortalRoute::Search, _) => PortalAnswer::refused_json(
-                &Reject {
+                &Rejection {
                     body_consumed: false,
-                    ..Reject::new(Refusal::LoginFailed, why)
+                    ..Rejection::new(Refusal::LoginFailed, why)
                 },
                 None,
             ),
@@ -1157,9 +1157,9 @@ impl Gateway {
         let route = ctx.portal.map_or(PortalRoute::Page, |p| p.route);
         let answer = if route == PortalRoute::Search {
             PortalAnswer::refused_json(
-                &Reject {
+                &Rejection {
                     body_consumed: false,
-                    ..Reject::new(refusal, "")
+                    ..Rejection::new(refusal, "")
                 },
                 ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown),
             )

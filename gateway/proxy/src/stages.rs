@@ -20,8 +20,8 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use gerbang_core::{
-    BodyError, Channel, Nik, NikError, Refusal, RequestBody, USER_ID_MAX_LEN, canonical_ip,
-    is_user_id,
+    BodyError, Channel, Nik, NikError, Refusal, Rejection, RequestBody, USER_ID_MAX_LEN,
+    canonical_ip, is_user_id,
 };
 use gerbang_policy::{
     Action, Credentials, Decision, Precheck, Request, Snapshot, UserRef, authorize_traced,
@@ -29,20 +29,20 @@ use gerbang_policy::{
 use gerbang_quota::{BurstScope, QuotaError, Usage, until_next_wib_midnight};
 
 use crate::forward::{Checked, unknown_key, upstream_body};
-use crate::gateway::{Gateway, GatewayCtx, QuotaCtx, Reject};
+use crate::gateway::{Gateway, GatewayCtx, QuotaCtx};
 use crate::route::route as route_path;
 use crate::sam::ReaderRequest;
 
 /// Why a request does not go on to the next stage.
 pub(crate) enum Stop {
     /// Gerbang answers the refusal itself.
-    Refuse(Reject),
+    Refuse(Rejection),
     /// The client's connection failed (it hung up): nothing to answer, pingora ends it.
     Fail(Box<Error>),
 }
 
-impl From<Reject> for Stop {
-    fn from(reject: Reject) -> Self {
+impl From<Rejection> for Stop {
+    fn from(reject: Rejection) -> Self {
         Self::Refuse(reject)
     }
 }
@@ -91,8 +91,7 @@ impl Gateway {
             nik: fields.nik.as_deref(),
             peer,
         };
-        let upstream = upstream_body(&fields.parsed, action, snap.vocabulary(), &checked)
-            .map_err(|(refusal, why)| Reject::new(refusal, why))?;
+        let upstream = upstream_body(&fields.parsed, action, snap.vocabulary(), &checked)?;
 
         let user = self
             .authenticate(&snap, &fields.user_id, &fields.password, peer)
@@ -123,9 +122,9 @@ impl Gateway {
         body: &[u8],
         user_id: &str,
         action: Action,
-    ) -> std::result::Result<bool, Reject> {
+    ) -> std::result::Result<bool, Rejection> {
         let Some(client) = &self.sam else {
-            return Err(Reject::new(Refusal::CardReaderUnavailable, ""));
+            return Err(Rejection::new(Refusal::CardReaderUnavailable, ""));
         };
         let asked = Instant::now();
         let checked = crate::sam::check(client, snap, reader, body, user_id, action).await;
@@ -136,9 +135,9 @@ impl Gateway {
             .inc();
         match checked {
             Ok(()) => Ok(true),
-            Err((refusal, detail)) => {
+            Err(rejection) => {
                 ctx.channel = Channel::CardReader;
-                Err(Reject::new(refusal, detail))
+                Err(rejection)
             }
         }
     }
@@ -157,7 +156,7 @@ impl Gateway {
         channel: Channel,
         peer: IpAddr,
         sam_valid: bool,
-    ) -> std::result::Result<Arc<Decision>, Reject> {
+    ) -> std::result::Result<Arc<Decision>, Rejection> {
         ctx.attribute_to(snap, user);
         ctx.channel = channel;
         let request = Request {
@@ -244,7 +243,7 @@ impl Gateway {
         ctx: &mut GatewayCtx,
         snap: &Snapshot,
         user: UserRef,
-    ) -> std::result::Result<(), Reject> {
+    ) -> std::result::Result<(), Rejection> {
         let user_id = snap.user(user).id.as_str();
         let pengguna = snap.pks(user).pengguna.as_str();
         self.burst_limits(user_id, pengguna)?;
@@ -281,7 +280,7 @@ impl Gateway {
     }
 
     /// Step 15: requests per second of the User ID and of its Pengguna.
-    fn burst_limits(&self, user_id: &str, pengguna: &str) -> std::result::Result<(), Reject> {
+    fn burst_limits(&self, user_id: &str, pengguna: &str) -> std::result::Result<(), Rejection> {
         let Err(e) = self.burst.check(user_id, pengguna) else {
             return Ok(());
         };
@@ -289,13 +288,8 @@ impl Gateway {
             BurstScope::User => "User ID ini",
             BurstScope::Pengguna => "lembaga ini",
         };
-        Err(Reject {
-            retry_after: Some(e.retry_after),
-            ..Reject::new(
-                Refusal::RateLimited,
-                format!("batas permintaan per detik untuk {scope} terlampaui"),
-            )
-        })
+        let detail = format!("batas permintaan per detik untuk {scope} terlampaui");
+        Err(Rejection::new(Refusal::RateLimited, detail).retry_after(e.retry_after))
     }
 
     /// Step 16's second half: with a daily cap on the Pengguna, a hit under it too. The User
@@ -305,7 +299,7 @@ impl Gateway {
         quota: &mut QuotaCtx,
         snap: &Snapshot,
         pengguna: &str,
-    ) -> std::result::Result<(), Reject> {
+    ) -> std::result::Result<(), Rejection> {
         let Some(cap) = snap.pengguna_cap(pengguna) else {
             return Ok(());
         };
@@ -337,22 +331,20 @@ impl Gateway {
 
     /// The refusal of a hit the meter did not reserve; `quota` names the used-up quota
     /// from its limit.
-    fn quota_refusal(&self, e: QuotaError, quota: impl FnOnce(u32) -> String) -> Reject {
+    fn quota_refusal(&self, e: QuotaError, quota: impl FnOnce(u32) -> String) -> Rejection {
         match e {
-            QuotaError::Exhausted { limit, .. } => Reject {
-                retry_after: Some(until_next_wib_midnight(self.clock.now())),
-                ..Reject::new(
-                    Refusal::QuotaExhausted,
-                    format!(
-                        "{} telah terpakai; berlaku lagi pukul 00.00 WIB",
-                        quota(limit)
-                    ),
-                )
-            },
+            QuotaError::Exhausted { limit, .. } => {
+                let detail = format!(
+                    "{} telah terpakai; berlaku lagi pukul 00.00 WIB",
+                    quota(limit)
+                );
+                Rejection::new(Refusal::QuotaExhausted, detail)
+                    .retry_after(until_next_wib_midnight(self.clock.now()))
+            }
             QuotaError::Unavailable(why) => {
                 // The meter logs each change of the store's health once; per request, debug only.
                 tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
-                Reject::new(Refusal::QuotaUnavailable, "")
+                Rejection::new(Refusal::QuotaUnavailable, "")
             }
         }
     }
@@ -396,13 +388,10 @@ impl Gateway {
     pub(crate) async fn read_body(
         &self,
         session: &mut Session,
-    ) -> Result<std::result::Result<Bytes, Reject>> {
-        let too_large = || Reject {
-            body_consumed: false,
-            ..Reject::new(
-                Refusal::BodyTooLarge,
-                format!("badan permintaan melebihi {} byte", self.max_body_bytes),
-            )
+    ) -> Result<std::result::Result<Bytes, Rejection>> {
+        let too_large = || {
+            let detail = format!("badan permintaan melebihi {} byte", self.max_body_bytes);
+            Rejection::new(Refusal::BodyTooLarge, detail).body_unread()
         };
         let declared = session
             .req_header()
@@ -425,12 +414,8 @@ impl Gateway {
             }
             Ok::<_, Box<Error>>(true)
         };
-        let unread = |refusal, detail: String| {
-            Ok(Err(Reject {
-                body_consumed: false,
-                ..Reject::new(refusal, detail)
-            }))
-        };
+        let unread =
+            |refusal, detail: String| Ok(Err(Rejection::new(refusal, detail).body_unread()));
         let slow = || {
             format!(
                 "badan permintaan tidak terkirim utuh dalam {} ms",
@@ -463,24 +448,20 @@ impl Gateway {
         user_id: &str,
         password: &str,
         peer: IpAddr,
-    ) -> std::result::Result<UserRef, Reject> {
+    ) -> std::result::Result<UserRef, Rejection> {
         let creds = Credentials {
             user_id,
             password,
             peer,
         };
-        let to_reject = |f: gerbang_policy::AuthFailure| Reject {
-            retry_after: f.retry_after,
-            ..Reject::new(f.refusal, f.detail)
-        };
-        match self.auth.precheck(snap, creds).map_err(to_reject)? {
+        match self.auth.precheck(snap, creds)? {
             Precheck::Done(user) => Ok(user),
             Precheck::NeedsArgon2(_) => {
                 let Ok(_slot) = self.argon2_slots.acquire().await else {
-                    return Err(Reject::new(Refusal::LoginFailed, ""));
+                    return Err(Rejection::new(Refusal::LoginFailed, ""));
                 };
                 // While this request waited, another may have verified the same credentials.
-                let slow = match self.auth.precheck(snap, creds).map_err(to_reject)? {
+                let slow = match self.auth.precheck(snap, creds)? {
                     Precheck::Done(user) => return Ok(user),
                     Precheck::NeedsArgon2(slow) => slow,
                 };
@@ -500,10 +481,10 @@ impl Gateway {
                 })
                 .await;
                 match joined {
-                    Ok(result) => result.map_err(to_reject),
+                    Ok(result) => result,
                     Err(e) => {
                         tracing::error!(error = %e, "password check task failed");
-                        Err(Reject::new(Refusal::LoginFailed, ""))
+                        Err(Rejection::new(Refusal::LoginFailed, ""))
                     }
                 }
             }
@@ -512,8 +493,8 @@ impl Gateway {
 }
 
 /// Step 1: the client's address is the TCP peer's, never a header's.
-fn identify(peer: Option<IpAddr>) -> std::result::Result<IpAddr, Reject> {
-    peer.ok_or_else(|| Reject::new(Refusal::IpNotRegistered, "koneksi tanpa alamat IP"))
+fn identify(peer: Option<IpAddr>) -> std::result::Result<IpAddr, Rejection> {
+    peer.ok_or_else(|| Rejection::new(Refusal::IpNotRegistered, "koneksi tanpa alamat IP"))
 }
 
 /// Steps 2–4: the DWH service the path names, `POST` only, and whether it is a card
@@ -521,22 +502,17 @@ fn identify(peer: Option<IpAddr>) -> std::result::Result<IpAddr, Reject> {
 fn route(
     req: &RequestHeader,
     sam_configured: bool,
-) -> std::result::Result<(Action, Option<ReaderRequest>), Reject> {
-    let unread = |refusal, detail: String| Reject {
-        body_consumed: false,
-        ..Reject::new(refusal, detail)
-    };
+) -> std::result::Result<(Action, Option<ReaderRequest>), Rejection> {
     let Some(action) = route_path(req.uri.path()) else {
-        return Err(unread(Refusal::UnknownService, String::new()));
+        return Err(Rejection::new(Refusal::UnknownService, "").body_unread());
     };
     if req.method != http::Method::POST {
-        return Err(unread(Refusal::MethodNotAllowed, "gunakan POST".into()));
+        return Err(Rejection::new(Refusal::MethodNotAllowed, "gunakan POST").body_unread());
     }
     // Card-reader requests (any `X-SAM-*` header) are validated by the SAM sidecar once
     // authenticated; without a sidecar they are refused, never treated as web-service
     // calls (fail closed, art. 24–25).
-    let reader = crate::sam::reader_request(req, sam_configured)
-        .map_err(|(refusal, detail)| unread(refusal, detail))?;
+    let reader = crate::sam::reader_request(req, sam_configured).map_err(Rejection::body_unread)?;
     Ok((action, reader))
 }
 
@@ -546,11 +522,11 @@ fn body_fields(
     body: &[u8],
     action: Action,
     snap: &Snapshot,
-) -> std::result::Result<Fields, Reject> {
+) -> std::result::Result<Fields, Rejection> {
     let parsed =
-        RequestBody::parse(body).map_err(|e| Reject::new(body_refusal(&e), body_reason(&e)))?;
+        RequestBody::parse(body).map_err(|e| Rejection::new(body_refusal(&e), body_reason(&e)))?;
     if let Some(key) = unknown_key(&parsed, action, snap.vocabulary()) {
-        return Err(Reject::new(
+        return Err(Rejection::new(
             Refusal::UnknownParameter,
             format!(
                 "parameter \"{}\" tidak dikenal untuk layanan ini",
@@ -561,7 +537,7 @@ fn body_fields(
     let text = |key: &str| {
         parsed.text(key).map_err(|e| {
             let why = format!("\"{}\" harus berupa teks atau angka", e.key);
-            Reject::new(Refusal::IncompleteParameters, why)
+            Rejection::new(Refusal::IncompleteParameters, why)
         })
     };
     let (user_id, password, ip_user, nik) = match (
@@ -574,7 +550,7 @@ fn body_fields(
         (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => return Err(r),
     };
     if user_id.is_empty() || password.is_empty() {
-        return Err(Reject::new(
+        return Err(Rejection::new(
             Refusal::EmptyCredentials,
             "user_id dan password wajib diisi",
         ));
@@ -582,7 +558,7 @@ fn body_fields(
     // Nothing the client sent is kept (recorded, logged, used as a key) before its shape
     // is known: a User ID is short ASCII, as the PKS loader requires.
     if !is_user_id(&user_id) {
-        return Err(Reject::new(Refusal::UserIdFormat, user_id_reason()));
+        return Err(Rejection::new(Refusal::UserIdFormat, user_id_reason()));
     }
     Ok(Fields {
         parsed,
@@ -595,38 +571,41 @@ fn body_fields(
 
 /// Step 8: the NIK, checked before anything reaches the DWH, so a malformed one costs no
 /// hit. A search may name one too; it is checked the same way.
-fn check_nik(action: Action, nik: Option<&str>) -> std::result::Result<Option<Nik>, Reject> {
+fn check_nik(action: Action, nik: Option<&str>) -> std::result::Result<Option<Nik>, Rejection> {
     match nik {
-        None if matches!(action, Action::CallNik | Action::VerifyByElement) => Err(Reject::new(
+        None if matches!(action, Action::CallNik | Action::VerifyByElement) => Err(Rejection::new(
             Refusal::IncompleteParameters,
             "parameter nik wajib diisi",
         )),
         None => Ok(None),
         Some(nik) => Nik::parse(nik)
             .map(Some)
-            .map_err(|e| Reject::new(Refusal::NikFormat, nik_reason(&e))),
+            .map_err(|e| Rejection::new(Refusal::NikFormat, nik_reason(&e))),
     }
 }
 
 /// Step 9: a body `ip_user` grants nothing; one that is not the real peer is refused.
-fn check_ip_user(claimed: Option<&str>, peer: IpAddr) -> std::result::Result<(), Reject> {
+fn check_ip_user(claimed: Option<&str>, peer: IpAddr) -> std::result::Result<(), Rejection> {
     let Some(claimed) = claimed.filter(|s| !s.is_empty()) else {
         return Ok(());
     };
     match claimed.parse::<IpAddr>() {
         Ok(ip) if canonical_ip(ip) == peer => Ok(()),
-        Ok(_) => Err(Reject::new(
+        Ok(_) => Err(Rejection::new(
             Refusal::IpMismatch,
             "ip_user tidak sama dengan alamat asal koneksi",
         )),
-        Err(_) => Err(Reject::new(Refusal::InvalidIp, "ip_user bukan alamat IP")),
+        Err(_) => Err(Rejection::new(
+            Refusal::InvalidIp,
+            "ip_user bukan alamat IP",
+        )),
     }
 }
 
 /// Step 14: only the decision: what the policies said, as a refusal when they refused.
-fn decide(decision: &Decision) -> std::result::Result<(), Reject> {
+fn decide(decision: &Decision) -> std::result::Result<(), Rejection> {
     match decision.refusal {
-        Some(refusal) => Err(Reject::new(refusal, decision.reason.clone())),
+        Some(refusal) => Err(Rejection::new(refusal, decision.reason.clone())),
         None => Ok(()),
     }
 }
