@@ -475,7 +475,9 @@ impl Admin {
 fn sanction_error(e: &SanctionFileError) -> Answer {
     let status = match e {
         SanctionFileError::NotConfigured => StatusCode::CONFLICT,
-        SanctionFileError::Io(..) => StatusCode::INTERNAL_SERVER_ERROR,
+        SanctionFileError::Read { .. } | SanctionFileError::Write { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         SanctionFileError::Edit(SanctionEditError::NotFound(_)) => StatusCode::NOT_FOUND,
         SanctionFileError::Edit(SanctionEditError::Unreadable(_))
         | SanctionFileError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,

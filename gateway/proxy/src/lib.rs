@@ -28,6 +28,7 @@ pub use portal::{
     CSP, IDENTITY_HEADER as PORTAL_IDENTITY_HEADER, PortalRoute, SECURITY_HEADERS, SessionActive,
     SessionError, Sessions, classify as classify_portal, is_download,
 };
+pub use record::AuditOpenError;
 pub use reload::{ReloadSummary, Reloader};
 pub use route::route;
-pub use server::{ServeError, serve};
+pub use server::{ServeError, TlsError, serve};

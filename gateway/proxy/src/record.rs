@@ -13,6 +13,15 @@ use gerbang_policy::Snapshot;
 
 use crate::gateway::{Gateway, GatewayCtx};
 
+/// Why the decision log could not be opened: its key, or the log itself.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditOpenError {
+    #[error(transparent)]
+    Key(#[from] gerbang_audit::KeyError),
+    #[error(transparent)]
+    Log(#[from] gerbang_audit::AuditError),
+}
+
 /// An open decision log.
 #[derive(Clone)]
 pub struct Audit {
@@ -29,8 +38,8 @@ impl Audit {
         settings: &AuditSettings,
         instance: &str,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
-        let key = AuditKey::load(settings.key_file.as_deref()).map_err(|e| e.to_string())?;
+    ) -> Result<Self, AuditOpenError> {
+        let key = AuditKey::load(settings.key_file.as_deref())?;
         let log = AuditLog::open(
             &settings.dir,
             key.clone(),
@@ -52,8 +61,7 @@ impl Audit {
                 }),
                 ..WriterOptions::default()
             },
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         Ok(Self {
             log: Arc::new(log),
             key,
