@@ -209,9 +209,12 @@ impl Admin {
     }
 
     fn metrics(&self) -> Answer {
-        let snap = self.snapshot.load();
-        self.metrics
-            .refresh_quota(&snap, &self.meter, self.clock.today(), self.quota_series);
+        self.metrics.watch(|| crate::metrics::LiveState {
+            snapshot: Arc::clone(&self.snapshot),
+            meter: Arc::clone(&self.meter),
+            clock: Arc::clone(&self.clock),
+            quota_series: self.quota_series,
+        });
         self.metrics.refresh_audit(self.audit.as_deref());
         match self.metrics.render() {
             Ok(text) => reply(StatusCode::OK, "text/plain; version=0.0.4", text),
