@@ -155,6 +155,16 @@ pub(crate) fn day_number(day: chrono::NaiveDate) -> i64 {
     (day - chrono::NaiveDate::default()).num_days()
 }
 
+/// Why a question could not be put to Cedar. Not expected: the gateway's questions were
+/// checked against the schema at load (`load::request_shapes`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AskError {
+    #[error(transparent)]
+    Context(Box<cedar_policy::ContextCreationError>),
+    #[error(transparent)]
+    Request(Box<cedar_policy::RequestValidationError>),
+}
+
 /// The per-request facts that go into the Cedar context.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts {

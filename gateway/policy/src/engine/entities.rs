@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cedar_policy::{Entities, Entity, EntityTypeName, RestrictedExpression};
+use cedar_policy::{
+    Entities, Entity, EntityAttrEvaluationError, EntityTypeName, RestrictedExpression,
+};
 
 use gerbang_core::{
     ConfigError, ConfigErrors, ElementSet, JenisPengguna, KunciAkses, Pks, PksStatus, UserStatus,
@@ -207,7 +209,7 @@ impl PolicyEngine {
     fn element_entities<'v>(
         &self,
         vocab: &'v Vocabulary,
-    ) -> Vec<(&'v str, Result<Entity, String>)> {
+    ) -> Vec<(&'v str, Result<Entity, Box<EntityAttrEvaluationError>>)> {
         vocab
             .all()
             .iter()
@@ -220,14 +222,18 @@ impl PolicyEngine {
                 (
                     name,
                     Entity::new(uid(&self.types.element, name), attrs, HashSet::new())
-                        .map_err(|e| e.to_string()),
+                        .map_err(Box::new),
                 )
             })
             .collect()
     }
 
     /// A Pengguna's entity.
-    fn pengguna_entity(&self, id: &str, facts: &PenggunaFacts) -> Result<Entity, String> {
+    fn pengguna_entity(
+        &self,
+        id: &str,
+        facts: &PenggunaFacts,
+    ) -> Result<Entity, Box<EntityAttrEvaluationError>> {
         let attrs = HashMap::from([
             (
                 "jenis".to_string(),
@@ -242,7 +248,7 @@ impl PolicyEngine {
                 RestrictedExpression::new_bool(facts.penegak_hukum),
             ),
         ]);
-        Entity::new(uid(&self.types.pengguna, id), attrs, HashSet::new()).map_err(|e| e.to_string())
+        Entity::new(uid(&self.types.pengguna, id), attrs, HashSet::new()).map_err(Box::new)
     }
 
     /// An agreement's entity and those of its User IDs (in order). A User ID's parents are
@@ -253,7 +259,10 @@ impl PolicyEngine {
         &self,
         vocab: &Vocabulary,
         pks: &Pks,
-    ) -> (Result<Entity, String>, Vec<Result<Entity, String>>) {
+    ) -> (
+        Result<Entity, Box<EntityAttrEvaluationError>>,
+        Vec<Result<Entity, Box<EntityAttrEvaluationError>>>,
+    ) {
         let t = &self.types;
         let pengguna = uid(&t.pengguna, &pks.pengguna);
         let pks_uid = uid(&t.pks, &pks.nomor);
@@ -307,7 +316,7 @@ impl PolicyEngine {
             ),
         ]);
         let agreement = Entity::new(pks_uid.clone(), attrs, HashSet::from([pengguna.clone()]))
-            .map_err(|e| e.to_string());
+            .map_err(Box::new);
         let users = pks
             .users
             .iter()
@@ -331,7 +340,7 @@ impl PolicyEngine {
                     attrs,
                     HashSet::from([pks_uid.clone(), pengguna.clone()]),
                 )
-                .map_err(|e| e.to_string())
+                .map_err(Box::new)
             })
             .collect();
         (agreement, users)

@@ -11,7 +11,7 @@ use cedar_policy::{
 use gerbang_core::{ConfigErrors, ElementSet, Pks, Vocabulary};
 
 use super::entities::in_two_halves;
-use super::{Answer, CONTEXTS_KEPT, Facts, PolicyEngine, day_number, uid};
+use super::{Answer, AskError, CONTEXTS_KEPT, Facts, PolicyEngine, day_number, uid};
 
 impl PolicyEngine {
     /// The Cedar context of one request; built once per decision and shared by its
@@ -20,7 +20,7 @@ impl PolicyEngine {
     /// When no rule reads `peer_ip`, its value cannot change an answer, and the context says
     /// `0.0.0.0` for every request: one context then serves every address, and the decision
     /// cache is not split by address either.
-    pub(crate) fn context(&self, facts: &Facts) -> Result<Context, String> {
+    pub(crate) fn context(&self, facts: &Facts) -> Result<Context, AskError> {
         let peer = self.reads_peer.then_some(facts.peer);
         let key = (
             facts.day,
@@ -49,7 +49,7 @@ impl PolicyEngine {
         action: &str,
         pks: &str,
         context: &Context,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, AskError> {
         self.access(entities, principal, action, pks, context, false)
     }
 
@@ -63,7 +63,7 @@ impl PolicyEngine {
         pks: &str,
         context: &Context,
         whole: bool,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, AskError> {
         let t = &self.types;
         let action = uid(&t.action, action);
         let policies = match self.slices.get(&action) {
@@ -141,7 +141,7 @@ impl PolicyEngine {
                     Ok(a) => a.allowed,
                     Err(e) => {
                         tracing::error!(
-                            error = e.as_str(),
+                            error = %e,
                             element = vocab.name(id),
                             "cannot ask Cedar about an element; withheld"
                         );
@@ -208,7 +208,7 @@ impl PolicyEngine {
         resource: EntityUid,
         context: &Context,
         policies: &PolicySet,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, AskError> {
         let request = CedarRequest::new(
             principal,
             action,
@@ -218,7 +218,7 @@ impl PolicyEngine {
             // (`request_shapes`); checking it again per request costs a third of a decision.
             None,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AskError::Request(Box::new(e)))?;
         let response = self.authorizer.is_authorized(&request, policies, entities);
         let errors: Vec<String> = response
             .diagnostics()
@@ -249,7 +249,7 @@ impl PolicyEngine {
 pub(super) fn build_context(
     facts: &Facts,
     peer_ip: RestrictedExpression,
-) -> Result<Context, String> {
+) -> Result<Context, AskError> {
     Context::from_pairs([
         (
             "today".to_string(),
@@ -269,5 +269,5 @@ pub(super) fn build_context(
             RestrictedExpression::new_bool(facts.sam_valid),
         ),
     ])
-    .map_err(|e| e.to_string())
+    .map_err(|e| AskError::Context(Box::new(e)))
 }

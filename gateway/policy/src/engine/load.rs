@@ -17,7 +17,7 @@ use gerbang_core::{ConfigError, ConfigErrors, Source};
 
 use super::analysis::{names_element, reads_only_the_agreement, reads_peer};
 use super::evaluation::build_context;
-use super::{Facts, PolicyEngine, SCHEMA_FILE, Types, uid};
+use super::{AskError, Facts, PolicyEngine, SCHEMA_FILE, Types, uid};
 
 /// Turns a Cedar diagnostic into located errors in `src`.
 fn located(src: &Source<'_>, field: &str, d: &dyn Diagnostic, message: String) -> ConfigError {
@@ -155,13 +155,13 @@ impl PolicyEngine {
         let types = Types::new();
         let slices = request_shapes(&schema, &types)
             .and_then(|()| slices(&schema, &policies))
-            .map_err(|message| {
+            .map_err(|unfit| {
                 ConfigErrors(vec![ConfigError {
                     file: schema_path.to_path_buf(),
                     line: None,
                     column: None,
                     field: String::new(),
-                    message,
+                    message: unfit.to_string(),
                 }])
             })?;
         let read_element = uid(&types.action, "ReadElement");
@@ -215,7 +215,7 @@ impl PolicyEngine {
 /// and the context the gateway builds has the schema's type. Requests are then built
 /// without the schema, so a schema edited out of step with the code is refused here rather
 /// than failing every request.
-fn request_shapes(schema: &Schema, t: &Types) -> Result<(), String> {
+fn request_shapes(schema: &Schema, t: &Types) -> Result<(), Unfit> {
     let facts = Facts::placeholder();
     let context = build_context(&facts, RestrictedExpression::new_ip("127.0.0.1"))?;
     let questions = crate::decision::Action::ALL
@@ -230,21 +230,43 @@ fn request_shapes(schema: &Schema, t: &Types) -> Result<(), String> {
             context.clone(),
             Some(schema),
         )
-        .map_err(|e| {
-            format!("the schema does not fit the gateway's {action} request: {e}; the schema and the gateway's requests must agree")
+        .map_err(|e| Unfit::Request {
+            action,
+            source: Box::new(e),
         })?;
     }
     Ok(())
+}
+
+/// Why rules that parsed and validated still cannot serve the gateway.
+#[derive(Debug, thiserror::Error)]
+enum Unfit {
+    #[error(transparent)]
+    Context(#[from] AskError),
+    #[error(
+        "the schema does not fit the gateway's {action} request: {source}; the schema and the gateway's requests must agree"
+    )]
+    Request {
+        action: &'static str,
+        source: Box<cedar_policy::RequestValidationError>,
+    },
+    #[error("the schema's actions: {0}")]
+    Actions(Box<cedar_policy::entities_errors::EntitiesError>),
+    #[error("slicing the policies for {action}: {source}")]
+    Slice {
+        action: Box<EntityUid>,
+        source: Box<cedar_policy::PolicySetError>,
+    },
 }
 
 /// Splits the policy set per action of the schema: a policy goes into an action's slice
 /// when its action scope is unconstrained, names the action, or names a group the action
 /// is in. A policy outside an action's slice has a scope that is false for that action, so
 /// it can neither decide nor err: the slice answers exactly as the whole set.
-fn slices(schema: &Schema, policies: &PolicySet) -> Result<HashMap<EntityUid, PolicySet>, String> {
+fn slices(schema: &Schema, policies: &PolicySet) -> Result<HashMap<EntityUid, PolicySet>, Unfit> {
     let actions = schema
         .action_entities()
-        .map_err(|e| format!("the schema's actions: {e}"))?;
+        .map_err(|e| Unfit::Actions(Box::new(e)))?;
     let mut slices = HashMap::new();
     for action in schema.actions() {
         let mut within: HashSet<&EntityUid> = actions
@@ -260,9 +282,10 @@ fn slices(schema: &Schema, policies: &PolicySet) -> Result<HashMap<EntityUid, Po
                 ActionConstraint::In(list) => list.iter().any(|a| within.contains(a)),
             };
             if applies {
-                slice
-                    .add(policy.clone())
-                    .map_err(|e| format!("slicing the policies for {action}: {e}"))?;
+                slice.add(policy.clone()).map_err(|e| Unfit::Slice {
+                    action: Box::new(action.clone()),
+                    source: Box::new(e),
+                })?;
             }
         }
         slices.insert(action.clone(), slice);
