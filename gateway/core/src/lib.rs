@@ -12,6 +12,7 @@ mod element;
 mod filter;
 mod nik;
 mod pks;
+mod rejection;
 mod sanction;
 pub mod systemd;
 mod wire;
@@ -32,6 +33,7 @@ pub use pks::{
     Channel, JenisPengguna, KunciAkses, Pks, PksCache, PksSet, PksStatus, Sam, SamStatus, Tingkat,
     USER_ID_MAX_LEN, User, UserStatus, canonical_ip, is_user_id, load_blocklist,
 };
+pub use rejection::Rejection;
 pub use sanction::{
     NewSanction, Sanction, SanctionEditError, SanctionKind, Sanctions,
     add_to_text as add_sanction_to_text, remove_from_text as remove_sanction_from_text,

@@ -10,7 +10,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use dashmap::DashMap;
@@ -18,7 +17,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use gerbang_core::{Refusal, canonical_ip};
+use gerbang_core::{Refusal, Rejection, canonical_ip};
 
 use crate::snapshot::{Snapshot, UserRef};
 use crate::throttle::LoginThrottle;
@@ -45,26 +44,6 @@ impl std::fmt::Debug for Credentials<'_> {
             .field("password", &"<redacted>")
             .field("peer", &self.peer)
             .finish()
-    }
-}
-
-/// A refusal with the detail an operator (not the client) needs in the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthFailure {
-    pub refusal: Refusal,
-    /// Said to the client in `RESPONSE_DESC`; never reveals whether a User ID exists.
-    pub detail: String,
-    /// Seconds until a lockout ends, when locked.
-    pub retry_after: Option<Duration>,
-}
-
-impl AuthFailure {
-    fn new(refusal: Refusal, detail: impl Into<String>) -> Self {
-        Self {
-            refusal,
-            detail: detail.into(),
-            retry_after: None,
-        }
     }
 }
 
@@ -148,12 +127,12 @@ impl Authenticator {
     /// another institution's passwords nor learn which User IDs exist, and such a failure
     /// counts against the address only, never against the named User ID (which a host in
     /// another LAN could otherwise keep locked out forever).
-    pub fn precheck(&self, snap: &Snapshot, c: Credentials<'_>) -> Result<Precheck, AuthFailure> {
+    pub fn precheck(&self, snap: &Snapshot, c: Credentials<'_>) -> Result<Precheck, Rejection> {
         let peer = canonical_ip(c.peer);
         // An address outside every IP LAN is refused before any password work: the closed
         // network rule (art. 28), and no argon2 cost for strangers.
         let Some(ip_user) = snap.user_by_ip(peer) else {
-            return Err(AuthFailure::new(
+            return Err(Rejection::new(
                 Refusal::IpNotRegistered,
                 "alamat asal koneksi tidak terdaftar sebagai IP LAN User ID mana pun",
             ));
@@ -163,14 +142,11 @@ impl Authenticator {
             .filter(|&r| r == ip_user && snap.user(r).ip_registered(peer));
         let counted = own.map(|_| c.user_id);
         if let Some(wait) = self.throttle.locked(peer, counted) {
-            return Err(AuthFailure {
-                refusal: Refusal::LoginLocked,
-                detail: format!(
-                    "terlalu banyak login gagal; coba lagi dalam {} detik",
-                    wait.as_secs().max(1)
-                ),
-                retry_after: Some(wait),
-            });
+            let detail = format!(
+                "terlalu banyak login gagal; coba lagi dalam {} detik",
+                wait.as_secs().max(1)
+            );
+            return Err(Rejection::new(Refusal::LoginLocked, detail).retry_after(wait));
         }
         let Some(user) = own else {
             self.throttle.failure(peer, None);
@@ -197,11 +173,11 @@ impl Authenticator {
         _snap: &Snapshot,
         c: Credentials<'_>,
         check: SlowCheck,
-    ) -> Result<UserRef, AuthFailure> {
+    ) -> Result<UserRef, Rejection> {
         let peer = canonical_ip(c.peer);
         if !self.verify(c.password.as_bytes(), &check.phc) {
             self.throttle.failure(peer, Some(c.user_id));
-            return Err(AuthFailure::new(
+            return Err(Rejection::new(
                 Refusal::LoginFailed,
                 "User ID atau password salah",
             ));
@@ -279,8 +255,8 @@ impl Authenticator {
 
 /// The answer to a User ID named from an IP LAN that is not its own: the same whether the
 /// User ID exists and whatever the password.
-fn not_this_lan() -> AuthFailure {
-    AuthFailure::new(
+fn not_this_lan() -> Rejection {
+    Rejection::new(
         Refusal::IpMismatch,
         "User ID ini tidak terdaftar untuk alamat asal koneksi ini",
     )

@@ -167,7 +167,7 @@ pub fn decide(snap: &Snapshot, req: &Request, ip_blocked: bool) -> Decision {
     }) {
         Ok(a) => a,
         Err(e) => {
-            tracing::error!(error = e.as_str(), "cannot ask Cedar; refusing");
+            tracing::error!(error = %e, "cannot ask Cedar; refusing");
             return refused(
                 Refusal::NotPermitted,
                 "engine-error".into(),

@@ -90,7 +90,7 @@ pub fn grant(snap: &Snapshot, user: UserRef, day: NaiveDate) -> Grant {
             ),
             Err(e) => {
                 tracing::error!(
-                    error = e.as_str(),
+                    error = %e,
                     "cannot build a Cedar context; no elements"
                 );
                 ElementSet::EMPTY

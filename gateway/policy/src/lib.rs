@@ -11,7 +11,7 @@ mod grant;
 mod snapshot;
 mod throttle;
 
-pub use auth::{AuthFailure, Authenticator, Credentials, Precheck, SlowCheck, hash_password};
+pub use auth::{Authenticator, Credentials, Precheck, SlowCheck, hash_password};
 pub use decision::{Action, Decision, Request, authorize, authorize_traced, decide};
 pub use engine::{Facts, PolicyEngine, SCHEMA_FILE};
 pub use grant::{CHANNELS, Grant, channels_of, grant};

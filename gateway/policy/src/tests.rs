@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use gerbang_core::{Auth, Channel, FakeClock, PksSet, Refusal, Shape, Vocabulary};
+use gerbang_core::{Auth, Channel, FakeClock, PksSet, Refusal, Rejection, Shape, Vocabulary};
 
 use crate::*;
 
@@ -108,7 +108,7 @@ fn login(
     user: &str,
     password: &str,
     peer: &str,
-) -> Result<UserRef, AuthFailure> {
+) -> Result<UserRef, Rejection> {
     let c = Credentials {
         user_id: user,
         password,
@@ -215,7 +215,7 @@ fn from_another_lan_the_answer_does_not_depend_on_the_password_or_the_user_id() 
     let (a, _) = authenticator();
     // From u2's LAN: u1 with its right password, with a wrong one, and a User ID nobody
     // has, all get the same answer, before any password work (no argon2: the same time).
-    let answers: Vec<AuthFailure> = [
+    let answers: Vec<Rejection> = [
         ("u1", "rahasia-uji"),
         ("u1", "salah"),
         ("tidak-ada", "rahasia-uji"),
@@ -740,8 +740,25 @@ fn the_number_of_policies_does_not_grow_with_agreements() {
             ..Pks::default()
         })
         .collect();
+    // The rules as written: one `@id` per policy in `policies/*.cedar`, counted from the
+    // text, not by the engine.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let written: usize = std::fs::read_dir(&dir)
+        .expect("policies")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("policy file");
+            text.lines()
+                .filter(|l| l.trim_start().starts_with("@id("))
+                .count()
+        })
+        .sum();
+    assert!(written > 10, "{written} rules in {}", dir.display());
     let snap = snapshot(&many);
-    assert_eq!(snap.engine().policy_count(), engine().policy_count());
+    assert_eq!(snap.engine().policy_count(), written);
+    assert_eq!(snap.engine().policies().policies().count(), written);
+    assert_eq!(snapshot(&many[..1]).engine().policy_count(), written);
     assert!(
         decide(
             &snap,

@@ -209,9 +209,12 @@ impl Admin {
     }
 
     fn metrics(&self) -> Answer {
-        let snap = self.snapshot.load();
-        self.metrics
-            .refresh_quota(&snap, &self.meter, self.clock.today(), self.quota_series);
+        self.metrics.watch(|| crate::metrics::LiveState {
+            snapshot: Arc::clone(&self.snapshot),
+            meter: Arc::clone(&self.meter),
+            clock: Arc::clone(&self.clock),
+            quota_series: self.quota_series,
+        });
         self.metrics.refresh_audit(self.audit.as_deref());
         match self.metrics.render() {
             Ok(text) => reply(StatusCode::OK, "text/plain; version=0.0.4", text),
@@ -335,7 +338,7 @@ impl Admin {
                 let cap = snap.pengguna_cap(&p.pengguna).map(|cap| {
                     let used = self
                         .meter
-                        .used(&crate::gateway::pengguna_key(&p.pengguna), day);
+                        .used(&crate::stages::pengguna_key(&p.pengguna), day);
                     json!({
                         "used": used,
                         "limit": cap.get(),
@@ -475,7 +478,9 @@ impl Admin {
 fn sanction_error(e: &SanctionFileError) -> Answer {
     let status = match e {
         SanctionFileError::NotConfigured => StatusCode::CONFLICT,
-        SanctionFileError::Io(..) => StatusCode::INTERNAL_SERVER_ERROR,
+        SanctionFileError::Read { .. } | SanctionFileError::Write { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         SanctionFileError::Edit(SanctionEditError::NotFound(_)) => StatusCode::NOT_FOUND,
         SanctionFileError::Edit(SanctionEditError::Unreadable(_))
         | SanctionFileError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,

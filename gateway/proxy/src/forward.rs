@@ -21,7 +21,7 @@
 //! did not.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
@@ -32,8 +32,15 @@ use pingora::protocols::http::v1::client::{HttpSession, http_req_header_to_wire}
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use tokio::io::AsyncWriteExt;
 
-use gerbang_core::{Claim, JsonObject, Refusal, RequestBody, Vocabulary, canonical_ip};
+use gerbang_core::{
+    Claim, FilterError, JsonObject, Refusal, Rejection, RequestBody, Vocabulary,
+    append_quota_limiter, canonical_ip, filter_answer, filter_lookup_answer,
+};
 use gerbang_policy::Action;
+
+use crate::gateway::{Gateway, GatewayCtx, QuotaCtx};
+use crate::portal::PortalRoute;
+use crate::route::upstream_path;
 
 /// Connections tried for one request: stale pooled ones, then a fresh one.
 const ATTEMPTS: usize = 3;
@@ -91,7 +98,7 @@ pub(crate) fn upstream_body(
     action: Action,
     vocab: &Vocabulary,
     checked: &Checked<'_>,
-) -> Result<Bytes, (Refusal, String)> {
+) -> Result<Bytes, Rejection> {
     let upper = action != Action::CallNik;
     let key = |k: &str| {
         if upper {
@@ -129,7 +136,7 @@ pub(crate) fn upstream_body(
                 Ok(Some(value)) => out.claim(&name, &value),
                 Ok(None) => {}
                 Err(_) => {
-                    return Err((
+                    return Err(Rejection::new(
                         Refusal::IncompleteParameters,
                         format!("\"{name}\" harus berupa teks atau bilangan bulat"),
                     ));
@@ -141,8 +148,8 @@ pub(crate) fn upstream_body(
 }
 
 /// The verification threshold, 1 to 100, as a number or a string; `None` when not given.
-fn threshold(body: &RequestBody) -> Result<Option<u8>, (Refusal, String)> {
-    let refused = |why: &str| Err((Refusal::IncompleteParameters, why.to_string()));
+fn threshold(body: &RequestBody) -> Result<Option<u8>, Rejection> {
+    let refused = |why: &str| Err(Rejection::new(Refusal::IncompleteParameters, why));
     if THRESHOLD_KEYS.iter().all(|k| body.has(k)) {
         return refused("TRESHOLD dan THRESHOLD tidak boleh dikirim bersamaan");
     }
@@ -350,13 +357,185 @@ impl Upstream {
     }
 }
 
+/// Largest DWH answer Gerbang buffers for filtering. A lookup answer is a few kilobytes; a
+/// search page at most tens of records.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+impl Gateway {
+    /// Sends the DWH only what it needs: the path rebuilt from the route and the Pengguna
+    /// (never the client's), the rebuilt body, and the real peer. Client headers (including
+    /// any `X-Forwarded-For`) are not passed on.
+    pub(crate) fn upstream_request(
+        &self,
+        session: &Session,
+        ctx: &GatewayCtx,
+    ) -> Result<RequestHeader> {
+        let mut req = match ctx.portal {
+            // The portal: the page's method, the upstream prefix, no query, and the User
+            // ID the gateway authenticated (a client's own copy is never forwarded).
+            Some(portal) => {
+                let method = if portal.route == PortalRoute::Search {
+                    http::Method::POST
+                } else {
+                    http::Method::GET
+                };
+                let path = self.portal.upstream_path(session.req_header().uri.path());
+                let mut req = RequestHeader::build(method, path.as_bytes(), Some(6))?;
+                if let Some(user) = &ctx.user_id {
+                    req.insert_header(crate::portal::IDENTITY_HEADER, user.as_str())?;
+                }
+                req
+            }
+            None => {
+                let path = ctx
+                    .action
+                    .zip(ctx.pengguna.as_deref())
+                    .and_then(|(action, pengguna)| upstream_path(action, pengguna))
+                    .ok_or_else(|| {
+                        Error::explain(ErrorType::InternalError, "a lookup without its route")
+                    })?;
+                RequestHeader::build(http::Method::POST, path.as_bytes(), Some(5))?
+            }
+        };
+        req.insert_header(http::header::HOST, self.upstream.host.as_str())?;
+        req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        req.insert_header(
+            http::header::CONTENT_LENGTH,
+            ctx.upstream_body.len().to_string(),
+        )?;
+        if let Some(peer) = ctx.peer {
+            req.insert_header("X-Forwarded-For", peer.to_string())?;
+        }
+        Ok(req)
+    }
+
+    /// Step 17: forwards an admitted lookup (or portal search) to the DWH and answers the client:
+    /// the answer filtered to what the agreement allows, its record written first when it
+    /// carries population data, then sent whole with its length.
+    pub(crate) async fn forward(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<()> {
+        let req = self.upstream_request(session, ctx)?;
+        let started = Instant::now();
+        ctx.upstream_started = Some(started);
+        let exchanged = self
+            .upstream
+            .exchange(&req, &ctx.upstream_body, MAX_ANSWER_BYTES)
+            .await;
+        ctx.upstream_elapsed = Some(started.elapsed());
+        let answer = match exchanged {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(error = %e, "DWH exchange failed");
+                let refusal = upstream_refusal(&e);
+                ctx.refusal = Some(refusal);
+                self.refund_once(ctx);
+                if ctx.portal.is_some() {
+                    return self.portal_upstream_failed(session, ctx, refusal).await;
+                }
+                let quota = ctx.quota.as_ref().map(QuotaCtx::shown);
+                return self
+                    .answer(session, &Rejection::new(refusal, ""), quota)
+                    .await;
+            }
+        };
+        ctx.upstream_status = Some(answer.status);
+        let mut body = self.filter(ctx, &answer);
+        if ctx.refusal.is_none() && ctx.records > 0 {
+            body = self.audit_release(ctx, body).await;
+        }
+        let portal = ctx.portal.is_some();
+        let status = match ctx.refusal {
+            None => 200,
+            Some(r) if portal => r.rest_status(),
+            Some(r) => r.status(self.status_mode),
+        };
+        let mut resp = self.answer_header(status, ctx.quota.as_ref().map(QuotaCtx::shown))?;
+        if portal {
+            crate::portal::secure(&mut resp)?;
+        }
+        resp.set_content_length(body.len())?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(body), true).await
+    }
+
+    /// Step 18: turns the DWH's answer into what the Pengguna may see.
+    fn filter(&self, ctx: &mut GatewayCtx, answer: &DwhAnswer) -> Bytes {
+        let refuse = |ctx: &mut GatewayCtx, refusal: Refusal, detail: &str| {
+            ctx.refusal = Some(refusal);
+            self.refund_once(ctx);
+            let remaining = ctx.quota.as_ref().map(|q| q.shown().remaining());
+            Bytes::from(refusal.body_with_quota(detail, remaining))
+        };
+        if answer.status != 200 {
+            return refuse(
+                ctx,
+                Refusal::UpstreamUnavailable,
+                &format!("DWH menjawab HTTP {}", answer.status),
+            );
+        }
+        if answer.too_large {
+            return refuse(ctx, Refusal::UpstreamInvalid, "jawaban DWH terlalu besar");
+        }
+        let (Some(snap), Some(decision)) = (&ctx.snapshot, &ctx.decision) else {
+            return refuse(ctx, Refusal::UpstreamInvalid, "");
+        };
+        // A lookup of one NIK (the API's or the portal's) must be answered about that NIK.
+        let filtered = match (ctx.action, &ctx.nik) {
+            (Some(Action::CallNik | Action::PortalRead), Some(nik)) => {
+                filter_lookup_answer(&answer.body, snap.vocabulary(), decision.elements, nik)
+            }
+            _ => filter_answer(
+                &answer.body,
+                snap.vocabulary(),
+                decision.elements,
+                decision.shape,
+            ),
+        };
+        match filtered {
+            Ok(f) => {
+                ctx.released = f.released;
+                ctx.records = f.records;
+                let mut body = f.body;
+                if let Some(q) = &ctx.quota {
+                    append_quota_limiter(&mut body, q.shown().remaining());
+                }
+                Bytes::from(body)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "DWH answer could not be filtered; nothing of it was passed on");
+                // Values where only verdicts were asked for (art. 29(4)), or someone else's
+                // record: counted apart so Ditjen sees the DWH misbehaving.
+                ctx.upstream_error = match e {
+                    FilterError::NotVerdict(_) => Some("not_verdicts"),
+                    FilterError::OtherNik => Some("other_nik"),
+                    _ => None,
+                };
+                refuse(ctx, Refusal::UpstreamInvalid, "")
+            }
+        }
+    }
+}
+
+/// The refusal for a failed exchange with the DWH.
+pub(crate) fn upstream_refusal(e: &Error) -> Refusal {
+    match (e.esource(), e.etype()) {
+        (
+            ErrorSource::Upstream,
+            ErrorType::ConnectTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+            | ErrorType::TLSHandshakeTimedout,
+        ) => Refusal::UpstreamTimeout,
+        _ => Refusal::UpstreamUnavailable,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NIK: &str = "3201011501900001";
 
-    fn rebuilt(action: Action, body: &str, nik: Option<&str>) -> Result<String, (Refusal, String)> {
+    fn rebuilt(action: Action, body: &str, nik: Option<&str>) -> Result<String, Rejection> {
         let vocab = Vocabulary::embedded();
         let body = RequestBody::parse(body.as_bytes()).expect("parses");
         assert_eq!(unknown_key(&body, action, &vocab), None);
@@ -435,15 +614,17 @@ mod tests {
             ("1.5", "1-100"),
         ] {
             let body = format!(r#"{{"nik":"{NIK}","TRESHOLD":{threshold}}}"#);
-            let (refusal, detail) =
-                rebuilt(Action::VerifyByElement, &body, Some(NIK)).expect_err(threshold);
+            let Rejection {
+                refusal, detail, ..
+            } = rebuilt(Action::VerifyByElement, &body, Some(NIK)).expect_err(threshold);
             assert_eq!(refusal, Refusal::IncompleteParameters);
             assert!(detail.contains(why), "{detail}");
         }
         let both = format!(r#"{{"nik":"{NIK}","TRESHOLD":80,"THRESHOLD":80}}"#);
         assert!(rebuilt(Action::VerifyByElement, &both, Some(NIK)).is_err());
         let object = format!(r#"{{"nik":"{NIK}","NAMA_LGKP":{{"a":1}}}}"#);
-        let (_, detail) = rebuilt(Action::VerifyByElement, &object, Some(NIK)).expect_err("object");
+        let Rejection { detail, .. } =
+            rebuilt(Action::VerifyByElement, &object, Some(NIK)).expect_err("object");
         assert!(detail.contains("NAMA_LGKP"), "{detail}");
     }
 

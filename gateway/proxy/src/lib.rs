@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod answer;
 mod forward;
 mod framing;
 mod gateway;
@@ -21,6 +22,7 @@ mod reload;
 mod route;
 mod sam;
 mod server;
+mod stages;
 
 pub use gateway::{Gateway, GatewayCtx};
 pub use metrics::Metrics;
@@ -28,6 +30,7 @@ pub use portal::{
     CSP, IDENTITY_HEADER as PORTAL_IDENTITY_HEADER, PortalRoute, SECURITY_HEADERS, SessionActive,
     SessionError, Sessions, classify as classify_portal, is_download,
 };
+pub use record::AuditOpenError;
 pub use reload::{ReloadSummary, Reloader};
 pub use route::route;
-pub use server::{ServeError, serve};
+pub use server::{ServeError, TlsError, serve};

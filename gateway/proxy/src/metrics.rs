@@ -1,12 +1,22 @@
 //! The gateway's Prometheus metrics, served on the admin listener. Names and labels are
 //! fixed: `monitoring/` (alert rules, the Grafana dashboard) is written against them.
-//! Counters are updated once per request in `logging`; quota gauges are refreshed when
-//! Prometheus scrapes, from the meter, capped to the highest users.
+//! Counters are updated once per request in `logging`. The per-User-ID quota gauges and
+//! the policy hash are not stored: a collector ([`LiveGauges`]) builds them from the live
+//! snapshot and meter at each scrape, capped to the highest users, so two scrapes at once
+//! each see the whole set.
 
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
 use chrono::NaiveDate;
-use gerbang_core::SanctionKind;
-use gerbang_policy::Snapshot;
+use gerbang_core::{Clock, Refusal, SanctionKind};
+use gerbang_policy::{Action, Snapshot};
 use gerbang_quota::Meter;
+
+use crate::gateway::GatewayCtx;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -31,11 +41,11 @@ pub struct Metrics {
     pub upstream_duration: Histogram,
     pub upstream_errors: IntCounterVec,
     pub decision_duration: HistogramVec,
-    quota_used: IntGaugeVec,
-    quota_limit: IntGaugeVec,
+    /// What the quota gauges and the policy hash are read from, once the admin API has
+    /// said (see [`Metrics::watch`]).
+    live: Arc<OnceLock<LiveState>>,
     pub quota_store_up: IntGauge,
     pub policy_reloads: IntCounterVec,
-    policy_info: IntGaugeVec,
     pub sam_validations: IntCounterVec,
     pub sam_duration: Histogram,
     pub audit_queue_depth: IntGauge,
@@ -108,6 +118,8 @@ impl Metrics {
             "Refusals' decision-log records dropped because the log's queue was full (the disk slower than the traffic, or a flood).",
         )?;
         registry.register(Box::new(audit_records_dropped.clone()))?;
+        let live = Arc::new(OnceLock::new());
+        registry.register(Box::new(LiveGauges::new(Arc::clone(&live))?))?;
         Ok(Self {
             requests: counter(
                 "gerbang_requests_total",
@@ -135,16 +147,7 @@ impl Metrics {
                 DECISION_BUCKETS,
                 &["cache"],
             )?,
-            quota_used: gauge(
-                "gerbang_quota_used",
-                "NIK hits used today (WIB) per User ID; the highest users, up to the configured cap.",
-                &["pengguna", "user_id"],
-            )?,
-            quota_limit: gauge(
-                "gerbang_quota_limit",
-                "Daily NIK-hit quota per User ID, with sanctions applied.",
-                &["pengguna", "user_id"],
-            )?,
+            live,
             quota_store_up: single_gauge(
                 "gerbang_quota_store_up",
                 "1 when the quota store answers, 0 when it does not.",
@@ -153,11 +156,6 @@ impl Metrics {
                 "gerbang_policy_reloads_total",
                 "Reloads of PKS files and policies by result (ok|error).",
                 &["result"],
-            )?,
-            policy_info: gauge(
-                "gerbang_policy_info",
-                "The active policy set's hash (value always 1).",
-                &["hash"],
             )?,
             sam_validations: counter(
                 "gerbang_sam_validations_total",
@@ -251,12 +249,8 @@ impl Metrics {
         self
     }
 
-    /// Records the policy set now in force.
+    /// Records the sanctions now in force (the policy hash is read at each scrape).
     pub fn set_policy(&self, snap: &Snapshot) {
-        self.policy_info.reset();
-        self.policy_info
-            .with_label_values(&[snap.engine().hash()])
-            .set(1);
         let mut by_kind = std::collections::HashMap::new();
         for kind in SanctionKind::ALL {
             *by_kind.entry(kind.metric_kind()).or_insert(0) += snap.sanctions().count(kind);
@@ -268,44 +262,13 @@ impl Metrics {
         }
     }
 
-    /// Refreshes the quota gauges for `day`: the `cap` User IDs with the highest share of
-    /// their quota used (then by hits, then by id, so the set is stable while idle).
-    pub fn refresh_quota(&self, snap: &Snapshot, meter: &Meter, day: NaiveDate, cap: usize) {
-        let mut rows: Vec<(u32, &str, &str, u32)> = snap
-            .agreements()
-            .iter()
-            .flat_map(|p| {
-                p.users.iter().map(move |u| {
-                    (
-                        meter.used(&u.id, day),
-                        p.pengguna.as_str(),
-                        u.id.as_str(),
-                        u.kuota_harian.get(),
-                    )
-                })
-            })
-            .collect();
-        // By share of the quota, so a small quota nearly used (the 80 % and 100 % alerts)
-        // is never cut off by the cap behind large quotas with more hits.
-        rows.sort_unstable_by(|a, b| {
-            let share =
-                |r: &(u32, &str, &str, u32)| u64::from(r.0) * 1_000_000 / u64::from(r.3.max(1));
-            share(b)
-                .cmp(&share(a))
-                .then_with(|| b.0.cmp(&a.0))
-                .then_with(|| a.2.cmp(b.2))
-        });
-        self.quota_used.reset();
-        self.quota_limit.reset();
-        for (used, pengguna, user, limit) in rows.into_iter().take(cap) {
-            self.quota_used
-                .with_label_values(&[pengguna, user])
-                .set(i64::from(used));
-            self.quota_limit
-                .with_label_values(&[pengguna, user])
-                .set(i64::from(limit));
-        }
-        self.quota_store_up.set(i64::from(meter.store_healthy()));
+    /// From now on, scrapes read the quota gauges and the policy hash from `state` (made
+    /// on the first call; later calls change nothing), and the quota store's health is
+    /// refreshed.
+    pub fn watch(&self, state: impl FnOnce() -> LiveState) {
+        let state = self.live.get_or_init(state);
+        self.quota_store_up
+            .set(i64::from(state.meter.store_healthy()));
     }
 
     /// Refreshes the decision log's gauges and failure count from its own counters. No log
@@ -357,6 +320,171 @@ impl Metrics {
     }
 }
 
+/// What the gauges built at each scrape are read from.
+pub struct LiveState {
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub meter: Arc<Meter>,
+    pub clock: Arc<dyn Clock>,
+    /// Most User IDs with quota gauges (`admin.quota_series`).
+    pub quota_series: usize,
+}
+
+const QUOTA_LABELS: [&str; 2] = ["pengguna", "user_id"];
+
+/// `gerbang_quota_used`, `gerbang_quota_limit` and `gerbang_policy_info`, built in
+/// `collect()` from the live state: nothing is kept between scrapes, so there is no
+/// emptied set for a concurrent scrape to see (as there was when the gauges were reset
+/// and refilled on each scrape).
+struct LiveGauges {
+    state: Arc<OnceLock<LiveState>>,
+    /// Empty gauges of each family, for their descriptions.
+    families: [IntGaugeVec; 3],
+}
+
+impl LiveGauges {
+    fn new(state: Arc<OnceLock<LiveState>>) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            state,
+            families: Self::families()?,
+        })
+    }
+
+    fn families() -> Result<[IntGaugeVec; 3], prometheus::Error> {
+        Ok([
+            IntGaugeVec::new(
+                Opts::new(
+                    "gerbang_quota_used",
+                    "NIK hits used today (WIB) per User ID; the highest users, up to the configured cap.",
+                ),
+                &QUOTA_LABELS,
+            )?,
+            IntGaugeVec::new(
+                Opts::new(
+                    "gerbang_quota_limit",
+                    "Daily NIK-hit quota per User ID, with sanctions applied.",
+                ),
+                &QUOTA_LABELS,
+            )?,
+            IntGaugeVec::new(
+                Opts::new(
+                    "gerbang_policy_info",
+                    "The active policy set's hash (value always 1).",
+                ),
+                &["hash"],
+            )?,
+        ])
+    }
+}
+
+impl Collector for LiveGauges {
+    fn desc(&self) -> Vec<&Desc> {
+        self.families.iter().flat_map(Collector::desc).collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let (Some(state), Ok([used, limit, info])) = (self.state.get(), Self::families()) else {
+            return Vec::new();
+        };
+        let snap = state.snapshot.load();
+        let rows = quota_rows(&snap, &state.meter, state.clock.today(), state.quota_series);
+        for (hits, pengguna, user, quota) in rows {
+            used.with_label_values(&[pengguna, user])
+                .set(i64::from(hits));
+            limit
+                .with_label_values(&[pengguna, user])
+                .set(i64::from(quota));
+        }
+        info.with_label_values(&[snap.engine().hash()]).set(1);
+        [used, limit, info]
+            .iter()
+            .flat_map(Collector::collect)
+            .collect()
+    }
+}
+
+/// The quota of the `cap` User IDs with the highest share of their quota used on `day`
+/// (then by hits, then by id, so the set is stable while idle): (used, Pengguna, User ID,
+/// limit).
+fn quota_rows<'s>(
+    snap: &'s Snapshot,
+    meter: &Meter,
+    day: NaiveDate,
+    cap: usize,
+) -> Vec<(u32, &'s str, &'s str, u32)> {
+    let mut rows: Vec<(u32, &str, &str, u32)> = snap
+        .agreements()
+        .iter()
+        .flat_map(|p| {
+            p.users.iter().map(move |u| {
+                (
+                    meter.used(&u.id, day),
+                    p.pengguna.as_str(),
+                    u.id.as_str(),
+                    u.kuota_harian.get(),
+                )
+            })
+        })
+        .collect();
+    // By share of the quota, so a small quota nearly used (the 80 % and 100 % alerts)
+    // is never cut off by the cap behind large quotas with more hits.
+    rows.sort_unstable_by(|a, b| {
+        let share = |r: &(u32, &str, &str, u32)| u64::from(r.0) * 1_000_000 / u64::from(r.3.max(1));
+        share(b)
+            .cmp(&share(a))
+            .then_with(|| b.0.cmp(&a.0))
+            .then_with(|| a.2.cmp(b.2))
+    });
+    rows.truncate(cap);
+    rows
+}
+
+impl Metrics {
+    /// Times one decision, from the decision cache (`warm`) or Cedar.
+    pub(crate) fn observe_decision(&self, started: Instant, warm: bool) {
+        self.decision_duration
+            .with_label_values(&[if warm { "warm" } else { "cold" }])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts the request once, when it is logged.
+    pub(crate) fn count_request(&self, ctx: &GatewayCtx) {
+        let m = self;
+        let allowed = ctx.refusal.is_none() && ctx.decision.as_ref().is_some_and(|d| d.allowed());
+        let reason = match ctx.refusal {
+            Some(r) => r.name(),
+            None if allowed => "ok",
+            None => "none",
+        };
+        m.requests
+            .with_label_values(&[
+                ctx.pengguna.as_deref().unwrap_or("unknown"),
+                ctx.channel.as_str(),
+                ctx.action.map_or("none", Action::as_str),
+                if allowed { "allow" } else { "deny" },
+                reason,
+            ])
+            .inc();
+        m.request_duration
+            .with_label_values(&[ctx.channel.as_str()])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        if let Some(t) = ctx.upstream_elapsed {
+            m.upstream_duration.observe(t.as_secs_f64());
+        }
+        let upstream_error = match ctx.refusal {
+            Some(Refusal::UpstreamTimeout) => Some("timeout"),
+            Some(Refusal::UpstreamInvalid) => Some(ctx.upstream_error.unwrap_or("invalid")),
+            Some(Refusal::UpstreamUnavailable) => Some(match ctx.upstream_status {
+                Some(s) if s != 200 => "status",
+                _ => "unavailable",
+            }),
+            _ => None,
+        };
+        if let Some(kind) = upstream_error {
+            m.upstream_errors.with_label_values(&[kind]).inc();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,5 +513,76 @@ mod tests {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }
         assert!(text.contains("# HELP gerbang_requests_total"), "{text}");
+    }
+
+    /// The example agreements of `config/pks`, under the shipped policies.
+    fn example_snapshot() -> Snapshot {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let vocab = gerbang_core::Vocabulary::embedded();
+        let files: Vec<(std::path::PathBuf, String)> = std::fs::read_dir(root.join("config/pks"))
+            .expect("config/pks")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).expect("read");
+                (p, text)
+            })
+            .collect();
+        let set = gerbang_core::PksSet::parse_all(&files, &vocab).unwrap_or_else(|e| panic!("{e}"));
+        let engine = gerbang_policy::PolicyEngine::load(&root.join("policies"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Snapshot::build(vocab, set, Arc::new(engine), Vec::new()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Two scrapes at the same time (two Prometheus servers, or one and an operator's
+    /// `curl`) while hits are counted: each sees every User ID's quota gauges. They used
+    /// to be emptied and refilled on each scrape, so one scrape could catch the other's
+    /// empty set.
+    #[test]
+    fn two_scrapes_at_once_both_see_every_user_ids_quota() {
+        let snap = example_snapshot();
+        let users = snap.user_count();
+        assert!(users > 1, "the example has {users} User IDs");
+        let meter = Arc::new(Meter::memory());
+        let day = NaiveDate::from_ymd_opt(2026, 12, 7).expect("day");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        for pks in snap.agreements() {
+            for u in &pks.users {
+                runtime
+                    .block_on(meter.reserve(&u.id, day, u.kuota_harian.get()))
+                    .expect("a hit");
+            }
+        }
+        let m = Metrics::new().expect("registers");
+        let noon = day.and_hms_opt(5, 0, 0).expect("time").and_utc();
+        let state = || LiveState {
+            snapshot: Arc::new(ArcSwap::from_pointee(example_snapshot())),
+            meter: Arc::clone(&meter),
+            clock: Arc::new(gerbang_core::FakeClock::new(noon)),
+            quota_series: usize::MAX,
+        };
+        // What the admin API does on each scrape.
+        let scrape = || {
+            m.watch(state);
+            m.render().expect("renders")
+        };
+        let series =
+            |text: &str, family: &str| text.lines().filter(|l| l.starts_with(family)).count();
+        let complete = |text: &str| {
+            series(text, "gerbang_quota_used{") == users
+                && series(text, "gerbang_quota_limit{") == users
+                && series(text, "gerbang_policy_info{") == 1
+        };
+        let missed: usize = std::thread::scope(|s| {
+            let scrapes = [(); 2]
+                .map(|()| s.spawn(|| (0..500).map(|_| scrape()).filter(|t| !complete(t)).count()));
+            scrapes.into_iter().map(|h| h.join().expect("scrape")).sum()
+        });
+        assert_eq!(
+            missed, 0,
+            "scrapes that missed some User ID's gauges, of 1000"
+        );
     }
 }

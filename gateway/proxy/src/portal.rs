@@ -31,12 +31,13 @@ use pingora::proxy::Session;
 use sha2::{Digest, Sha256};
 
 use gerbang_core::{
-    Channel, JsonObject, Nik, Refusal, RequestBody, UserStatus, canonical_ip, is_user_id,
+    Channel, JsonObject, Nik, Refusal, Rejection, RequestBody, UserStatus, canonical_ip, is_user_id,
 };
 use gerbang_policy::Action;
 use gerbang_quota::Usage;
 
-use crate::gateway::{Gateway, GatewayCtx, Reject, nik_reason, user_id_reason};
+use crate::gateway::{Gateway, GatewayCtx};
+use crate::stages::{nik_reason, user_id_reason};
 
 /// Where the portal lives at the gateway.
 pub const PREFIX: &str = "/portal/";
@@ -531,7 +532,7 @@ impl PortalAnswer {
     }
 
     /// A refusal of the search's JSON call, in the DWH envelope the page's script reads.
-    fn refused_json(reject: &Reject, quota: Option<Usage>) -> Self {
+    fn refused_json(reject: &Rejection, quota: Option<Usage>) -> Self {
         Self {
             status: reject.refusal.rest_status(),
             content_type: "application/json",
@@ -823,24 +824,24 @@ impl Gateway {
                 "User ID ini dinonaktifkan; sesi diakhiri",
             );
         }
-        let decision = match self.decide(ctx, &snap, user, action, Channel::WebPortal, peer, false)
-        {
-            Ok(d) => d,
-            Err(reject) => {
-                let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
-                return Ok(Some(if route == PortalRoute::Search {
-                    PortalAnswer::refused_json(
-                        &Reject {
-                            body_consumed: false,
-                            ..reject
-                        },
-                        quota,
-                    )
-                } else {
-                    PortalAnswer::refused(403, reject.refusal, what(route), &reject.detail)
-                }));
-            }
-        };
+        let decision =
+            match self.authorize(ctx, &snap, user, action, Channel::WebPortal, peer, false) {
+                Ok(d) => d,
+                Err(reject) => {
+                    let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
+                    return Ok(Some(if route == PortalRoute::Search {
+                        PortalAnswer::refused_json(
+                            &Rejection {
+                                body_consumed: false,
+                                ..reject
+                            },
+                            quota,
+                        )
+                    } else {
+                        PortalAnswer::refused(403, reject.refusal, what(route), &reject.detail)
+                    }));
+                }
+            };
         if matches!(route, PortalRoute::Export | PortalRoute::Write) {
             // Cedar's `portal-read-only` forbids these; if an edited policy set ever
             // permitted one, art. 30(2) still does not.
@@ -881,11 +882,11 @@ impl Gateway {
                 parsed.as_str().to_string()
             }
             Some(Err(e)) => {
-                let reject = Reject::new(Refusal::NikFormat, nik_reason(&e));
+                let reject = Rejection::new(Refusal::NikFormat, nik_reason(&e));
                 return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
             }
             None => {
-                let reject = Reject::new(Refusal::IncompleteParameters, "NIK wajib diisi");
+                let reject = Rejection::new(Refusal::IncompleteParameters, "NIK wajib diisi");
                 return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
             }
         };
@@ -921,9 +922,9 @@ impl Gateway {
                 SessionError::Missing | SessionError::Expired,
             ) if is_get => PortalAnswer::redirect("/portal/masuk"),
             (PortalRoute::Search, _) => PortalAnswer::refused_json(
-                &Reject {
+                &Rejection {
                     body_consumed: false,
-                    ..Reject::new(Refusal::LoginFailed, why)
+                    ..Rejection::new(Refusal::LoginFailed, why)
                 },
                 None,
             ),
@@ -991,7 +992,7 @@ impl Gateway {
                 return Ok(failed(401, reject.refusal, message).consumed());
             }
         };
-        if let Err(reject) = self.decide(
+        if let Err(reject) = self.authorize(
             ctx,
             &snap,
             user,
@@ -1156,9 +1157,9 @@ impl Gateway {
         let route = ctx.portal.map_or(PortalRoute::Page, |p| p.route);
         let answer = if route == PortalRoute::Search {
             PortalAnswer::refused_json(
-                &Reject {
+                &Rejection {
                     body_consumed: false,
-                    ..Reject::new(refusal, "")
+                    ..Rejection::new(refusal, "")
                 },
                 ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown),
             )

@@ -263,17 +263,20 @@ impl Reloader {
         let old = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(SanctionFileError::Io(path, e.to_string())),
+            Err(source) => return Err(SanctionFileError::Read { path, source }),
         };
         let (new, out) = edit(&old)?;
-        write_atomically(&path, &new).map_err(|e| SanctionFileError::Io(path.clone(), e))?;
+        write_atomically(&path, &new).map_err(|source| SanctionFileError::Write {
+            path: path.clone(),
+            source,
+        })?;
         match self.reload_locked("sanction") {
             Ok(summary) => Ok((out, summary)),
             Err(errors) => {
                 if let Err(e) = write_atomically(&path, &old) {
-                    tracing::error!(file = %path.display(), error = e.as_str(), "could not restore the sanctions file");
+                    tracing::error!(file = %path.display(), error = %e, "could not restore the sanctions file");
                 }
-                Err(SanctionFileError::Refused(errors.to_string()))
+                Err(SanctionFileError::Refused(errors))
             }
         }
     }
@@ -343,12 +346,40 @@ impl Watched {
 pub enum SanctionFileError {
     #[error("no sanctions file is configured ([policy] sanksi in gerbang.toml)")]
     NotConfigured,
-    #[error("cannot write {0}: {1}")]
-    Io(PathBuf, String),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: WriteError,
+    },
     #[error(transparent)]
     Edit(#[from] SanctionEditError),
-    #[error("{0}")]
-    Refused(String),
+    /// The edited set does not load; the previous file was put back.
+    #[error(transparent)]
+    Refused(ConfigErrors),
+}
+
+/// Why a file was not replaced (see `write_atomically`).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Creating, writing or syncing the temporary file beside it.
+    #[error(transparent)]
+    File(#[from] std::io::Error),
+    /// Renaming it over the file.
+    #[error(transparent)]
+    Rename(#[from] tempfile::PersistError),
+    #[error("fsync of the directory {}: {source}", dir.display())]
+    SyncDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a reader (another
@@ -356,7 +387,7 @@ pub enum SanctionFileError {
 /// one; and durably: the file is fsynced before the rename and its directory after it, or
 /// a power cut could bring back the old file (a lifted sanction in force again, an applied
 /// one gone) although the API said it was done.
-fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+fn write_atomically(path: &Path, text: &str) -> Result<(), WriteError> {
     write_atomically_with(path, text, sync_dir)
 }
 
@@ -364,14 +395,17 @@ fn write_atomically_with(
     path: &Path,
     text: &str,
     sync: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     use std::io::Write;
     let dir = parent_dir(path);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
-    tmp.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
-    tmp.persist(path).map_err(|e| e.to_string())?;
-    sync(dir).map_err(|e| format!("fsync of the directory {}: {e}", dir.display()))
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)?;
+    sync(dir).map_err(|source| WriteError::SyncDir {
+        dir: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// The directory holding `path`: `.` for a bare file name (whose `parent()` is empty, and
@@ -510,6 +544,10 @@ mod tests {
         // A failed directory sync is an error, not a silent success.
         let err = write_atomically_with(&path, "y", |_| Err(std::io::Error::other("disk")))
             .expect_err("reported");
-        assert!(err.contains("fsync of the directory"), "{err}");
+        assert!(
+            matches!(&err, WriteError::SyncDir { dir: d, .. } if d == dir.path()),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("fsync of the directory"), "{err}");
     }
 }

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use gerbang_core::{Refusal, SamReason};
+use gerbang_core::{Refusal, Rejection, SamReason};
 use gerbang_policy::{Action, Snapshot};
 use gerbang_sam::{
     HEADER_CONTENT_DIGEST, HEADER_PREFIX, HEADERS, MAX_HEADER_VALUE, MAX_READER_PATH, SamClient,
@@ -19,9 +19,6 @@ use gerbang_sam::{
     content_digest_sha256_hex, pks_not_active, sam_not_active, unknown_sam,
 };
 use pingora::http::RequestHeader;
-
-/// A refusal and its detail for the Pengguna's operator.
-pub(crate) type Refused = (Refusal, String);
 
 /// What a card-reader request brings besides its body.
 pub(crate) struct ReaderRequest {
@@ -43,7 +40,7 @@ pub(crate) struct ReaderRequest {
 pub(crate) fn reader_request(
     req: &RequestHeader,
     configured: bool,
-) -> Result<Option<ReaderRequest>, Refused> {
+) -> Result<Option<ReaderRequest>, Rejection> {
     if !req
         .headers
         .keys()
@@ -52,12 +49,13 @@ pub(crate) fn reader_request(
         return Ok(None);
     }
     if !configured {
-        return Err((
+        return Err(Rejection::new(
             Refusal::CardReaderUnavailable,
-            "validasi SAM card reader belum dikonfigurasi pada gateway ini".into(),
+            "validasi SAM card reader belum dikonfigurasi pada gateway ini",
         ));
     }
-    let malformed = |detail: String| (Refusal::CardReader(SamReason::MalformedHeaders), detail);
+    let malformed =
+        |detail: String| Rejection::new(Refusal::CardReader(SamReason::MalformedHeaders), detail);
     let mut values: [String; 5] = Default::default();
     for (slot, name) in values.iter_mut().zip(HEADERS) {
         let mut all = req.headers.get_all(name).iter();
@@ -83,7 +81,7 @@ pub(crate) fn reader_request(
         .path_and_query()
         .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string());
     if path.len() > MAX_READER_PATH {
-        return Err((
+        return Err(Rejection::new(
             Refusal::BodyTooLarge,
             format!("jalur permintaan card reader melebihi {MAX_READER_PATH} byte"),
         ));
@@ -123,7 +121,7 @@ pub(crate) async fn check(
     body: &[u8],
     user_id: &str,
     action: Action,
-) -> Result<(), Refused> {
+) -> Result<(), Rejection> {
     let request = ValidateRequest {
         method: reader.method,
         path: reader.path,
@@ -143,9 +141,9 @@ pub(crate) async fn check(
     match answer {
         Ok(verdict) => match verdict.reason {
             None => in_force(snap, &request.sam.sam_id),
-            Some(reason) => Err((Refusal::CardReader(reason), verdict.detail)),
+            Some(reason) => Err(Rejection::new(Refusal::CardReader(reason), verdict.detail)),
         },
-        Err(SamUnavailable::Timeout(limit)) => Err((
+        Err(SamUnavailable::Timeout(limit)) => Err(Rejection::new(
             Refusal::CardReader(SamReason::SidecarTimeout),
             format!(
                 "layanan validasi SAM tidak menjawab dalam {} ms; permintaan card reader ditolak",
@@ -154,17 +152,30 @@ pub(crate) async fn check(
         )),
         // The cause is logged by the client (once per change of health), not told to the
         // Pengguna.
-        Err(SamUnavailable::Failed(_)) => Err((
+        Err(SamUnavailable::Failed(_)) => Err(Rejection::new(
             Refusal::CardReader(SamReason::SidecarUnavailable),
-            "layanan validasi SAM tidak dapat dihubungi; permintaan card reader ditolak sampai layanan pulih".into(),
+            "layanan validasi SAM tidak dapat dihubungi; permintaan card reader ditolak sampai layanan pulih",
         )),
+    }
+}
+
+/// The `result` label of `gerbang_sam_validations_total` for what [`check`] found: the
+/// sidecar not answering is one result for the alert; every verdict it gives is its own.
+pub(crate) fn outcome(checked: &Result<(), Rejection>) -> &'static str {
+    match checked.as_ref().map_err(|r| r.refusal) {
+        Ok(()) => "valid",
+        Err(Refusal::CardReader(SamReason::SidecarTimeout | SamReason::SidecarUnavailable)) => {
+            "unavailable"
+        }
+        Err(Refusal::CardReader(reason)) => reason.code(),
+        Err(_) => "unavailable",
     }
 }
 
 /// Whether the gateway's own snapshot has the SAM registered, active, and in an active
 /// agreement. The sidecar checked the same on its registry; a sidecar still on an older
 /// one (it looks at the files every 200 ms) is overruled, never followed.
-fn in_force(snap: &Snapshot, sam_id: &str) -> Result<(), Refused> {
+fn in_force(snap: &Snapshot, sam_id: &str) -> Result<(), Rejection> {
     let refused = |v: Verdict| {
         let reason = v.reason.unwrap_or(SamReason::SamInactive);
         tracing::warn!(
@@ -172,7 +183,7 @@ fn in_force(snap: &Snapshot, sam_id: &str) -> Result<(), Refused> {
             reason = reason.code(),
             "the SAM sidecar accepted a reader the gateway's PKS set and sanctions refuse (the sidecar has not reloaded yet?)"
         );
-        (Refusal::CardReader(reason), v.detail)
+        Rejection::new(Refusal::CardReader(reason), v.detail)
     };
     let Some((sam, pks)) = snap.sam(sam_id) else {
         return Err(refused(unknown_sam(sam_id)));
@@ -206,7 +217,7 @@ mod tests {
     #[test]
     fn any_sam_header_without_a_sidecar_is_refused() {
         let req = header(&[("X-SAM-Foo", "1")]);
-        let (refusal, _) = reader_request(&req, false).err().expect("refused");
+        let Rejection { refusal, .. } = reader_request(&req, false).err().expect("refused");
         assert_eq!(refusal, Refusal::CardReaderUnavailable);
     }
 
@@ -230,7 +241,9 @@ mod tests {
     fn an_over_long_header_or_path_is_refused_before_the_sidecar_is_asked() {
         let long = "A".repeat(MAX_HEADER_VALUE + 1);
         let req = header(&[("X-SAM-Id", long.as_str())]);
-        let (refusal, detail) = reader_request(&req, true).err().expect("refused");
+        let Rejection {
+            refusal, detail, ..
+        } = reader_request(&req, true).err().expect("refused");
         assert_eq!(refusal, Refusal::CardReader(SamReason::MalformedHeaders));
         assert!(detail.contains("x-sam-id"), "{detail}");
         let path = format!(
@@ -239,7 +252,9 @@ mod tests {
         );
         let mut req = RequestHeader::build("POST", path.as_bytes(), None).expect("req");
         req.append_header("X-SAM-Id", "SAM-1").expect("header");
-        let (refusal, detail) = reader_request(&req, true).err().expect("refused");
+        let Rejection {
+            refusal, detail, ..
+        } = reader_request(&req, true).err().expect("refused");
         assert_eq!(refusal, Refusal::BodyTooLarge);
         assert!(detail.contains(&MAX_READER_PATH.to_string()), "{detail}");
         // At the limit, it goes on to the sidecar.
@@ -253,7 +268,9 @@ mod tests {
     #[test]
     fn a_repeated_sam_header_is_malformed() {
         let req = header(&[("X-SAM-Nonce", "a"), ("X-SAM-Nonce", "b")]);
-        let (refusal, detail) = reader_request(&req, true).err().expect("refused");
+        let Rejection {
+            refusal, detail, ..
+        } = reader_request(&req, true).err().expect("refused");
         assert_eq!(refusal, Refusal::CardReader(SamReason::MalformedHeaders));
         assert!(detail.contains("x-sam-nonce"), "{detail}");
     }

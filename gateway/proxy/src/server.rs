@@ -33,21 +33,45 @@ const ANSWER_WRITE_BUFFER: usize = 8 * 1024;
 const RESERVED_FILES_BASE: u64 = 256;
 const RESERVED_FILES_PER_THREAD: u64 = 128;
 
-/// Why the gateway could not start.
+/// Why the gateway could not start. Each message says what failed; the cause is its
+/// `source()`, which `gerbang serve` prints after it (`{:#}`), so a message never repeats
+/// its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("configuration is invalid:\n{0}")]
+    #[error("configuration is invalid")]
     Config(#[from] ConfigErrors),
-    #[error("cannot set up the listener: {0}")]
-    Listener(String),
-    #[error("cannot open the quota store: {0}")]
+    #[error(
+        "cannot set up the listener: TLS certificate {} or key {}",
+        cert.display(),
+        key.display()
+    )]
+    Tls {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        #[source]
+        source: TlsError,
+    },
+    #[error("cannot open the quota store")]
     Quota(#[from] QuotaError),
-    #[error("cannot open the decision log: {0}")]
-    Audit(String),
+    #[error("cannot open the decision log")]
+    Audit(#[from] crate::record::AuditOpenError),
     #[error("{0} panicked (a bug; its message is above)")]
     Panicked(&'static str),
-    #[error("cannot register the metrics: {0}")]
+    #[error("cannot register the metrics")]
     Metrics(#[from] prometheus::Error),
+}
+
+/// Why the client listener's certificate and key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or parsed.
+    #[error(transparent)]
+    Load(Box<pingora::Error>),
+    #[error("no certificate or no private key in the files")]
+    Missing,
+    /// rustls refused the pair (a key that does not match the certificate, say).
+    #[error(transparent)]
+    Refused(pingora::tls::RusTlsError),
 }
 
 /// Loads the configuration at `path`, checks it, and serves until SIGTERM or SIGINT; then
@@ -374,19 +398,22 @@ async fn next(kind: tokio::signal::unix::SignalKind, name: &str) {
 fn tls_acceptor(files: &TlsFiles) -> Result<Acceptor, ServeError> {
     use pingora::tls::{ServerConfig, install_default_crypto_provider, version};
     install_default_crypto_provider();
+    let cannot = |source| ServeError::Tls {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        source,
+    };
     let (cert, key) = (
         files.cert.display().to_string(),
         files.key.display().to_string(),
     );
-    let cannot =
-        |why: String| ServeError::Listener(format!("TLS certificate {cert} or key {key}: {why}"));
     let (certs, key_der) = pingora::tls::load_certs_and_key_files(&cert, &key)
-        .map_err(|e| cannot(e.to_string()))?
-        .ok_or_else(|| cannot("no certificate or no private key in the files".into()))?;
+        .map_err(|e| cannot(TlsError::Load(e)))?
+        .ok_or_else(|| cannot(TlsError::Missing))?;
     let server = ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
-        .map_err(|e| cannot(e.to_string()))?;
+        .map_err(|e| cannot(TlsError::Refused(e)))?;
     Ok(Acceptor::from_server_config(Arc::new(server)))
 }
 
@@ -461,5 +488,47 @@ fn open_audit(
             tracing::warn!("no [audit] decision log configured: requests are not recorded");
             Ok(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod serve_error_tests {
+    use super::*;
+
+    /// What `gerbang serve` prints (`{:#}`): the message, then each cause after `: `.
+    fn printed(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            out = format!("{out}: {c}");
+            cause = c.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_start_error_says_what_failed_and_its_cause_once() {
+        let problem = "field `bogus`: unknown field";
+        let config = ServeError::from(ConfigErrors(vec![gerbang_core::ConfigError {
+            file: "/etc/gerbang/gerbang.toml".into(),
+            line: Some(1),
+            column: Some(1),
+            field: "bogus".into(),
+            message: problem.into(),
+        }]));
+        let shown = printed(&config);
+        assert!(shown.starts_with("configuration is invalid: "), "{shown}");
+        assert_eq!(shown.matches(problem).count(), 1, "{shown}");
+
+        let tls = ServeError::Tls {
+            cert: "/etc/gerbang/tls/cert.pem".into(),
+            key: "/etc/gerbang/tls/key.pem".into(),
+            source: TlsError::Missing,
+        };
+        assert_eq!(
+            printed(&tls),
+            "cannot set up the listener: TLS certificate /etc/gerbang/tls/cert.pem or key \
+             /etc/gerbang/tls/key.pem: no certificate or no private key in the files"
+        );
     }
 }
