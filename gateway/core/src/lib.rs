@@ -12,6 +12,7 @@ mod element;
 mod filter;
 mod nik;
 mod pks;
+pub mod redis_url;
 mod rejection;
 mod sanction;
 pub mod systemd;

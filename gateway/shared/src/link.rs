@@ -188,7 +188,7 @@ impl Redis {
                 Client::open(info.clone()).map_err(|e| Unavailable(format!("redis: {e}")))?,
             ),
             RedisTarget::Sentinel(s) => Connector::Sentinel(tokio::sync::Mutex::new(
-                s.client()
+                crate::target::sentinel_client(s)
                     .map_err(|e| Unavailable(format!("redis sentinel: {}", e.category())))?,
             )),
         };
