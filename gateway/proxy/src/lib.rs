@@ -9,6 +9,7 @@
 
 mod admin;
 mod answer;
+mod certs;
 mod forward;
 mod framing;
 mod gateway;

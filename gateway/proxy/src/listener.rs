@@ -26,7 +26,6 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use pingora::apps::ReusedHttpStream;
 use pingora::apps::{HttpServerApp, ServerApp};
-use pingora::listeners::tls::Acceptor;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::socket::SocketAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
@@ -45,6 +44,7 @@ use tokio::time::{Instant, Sleep};
 
 use gerbang_core::{ListenLimits, canonical_ip};
 
+use crate::certs::ServedCert;
 use crate::gateway::Gateway;
 use crate::proxy_protocol::{Balancers, HeaderError, accept_header};
 
@@ -603,7 +603,7 @@ impl Drop for Open<'_> {
 /// pingora's own loop does, with the caps and deadlines of `[listen]` around them.
 pub(crate) struct Listener {
     proxy: Arc<HttpProxy<Gateway>>,
-    tls: Option<Acceptor>,
+    tls: Option<Arc<ServedCert>>,
     limits: ListenLimits,
     connections: Connections,
     metrics: ConnMetrics,
@@ -615,7 +615,7 @@ pub(crate) struct Listener {
 impl Listener {
     pub(crate) fn new(
         proxy: HttpProxy<Gateway>,
-        tls: Option<Acceptor>,
+        tls: Option<Arc<ServedCert>>,
         limits: ListenLimits,
         metrics: ConnMetrics,
         drain: Arc<Drain>,
@@ -662,9 +662,11 @@ impl Listener {
 
     /// The TLS handshake within `tls_handshake_timeout`, when TLS is configured.
     async fn handshake(&self, stream: Stream) -> Result<Stream, Closed> {
-        let Some(acceptor) = &self.tls else {
+        let Some(cert) = &self.tls else {
             return Ok(stream);
         };
+        // The pair in force now: a reload changes it for the connections that follow.
+        let acceptor = cert.acceptor();
         // The listener is plain TCP, so the stream is pingora's TCP stream.
         let Ok(tcp) = stream.into_any().downcast::<L4Stream>() else {
             tracing::error!("an accepted connection is not a TCP stream; closed");

@@ -56,6 +56,8 @@ pub struct Reloader {
     lock: Mutex<()>,
     /// Where each reload that changed something is recorded, and this instance's name.
     audit: Option<(Arc<gerbang_audit::AuditLog>, String)>,
+    /// The client listener's certificate, read again at every reload.
+    cert: Option<Arc<crate::certs::ServedCert>>,
 }
 
 impl Reloader {
@@ -74,6 +76,7 @@ impl Reloader {
             portal_sessions: None,
             lock: Mutex::new(()),
             audit: None,
+            cert: None,
         }
     }
 
@@ -107,6 +110,13 @@ impl Reloader {
         self
     }
 
+    /// Reads the client listener's certificate and key again at every reload (a renewal
+    /// takes effect without a restart).
+    pub(crate) fn renewing_cert(mut self, cert: Option<Arc<crate::certs::ServedCert>>) -> Self {
+        self.cert = cert;
+        self
+    }
+
     /// Loads everything again and swaps it in, or keeps the running set and says why.
     /// Blocking (it reads and checks every file): call it off the async threads.
     pub fn reload(&self, cause: &str) -> Result<ReloadSummary, ConfigErrors> {
@@ -122,8 +132,27 @@ impl Reloader {
     fn reload_locked(&self, cause: &str) -> Result<ReloadSummary, ConfigErrors> {
         gerbang_core::systemd::reloading();
         let reloaded = self.reload_once(cause);
+        self.reload_cert(cause);
         gerbang_core::systemd::ready(&crate::server::status(&self.snapshot.load()));
         reloaded
+    }
+
+    /// The certificate on its own: a pair that does not load leaves the running one in force.
+    fn reload_cert(&self, cause: &str) {
+        let Some(cert) = &self.cert else {
+            return;
+        };
+        match cert.reload() {
+            Ok(()) => tracing::info!(
+                cause,
+                "TLS certificate and key read again; new connections use them"
+            ),
+            Err(e) => tracing::error!(
+                cause,
+                error = crate::server::with_causes(&e).as_str(),
+                "TLS certificate NOT reloaded; the running one stays in force"
+            ),
+        }
     }
 
     fn reload_once(&self, cause: &str) -> Result<ReloadSummary, ConfigErrors> {

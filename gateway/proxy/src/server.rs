@@ -5,18 +5,18 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use pingora::listeners::tls::Acceptor;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use gerbang_core::{Clock, ConfigErrors, ListenLimits, QuotaStore, SystemClock, TlsFiles};
+use gerbang_core::{Clock, ConfigErrors, ListenLimits, QuotaStore, SystemClock};
 use gerbang_policy::{Authenticator, LoginThrottle, load_snapshot};
 use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
 use crate::admin::{Admin, AdminService};
+use crate::certs::ServedCert;
 use crate::gateway::Gateway;
 use crate::listener::{ConnMetrics, Drain, Listener};
 use crate::metrics::Metrics;
@@ -69,6 +69,8 @@ pub enum TlsError {
     Load(Box<pingora::Error>),
     #[error("no certificate or no private key in the files")]
     Missing,
+    #[error("the first certificate of the chain is not a readable X.509 certificate")]
+    NotX509,
     /// rustls refused the pair (a key that does not match the certificate, say).
     #[error(transparent)]
     Refused(pingora::tls::RusTlsError),
@@ -141,7 +143,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let address = config.listen.address.to_string();
     // Pingora accepts plain TCP; the TLS handshake is the gateway's, under its own deadline.
     let tls = match &config.listen.tls {
-        Some(tls) => Some(tls_acceptor(tls)?),
+        Some(tls) => Some(Arc::new(ServedCert::load(tls, metrics.registry())?)),
         None => {
             tracing::warn!(
                 listen = address.as_str(),
@@ -150,6 +152,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
             None
         }
     };
+    let served_cert = tls.clone();
     let limits = fit_open_files(config.listen.limits.clone(), config.threads);
     tracing::info!(
         connections.max = limits.max_connections.get(),
@@ -186,7 +189,8 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let reloader = Arc::new(
         Reloader::new(config, Arc::clone(&snapshot), auth, Arc::clone(&metrics))
             .with_audit(audit_log.clone(), instance.clone())
-            .ending_portal_sessions(portal_sessions),
+            .ending_portal_sessions(portal_sessions)
+            .renewing_cert(served_cert),
     );
     server.add_service(background_service(
         "reload",
@@ -392,31 +396,6 @@ async fn next(kind: tokio::signal::unix::SignalKind, name: &str) {
     }
 }
 
-/// The TLS acceptor of the client listener: TLS 1.2 and 1.3, HTTP/1.1, the configured
-/// certificate chain and key (what pingora's `TlsSettings::intermediate` builds, but with an
-/// error instead of a panic when a file does not load).
-fn tls_acceptor(files: &TlsFiles) -> Result<Acceptor, ServeError> {
-    use pingora::tls::{ServerConfig, install_default_crypto_provider, version};
-    install_default_crypto_provider();
-    let cannot = |source| ServeError::Tls {
-        cert: files.cert.clone(),
-        key: files.key.clone(),
-        source,
-    };
-    let (cert, key) = (
-        files.cert.display().to_string(),
-        files.key.display().to_string(),
-    );
-    let (certs, key_der) = pingora::tls::load_certs_and_key_files(&cert, &key)
-        .map_err(|e| cannot(TlsError::Load(e)))?
-        .ok_or_else(|| cannot(TlsError::Missing))?;
-    let server = ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| cannot(TlsError::Refused(e)))?;
-    Ok(Acceptor::from_server_config(Arc::new(server)))
-}
-
 /// Raises the open-files limit to its hard limit (as nginx's `worker_rlimit_nofile` or Go's
 /// runtime do), then lowers the connection caps to what it allows: each client connection
 /// can hold a DWH connection too, and some files are kept for the rest. A lowered cap is
@@ -491,19 +470,24 @@ fn open_audit(
     }
 }
 
+/// An error and each of its causes after `: ` (what anyhow's `{:#}` prints), for a log line.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out = format!("{out}: {c}");
+        cause = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod serve_error_tests {
     use super::*;
 
-    /// What `gerbang serve` prints (`{:#}`): the message, then each cause after `: `.
+    /// What `gerbang serve` prints (`{:#}`).
     fn printed(e: &dyn std::error::Error) -> String {
-        let mut out = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            out = format!("{out}: {c}");
-            cause = c.source();
-        }
-        out
+        with_causes(e)
     }
 
     #[test]
