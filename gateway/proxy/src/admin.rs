@@ -321,7 +321,7 @@ impl Admin {
         let snap = self.snapshot.load();
         let day = self.clock.today();
         let now = self.clock.now();
-        let reset = (now + until_next_wib_midnight(now)).with_timezone(&gerbang_core::wib());
+        let reset = (now + until_next_wib_midnight(now)).with_timezone(&gerbang_core::WIB);
         let rows: Vec<_> = snap
             .agreements()
             .iter()
@@ -384,7 +384,7 @@ impl Admin {
                 );
             }
         };
-        let now = self.clock.now().with_timezone(&gerbang_core::wib());
+        let now = self.clock.now().with_timezone(&gerbang_core::WIB);
         let target = (new.jenis, new.sasaran.clone());
         let r = Arc::clone(&self.reloader);
         let edited = tokio::task::spawn_blocking(move || {
