@@ -1423,7 +1423,8 @@ dir = "../policies"
             .replace("127.0.0.1:8443", "localhost")
             .replace("[pks]", "[pks]\nfoo = 1");
         let err = Config::parse(Path::new("g.toml"), &text).expect_err("invalid");
-        assert!(err.to_string().contains("foo"), "{err}");
+        let fields: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["foo"], "{err}");
         let text = MINIMAL.replace("127.0.0.1:8443", "localhost");
         let err = Config::parse(Path::new("g.toml"), &text).expect_err("invalid");
         let shown = err.to_string();
