@@ -504,7 +504,10 @@ impl BackgroundService for AdminService {
                 return;
             }
         };
-        tracing::info!(address = %admin.address, "admin listener ready");
+        let address = listener.local_addr().unwrap_or(admin.address);
+        tracing::info!(address = %address, "admin listener ready");
+        // With port 0 in the configuration, how a supervisor learns the port.
+        println!("gerbang admin listening on http://{address}");
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             // A connection is accepted only with a free slot: past the cap, clients wait
