@@ -353,7 +353,7 @@ fn run(command: Command, given: Option<PathBuf>) -> Result<ExitCode> {
                     at,
                     ip,
                 },
-        } => policy::explain(&config, &user, action.into(), channel.into(), at, ip),
+        } => policy::explain(&config, &user, action.0, channel.into(), at, ip),
         Command::Policy {
             command:
                 PolicyCommand::Verify {
@@ -443,14 +443,7 @@ fn run(command: Command, given: Option<PathBuf>) -> Result<ExitCode> {
                 kuota_harian,
                 alasan,
                 oleh,
-            } => admin::sanctions_add(
-                &config,
-                jenis.into(),
-                &sasaran,
-                kuota_harian,
-                &alasan,
-                &oleh,
-            ),
+            } => admin::sanctions_add(&config, jenis.0, &sasaran, kuota_harian, &alasan, &oleh),
             SanksiCommand::Lift { id } => admin::sanctions_lift(&config, &id),
         },
     }
@@ -509,7 +502,7 @@ mod tests {
             cli.map(|c| c.command),
             Ok(Command::Policy {
                 command: PolicyCommand::Explain {
-                    action: ActionArg::CallNik,
+                    action: ActionArg(gerbang_policy::Action::CallNik),
                     channel: ChannelArg::WebService,
                     ..
                 }

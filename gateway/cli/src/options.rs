@@ -1,7 +1,10 @@
 //! The command line's enumerated options: clap checks them and lists their values in
 //! `--help`, and each maps onto the library's own type.
 
+use std::sync::LazyLock;
+
 use clap::ValueEnum;
+use clap::builder::PossibleValue;
 
 /// `gerbang report --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,59 +46,37 @@ impl From<ChannelArg> for gerbang_core::Channel {
     }
 }
 
-/// `gerbang policy explain --action`: the business actions Cedar decides (any case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "PascalCase")]
-pub enum ActionArg {
-    CallNik,
-    CallNoKk,
-    VerifyByElement,
-    SearchByElements,
-    PortalRead,
-    PortalWrite,
-    PortalExport,
-    SubmitBalikan,
-}
+/// A library enum as a clap value, from its `ALL` and `as_str`: the names clap accepts are
+/// the ones the policy files, the admin API and the docs use, and cannot drift from them.
+macro_rules! library_value {
+    ($(#[$doc:meta])* $wrapper:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $wrapper(pub $inner);
 
-impl From<ActionArg> for gerbang_policy::Action {
-    fn from(a: ActionArg) -> Self {
-        match a {
-            ActionArg::CallNik => Self::CallNik,
-            ActionArg::CallNoKk => Self::CallNoKk,
-            ActionArg::VerifyByElement => Self::VerifyByElement,
-            ActionArg::SearchByElements => Self::SearchByElements,
-            ActionArg::PortalRead => Self::PortalRead,
-            ActionArg::PortalWrite => Self::PortalWrite,
-            ActionArg::PortalExport => Self::PortalExport,
-            ActionArg::SubmitBalikan => Self::SubmitBalikan,
+        impl ValueEnum for $wrapper {
+            fn value_variants<'a>() -> &'a [Self] {
+                static ALL: LazyLock<Vec<$wrapper>> =
+                    LazyLock::new(|| <$inner>::ALL.into_iter().map($wrapper).collect());
+                &ALL
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.0.as_str()))
+            }
         }
-    }
+    };
 }
 
-/// `gerbang sanksi add --jenis`: the sanctions of art. 45.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum SanctionArg {
-    KurangiKuota,
-    NonaktifkanUser,
-    PutusJaringan,
-    NonaktifkanSam,
-    BekukanPks,
-    AkhiriPks,
-}
+library_value!(
+    /// `gerbang policy explain --action`: the business actions Cedar decides.
+    ActionArg(gerbang_policy::Action)
+);
 
-impl From<SanctionArg> for gerbang_core::SanctionKind {
-    fn from(s: SanctionArg) -> Self {
-        match s {
-            SanctionArg::KurangiKuota => Self::KurangiKuota,
-            SanctionArg::NonaktifkanUser => Self::NonaktifkanUser,
-            SanctionArg::PutusJaringan => Self::PutusJaringan,
-            SanctionArg::NonaktifkanSam => Self::NonaktifkanSam,
-            SanctionArg::BekukanPks => Self::BekukanPks,
-            SanctionArg::AkhiriPks => Self::AkhiriPks,
-        }
-    }
-}
+library_value!(
+    /// `gerbang sanksi add --jenis`: the sanctions of art. 45.
+    SanctionArg(gerbang_core::SanctionKind)
+);
 
 /// `gerbang reader lookup --biometric`: the reader's 1:1 fingerprint result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,18 +103,27 @@ mod tests {
     /// docs, the policy test cases and the admin API keep meaning the same.
     #[test]
     fn values_are_the_libraries_names() {
-        let name = |v: Option<clap::builder::PossibleValue>| {
-            v.map(|v| v.get_name().to_owned()).unwrap_or_default()
-        };
-        for a in ActionArg::value_variants() {
-            assert_eq!(
-                name(a.to_possible_value()),
-                gerbang_policy::Action::from(*a).as_str()
-            );
-        }
+        let name =
+            |v: Option<PossibleValue>| v.map(|v| v.get_name().to_owned()).unwrap_or_default();
+        let names =
+            |values: Vec<Option<PossibleValue>>| values.into_iter().map(name).collect::<Vec<_>>();
         assert_eq!(
-            ActionArg::value_variants().len(),
-            gerbang_policy::Action::ALL.len()
+            names(
+                ActionArg::value_variants()
+                    .iter()
+                    .map(ValueEnum::to_possible_value)
+                    .collect()
+            ),
+            gerbang_policy::Action::ALL.map(|a| a.as_str())
+        );
+        assert_eq!(
+            names(
+                SanctionArg::value_variants()
+                    .iter()
+                    .map(ValueEnum::to_possible_value)
+                    .collect()
+            ),
+            gerbang_core::SanctionKind::ALL.map(|s| s.as_str())
         );
         for c in ChannelArg::value_variants() {
             assert_eq!(
@@ -141,16 +131,6 @@ mod tests {
                 gerbang_core::Channel::from(*c).as_str()
             );
         }
-        for s in SanctionArg::value_variants() {
-            assert_eq!(
-                name(s.to_possible_value()),
-                gerbang_core::SanctionKind::from(*s).as_str()
-            );
-        }
-        assert_eq!(
-            SanctionArg::value_variants().len(),
-            gerbang_core::SanctionKind::ALL.len()
-        );
         for b in BiometricArg::value_variants() {
             assert_eq!(
                 name(b.to_possible_value()),
@@ -167,6 +147,9 @@ mod tests {
             ReportFormat::from_str("markdown", false),
             Ok(ReportFormat::Md)
         );
-        assert_eq!(ActionArg::from_str("callnik", true), Ok(ActionArg::CallNik));
+        assert_eq!(
+            ActionArg::from_str("callnik", true),
+            Ok(ActionArg(gerbang_policy::Action::CallNik))
+        );
     }
 }

@@ -55,14 +55,18 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let register = |c: Box<dyn prometheus::core::Collector>| registry.register(c);
-        let validations = IntCounterVec::new(
-            Opts::new(
-                "gerbang_sam_validations_total",
-                "Card-reader validations by result (valid or the reason code).",
-            ),
-            &["result"],
+        let counters = |name: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &["result"])?;
+            register(Box::new(c.clone())).map(|()| c)
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help)?;
+            register(Box::new(g.clone())).map(|()| g)
+        };
+        let validations = counters(
+            "gerbang_sam_validations_total",
+            "Card-reader validations by result (valid or the reason code).",
         )?;
-        register(Box::new(validations.clone()))?;
         let duration = Histogram::with_opts(
             HistogramOpts::new(
                 "gerbang_sam_validation_duration_seconds",
@@ -71,24 +75,18 @@ impl Metrics {
             .buckets(BUCKETS.to_vec()),
         )?;
         register(Box::new(duration.clone()))?;
-        let registry_sams = IntGauge::new(
+        let registry_sams = gauge(
             "gerbang_sam_registry_sams",
             "SAMs in the registry in force.",
         )?;
-        register(Box::new(registry_sams.clone()))?;
-        let replay_nonces = IntGauge::new(
+        let replay_nonces = gauge(
             "gerbang_sam_replay_nonces",
             "Nonces remembered against replay.",
         )?;
-        register(Box::new(replay_nonces.clone()))?;
-        let reloads = IntCounterVec::new(
-            Opts::new(
-                "gerbang_sam_reloads_total",
-                "Reloads of the PKS files by result.",
-            ),
-            &["result"],
+        let reloads = counters(
+            "gerbang_sam_reloads_total",
+            "Reloads of the PKS files by result.",
         )?;
-        register(Box::new(reloads.clone()))?;
         let bad_requests = IntCounter::new(
             "gerbang_sam_bad_requests_total",
             "Requests to /v1/validate that were not a usable validation request.",
