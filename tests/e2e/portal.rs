@@ -452,6 +452,34 @@ async fn logins_are_refused_without_the_portal_channel_or_the_password_or_from_a
     assert_eq!(a.status, 303);
 }
 
+/// A PKS number is written by whoever drafts the PKS file, and Cedar's refusal names it: on
+/// the refusal page it is text, never markup.
+#[tokio::test]
+async fn a_pks_number_with_markup_is_shown_as_text() {
+    let sim = Sim::start(2_000);
+    let hostile = TestPks::new(
+        "hostile.toml",
+        r#"8/<script>alert(\"x\")</script>/E2E"#,
+        vec![TestUser {
+            id: "api_02",
+            ip: "127.0.0.21",
+            status: "aktif",
+        }],
+    );
+    let gw = Gateway::start(GatewayOptions::new(sim.addr, vec![portal_pks(), hostile]));
+    let a = login(&gw, &gw.portal_client("127.0.0.21"), "api_02", PASSWORD).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.body.contains(
+            "tidak termasuk dalam PKS 8/&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;/E2E"
+        ),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("<script"), "{}", a.body);
+    assert_secure("refusal naming a PKS", &a);
+}
+
 /// Edits the portal PKS file and waits until the gateway has reloaded it.
 async fn edit_portal_pks(gw: &Gateway, from: &str, to: &str) {
     const RELOADED: &str = "reloaded PKS files, policies and sanctions";

@@ -559,7 +559,14 @@ impl Gateway {
         wait_listening: bool,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        // Port 0: the gateway binds and announces its ports (no race with another test for
+        // a port picked beforehand). A caller that waits by its own means needs the address
+        // before the gateway runs, so it gets a free port picked here.
+        let (port, admin_port) = if wait_listening {
+            (0, 0)
+        } else {
+            (free_port(), free_port())
+        };
         let pks_dir = dir.path().join("pks");
         std::fs::create_dir_all(&pks_dir).unwrap();
         for p in &opts.pks {
@@ -596,7 +603,6 @@ impl Gateway {
             None => config,
         };
         // Every test gateway has an admin listener and an (empty) sanctions file.
-        let admin_port = free_port();
         let config = config.replace("[policy]\n", "[policy]\nsanksi = \"sanksi.toml\"\n")
             + &format!(
                 "\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\ntoken_file = \"admin.token\"\n\n[audit]\ndir = \"audit\"\nkey_file = \"audit.key\"\n"
@@ -605,17 +611,23 @@ impl Gateway {
         write_private(&dir.path().join("admin.token"), ADMIN_TOKEN);
         std::fs::write(dir.path().join("sanksi.toml"), "# Sanksi pasal 45 (e2e)\n").unwrap();
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut cmd = gateway_command(dir.path());
         cmd.envs(env.iter().copied());
         let mut proc = Proc::start("gerbang", "gerbang.0", cmd, dir.path());
-        if wait_listening {
-            proc.wait_ready(&Ready::Listening(addr));
-        }
+        let (addr, admin_addr) = if wait_listening {
+            let bound = announced(&mut proc);
+            fix_ports(dir.path(), bound);
+            bound
+        } else {
+            (
+                format!("127.0.0.1:{port}").parse().unwrap(),
+                format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            )
+        };
         Self {
             proc,
             addr,
-            admin_addr: format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            admin_addr,
             dir,
             tls: opts.tls,
             starts: 1,
@@ -627,16 +639,15 @@ impl Gateway {
     /// (a shared configuration directory), so an edit through either is seen by both.
     pub fn sibling(&self) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let (port, admin_port) = (free_port(), free_port());
         let config = std::fs::read_to_string(self.dir.path().join("gerbang.toml"))
             .unwrap()
             .replace(
                 &format!("address = \"{}\"", self.addr),
-                &format!("address = \"127.0.0.1:{port}\""),
+                "address = \"127.0.0.1:0\"",
             )
             .replace(
                 &format!("address = \"{}\"", self.admin_addr),
-                &format!("address = \"127.0.0.1:{admin_port}\""),
+                "address = \"127.0.0.1:0\"",
             )
             .replace(
                 "dir = \"pks\"",
@@ -655,12 +666,18 @@ impl Gateway {
         std::fs::write(dir.path().join("audit.key"), AUDIT_KEY).unwrap();
         write_private(&dir.path().join("admin.token"), ADMIN_TOKEN);
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let proc = spawn_gateway(dir.path(), addr, 0);
+        let mut proc = Proc::start(
+            "gerbang",
+            "gerbang.0",
+            gateway_command(dir.path()),
+            dir.path(),
+        );
+        let (addr, admin_addr) = announced(&mut proc);
+        fix_ports(dir.path(), (addr, admin_addr));
         Gateway {
             proc,
             addr,
-            admin_addr: format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            admin_addr,
             dir,
             tls: self.tls,
             starts: 1,
@@ -979,6 +996,33 @@ fn gateway_command(dir: &Path) -> Command {
         .arg(dir.join("gerbang.toml"))
         .env("RUST_LOG", "info");
     cmd
+}
+
+/// The addresses a gateway started on port 0 announces: its listener's and its admin
+/// listener's.
+fn announced(proc: &mut Proc) -> (SocketAddr, SocketAddr) {
+    let addr = proc.wait_ready(&Ready::Announces("gerbang listening on ".into()));
+    let admin = proc.wait_ready(&Ready::Announces("gerbang admin listening on ".into()));
+    (addr, admin)
+}
+
+/// Writes the ports a gateway was given into its configuration, so that a restart (or a
+/// sibling's copy) finds the same addresses.
+fn fix_ports(dir: &Path, (addr, admin): (SocketAddr, SocketAddr)) {
+    let path = dir.join("gerbang.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let config = config
+        .replacen(
+            "address = \"127.0.0.1:0\"",
+            &format!("address = \"{addr}\""),
+            1,
+        )
+        .replacen(
+            "address = \"127.0.0.1:0\"",
+            &format!("address = \"{admin}\""),
+            1,
+        );
+    std::fs::write(path, config).unwrap();
 }
 
 fn spawn_gateway(dir: &Path, addr: SocketAddr, n: u32) -> Proc {

@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use gerbang_core::WIB;
 use serde::{Deserialize, Serialize};
 
 use crate::key::NikDigest;
@@ -97,22 +98,12 @@ impl Record {
     }
 }
 
-/// WIB: UTC+7 all year, no daylight saving.
-pub(crate) fn wib() -> FixedOffset {
-    match FixedOffset::east_opt(7 * 3600) {
-        Some(offset) => offset,
-        None => unreachable!("+07:00 is a valid offset"),
-    }
-}
-
 /// The WIB calendar day of an instant (quota days, log files and reports all use it).
-pub(crate) fn wib_day(at: DateTime<Utc>) -> NaiveDate {
-    at.with_timezone(&wib()).date_naive()
-}
+pub(crate) use gerbang_core::wib_day;
 
 /// RFC 3339 in WIB, to the microsecond.
 pub(crate) fn wib_rfc3339(at: DateTime<Utc>) -> String {
-    at.with_timezone(&wib())
+    at.with_timezone(&WIB)
         .to_rfc3339_opts(SecondsFormat::Micros, false)
 }
 

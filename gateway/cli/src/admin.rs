@@ -166,14 +166,14 @@ pub fn sanctions_list(config: &Path) -> Result<ExitCode> {
 /// `gerbang sanksi add`.
 pub fn sanctions_add(
     config: &Path,
-    jenis: &str,
+    jenis: gerbang_core::SanctionKind,
     sasaran: &str,
     kuota_harian: Option<u32>,
     alasan: &str,
     oleh: &str,
 ) -> Result<ExitCode> {
     let body = serde_json::json!({
-        "jenis": jenis,
+        "jenis": jenis.as_str(),
         "sasaran": sasaran,
         "kuota_harian": kuota_harian,
         "alasan": alasan,

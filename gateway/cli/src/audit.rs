@@ -102,16 +102,13 @@ pub fn report(
     archive: Option<PathBuf>,
     semester: &str,
     pengguna: Option<&str>,
-    format: &str,
+    format: Format,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
     let Located { dir, archive, .. } = locate(config, dir, archive, None)?;
     let semester: Semester = semester
         .parse()
         .map_err(|e| anyhow::anyhow!("--semester: {e}"))?;
-    let format: Format = format
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     let report = gerbang_audit::report_with_archive(&dir, archive.as_deref(), semester, pengguna)
         .with_context(|| format!("reading {}", dir.display()))?;
     if !report.days_not_read.is_empty() {

@@ -6,6 +6,7 @@ mod audit;
 mod certs;
 mod demo;
 mod log;
+mod options;
 mod policy;
 mod reader;
 mod readiness;
@@ -17,6 +18,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+
+use options::{ActionArg, ChannelArg, ReportFormat, SanctionArg};
 
 /// mimalloc instead of glibc's malloc: allocation was about 15 % of a bare pingora proxy's
 /// CPU (loadtest/RESULTS.md, "Allocator").
@@ -30,6 +33,13 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Policy gateway in front of the DWH Terpusat"
 )]
 struct Cli {
+    /// The configuration file, for every command that reads one (default:
+    /// config/gerbang.toml in the working directory if it exists, else /etc/gerbang/gerbang.toml).
+    /// `report` and `audit verify` read its [audit]; with --dir, `audit verify` reads it only
+    /// when it exists. `policy diff` takes the PKS files that go with a bare policy directory
+    /// from it, and asks its admin listener with --running.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,15 +47,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve: load and check the configuration, then proxy until stopped (SIGHUP reloads the PKS files).
-    Serve {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
-    },
+    Serve,
     /// Check the configuration, the vocabulary and every PKS file; list every problem with file, line and field.
-    Check {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
-    },
+    Check,
     /// Read a password from standard input and print its argon2id hash for a PKS file.
     Passwd,
     /// Ditjen's policy tools.
@@ -65,17 +69,13 @@ enum Command {
     },
     /// A semester's use per Pengguna and User ID from the decision log (art. 40).
     Report {
-        /// The configuration whose [audit] names the log (default: as for the other commands).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         /// `YYYY-1` (January–June) or `YYYY-2` (July–December).
         #[arg(long)]
         semester: String,
         #[arg(long)]
         pengguna: Option<String>,
-        /// csv | json | md | html
-        #[arg(long, default_value = "md")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -87,10 +87,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Ask the running gateway to reload its PKS files, policies and sanctions (admin API).
-    Reload {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
-    },
+    Reload,
     /// Today's quota use, from the running gateway (admin API).
     Quota {
         #[command(subcommand)]
@@ -112,32 +109,25 @@ enum Command {
         command: ReaderCommand,
     },
     /// Run dwh-sim, the SAM sidecar and the gateway with the example configuration, show a tour, and keep serving.
-    Demo {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
-    },
+    Demo,
 }
 
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Run the policy test cases (data in policies/tests/*.toml) against the PKS files.
     Test {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
         #[arg(long, default_value = "policies/tests")]
         cases: PathBuf,
     },
     /// Show what the rules decide for one request, and which rules decided it.
     Explain {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
         #[arg(long)]
         user: String,
-        /// CallNik, VerifyByElement, SearchByElements, PortalRead, PortalWrite, PortalExport, CallNoKk, SubmitBalikan
-        #[arg(long)]
-        action: String,
-        #[arg(long, default_value = "web_service")]
-        channel: String,
+        /// The business action (any case).
+        #[arg(long, value_enum, ignore_case = true)]
+        action: ActionArg,
+        #[arg(long, value_enum, default_value_t = ChannelArg::WebService)]
+        channel: ChannelArg,
         /// The WIB day (default: today).
         #[arg(long)]
         at: Option<chrono::NaiveDate>,
@@ -147,8 +137,6 @@ enum PolicyCommand {
     },
     /// Prove every invariant (policies/invariants/*.toml) for every request the schema allows, with the cvc5 solver; print a counterexample for each one broken.
     Verify {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
         /// The policy directory (default: [policy] dir of the configuration).
         #[arg(long)]
         policies: Option<PathBuf>,
@@ -158,9 +146,6 @@ enum PolicyCommand {
     },
     /// What an edit changes, per Pengguna and User ID (actions, channels, elements, quota, validity), and whether the rules changed meaning.
     Diff {
-        /// The configuration whose PKS files go with a bare policy directory, and whose admin listener `--running` asks.
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
         /// Compare the running gateway's set with the files on disk (admin API).
         #[arg(long, conflicts_with_all = ["old", "new"])]
         running: bool,
@@ -181,10 +166,6 @@ enum AuditCommand {
     /// Verify the chain and seals. Exit 0: intact; 1: tampered, the first bad record named;
     /// 2: could not verify (no key, unreadable directory or file, bad configuration).
     Verify {
-        /// The configuration whose [audit] gives the log and its key (default: as
-        /// for the other commands; with --dir, read only when it exists).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         /// The log directory (default: [audit] dir of the configuration).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -203,8 +184,6 @@ enum AuditCommand {
 enum QuotaCommand {
     /// Used, limit, remaining and reset time per User ID.
     Show {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
         #[arg(long, conflicts_with = "pengguna")]
         user: Option<String>,
         #[arg(long)]
@@ -215,17 +194,11 @@ enum QuotaCommand {
 #[derive(Subcommand)]
 enum SanksiCommand {
     /// The sanctions in force.
-    List {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
-    },
+    List,
     /// Apply a sanction; it is written to the sanctions file and in force at once.
     Add {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
-        /// kurangi_kuota | nonaktifkan_user | putus_jaringan | nonaktifkan_sam | bekukan_pks | akhiri_pks
-        #[arg(long)]
-        jenis: String,
+        #[arg(long, value_enum)]
+        jenis: SanctionArg,
         /// The User ID, CIDR, SAM id or PKS number it applies to.
         #[arg(long)]
         sasaran: String,
@@ -240,11 +213,7 @@ enum SanksiCommand {
         oleh: String,
     },
     /// Lift a sanction by its id.
-    Lift {
-        #[arg(long, short, default_value_os_t = default_config())]
-        config: PathBuf,
-        id: String,
-    },
+    Lift { id: String },
 }
 
 #[derive(Subcommand)]
@@ -295,47 +264,36 @@ fn default_config() -> PathBuf {
 }
 
 impl Command {
-    /// The configuration file the command reads, if it reads one.
-    fn config(&self) -> Option<&Path> {
+    /// Whether the command reads a configuration file; `report` and `audit verify` read
+    /// one only when it is given or found (they can work from --dir alone).
+    fn reads_config(&self) -> Option<bool> {
         match self {
-            Self::Serve { config }
-            | Self::Check { config }
-            | Self::Reload { config }
-            | Self::Demo { config }
-            | Self::Policy {
-                command:
-                    PolicyCommand::Test { config, .. }
-                    | PolicyCommand::Explain { config, .. }
-                    | PolicyCommand::Verify { config, .. }
-                    | PolicyCommand::Diff { config, .. },
-            }
-            | Self::Quota {
-                command: QuotaCommand::Show { config, .. },
-            }
-            | Self::Sanksi {
-                command:
-                    SanksiCommand::List { config }
-                    | SanksiCommand::Add { config, .. }
-                    | SanksiCommand::Lift { config, .. },
-            } => Some(config),
-            Self::Report { config, .. }
-            | Self::Audit {
-                command: AuditCommand::Verify { config, .. },
-            } => config.as_deref(),
+            Self::Report { .. } | Self::Audit { .. } => Some(false),
             Self::Passwd | Self::Certs { .. } | Self::Sam { .. } | Self::Reader { .. } => None,
+            Self::Serve
+            | Self::Check
+            | Self::Reload
+            | Self::Demo
+            | Self::Policy { .. }
+            | Self::Quota { .. }
+            | Self::Sanksi { .. } => Some(true),
         }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = cli.command.config().map(Path::to_path_buf);
-    match run(cli.command) {
+    let shown = match cli.command.reads_config() {
+        Some(true) => Some(cli.config.clone().unwrap_or_else(default_config)),
+        Some(false) => cli.config.clone(),
+        None => None,
+    };
+    match run(cli.command, cli.config) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             // The file may be a default the operator did not choose (see `default_config`).
-            if let Some(config) = config {
+            if let Some(config) = shown {
                 eprintln!("(configuration: {})", config.display());
             }
             ExitCode::FAILURE
@@ -343,14 +301,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<ExitCode> {
+fn run(command: Command, given: Option<PathBuf>) -> Result<ExitCode> {
+    let config = given.clone().unwrap_or_else(default_config);
     match command {
-        Command::Serve { config } => {
+        Command::Serve => {
             let _log = log::init();
             gerbang_proxy::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => {
+        Command::Check => {
             let checked = gerbang_core::check(&config).and_then(|config| {
                 gerbang_policy::load_snapshot(&config).map(|snap| (config, snap))
             });
@@ -388,23 +347,21 @@ fn run(command: Command) -> Result<ExitCode> {
             }
         }
         Command::Policy {
-            command: PolicyCommand::Test { config, cases },
+            command: PolicyCommand::Test { cases },
         } => policy::test(&config, &cases),
         Command::Policy {
             command:
                 PolicyCommand::Explain {
-                    config,
                     user,
                     action,
                     channel,
                     at,
                     ip,
                 },
-        } => policy::explain(&config, &user, &action, &channel, at, ip),
+        } => policy::explain(&config, &user, action.0, channel.into(), at, ip),
         Command::Policy {
             command:
                 PolicyCommand::Verify {
-                    config,
                     policies,
                     invariants,
                 },
@@ -412,7 +369,6 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Policy {
             command:
                 PolicyCommand::Diff {
-                    config,
                     running,
                     at,
                     old,
@@ -455,19 +411,17 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Reader {
             command: ReaderCommand::Lookup(args),
         } => reader::lookup(&args),
-        Command::Demo { config } => demo::run(&config),
-        Command::Reload { config } => admin::reload(&config),
+        Command::Demo => demo::run(&config),
+        Command::Reload => admin::reload(&config),
         Command::Audit {
             command:
                 AuditCommand::Verify {
-                    config,
                     dir,
                     archive_dir,
                     key_file,
                 },
-        } => Ok(audit::verify(config.as_deref(), dir, archive_dir, key_file)),
+        } => Ok(audit::verify(given.as_deref(), dir, archive_dir, key_file)),
         Command::Report {
-            config,
             semester,
             pengguna,
             format,
@@ -475,33 +429,103 @@ fn run(command: Command) -> Result<ExitCode> {
             archive_dir,
             out,
         } => audit::report(
-            config.as_deref(),
+            given.as_deref(),
             dir,
             archive_dir,
             &semester,
             pengguna.as_deref(),
-            &format,
+            format.into(),
             out,
         ),
         Command::Quota {
-            command:
-                QuotaCommand::Show {
-                    config,
-                    user,
-                    pengguna,
-                },
+            command: QuotaCommand::Show { user, pengguna },
         } => admin::quota_show(&config, user.as_deref(), pengguna.as_deref()),
         Command::Sanksi { command } => match command {
-            SanksiCommand::List { config } => admin::sanctions_list(&config),
+            SanksiCommand::List => admin::sanctions_list(&config),
             SanksiCommand::Add {
-                config,
                 jenis,
                 sasaran,
                 kuota_harian,
                 alasan,
                 oleh,
-            } => admin::sanctions_add(&config, &jenis, &sasaran, kuota_harian, &alasan, &oleh),
-            SanksiCommand::Lift { config, id } => admin::sanctions_lift(&config, &id),
+            } => admin::sanctions_add(&config, jenis.0, &sasaran, kuota_harian, &alasan, &oleh),
+            SanksiCommand::Lift { id } => admin::sanctions_lift(&config, &id),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("gerbang").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--config` is one option for every command, before or after the command's name, as
+    /// the systemd unit, the package test, the Makefile and the docs give it.
+    #[test]
+    fn one_config_option_before_or_after_the_command() {
+        for args in [
+            &["serve", "--config", "x.toml"][..],
+            &["-c", "x.toml", "check"],
+            &["policy", "diff", "--running", "-c", "x.toml"],
+            &["sanksi", "lift", "--config", "x.toml", "s-1"],
+            &["report", "--semester", "2026-2", "-c", "x.toml"],
+        ] {
+            let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.config.as_deref(), Some(Path::new("x.toml")), "{args:?}");
+        }
+        let cli = parse(&["audit", "verify", "--dir", "log"]).expect("no config");
+        assert_eq!(cli.config, None);
+        assert_eq!(cli.command.reads_config(), Some(false));
+    }
+
+    #[test]
+    fn enumerated_options_are_checked_by_clap() {
+        let cli = parse(&["report", "--semester", "2026-2", "--format", "markdown"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Report {
+                format: ReportFormat::Md,
+                ..
+            })
+        ));
+        let err = parse(&["report", "--semester", "2026-2", "--format", "pdf"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("csv, json, md, html"), "{err}");
+        let cli = parse(&["policy", "explain", "--user", "u", "--action", "callnik"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Policy {
+                command: PolicyCommand::Explain {
+                    action: ActionArg(gerbang_policy::Action::CallNik),
+                    channel: ChannelArg::WebService,
+                    ..
+                }
+            })
+        ));
+        let err = parse(&[
+            "sanksi",
+            "add",
+            "--jenis",
+            "x",
+            "--sasaran",
+            "u",
+            "--alasan",
+            "a",
+        ])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("kurangi_kuota"), "{err}");
     }
 }

@@ -192,16 +192,20 @@ fn check_case(snap: &Snapshot, case: &Case) -> Vec<String> {
 pub fn explain(
     config: &Path,
     user: &str,
-    action: &str,
-    channel: &str,
+    action: Action,
+    channel: Channel,
     at: Option<NaiveDate>,
     ip: Option<IpAddr>,
 ) -> Result<ExitCode> {
     let snap = load(config)?;
     let at = at.unwrap_or_else(|| gerbang_core::wib_day(chrono::Utc::now()));
-    let d = evaluate(&snap, user, action, parse_channel(channel)?, at, ip, false)?;
+    let d = evaluate(&snap, user, action.as_str(), channel, at, ip, false)?;
     let engine = snap.engine();
-    println!("request:   {user} {action} over {channel} on {at} (WIB)");
+    println!(
+        "request:   {user} {} over {} on {at} (WIB)",
+        action.as_str(),
+        channel.as_str()
+    );
     match d.refusal {
         None => println!("decision:  ALLOW"),
         Some(r) => println!(

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use crate::options::BiometricArg;
+use anyhow::{Context as _, Result};
 use gerbang_sam::{Biometric, ReaderKey, SignInput, content_digest, new_nonce, sign};
 
 /// Exit status when the gateway answered with a refusal instead of data.
@@ -37,8 +38,8 @@ pub struct LookupArgs {
     #[arg(long)]
     nik: String,
     /// The reader's 1:1 fingerprint result: match or no_match.
-    #[arg(long, default_value = "match")]
-    biometric: String,
+    #[arg(long, value_enum, default_value_t = BiometricArg::Match)]
+    biometric: BiometricArg,
     /// PEM CA to verify the gateway's certificate with.
     #[arg(long)]
     ca: Option<PathBuf>,
@@ -124,9 +125,7 @@ pub fn sign_lookup(key: &ReaderKey, lookup: &Lookup<'_>) -> Result<SignedLookup>
 /// Runs `gerbang reader lookup`: 0 when data came back, 3 when the gateway refused.
 pub fn lookup(args: &LookupArgs) -> Result<ExitCode> {
     let key = ReaderKey::load(&args.key)?;
-    let Some(biometric) = Biometric::parse(&args.biometric) else {
-        bail!("--biometric must be `match` or `no_match`");
-    };
+    let biometric = Biometric::from(args.biometric);
     let signed = sign_lookup(
         &key,
         &Lookup {

@@ -6,16 +6,17 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
-/// WIB: UTC+7 all year.
-pub fn wib() -> FixedOffset {
-    // 7 hours is within chrono's ±24 h range, so this is always Some.
-    FixedOffset::east_opt(7 * 3600)
-        .unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()))
-}
+/// WIB: UTC+7 all year, no daylight saving. Quota days, the decision log's files and
+/// times, reports and PKS dates all turn at its midnight.
+pub const WIB: FixedOffset = match FixedOffset::east_opt(7 * 3600) {
+    Some(offset) => offset,
+    // Evaluated by the compiler: 7 h is within chrono's ±24 h, or the build fails here.
+    None => panic!("+07:00 is a valid offset"),
+};
 
 /// The WIB calendar day of an instant.
 pub fn wib_day(at: DateTime<Utc>) -> NaiveDate {
-    at.with_timezone(&wib()).date_naive()
+    at.with_timezone(&WIB).date_naive()
 }
 
 /// A source of the current time.

@@ -324,6 +324,254 @@ struct SamFile {
     timeout_ms: Option<Spanned<u64>>,
 }
 
+/// `[listen]`: the address, TLS or an explicit plaintext, and the client connection limits.
+fn listen_settings(
+    file: &ListenFile,
+    base: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Listen> {
+    let listen_address = match file.address.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.push(src.error(
+                Some(file.address.span()),
+                "listen.address",
+                format!(
+                    "`{}` is not `IP:port` (e.g. `0.0.0.0:8443`)",
+                    file.address.get_ref()
+                ),
+            ));
+            None
+        }
+    };
+    let tls = match (&file.tls_cert, &file.tls_key, file.plaintext) {
+        (Some(cert), Some(key), false) => Some(TlsFiles {
+            cert: base.join(cert.get_ref()),
+            key: base.join(key.get_ref()),
+        }),
+        (None, None, true) => None,
+        (Some(c), _, true) | (_, Some(c), true) => {
+            errors.push(src.error(
+                Some(c.span()),
+                "listen.plaintext",
+                "choose one: TLS (tls_cert + tls_key) or plaintext = true, not both",
+            ));
+            None
+        }
+        (Some(c), None, false) | (None, Some(c), false) => {
+            errors.push(src.error(
+                Some(c.span()),
+                "listen",
+                "TLS needs both tls_cert and tls_key",
+            ));
+            None
+        }
+        (None, None, false) => {
+            errors.push(src.error(
+                    Some(file.address.span()),
+                    "listen",
+                    "no TLS certificate configured: set tls_cert and tls_key (`gerbang certs dev` makes development ones), or set plaintext = true explicitly for a closed test network",
+                ));
+            None
+        }
+    };
+
+    let limits = listen_limits(file, src, errors);
+    let proxy_protocol_from = proxy_protocol_from(file, src, errors);
+
+    Some(Listen {
+        address: listen_address?,
+        tls,
+        limits,
+        proxy_protocol_from,
+    })
+}
+
+/// `[upstream]`: the DWH's address, TLS to it and the timeouts.
+fn upstream_settings(
+    file: UpstreamFile,
+    base: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Upstream> {
+    let upstream_address = match file
+        .address
+        .get_ref()
+        .to_socket_addrs()
+        .map(|mut a| a.next())
+    {
+        Ok(Some(a)) => Some(a),
+        _ => {
+            errors.push(src.error(
+                Some(file.address.span()),
+                "upstream.address",
+                format!(
+                    "`{}` is not a reachable `host:port`",
+                    file.address.get_ref()
+                ),
+            ));
+            None
+        }
+    };
+    if file.tls && file.sni.is_empty() {
+        errors.push(src.error(
+            None,
+            "upstream.sni",
+            "with tls = true, set the DWH's server name to verify",
+        ));
+    }
+    for (field, value) in [
+        ("upstream.connect_timeout_ms", file.connect_timeout_ms),
+        ("upstream.timeout_ms", file.timeout_ms),
+    ] {
+        if value == 0 {
+            errors.push(src.error(None, field, "must be more than 0 milliseconds"));
+        }
+    }
+
+    Some(Upstream {
+        address: upstream_address?,
+        tls: file.tls,
+        sni: file.sni,
+        ca: file.ca.map(|c| base.join(c)),
+        connect_timeout: Duration::from_millis(file.connect_timeout_ms),
+        timeout: Duration::from_millis(file.timeout_ms),
+    })
+}
+
+/// `[api]`: the status mode and the largest request body.
+fn api_settings(file: &ApiFile, src: &Source<'_>, errors: &mut Vec<ConfigError>) -> Api {
+    let max_body_bytes = file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if !(256..=MAX_BODY_CEILING).contains(&max_body_bytes) {
+        errors.push(src.error(
+            None,
+            "api.max_body_bytes",
+            format!("must be between 256 and {MAX_BODY_CEILING} bytes"),
+        ));
+    }
+
+    Api {
+        status_mode: file.status_mode,
+        max_body_bytes,
+    }
+}
+
+/// `[auth]`: the login failures before a lockout, their window and the lockout.
+fn auth_settings(file: &AuthFile, src: &Source<'_>, errors: &mut Vec<ConfigError>) -> Auth {
+    let defaults = Auth::default();
+    let max_failures = match file.max_failures.map(NonZeroU32::new) {
+        None => defaults.max_failures,
+        Some(Some(n)) => n,
+        Some(None) => {
+            errors.push(src.error(None, "auth.max_failures", "must be at least 1"));
+            defaults.max_failures
+        }
+    };
+    Auth {
+        max_failures,
+        failure_window: file
+            .failure_window_secs
+            .map_or(defaults.failure_window, Duration::from_secs),
+        lockout: file
+            .lockout_secs
+            .map_or(defaults.lockout, Duration::from_secs),
+    }
+}
+
+/// `[quota]`: the store and, for Redis, its connection and leases; Redis fields are refused
+/// with the local store.
+fn quota_settings(
+    file: QuotaFile,
+    base: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> QuotaSettings {
+    let block = file.block.unwrap_or(16);
+    if block == 0 {
+        errors.push(src.error(None, "quota.block", "must be at least 1"));
+    }
+    let lease = file.lease.unwrap_or(16);
+    let redis_timeout_ms = file.redis_timeout_ms.unwrap_or(200);
+    let key_prefix = file
+        .key_prefix
+        .clone()
+        .unwrap_or_else(|| "gerbang:quota:".to_string());
+    if file.store == QuotaStore::Redis {
+        match &file.redis_url {
+            None => errors.push(src.error(
+                None,
+                "quota.redis_url",
+                "required with store = \"redis\" (e.g. `redis://127.0.0.1:6379/0`)",
+            )),
+            Some(url)
+                if !["redis://", "redis+unix://", "unix://", "redis+sentinel://"]
+                    .iter()
+                    .any(|scheme| url.get_ref().starts_with(scheme)) =>
+            {
+                // The value is not repeated: it may hold a password.
+                errors.push(src.error(
+                        Some(url.span()),
+                        "quota.redis_url",
+                        "not a Redis URL: `redis://host:port/db`, `redis+unix:///path?db=N` or `redis+sentinel://host:port,…/master/db` (TLS to Redis is not supported)",
+                    ));
+            }
+            Some(url) => {
+                // A Sentinel URL is parsed whole here, so a malformed one is refused with
+                // its line instead of at start; the error never quotes the URL.
+                if let Some(rest) = url
+                    .get_ref()
+                    .strip_prefix(crate::redis_url::SENTINEL_SCHEME)
+                    && let Err(e) = crate::redis_url::SentinelTarget::parse(rest)
+                {
+                    errors.push(src.error(Some(url.span()), "quota.redis_url", e.to_string()));
+                }
+            }
+        }
+        if lease == 0 {
+            errors.push(src.error(None, "quota.lease", "must be at least 1"));
+        }
+        if key_prefix.is_empty() {
+            errors.push(src.error(None, "quota.key_prefix", "must not be empty"));
+        }
+        if redis_timeout_ms == 0 {
+            errors.push(src.error(
+                None,
+                "quota.redis_timeout_ms",
+                "must be more than 0 milliseconds",
+            ));
+        }
+    } else {
+        for (field, set) in [
+            ("quota.redis_url", file.redis_url.is_some()),
+            ("quota.lease", file.lease.is_some()),
+            ("quota.emergency_share", file.emergency_share.is_some()),
+            ("quota.key_prefix", file.key_prefix.is_some()),
+            ("quota.redis_timeout_ms", file.redis_timeout_ms.is_some()),
+        ] {
+            if set {
+                errors.push(src.error(
+                    None,
+                    field,
+                    "only used with store = \"redis\"; set the store or remove the field",
+                ));
+            }
+        }
+    }
+    QuotaSettings {
+        store: file.store,
+        path: base.join(file.path.as_deref().unwrap_or("quota.redb")),
+        block,
+        redis_url: file.redis_url.map(Spanned::into_inner).unwrap_or_default(),
+        lease,
+        emergency_share: file.emergency_share.unwrap_or(0),
+        key_prefix,
+        redis_timeout: Duration::from_millis(redis_timeout_ms),
+        burst_per_user: NonZeroU32::new(file.burst_per_user),
+        burst_per_pengguna: NonZeroU32::new(file.burst_per_pengguna),
+    }
+}
+
 /// Checks `[admin]`, adding what is wrong to `errors`.
 fn admin_settings(
     file: &AdminFile,
@@ -1020,197 +1268,14 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut errors = Vec::new();
 
-        let listen_address = match file.listen.address.get_ref().parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                errors.push(src.error(
-                    Some(file.listen.address.span()),
-                    "listen.address",
-                    format!(
-                        "`{}` is not `IP:port` (e.g. `0.0.0.0:8443`)",
-                        file.listen.address.get_ref()
-                    ),
-                ));
-                None
-            }
-        };
-        let tls = match (
-            &file.listen.tls_cert,
-            &file.listen.tls_key,
-            file.listen.plaintext,
-        ) {
-            (Some(cert), Some(key), false) => Some(TlsFiles {
-                cert: base.join(cert.get_ref()),
-                key: base.join(key.get_ref()),
-            }),
-            (None, None, true) => None,
-            (Some(c), _, true) | (_, Some(c), true) => {
-                errors.push(src.error(
-                    Some(c.span()),
-                    "listen.plaintext",
-                    "choose one: TLS (tls_cert + tls_key) or plaintext = true, not both",
-                ));
-                None
-            }
-            (Some(c), None, false) | (None, Some(c), false) => {
-                errors.push(src.error(
-                    Some(c.span()),
-                    "listen",
-                    "TLS needs both tls_cert and tls_key",
-                ));
-                None
-            }
-            (None, None, false) => {
-                errors.push(src.error(
-                    Some(file.listen.address.span()),
-                    "listen",
-                    "no TLS certificate configured: set tls_cert and tls_key (`gerbang certs dev` makes development ones), or set plaintext = true explicitly for a closed test network",
-                ));
-                None
-            }
-        };
-
-        let limits = listen_limits(&file.listen, &src, &mut errors);
-        let proxy_protocol_from = proxy_protocol_from(&file.listen, &src, &mut errors);
-
-        let upstream_address = match file
-            .upstream
-            .address
-            .get_ref()
-            .to_socket_addrs()
-            .map(|mut a| a.next())
-        {
-            Ok(Some(a)) => Some(a),
-            _ => {
-                errors.push(src.error(
-                    Some(file.upstream.address.span()),
-                    "upstream.address",
-                    format!(
-                        "`{}` is not a reachable `host:port`",
-                        file.upstream.address.get_ref()
-                    ),
-                ));
-                None
-            }
-        };
-        if file.upstream.tls && file.upstream.sni.is_empty() {
-            errors.push(src.error(
-                None,
-                "upstream.sni",
-                "with tls = true, set the DWH's server name to verify",
-            ));
-        }
-        for (field, value) in [
-            (
-                "upstream.connect_timeout_ms",
-                file.upstream.connect_timeout_ms,
-            ),
-            ("upstream.timeout_ms", file.upstream.timeout_ms),
-        ] {
-            if value == 0 {
-                errors.push(src.error(None, field, "must be more than 0 milliseconds"));
-            }
-        }
-
-        let max_body_bytes = file.api.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
-        if !(256..=MAX_BODY_CEILING).contains(&max_body_bytes) {
-            errors.push(src.error(
-                None,
-                "api.max_body_bytes",
-                format!("must be between 256 and {MAX_BODY_CEILING} bytes"),
-            ));
-        }
-
-        let defaults = Auth::default();
-        let max_failures = match file.auth.max_failures.map(NonZeroU32::new) {
-            None => defaults.max_failures,
-            Some(Some(n)) => n,
-            Some(None) => {
-                errors.push(src.error(None, "auth.max_failures", "must be at least 1"));
-                defaults.max_failures
-            }
-        };
+        let listen = listen_settings(&file.listen, base, &src, &mut errors);
+        let upstream = upstream_settings(file.upstream, base, &src, &mut errors);
+        let api = api_settings(&file.api, &src, &mut errors);
+        let auth = auth_settings(&file.auth, &src, &mut errors);
         let threads = file.server.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         });
-        let block = file.quota.block.unwrap_or(16);
-        if block == 0 {
-            errors.push(src.error(None, "quota.block", "must be at least 1"));
-        }
-        let lease = file.quota.lease.unwrap_or(16);
-        let redis_timeout_ms = file.quota.redis_timeout_ms.unwrap_or(200);
-        let key_prefix = file
-            .quota
-            .key_prefix
-            .clone()
-            .unwrap_or_else(|| "gerbang:quota:".to_string());
-        if file.quota.store == QuotaStore::Redis {
-            match &file.quota.redis_url {
-                None => errors.push(src.error(
-                    None,
-                    "quota.redis_url",
-                    "required with store = \"redis\" (e.g. `redis://127.0.0.1:6379/0`)",
-                )),
-                Some(url)
-                    if !["redis://", "redis+unix://", "unix://", "redis+sentinel://"]
-                        .iter()
-                        .any(|scheme| url.get_ref().starts_with(scheme)) =>
-                {
-                    // The value is not repeated: it may hold a password.
-                    errors.push(src.error(
-                        Some(url.span()),
-                        "quota.redis_url",
-                        "not a Redis URL: `redis://host:port/db`, `redis+unix:///path?db=N` or `redis+sentinel://host:port,…/master/db` (TLS to Redis is not supported)",
-                    ));
-                }
-                Some(url) => {
-                    // A Sentinel URL is parsed whole here, so a malformed one is refused
-                    // with its line instead of at start; the error never quotes the URL.
-                    if let Some(rest) = url
-                        .get_ref()
-                        .strip_prefix(crate::redis_url::SENTINEL_SCHEME)
-                        && let Err(e) = crate::redis_url::SentinelTarget::parse(rest)
-                    {
-                        errors.push(src.error(Some(url.span()), "quota.redis_url", e.to_string()));
-                    }
-                }
-            }
-            if lease == 0 {
-                errors.push(src.error(None, "quota.lease", "must be at least 1"));
-            }
-            if key_prefix.is_empty() {
-                errors.push(src.error(None, "quota.key_prefix", "must not be empty"));
-            }
-            if redis_timeout_ms == 0 {
-                errors.push(src.error(
-                    None,
-                    "quota.redis_timeout_ms",
-                    "must be more than 0 milliseconds",
-                ));
-            }
-        } else {
-            for (field, set) in [
-                ("quota.redis_url", file.quota.redis_url.is_some()),
-                ("quota.lease", file.quota.lease.is_some()),
-                (
-                    "quota.emergency_share",
-                    file.quota.emergency_share.is_some(),
-                ),
-                ("quota.key_prefix", file.quota.key_prefix.is_some()),
-                (
-                    "quota.redis_timeout_ms",
-                    file.quota.redis_timeout_ms.is_some(),
-                ),
-            ] {
-                if set {
-                    errors.push(src.error(
-                        None,
-                        field,
-                        "only used with store = \"redis\"; set the store or remove the field",
-                    ));
-                }
-            }
-        }
+        let quota = quota_settings(file.quota, base, &src, &mut errors);
         if threads == 0 {
             errors.push(src.error(None, "server.threads", "must be at least 1"));
         }
@@ -1225,41 +1290,16 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let (Some(address), Some(upstream_address)) = (listen_address, upstream_address) else {
+        let (Some(listen), Some(upstream)) = (listen, upstream) else {
             return Err(ConfigErrors(errors));
         };
         Ok(Self {
             path: path.to_path_buf(),
             instance: file.instance,
-            listen: Listen {
-                address,
-                tls,
-                proxy_protocol_from,
-                limits,
-            },
-            upstream: Upstream {
-                address: upstream_address,
-                tls: file.upstream.tls,
-                sni: file.upstream.sni,
-                ca: file.upstream.ca.map(|c| base.join(c)),
-                connect_timeout: Duration::from_millis(file.upstream.connect_timeout_ms),
-                timeout: Duration::from_millis(file.upstream.timeout_ms),
-            },
-            api: Api {
-                status_mode: file.api.status_mode,
-                max_body_bytes,
-            },
-            auth: Auth {
-                max_failures,
-                failure_window: file
-                    .auth
-                    .failure_window_secs
-                    .map_or(defaults.failure_window, Duration::from_secs),
-                lockout: file
-                    .auth
-                    .lockout_secs
-                    .map_or(defaults.lockout, Duration::from_secs),
-            },
+            listen,
+            upstream,
+            api,
+            auth,
             pks_dir: base.join(file.pks.dir),
             vocabulary: file.pks.vocabulary.map(|v| base.join(v)),
             policy_dir: base.join(file.policy.dir),
@@ -1270,22 +1310,7 @@ impl Config {
             admin,
             audit,
             portal,
-            quota: QuotaSettings {
-                store: file.quota.store,
-                path: base.join(file.quota.path.as_deref().unwrap_or("quota.redb")),
-                block,
-                redis_url: file
-                    .quota
-                    .redis_url
-                    .map(Spanned::into_inner)
-                    .unwrap_or_default(),
-                lease,
-                emergency_share: file.quota.emergency_share.unwrap_or(0),
-                key_prefix,
-                redis_timeout: Duration::from_millis(redis_timeout_ms),
-                burst_per_user: NonZeroU32::new(file.quota.burst_per_user),
-                burst_per_pengguna: NonZeroU32::new(file.quota.burst_per_pengguna),
-            },
+            quota,
             threads,
             sam,
         })
@@ -1476,7 +1501,8 @@ dir = "../policies"
             .replace("127.0.0.1:8443", "localhost")
             .replace("[pks]", "[pks]\nfoo = 1");
         let err = Config::parse(Path::new("g.toml"), &text).expect_err("invalid");
-        assert!(err.to_string().contains("foo"), "{err}");
+        let fields: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["foo"], "{err}");
         let text = MINIMAL.replace("127.0.0.1:8443", "localhost");
         let err = Config::parse(Path::new("g.toml"), &text).expect_err("invalid");
         let shown = err.to_string();

@@ -248,6 +248,31 @@ mod tests {
         assert_eq!(src.line_col(9), (2, 4));
     }
 
+    /// The field comes from toml's message; these assert it, not the message (which names
+    /// the field as well, so a check of the text alone passes with no field found).
+    #[test]
+    fn toml_errors_name_their_field_and_line() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Pks {
+            #[serde(rename = "nomor")]
+            _nomor: String,
+            #[serde(rename = "kuota")]
+            _kuota: u32,
+        }
+        for (text, field, line) in [
+            ("nomor = \"1\"\nkuota = 5\nkuot = 1\n", "kuot", Some(3)),
+            ("kuota = 5\n", "nomor", Some(1)),
+        ] {
+            let src = Source::new(Path::new("t.toml"), text);
+            let e = toml::from_str::<Pks>(text)
+                .map(|_| ())
+                .map_err(|e| src.toml_error(&e))
+                .expect_err(text);
+            assert_eq!((e.field.as_str(), e.line), (field, line), "{e}");
+        }
+    }
+
     #[test]
     fn display_names_file_line_and_field() {
         let src = Source::new(Path::new("config/pks/a.toml"), "x = 1\ny = 2\n");

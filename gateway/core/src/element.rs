@@ -313,7 +313,8 @@ mod tests {
         let err = Vocabulary::parse(Path::new("v.toml"), text).expect_err("invalid");
         let shown = err.to_string();
         assert!(shown.contains("v.toml:4:"), "{shown}");
-        assert!(shown.contains("protected"), "{shown}");
+        let fields: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["protected"], "{shown}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod systemd;
 mod wire;
 
 pub use card_reader::SamReason;
-pub use clock::{Clock, FakeClock, SystemClock, wib, wib_day};
+pub use clock::{Clock, FakeClock, SystemClock, WIB, wib_day};
 pub use config::{
     Admin, Api, AuditArchive, AuditKeep, AuditRetention, AuditSettings, Auth, Config,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen, ListenLimits, MAX_BODY_CEILING, Portal,

@@ -87,7 +87,7 @@ pub(crate) fn answer(
             StatusCode::OK,
             "text/html; charset=utf-8",
             INDEX_HTML
-                .replace("{{USER}}", &escape_html(user))
+                .replace("{{USER}}", &maud::html! { (user) }.into_string())
                 .into_bytes(),
         ),
         PortalOp::Script => respond(
@@ -245,22 +245,6 @@ fn pdf(records: &[Value]) -> Vec<u8> {
         objects.len() + 1
     ));
     out.into_bytes()
-}
-
-/// Escapes text for HTML element content and attribute values.
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -324,7 +324,7 @@ impl Admin {
         let snap = self.snapshot.load();
         let day = self.clock.today();
         let now = self.clock.now();
-        let reset = (now + until_next_wib_midnight(now)).with_timezone(&gerbang_core::wib());
+        let reset = (now + until_next_wib_midnight(now)).with_timezone(&gerbang_core::WIB);
         let rows: Vec<_> = snap
             .agreements()
             .iter()
@@ -387,7 +387,7 @@ impl Admin {
                 );
             }
         };
-        let now = self.clock.now().with_timezone(&gerbang_core::wib());
+        let now = self.clock.now().with_timezone(&gerbang_core::WIB);
         let target = (new.jenis, new.sasaran.clone());
         let r = Arc::clone(&self.reloader);
         let edited = tokio::task::spawn_blocking(move || {
@@ -509,7 +509,10 @@ impl BackgroundService for AdminService {
                 return;
             }
         };
-        tracing::info!(address = %admin.address, "admin listener ready");
+        let address = listener.local_addr().unwrap_or(admin.address);
+        tracing::info!(address = %address, "admin listener ready");
+        // With port 0 in the configuration, how a supervisor learns the port.
+        println!("gerbang admin listening on http://{address}");
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             // A connection is accepted only with a free slot: past the cap, clients wait

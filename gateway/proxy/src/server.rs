@@ -51,6 +51,12 @@ pub enum ServeError {
         #[source]
         source: TlsError,
     },
+    #[error("cannot listen on {address}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open the quota store")]
     Quota(#[from] QuotaError),
     #[error("cannot open the decision log")]
@@ -140,7 +146,19 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     );
     let portal_sessions = gateway.portal_sessions();
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    let address = config.listen.address.to_string();
+    // Bound here, so that port 0 works and the address in use is known: pingora is handed
+    // the bound socket (`DataPlane::start_service`) instead of binding the address itself.
+    let cannot_listen = |source| ServeError::Listen {
+        address: config.listen.address,
+        source,
+    };
+    let bound = std::net::TcpListener::bind(config.listen.address).map_err(cannot_listen)?;
+    // Pingora's accept loop runs on tokio, which needs the socket non-blocking.
+    let bound_address = bound
+        .set_nonblocking(true)
+        .and_then(|()| bound.local_addr())
+        .map_err(cannot_listen)?;
+    let address = bound_address.to_string();
     // Pingora accepts plain TCP; the TLS handshake is the gateway's, under its own deadline.
     let tls = match &config.listen.tls {
         Some(tls) => Some(Arc::new(ServedCert::load(tls, metrics.registry())?)),
@@ -181,7 +199,16 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     server.add_service(DataPlane {
         service,
         drain: Arc::clone(&drain),
-        probe: probe_address(config.listen.address),
+        bound: Some((address.clone(), bound)),
+        probe: probe_address(bound_address),
+        announced: format!(
+            "gerbang listening on {}://{bound_address}",
+            if config.listen.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            }
+        ),
         status: status(&snapshot.load()),
     });
     let admin = config.admin.clone();
@@ -260,8 +287,13 @@ struct DataPlane {
     service: Service<Listener>,
     /// Its listener stops accepting when the drain begins.
     drain: Arc<Drain>,
+    /// The listening socket bound at the start, with its address as the listener's key,
+    /// until pingora takes it over.
+    bound: Option<(String, std::net::TcpListener)>,
     /// Where a connection shows that the listener is bound.
     probe: std::net::SocketAddr,
+    /// The line printed on standard output once it accepts (`gerbang listening on URL`).
+    announced: String,
     /// `STATUS=` at the start.
     status: String,
 }
@@ -277,9 +309,19 @@ impl pingora::services::Service for DataPlane {
         shutdown: pingora::server::ShutdownWatch,
         listeners_per_fd: usize,
     ) {
-        // `start_service` binds first and then accepts until the shutdown: the announcement
+        // Pingora takes a socket from its table of inherited ones when the address is there:
+        // the one bound at the start goes in, under the address the listener names.
+        if let (Some(fds), Some((address, listener))) = (&fds, self.bound.take()) {
+            fds.lock()
+                .add(address, std::os::fd::IntoRawFd::into_raw_fd(listener));
+        }
+        // `start_service` listens and then accepts until the shutdown: the announcement
         // runs beside it, on this runtime.
-        tokio::spawn(announce(self.probe, std::mem::take(&mut self.status)));
+        tokio::spawn(announce(
+            self.probe,
+            std::mem::take(&mut self.announced),
+            std::mem::take(&mut self.status),
+        ));
         let shutdown = self.drain.watch(shutdown);
         pingora::services::Service::start_service(
             &mut self.service,
@@ -306,10 +348,12 @@ impl pingora::services::Service for DataPlane {
 /// Waits until the listener accepts, says `READY=1`, then pings the watchdog for as long as
 /// this runtime runs. If the listener cannot be bound, no `READY=1` is ever sent (systemd's
 /// start timeout then fails the unit).
-async fn announce(probe: std::net::SocketAddr, status: String) {
+async fn announce(probe: std::net::SocketAddr, announced: String, status: String) {
     while tokio::net::TcpStream::connect(probe).await.is_err() {
         tokio::time::sleep(BIND_POLL).await;
     }
+    // As dwh-sim and the sidecar do: with port 0, how a supervisor learns the port.
+    println!("{announced}");
     gerbang_core::systemd::ready(&status);
     tracing::info!(listen = %probe, status = status.as_str(), "ready: accepting connections");
     let Some(every) = gerbang_core::systemd::watchdog_interval() else {

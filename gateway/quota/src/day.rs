@@ -3,17 +3,16 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Days, Utc};
+use gerbang_core::WIB;
 
 /// Time from `now` until the next 00:00 WIB, when every daily quota starts afresh.
 pub fn until_next_wib_midnight(now: DateTime<Utc>) -> Duration {
-    let wib = chrono::FixedOffset::east_opt(7 * 3600)
-        .unwrap_or_else(|| unreachable!("7 h is a valid offset"));
-    let local = now.with_timezone(&wib);
+    let local = now.with_timezone(&WIB);
     let next = local
         .date_naive()
         .checked_add_days(Days::new(1))
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .and_then(|t| t.and_local_timezone(wib).single());
+        .and_then(|t| t.and_local_timezone(WIB).single());
     next.and_then(|n| (n.with_timezone(&Utc) - now).to_std().ok())
         .unwrap_or(Duration::from_secs(1))
 }

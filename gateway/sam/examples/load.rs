@@ -306,7 +306,7 @@ fn main() -> Result<()> {
     let metrics = state.metrics().render(
         state.validator().registry().sam_count(),
         state.validator().nonces(),
-    );
+    )?;
     let _ = stop_tx.send(());
     drop(client_rt);
     drop(server_rt);

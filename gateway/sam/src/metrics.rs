@@ -1,9 +1,13 @@
 //! The sidecar's own metrics, in the Prometheus text format (`GET /metrics`): validations
-//! by result, their duration, the registry's size and the reloads. Atomics only: the hot
-//! path takes no lock.
+//! by result, their duration, the registry's size and the reloads. Built on the
+//! `prometheus` crate as the gateway's are; names and labels are fixed, `monitoring/` is
+//! written against them. Each result's counter is looked up once at start: the hot path
+//! only adds to atomics.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 use std::time::Duration;
 
 use gerbang_core::SamReason;
@@ -14,125 +18,148 @@ const BUCKETS: [f64; 12] = [
     0.1,
 ];
 
-/// Counters and the histogram.
-#[derive(Debug, Default)]
+/// Counters, gauges and the histogram, in a registry of their own.
 pub struct Metrics {
-    /// Index 0: valid; then one per [`SamReason::ALL`].
-    validations: [AtomicU64; 1 + SamReason::ALL.len()],
-    /// Cumulative counts per bucket bound, plus `+Inf` last.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    duration_sum_ns: AtomicU64,
-    reloads_ok: AtomicU64,
-    reloads_error: AtomicU64,
-    bad_requests: AtomicU64,
+    registry: Registry,
+    /// `result="valid"`.
+    valid: IntCounter,
+    /// One per [`SamReason::ALL`]; `None` for the gateway-side reasons, which are never the
+    /// sidecar's answer.
+    refused: Vec<Option<IntCounter>>,
+    duration: Histogram,
+    registry_sams: IntGauge,
+    replay_nonces: IntGauge,
+    reloads_ok: IntCounter,
+    reloads_error: IntCounter,
+    bad_requests: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Whether a reason is the sidecar's answer (the others are the gateway's own, when it
+/// cannot reach the sidecar).
+fn sidecar_reason(reason: SamReason) -> bool {
+    !matches!(
+        reason,
+        SamReason::SidecarUnavailable | SamReason::SidecarTimeout
+    )
 }
 
 impl Metrics {
+    /// Registers every metric, each result and reload outcome at zero so the series exist
+    /// before the first event.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let register = |c: Box<dyn prometheus::core::Collector>| registry.register(c);
+        let counters = |name: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &["result"])?;
+            register(Box::new(c.clone())).map(|()| c)
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help)?;
+            register(Box::new(g.clone())).map(|()| g)
+        };
+        let validations = counters(
+            "gerbang_sam_validations_total",
+            "Card-reader validations by result (valid or the reason code).",
+        )?;
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "gerbang_sam_validation_duration_seconds",
+                "Time to validate one request, in the sidecar.",
+            )
+            .buckets(BUCKETS.to_vec()),
+        )?;
+        register(Box::new(duration.clone()))?;
+        let registry_sams = gauge(
+            "gerbang_sam_registry_sams",
+            "SAMs in the registry in force.",
+        )?;
+        let replay_nonces = gauge(
+            "gerbang_sam_replay_nonces",
+            "Nonces remembered against replay.",
+        )?;
+        let reloads = counters(
+            "gerbang_sam_reloads_total",
+            "Reloads of the PKS files by result.",
+        )?;
+        let bad_requests = IntCounter::new(
+            "gerbang_sam_bad_requests_total",
+            "Requests to /v1/validate that were not a usable validation request.",
+        )?;
+        register(Box::new(bad_requests.clone()))?;
+        Ok(Self {
+            valid: validations.with_label_values(&["valid"]),
+            refused: SamReason::ALL
+                .iter()
+                .map(|r| sidecar_reason(*r).then(|| validations.with_label_values(&[r.code()])))
+                .collect(),
+            duration,
+            registry_sams,
+            replay_nonces,
+            reloads_ok: reloads.with_label_values(&["ok"]),
+            reloads_error: reloads.with_label_values(&["error"]),
+            bad_requests,
+            registry,
+        })
+    }
+
+    /// The counter of a result.
+    fn counter(&self, reason: Option<SamReason>) -> Option<&IntCounter> {
+        match reason {
+            None => Some(&self.valid),
+            Some(r) => SamReason::ALL
+                .iter()
+                .position(|x| *x == r)
+                .and_then(|i| self.refused[i].as_ref()),
+        }
+    }
+
     /// Counts one validation with its result and duration.
     pub fn record(&self, reason: Option<SamReason>, took: Duration) {
-        let index = reason.map_or(0, |r| {
-            1 + SamReason::ALL.iter().position(|x| *x == r).unwrap_or(0)
-        });
-        self.validations[index].fetch_add(1, Relaxed);
-        let secs = took.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Relaxed);
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.duration_sum_ns.fetch_add(ns, Relaxed);
+        if let Some(c) = self.counter(reason) {
+            c.inc();
+        }
+        self.duration.observe(took.as_secs_f64());
     }
 
     /// Counts one reload.
     pub fn reloaded(&self, ok: bool) {
         if ok {
-            self.reloads_ok.fetch_add(1, Relaxed);
+            self.reloads_ok.inc();
         } else {
-            self.reloads_error.fetch_add(1, Relaxed);
+            self.reloads_error.inc();
         }
     }
 
     /// Counts one request that was not a usable validation request.
     pub fn bad_request(&self) {
-        self.bad_requests.fetch_add(1, Relaxed);
+        self.bad_requests.inc();
     }
 
     /// Validations with a result so far (`valid` or a reason code).
     pub fn validations(&self, code: &str) -> u64 {
-        if code == "valid" {
-            return self.validations[0].load(Relaxed);
+        let reason = SamReason::ALL.iter().find(|r| r.code() == code).copied();
+        if reason.is_none() && code != "valid" {
+            return 0;
         }
-        SamReason::ALL
-            .iter()
-            .position(|r| r.code() == code)
-            .map_or(0, |i| self.validations[1 + i].load(Relaxed))
+        self.counter(reason).map_or(0, IntCounter::get)
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, registry_sams: usize, nonces: usize) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str("# HELP gerbang_sam_validations_total Card-reader validations by result (valid or the reason code).\n# TYPE gerbang_sam_validations_total counter\n");
-        let _ = writeln!(
-            out,
-            "gerbang_sam_validations_total{{result=\"valid\"}} {}",
-            self.validations[0].load(Relaxed)
-        );
-        for (i, reason) in SamReason::ALL.iter().enumerate() {
-            // The gateway-side reasons are never the sidecar's answer.
-            if matches!(
-                reason,
-                SamReason::SidecarUnavailable | SamReason::SidecarTimeout
-            ) {
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "gerbang_sam_validations_total{{result=\"{}\"}} {}",
-                reason.code(),
-                self.validations[1 + i].load(Relaxed)
-            );
-        }
-        out.push_str("# HELP gerbang_sam_validation_duration_seconds Time to validate one request, in the sidecar.\n# TYPE gerbang_sam_validation_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "gerbang_sam_validation_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        cumulative += self.buckets[BUCKETS.len()].load(Relaxed);
-        let _ = writeln!(
-            out,
-            "gerbang_sam_validation_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
-        let sum = self.duration_sum_ns.load(Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "gerbang_sam_validation_duration_seconds_sum {sum}");
-        let _ = writeln!(
-            out,
-            "gerbang_sam_validation_duration_seconds_count {cumulative}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP gerbang_sam_registry_sams SAMs in the registry in force.\n# TYPE gerbang_sam_registry_sams gauge\ngerbang_sam_registry_sams {registry_sams}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP gerbang_sam_replay_nonces Nonces remembered against replay.\n# TYPE gerbang_sam_replay_nonces gauge\ngerbang_sam_replay_nonces {nonces}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP gerbang_sam_reloads_total Reloads of the PKS files by result.\n# TYPE gerbang_sam_reloads_total counter\ngerbang_sam_reloads_total{{result=\"ok\"}} {}\ngerbang_sam_reloads_total{{result=\"error\"}} {}",
-            self.reloads_ok.load(Relaxed),
-            self.reloads_error.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP gerbang_sam_bad_requests_total Requests to /v1/validate that were not a usable validation request.\n# TYPE gerbang_sam_bad_requests_total counter\ngerbang_sam_bad_requests_total {}",
-            self.bad_requests.load(Relaxed)
-        );
-        out
+    /// The Prometheus text exposition, with the registry's size and the replay cache's as
+    /// they are now.
+    pub fn render(&self, registry_sams: usize, nonces: usize) -> Result<String, prometheus::Error> {
+        self.registry_sams
+            .set(i64::try_from(registry_sams).unwrap_or(i64::MAX));
+        self.replay_nonces
+            .set(i64::try_from(nonces).unwrap_or(i64::MAX));
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 }
 
@@ -142,13 +169,13 @@ mod tests {
 
     #[test]
     fn counts_and_buckets_are_rendered() {
-        let m = Metrics::default();
+        let m = Metrics::new().expect("metrics");
         m.record(None, Duration::from_micros(40));
         m.record(Some(SamReason::ReplayedNonce), Duration::from_micros(300));
         m.record(Some(SamReason::ReplayedNonce), Duration::from_secs(1));
         m.reloaded(true);
         m.reloaded(false);
-        let text = m.render(3, 7);
+        let text = m.render(3, 7).expect("render");
         for line in [
             "gerbang_sam_validations_total{result=\"valid\"} 1",
             "gerbang_sam_validations_total{result=\"replayed_nonce\"} 2",
@@ -162,10 +189,16 @@ mod tests {
             "gerbang_sam_replay_nonces 7",
             "gerbang_sam_reloads_total{result=\"ok\"} 1",
             "gerbang_sam_reloads_total{result=\"error\"} 1",
+            "gerbang_sam_bad_requests_total 0",
+            "# TYPE gerbang_sam_validations_total counter",
+            "# TYPE gerbang_sam_validation_duration_seconds histogram",
+            "# TYPE gerbang_sam_registry_sams gauge",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
         assert!(!text.contains("sidecar_unavailable"));
         assert_eq!(m.validations("replayed_nonce"), 2);
+        assert_eq!(m.validations("valid"), 1);
+        assert_eq!(m.validations("no_such_result"), 0);
     }
 }

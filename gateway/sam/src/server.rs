@@ -61,6 +61,8 @@ pub enum SidecarError {
     },
     #[error("{} exists and is not a socket; remove it or choose another unix_socket", .0.display())]
     NotASocket(PathBuf),
+    #[error("cannot register the sidecar's metrics (a bug): {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// What the request handlers and the reloader share.
@@ -180,16 +182,26 @@ impl State {
                 )
             }
             (&Method::GET, "/metrics") => {
-                let body = self.metrics.render(
+                match self.metrics.render(
                     self.validator.registry().sam_count(),
                     self.validator.nonces(),
-                );
-                let mut r = Response::new(Full::new(Bytes::from(body)));
-                r.headers_mut().insert(
-                    CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                r
+                ) {
+                    Ok(body) => {
+                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        r.headers_mut().insert(
+                            CONTENT_TYPE,
+                            http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                        );
+                        r
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot render the metrics");
+                        error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "cannot render the metrics",
+                        )
+                    }
+                }
             }
             _ => error(
                 StatusCode::NOT_FOUND,
@@ -360,7 +372,7 @@ impl Sidecar {
                 settings.skew_secs,
                 settings.max_nonces_per_sam,
             ),
-            metrics: Metrics::default(),
+            metrics: Metrics::new()?,
             pks_dir: settings.pks_dir.clone(),
             vocabulary: settings.vocabulary.clone(),
             sanctions: settings.sanctions.clone(),

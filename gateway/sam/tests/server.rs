@@ -183,6 +183,7 @@ async fn a_deactivation_in_the_pks_file_is_seen_within_a_second_and_bad_edits_ar
         .state
         .metrics()
         .render(0, 0)
+        .unwrap()
         .contains("gerbang_sam_reloads_total{result=\"error\"} 0")
     {
         assert!(Instant::now() < deadline, "the broken edit was not noticed");
@@ -269,7 +270,7 @@ async fn an_oversized_question_gets_a_verdict_not_a_transport_error() {
         );
     }
     assert!(client.validate(&request(&key)).await.unwrap().is_valid());
-    let metrics = running.state.metrics().render(0, 0);
+    let metrics = running.state.metrics().render(0, 0).unwrap();
     assert!(
         metrics.contains("gerbang_sam_bad_requests_total 0")
             && metrics.contains("gerbang_sam_validations_total{result=\"malformed_headers\"} 2"),

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::str::FromStr;
 
 use chrono::{Datelike as _, NaiveDate};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::{PenggunaReport, Report, Usage};
 
@@ -206,78 +207,90 @@ impl Report {
     }
 
     fn html(&self) -> String {
-        let mut h = String::new();
-        let title = escape(&self.title());
-        let _ = write!(
-            h,
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
-             <style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{}</p>\n",
-            escape(&self.source_line())
-        );
-        h.push_str("<h2>Hits per Pengguna</h2>\n");
-        h.push_str(&hbar_chart(
-            &self
-                .pengguna
-                .iter()
-                .map(|p| (pengguna_label(p).to_owned(), p.usage.hits))
-                .collect::<Vec<_>>(),
-            "hits",
-        ));
-        if !self.totals.refusals.is_empty() {
-            h.push_str("<h2>Refusals by reason</h2>\n");
-            h.push_str(&hbar_chart(
-                &self
-                    .totals
-                    .refusals
-                    .iter()
-                    .map(|(r, &n)| (r.clone(), n))
-                    .collect::<Vec<_>>(),
-                "refusals",
-            ));
-        }
-        h.push_str("<h2>Summary</h2>\n");
-        h.push_str(&html_usage_table(
-            "Pengguna",
-            self.pengguna
-                .iter()
-                .map(|p| (pengguna_label(p).to_owned(), &p.usage))
-                .chain(std::iter::once(("Total".to_owned(), &self.totals))),
-        ));
-        for p in &self.pengguna {
-            let _ = writeln!(h, "<section>\n<h2>{}</h2>", escape(pengguna_label(p)));
-            if let Some(daily) = p.usage.daily_hits.as_ref().filter(|d| !d.is_empty()) {
-                h.push_str("<h3>Hits per day</h3>\n");
-                h.push_str(&daily_chart(self.first_day, self.last_day, daily));
-            }
-            if !p.usage.channels.is_empty() {
-                h.push_str("<h3>Share by channel</h3>\n");
-                h.push_str(&share_chart(&p.usage));
-            }
-            h.push_str("<h3>User IDs</h3>\n");
-            h.push_str(&html_usage_table(
-                "User ID",
-                p.users.iter().map(|u| {
-                    (
-                        u.user_id.clone().unwrap_or_else(|| UNIDENTIFIED.to_owned()),
-                        &u.usage,
-                    )
-                }),
-            ));
-            if !p.usage.refusals.is_empty() {
-                h.push_str("<h3>Refusals by reason</h3>\n<table><tr><th>Reason</th><th>Refusals</th></tr>\n");
-                for (reason, n) in &p.usage.refusals {
-                    let _ = writeln!(
-                        h,
-                        "<tr><td>{}</td><td class=\"n\">{n}</td></tr>",
-                        escape(reason)
-                    );
+        let title = self.title();
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    title { (title) }
+                    style { (PreEscaped(STYLE)) }
                 }
-                h.push_str("</table>\n");
+                body {
+                    h1 { (title) }
+                    p { (self.source_line()) }
+                    h2 { "Hits per Pengguna" }
+                    (hbar_chart(
+                        &self
+                            .pengguna
+                            .iter()
+                            .map(|p| (pengguna_label(p).to_owned(), p.usage.hits))
+                            .collect::<Vec<_>>(),
+                        "hits",
+                    ))
+                    @if !self.totals.refusals.is_empty() {
+                        h2 { "Refusals by reason" }
+                        (hbar_chart(
+                            &self
+                                .totals
+                                .refusals
+                                .iter()
+                                .map(|(r, &n)| (r.clone(), n))
+                                .collect::<Vec<_>>(),
+                            "refusals",
+                        ))
+                    }
+                    h2 { "Summary" }
+                    (html_usage_table(
+                        "Pengguna",
+                        self.pengguna
+                            .iter()
+                            .map(|p| (pengguna_label(p).to_owned(), &p.usage))
+                            .chain(std::iter::once(("Total".to_owned(), &self.totals))),
+                    ))
+                    @for p in &self.pengguna {
+                        (self.html_pengguna(p))
+                    }
+                }
             }
-            h.push_str("</section>\n");
         }
-        h.push_str("</body>\n</html>\n");
-        h
+        .into_string()
+    }
+
+    /// A Pengguna's section: its days, channels, User IDs and refusals.
+    fn html_pengguna(&self, p: &PenggunaReport) -> Markup {
+        html! {
+            section {
+                h2 { (pengguna_label(p)) }
+                @if let Some(daily) = p.usage.daily_hits.as_ref().filter(|d| !d.is_empty()) {
+                    h3 { "Hits per day" }
+                    (daily_chart(self.first_day, self.last_day, daily))
+                }
+                @if !p.usage.channels.is_empty() {
+                    h3 { "Share by channel" }
+                    (share_chart(&p.usage))
+                }
+                h3 { "User IDs" }
+                (html_usage_table(
+                    "User ID",
+                    p.users.iter().map(|u| {
+                        (
+                            u.user_id.clone().unwrap_or_else(|| UNIDENTIFIED.to_owned()),
+                            &u.usage,
+                        )
+                    }),
+                ))
+                @if !p.usage.refusals.is_empty() {
+                    h3 { "Refusals by reason" }
+                    table {
+                        tr { th { "Reason" } th { "Refusals" } }
+                        @for (reason, n) in &p.usage.refusals {
+                            tr { td { (reason) } td class="n" { (n) } }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -383,57 +396,45 @@ fn md_breakdown(usage: &Usage) -> String {
     md
 }
 
-fn html_usage_table<'a>(first: &str, rows: impl Iterator<Item = (String, &'a Usage)>) -> String {
-    let mut h = format!("<table>\n<tr><th>{}</th>", escape(first));
-    for column in USAGE_COLUMNS {
-        let _ = write!(h, "<th>{}</th>", escape(column));
-    }
-    h.push_str("</tr>\n");
-    for (name, usage) in rows {
-        let _ = write!(h, "<tr><td>{}</td>", escape(&name));
-        for cell in usage_cells(usage) {
-            let _ = write!(h, "<td class=\"n\">{}</td>", escape(&cell));
+fn html_usage_table<'a>(first: &str, rows: impl Iterator<Item = (String, &'a Usage)>) -> Markup {
+    html! {
+        table {
+            tr {
+                th { (first) }
+                @for column in USAGE_COLUMNS { th { (column) } }
+            }
+            @for (name, usage) in rows {
+                tr {
+                    td { (name) }
+                    @for cell in usage_cells(usage) { td class="n" { (cell) } }
+                }
+            }
         }
-        h.push_str("</tr>\n");
     }
-    h.push_str("</table>\n");
-    h
 }
 
 /// Horizontal bars, one per label, scaled to the largest value.
-fn hbar_chart(items: &[(String, u64)], unit: &str) -> String {
+fn hbar_chart(items: &[(String, u64)], unit: &str) -> Markup {
     const LABEL_W: u64 = 220;
     const BAR_W: u64 = 380;
     const ROW_H: u64 = 24;
     let max = items.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
     let height = ROW_H * items.len() as u64 + 8;
     let width = LABEL_W + BAR_W + 90;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" \
-         aria-label=\"{} per item\" font-size=\"12\">\n",
-        escape(unit)
-    );
-    for (i, (label, value)) in items.iter().enumerate() {
-        let y = 4 + ROW_H * i as u64;
-        let w = (BAR_W * value).div_ceil(max);
-        let _ = writeln!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
-             <rect x=\"{LABEL_W}\" y=\"{}\" width=\"{w}\" height=\"{}\" fill=\"#2b6cb0\"><title>{}: {value} {}</title></rect>\
-             <text x=\"{}\" y=\"{}\">{value}</text>",
-            LABEL_W - 6,
-            y + 15,
-            escape(label),
-            y + 3,
-            ROW_H - 6,
-            escape(label),
-            escape(unit),
-            LABEL_W + w + 4,
-            y + 15,
-        );
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(width) height=(height) role="img"
+            aria-label={ (unit) " per item" } font-size="12" {
+            @for (i, (label, value)) in items.iter().enumerate() {
+                @let y = 4 + ROW_H * i as u64;
+                @let w = (BAR_W * value).div_ceil(max);
+                text x=(LABEL_W - 6) y=(y + 15) text-anchor="end" { (label) }
+                rect x=(LABEL_W) y=(y + 3) width=(w) height=(ROW_H - 6) fill="#2b6cb0" {
+                    title { (label) ": " (value) " " (unit) }
+                }
+                text x=(LABEL_W + w + 4) y=(y + 15) { (value) }
+            }
+        }
     }
-    svg.push_str("</svg>\n");
-    svg
 }
 
 /// One vertical bar per day of the semester, months marked on the axis.
@@ -441,50 +442,34 @@ fn daily_chart(
     first: NaiveDate,
     last: NaiveDate,
     daily: &std::collections::BTreeMap<NaiveDate, u64>,
-) -> String {
+) -> Markup {
     const BAR: i64 = 4;
     const PLOT_H: u64 = 120;
     const LEFT: i64 = 40;
     let days = (last - first).num_days() + 1;
     let width = LEFT + days * BAR + 10;
     let max = daily.values().copied().max().unwrap_or(0).max(1);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" role=\"img\" \
-         aria-label=\"hits per day\" font-size=\"11\">\n\
-         <text x=\"{}\" y=\"12\" text-anchor=\"end\">{max}</text>\
-         <line x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>\n",
-        PLOT_H + 30,
-        LEFT - 4,
-        PLOT_H + 5,
-        width - 10,
-        PLOT_H + 5,
-    );
-    for (&day, &hits) in daily {
-        let x = LEFT + (day - first).num_days() * BAR;
-        let h = (PLOT_H * hits).div_ceil(max);
-        let _ = writeln!(
-            svg,
-            "<rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{h}\" fill=\"#2b6cb0\"><title>{day}: {hits} hits</title></rect>",
-            PLOT_H + 5 - h,
-            BAR - 1,
-        );
+    let months =
+        std::iter::successors(Some(first), |m| Some(next_month(*m))).take_while(|m| *m <= last);
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(width) height=(PLOT_H + 30) role="img"
+            aria-label="hits per day" font-size="11" {
+            text x=(LEFT - 4) y="12" text-anchor="end" { (max) }
+            line x1=(LEFT) y1=(PLOT_H + 5) x2=(width - 10) y2=(PLOT_H + 5) stroke="#999" {}
+            @for (&day, &hits) in daily {
+                @let h = (PLOT_H * hits).div_ceil(max);
+                rect x=(LEFT + (day - first).num_days() * BAR) y=(PLOT_H + 5 - h) width=(BAR - 1)
+                    height=(h) fill="#2b6cb0" {
+                    title { (day) ": " (hits) " hits" }
+                }
+            }
+            @for month in months {
+                @let x = LEFT + (month - first).num_days() * BAR;
+                line x1=(x) y1=(PLOT_H + 5) x2=(x) y2=(PLOT_H + 10) stroke="#999" {}
+                text x=(x + 2) y=(PLOT_H + 22) { (month.format("%b")) }
+            }
+        }
     }
-    let mut month = first;
-    while month <= last {
-        let x = LEFT + (month - first).num_days() * BAR;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#999\"/><text x=\"{}\" y=\"{}\">{}</text>",
-            PLOT_H + 5,
-            PLOT_H + 10,
-            x + 2,
-            PLOT_H + 22,
-            month.format("%b"),
-        );
-        month = next_month(month);
-    }
-    svg.push_str("</svg>\n");
-    svg
 }
 
 fn next_month(day: NaiveDate) -> NaiveDate {
@@ -497,57 +482,32 @@ fn next_month(day: NaiveDate) -> NaiveDate {
 }
 
 /// One stacked bar: each channel's share of the hits, with a legend.
-fn share_chart(usage: &Usage) -> String {
+fn share_chart(usage: &Usage) -> Markup {
     const W: f64 = 600.0;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" role=\"img\" \
-         aria-label=\"share by channel\" font-size=\"12\">\n",
-        W as u64 + 10,
-        30 + 18 * usage.channels.len()
-    );
-    let mut x = 0.0;
-    for (channel, share) in &usage.channels {
-        let w = share.share * W;
-        let _ = writeln!(
-            svg,
-            "<rect x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"22\" fill=\"{}\"><title>{}: {} hits, {}</title></rect>",
-            channel_colour(channel),
-            escape(channel),
-            share.hits,
-            percent(Some(share.share)),
-        );
-        x += w;
-    }
-    for (i, (channel, share)) in usage.channels.iter().enumerate() {
-        let y = 30 + 18 * i;
-        let _ = writeln!(
-            svg,
-            "<rect x=\"0\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"18\" y=\"{}\">{}: {} hits ({})</text>",
-            channel_colour(channel),
-            y + 10,
-            escape(channel),
-            share.hits,
-            percent(Some(share.share)),
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-/// Escapes text for HTML and SVG content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+    let starts = usage.channels.values().scan(0.0, |x, share| {
+        let start = *x;
+        *x += share.share * W;
+        Some(start)
+    });
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(W as u64 + 10)
+            height=(30 + 18 * usage.channels.len()) role="img" aria-label="share by channel"
+            font-size="12" {
+            @for ((channel, share), x) in usage.channels.iter().zip(starts) {
+                rect x=(format!("{x:.1}")) y="0" width=(format!("{:.1}", share.share * W))
+                    height="22" fill=(channel_colour(channel)) {
+                    title { (channel) ": " (share.hits) " hits, " (percent(Some(share.share))) }
+                }
+            }
+            @for (i, (channel, share)) in usage.channels.iter().enumerate() {
+                @let y = 30 + 18 * i;
+                rect x="0" y=(y) width="12" height="12" fill=(channel_colour(channel)) {}
+                text x="18" y=(y + 10) {
+                    (channel) ": " (share.hits) " hits (" (percent(Some(share.share))) ")"
+                }
+            }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -563,11 +523,44 @@ mod tests {
     }
 
     #[test]
-    fn markup_is_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+    fn markdown_cells_are_escaped() {
         assert_eq!(md_cell("a|b\nc"), "a\\|b c");
+    }
+
+    /// Pengguna, User IDs and refusal reasons come from PKS files and the log: in the
+    /// page and its charts they are text, quotes included.
+    #[test]
+    fn html_values_cannot_open_markup() {
+        let hostile = "<script>alert(\"x\")</script>";
+        let escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;";
+        let usage = Usage {
+            channels: [(
+                hostile.to_owned(),
+                super::super::ChannelShare {
+                    hits: 1,
+                    share: 1.0,
+                },
+            )]
+            .into(),
+            refusals: [(hostile.to_owned(), 1)].into(),
+            daily_hits: None,
+            requests: 1,
+            hits: 1,
+            active_days: 1,
+            peak_day: None,
+            quota_limit_sum: 1,
+            quota_utilisation: None,
+            distinct_niks: 1,
+            refusals_total: 1,
+        };
+        let pieces = [
+            html_usage_table(hostile, std::iter::once((hostile.to_owned(), &usage))).into_string(),
+            hbar_chart(&[(hostile.to_owned(), 3)], hostile).into_string(),
+            share_chart(&usage).into_string(),
+        ];
+        for piece in pieces {
+            assert!(!piece.contains("<script"), "{piece}");
+            assert!(piece.contains(escaped), "{piece}");
+        }
     }
 }

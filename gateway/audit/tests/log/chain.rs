@@ -238,3 +238,60 @@ fn awaited_appends_beside_blocking_ones_get_their_own_receipts_in_one_chain() {
         assert_eq!(by_seq.get(&seq), Some(&format!("req-{n}")), "receipt {seq}");
     }
 }
+
+/// The guarantee callers rely on, under contention: `append` returns only once its record
+/// is in the day file (a reader opening the file then finds it), the receipt names that
+/// record and no other, and in the end every record is there once, in one intact chain.
+/// A receipt computed from the wrong place in a batch, or handed out before the batch's
+/// write, fails here.
+#[test]
+fn a_receipt_comes_only_once_its_own_record_is_in_the_file() {
+    const THREADS: u64 = 8;
+    const EACH: u64 = 100;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = TestClock::at("2026-03-01T10:00:00+07:00");
+    let log = Arc::new(open(dir.path(), &clock));
+    let file = dir.path().join("audit-2026-03-01.jsonl");
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (log, clock, file) = (log.clone(), clock.clone(), file.clone());
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let n = t * EACH + i;
+                    let seq = log.append(&hit(clock.now(), n)).expect("append").seq;
+                    let text = std::fs::read_to_string(&file).expect("read the day file");
+                    let line = text
+                        .lines()
+                        .rev()
+                        .find(|l| l.contains(&format!("\"seq\":{seq},")))
+                        .unwrap_or_else(|| panic!("receipt {seq} before its record was written"));
+                    assert!(
+                        line.contains(&format!("\"request_id\":\"req-{n}\"")),
+                        "receipt {seq} of req-{n} names another record: {line}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a writer thread failed");
+    }
+    let log = Arc::into_inner(log).expect("last handle");
+    log.close().expect("close");
+    let report = verify(dir.path(), &key()).expect("verify");
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, THREADS * EACH);
+    let ids: BTreeSet<String> = files(dir.path())
+        .into_iter()
+        .flat_map(|(_, lines)| lines)
+        .filter_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+            Some(v["request_id"].as_str()?.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        ids.len() as u64,
+        THREADS * EACH,
+        "a record lost or written twice"
+    );
+}

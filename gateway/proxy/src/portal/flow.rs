@@ -1,0 +1,420 @@
+//! The flow of a portal request: checks before forwarding (address, origin, session, the
+//! User ID as it is now, Cedar's decision) and the login.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Method;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use gerbang_core::{Channel, JsonObject, Nik, Refusal, RequestBody, UserStatus, is_user_id};
+use gerbang_policy::Action;
+
+use super::answer::{PortalAnswer, PortalCtx, header};
+use super::page::{STYLE, login_page, what};
+use super::{
+    PortalRoute, SessionActive, SessionError, classify, cleared_cookie, cookie, same_origin,
+    session_cookie,
+};
+use crate::gateway::{Gateway, GatewayCtx};
+use crate::stages::{nik_reason, user_id_reason};
+use gerbang_core::Rejection;
+
+impl Gateway {
+    /// Everything before forwarding a portal request. `Ok(true)`: answered here.
+    pub(crate) async fn portal_request(
+        &self,
+        session: &mut Session,
+        ctx: &mut GatewayCtx,
+    ) -> Result<bool> {
+        let answer = self.portal_admit(session, ctx).await?;
+        match answer {
+            // A page is passed on as it comes; the search is answered like the API's lookups.
+            None if ctx.portal.is_some_and(|p| p.route == PortalRoute::Search) => {
+                self.forward(session, ctx).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+            Some(answer) => {
+                ctx.refusal = answer.refusal;
+                self.write_portal(session, answer).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn portal_admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut GatewayCtx,
+    ) -> Result<Option<PortalAnswer>> {
+        let req = session.req_header();
+        let path = req.uri.path().to_string();
+        if path == "/portal" {
+            return Ok(Some(PortalAnswer::redirect("/portal/")));
+        }
+        let route = classify(&req.method, &path);
+        let is_get = req.method == Method::GET;
+        ctx.action = route.action();
+        let Some(peer) = ctx.peer else {
+            return Ok(Some(PortalAnswer::refused(
+                403,
+                Refusal::IpNotRegistered,
+                what(route),
+                "koneksi tanpa alamat IP",
+            )));
+        };
+        // HTTP/2 carries the host as `:authority`, HTTP/1.1 as `Host`.
+        let host = header(session, "host")
+            .map(str::to_string)
+            .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()));
+        if !is_get
+            && !same_origin(
+                host.as_deref(),
+                header(session, "origin"),
+                header(session, "sec-fetch-site"),
+            )
+        {
+            // Explained only for an address in some IP LAN: a stranger's refusals are
+            // sampled in the request log (`Gateway::attribute`), and a line for each would
+            // let any host on the network fill the disk.
+            if self.snapshot.load().user_by_ip(peer).is_some() {
+                tracing::warn!(peer = %peer, route = ?route, "portal request from another site refused");
+            }
+            return Ok(Some(PortalAnswer::refused(
+                403,
+                Refusal::NotPermitted,
+                what(route),
+                "permintaan tidak berasal dari halaman portal ini",
+            )));
+        }
+        let token = cookie(
+            session
+                .req_header()
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+            &self.portal.cookie_name,
+        )
+        .map(str::to_string);
+        let now = Instant::now();
+        match route {
+            PortalRoute::Style => {
+                let mut a = PortalAnswer::html(200, STYLE.to_string());
+                a.content_type = "text/css; charset=utf-8";
+                return Ok(Some(a));
+            }
+            PortalRoute::LoginPage => {
+                let active = token
+                    .as_deref()
+                    .is_some_and(|t| self.portal.sessions.check(t, peer, now).is_ok());
+                return Ok(Some(if active {
+                    PortalAnswer::redirect("/portal/")
+                } else {
+                    PortalAnswer::html(200, login_page(None))
+                }));
+            }
+            PortalRoute::Login => return self.portal_login(session, ctx, peer).await.map(Some),
+            PortalRoute::Logout => {
+                // Only from the address the session is bound to: a replayed cookie cannot
+                // end someone else's session.
+                let ended = token.as_deref().and_then(|t| {
+                    self.portal.sessions.check(t, peer, now).ok()?;
+                    self.portal.sessions.end(t)
+                });
+                if let Some(user) = ended {
+                    tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user.as_str(), "portal logout");
+                    ctx.user_id = Some(user);
+                }
+                let mut a = PortalAnswer::redirect("/portal/masuk");
+                a.set_cookie = Some(cleared_cookie(&self.portal.cookie_name));
+                return Ok(Some(a));
+            }
+            PortalRoute::Page
+            | PortalRoute::Search
+            | PortalRoute::Export
+            | PortalRoute::Write
+            | PortalRoute::Unknown => {}
+        }
+
+        let checked = match token.as_deref() {
+            Some(t) => self.portal.sessions.check(t, peer, now),
+            None => Err(SessionError::Missing),
+        };
+        let logged_in = match checked {
+            Ok(s) => s,
+            Err(e) => {
+                if e == SessionError::OtherAddress {
+                    tracing::warn!(peer = %peer, "portal session cookie presented from another address; refused");
+                }
+                return Ok(Some(self.no_session(route, is_get, e)));
+            }
+        };
+        let user_id = logged_in.user_id.clone();
+        ctx.user_id = Some(user_id.clone());
+        if route == PortalRoute::Unknown {
+            return Ok(Some(PortalAnswer::refused(
+                404,
+                Refusal::UnknownService,
+                what(route),
+                "halaman ini tidak ada pada portal; hanya halaman portal dan pencarian NIK yang dapat dibuka",
+            )));
+        }
+        let Some(action) = route.action() else {
+            return Ok(Some(PortalAnswer::refused(
+                404,
+                Refusal::UnknownService,
+                what(route),
+                "",
+            )));
+        };
+        let snap = self.snapshot.load_full();
+        // The PKS files (or a sanction) may have changed since login: a removed User ID, an
+        // IP LAN that no longer covers this address, a changed password or a deactivated
+        // User ID ends the session; logging in again is checked afresh.
+        let ended = |refusal: Refusal, status: u16, why: &str| {
+            if let Some(t) = token.as_deref() {
+                self.portal.sessions.end(t);
+            }
+            tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), reason = refusal.name(), "portal session ended by a change of the User ID");
+            let mut a = PortalAnswer::refused(status, refusal, what(route), why);
+            a.set_cookie = Some(cleared_cookie(&self.portal.cookie_name));
+            Ok(Some(a))
+        };
+        let Some(user) = snap
+            .user_by_id(&user_id)
+            .filter(|u| snap.user(*u).ip_registered(peer))
+        else {
+            return ended(
+                Refusal::IpMismatch,
+                403,
+                "User ID ini tidak lagi terdaftar untuk alamat ini; silakan masuk lagi",
+            );
+        };
+        if !logged_in.same_credential(&snap.user(user).password_hash) {
+            return ended(
+                Refusal::LoginFailed,
+                401,
+                "password User ID ini telah diubah sejak Anda masuk; sesi diakhiri, silakan masuk lagi",
+            );
+        }
+        if snap.user(user).status != UserStatus::Aktif {
+            return ended(
+                Refusal::UserInactive,
+                403,
+                "User ID ini dinonaktifkan; sesi diakhiri",
+            );
+        }
+        let decision =
+            match self.authorize(ctx, &snap, user, action, Channel::WebPortal, peer, false) {
+                Ok(d) => d,
+                Err(reject) => {
+                    let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
+                    return Ok(Some(if route == PortalRoute::Search {
+                        PortalAnswer::refused_json(
+                            &Rejection {
+                                body_consumed: false,
+                                ..reject
+                            },
+                            quota,
+                        )
+                    } else {
+                        PortalAnswer::refused(403, reject.refusal, what(route), &reject.detail)
+                    }));
+                }
+            };
+        if matches!(route, PortalRoute::Export | PortalRoute::Write) {
+            // Cedar's `portal-read-only` forbids these; if an edited policy set ever
+            // permitted one, art. 30(2) still does not.
+            tracing::error!(
+                user.id = user_id.as_str(),
+                rule = decision.rule.as_str(),
+                "the policies allowed a portal write or export; refused anyway (art. 30(2))"
+            );
+            return Ok(Some(PortalAnswer::refused(
+                403,
+                Refusal::NotPermitted,
+                what(route),
+                "data pada Web Portal hanya dapat dibaca (pasal 30 ayat 2)",
+            )));
+        }
+        ctx.portal = Some(PortalCtx {
+            route,
+            blocked: None,
+        });
+        if route == PortalRoute::Page {
+            ctx.upstream_body = Bytes::new();
+            ctx.decision = Some(decision);
+            ctx.snapshot = Some(snap);
+            return Ok(None);
+        }
+
+        // The search: one NIK, checked before anything reaches the DWH, then one hit.
+        let body = match self.read_body(session).await? {
+            Ok(b) => b,
+            Err(reject) => return Ok(Some(PortalAnswer::refused_json(&reject, None))),
+        };
+        let nik = RequestBody::parse(&body)
+            .ok()
+            .and_then(|b| b.text("nik").ok().flatten());
+        let nik = match nik.as_deref().map(Nik::parse) {
+            Some(Ok(parsed)) => {
+                ctx.nik = Some(parsed);
+                parsed.as_str().to_string()
+            }
+            Some(Err(e)) => {
+                let reject = Rejection::new(Refusal::NikFormat, nik_reason(&e));
+                return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
+            }
+            None => {
+                let reject = Rejection::new(Refusal::IncompleteParameters, "NIK wajib diisi");
+                return Ok(Some(PortalAnswer::refused_json(&reject, None).consumed()));
+            }
+        };
+        // Recorded as the API's lookups are: a person's portal lookups can be found, and
+        // the art. 40 report counts distinct NIKs across channels.
+        ctx.nik_digest = self.audit.as_ref().map(|a| a.key.nik_digest(&nik));
+        if let Err(reject) = self.meter_hit(ctx, &snap, user).await {
+            let quota = ctx.quota.as_ref().map(crate::gateway::QuotaCtx::shown);
+            return Ok(Some(PortalAnswer::refused_json(&reject, quota).consumed()));
+        }
+        let mut forwarded = JsonObject::new();
+        forwarded.string("nik", &nik);
+        ctx.upstream_body = Bytes::from(forwarded.into_bytes());
+        ctx.decision = Some(decision);
+        ctx.snapshot = Some(snap);
+        Ok(None)
+    }
+
+    /// The answer to a request without a valid session.
+    fn no_session(&self, route: PortalRoute, is_get: bool, e: SessionError) -> PortalAnswer {
+        let why = match e {
+            SessionError::Missing => "belum masuk; silakan masuk dengan User ID Anda",
+            SessionError::Expired => {
+                "sesi telah berakhir (tidak aktif terlalu lama atau melewati batas waktu); silakan masuk lagi"
+            }
+            SessionError::OtherAddress => {
+                "sesi ini terikat pada alamat komputer lain; silakan masuk dari komputer Anda"
+            }
+        };
+        let mut answer = match (route, e) {
+            (
+                PortalRoute::Page | PortalRoute::Unknown,
+                SessionError::Missing | SessionError::Expired,
+            ) if is_get => PortalAnswer::redirect("/portal/masuk"),
+            (PortalRoute::Search, _) => PortalAnswer::refused_json(
+                &Rejection {
+                    body_consumed: false,
+                    ..Rejection::new(Refusal::LoginFailed, why)
+                },
+                None,
+            ),
+            _ => PortalAnswer::refused(401, Refusal::LoginFailed, what(route), why),
+        };
+        if e == SessionError::Expired {
+            answer.set_cookie = Some(cleared_cookie(&self.portal.cookie_name));
+        }
+        answer
+    }
+
+    /// `POST /portal/masuk`: User ID + password + IP LAN, the PKS must grant `web_portal`,
+    /// and no other session of the User ID may be active.
+    async fn portal_login(
+        &self,
+        session: &mut Session,
+        ctx: &mut GatewayCtx,
+        peer: IpAddr,
+    ) -> Result<PortalAnswer> {
+        let failed = |status: u16, refusal: Refusal, message: String| PortalAnswer {
+            refusal: Some(refusal),
+            ..PortalAnswer::html(status, login_page(Some(&message)))
+        };
+        let body = match self.read_body(session).await? {
+            Ok(b) => b,
+            Err(reject) => {
+                // Too large (413), not sent in time (408) or badly framed (400).
+                return Ok(failed(
+                    reject.refusal.rest_status(),
+                    reject.refusal,
+                    reject.detail,
+                ));
+            }
+        };
+        let mut user_id = String::new();
+        let mut password = String::new();
+        for (k, v) in form_urlencoded::parse(&body) {
+            match k.as_ref() {
+                "user_id" => user_id = v.into_owned(),
+                "password" => password = v.into_owned(),
+                _ => {}
+            }
+        }
+        if user_id.is_empty() || password.is_empty() {
+            return Ok(failed(
+                400,
+                Refusal::EmptyCredentials,
+                "User ID dan password wajib diisi".into(),
+            )
+            .consumed());
+        }
+        if !is_user_id(&user_id) {
+            return Ok(failed(400, Refusal::UserIdFormat, user_id_reason()).consumed());
+        }
+        ctx.user_id = Some(user_id.clone());
+        let snap = self.snapshot.load_full();
+        let user = match self.authenticate(&snap, &user_id, &password, peer).await {
+            Ok(u) => u,
+            Err(reject) => {
+                let message = if reject.detail.is_empty() {
+                    reject.refusal.respon().to_string()
+                } else {
+                    format!("{}: {}", reject.refusal.respon(), reject.detail)
+                };
+                return Ok(failed(401, reject.refusal, message).consumed());
+            }
+        };
+        if let Err(reject) = self.authorize(
+            ctx,
+            &snap,
+            user,
+            Action::PortalRead,
+            Channel::WebPortal,
+            peer,
+            false,
+        ) {
+            return Ok(PortalAnswer::refused(
+                403,
+                reject.refusal,
+                what(PortalRoute::Login),
+                &reject.detail,
+            )
+            .consumed());
+        }
+        let password_hash = &snap.user(user).password_hash;
+        match self
+            .portal
+            .sessions
+            .create(&user_id, password_hash, peer, Instant::now())
+        {
+            Ok(token) => {
+                tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), "portal login");
+                let mut a = PortalAnswer::redirect("/portal/").consumed();
+                a.set_cookie = Some(session_cookie(&self.portal.cookie_name, &token));
+                Ok(a)
+            }
+            Err(SessionActive) => {
+                tracing::warn!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), "portal login refused: a session is active");
+                Ok(PortalAnswer::refused(
+                    409,
+                    Refusal::NotPermitted,
+                    what(PortalRoute::Login),
+                    "User ID ini sedang dipakai dalam sesi lain yang masih aktif; satu User ID hanya boleh satu sesi. Keluar dari sesi itu, atau tunggu sampai sesi itu berakhir.",
+                )
+                .consumed())
+            }
+        }
+    }
+}
