@@ -52,9 +52,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener = listen(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
 
     let started = Instant::now();
@@ -80,3 +78,25 @@ async fn main() -> anyhow::Result<()> {
     serve(listener, state, tls).await;
     Ok(())
 }
+
+/// Binds `address` with a listen queue of 1,024 connections (as hyper's and tokio's servers
+/// usually get, and a DWH's front server would have): with std's 128 a burst of new
+/// connections from a gateway filling its pool overflowed the queue, the kernel dropped the
+/// SYNs, and lookups failed at the gateway's 1 s connect timeout (the bench's warm-up).
+fn listen(address: &str) -> std::io::Result<tokio::net::TcpListener> {
+    use std::net::ToSocketAddrs as _;
+    let addr = address.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_QUEUE)
+}
+
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`).
+const LISTEN_QUEUE: u32 = 1024;
