@@ -293,3 +293,96 @@ async fn sigterm_drains_the_lookup_in_flight_and_refuses_new_connections() {
         .await;
     assert!(quota.contains("\"used\":1"), "{quota}");
 }
+
+/// SIGTERM under sustained load: eight kept-alive clients look up without pause against a
+/// DWH taking 150 ms, so several lookups are always in flight. Every lookup the DWH received
+/// reaches its client whole (none is cut by the stop); a request the gateway never took
+/// fails at the client without reaching the DWH; the process exits 0; after a restart the
+/// quota holds exactly the answered lookups, and the decision log verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_cuts_no_lookup_and_keeps_the_quota_exact() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let sim = Sim::start(100);
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let mut gw = Gateway::start(GatewayOptions {
+        timeout_ms: 20_000,
+        pks: vec![TestPks {
+            kuota: 100_000,
+            ..agreements().remove(0)
+        }],
+        ..GatewayOptions::new(sim.addr, vec![])
+    });
+    sim.set_delay(150).await;
+    let before = sim.requests().await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let not_taken = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (stop, answered, not_taken) = (
+            Arc::clone(&stop),
+            Arc::clone(&answered),
+            Arc::clone(&not_taken),
+        );
+        let (client, url, body) = (
+            gw.client("127.0.0.2"),
+            gw.url("CALL_NIK"),
+            call_nik(&nik, "rsud_01", PASSWORD),
+        );
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.post(&url).body(body.clone()).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let text = r.text().await.unwrap_or_default();
+                        assert_eq!(status, 200, "{text}");
+                        assert!(!record_keys(&text).is_empty(), "a lookup was cut: {text}");
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        not_taken.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let at_term = answered.load(Ordering::Relaxed);
+    assert!(at_term > 10, "the load did not run: {at_term} lookups");
+    gw.proc.signal("TERM");
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = gw.proc.child.wait().unwrap();
+        (gw, status)
+    })
+    .await
+    .unwrap();
+    let (mut gw, status) = exited;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(status.success(), "gerbang did not stop cleanly ({status}):\n{}", gw.proc.stderr());
+    let answered = answered.load(Ordering::Relaxed);
+    let forwarded = usize::try_from(sim.requests().await - before).unwrap();
+    eprintln!(
+        "{answered} lookups answered ({at_term} before SIGTERM), {forwarded} reached the DWH, {} not taken",
+        not_taken.load(Ordering::Relaxed)
+    );
+    assert_eq!(forwarded, answered, "a lookup the DWH answered did not reach its client");
+
+    let verified = std::process::Command::new(bin("gerbang"))
+        .args(["audit", "verify", "--config"])
+        .arg(gw.dir.path().join("gerbang.toml"))
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+    gw.restart();
+    let (_, quota) = gw
+        .admin(reqwest::Method::GET, "/quota?user=rsud_01", None)
+        .await;
+    assert!(quota.contains(&format!("\"used\":{answered}")), "{answered} answered: {quota}");
+}
