@@ -40,6 +40,10 @@ const NOT_CREATED: &[(&str, &str)] = &[
         "GerbangPolicyDrift",
         "needs two instances with different PKS sets",
     ),
+    (
+        "GerbangTlsCertificateExpiring",
+        "needs a certificate within 30 days of its end; e2e/tls_reload.rs reads the gauge, alerts_test.yml fires it",
+    ),
 ];
 
 fn repo() -> PathBuf {

@@ -365,24 +365,38 @@ async fn sigterm_under_load_cuts_no_lookup_and_keeps_the_quota_exact() {
     for c in clients {
         c.await.unwrap();
     }
-    assert!(status.success(), "gerbang did not stop cleanly ({status}):\n{}", gw.proc.stderr());
+    assert!(
+        status.success(),
+        "gerbang did not stop cleanly ({status}):\n{}",
+        gw.proc.stderr()
+    );
     let answered = answered.load(Ordering::Relaxed);
     let forwarded = usize::try_from(sim.requests().await - before).unwrap();
     eprintln!(
         "{answered} lookups answered ({at_term} before SIGTERM), {forwarded} reached the DWH, {} not taken",
         not_taken.load(Ordering::Relaxed)
     );
-    assert_eq!(forwarded, answered, "a lookup the DWH answered did not reach its client");
+    assert_eq!(
+        forwarded, answered,
+        "a lookup the DWH answered did not reach its client"
+    );
 
     let verified = std::process::Command::new(bin("gerbang"))
         .args(["audit", "verify", "--config"])
         .arg(gw.dir.path().join("gerbang.toml"))
         .output()
         .unwrap();
-    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
     gw.restart();
     let (_, quota) = gw
         .admin(reqwest::Method::GET, "/quota?user=rsud_01", None)
         .await;
-    assert!(quota.contains(&format!("\"used\":{answered}")), "{answered} answered: {quota}");
+    assert!(
+        quota.contains(&format!("\"used\":{answered}")),
+        "{answered} answered: {quota}"
+    );
 }

@@ -232,8 +232,22 @@ impl Upstream {
 
     async fn attempt(&self, wire: &[u8], limit: usize) -> Result<DwhAnswer> {
         let mut last = None;
+        let mut connect_retried = false;
         for _ in 0..ATTEMPTS {
-            let (mut stream, reused) = self.transport.get_stream(&self.peer).await?;
+            let (mut stream, reused) = match self.transport.get_stream(&self.peer).await {
+                Ok(got) => got,
+                // A connection that never opened carried nothing: the DWH has not seen the
+                // request, so one more is tried. A SYN the DWH's full listen queue dropped
+                // is sent again by the kernel only after a second, as long as the default
+                // connect timeout, while a new connection sends its SYN at once.
+                Err(e) if !connect_retried && matches!(e.etype(), ErrorType::ConnectTimedout) => {
+                    tracing::debug!(error = %e, "DWH connection not established in time; trying another");
+                    connect_retried = true;
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if let Err(failed) = self.send(&mut stream, wire).await {
                 if reused && failed.unanswered {
                     tracing::debug!(error = %failed.error, "pooled DWH connection was closed; sending again on another");
