@@ -102,6 +102,21 @@ impl Manager {
     }
 }
 
+/// `gerbang audit verify` on the gateway's decision log says it is intact.
+fn assert_audit_verifies(gw: &Gateway) {
+    let verified = std::process::Command::new(bin("gerbang"))
+        .args(["audit", "verify", "--config"])
+        .arg(gw.dir.path().join("gerbang.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
 fn agreements() -> Vec<TestPks> {
     vec![TestPks::new(
         "rsud.toml",
@@ -266,17 +281,7 @@ async fn sigterm_drains_the_lookup_in_flight_and_refuses_new_connections() {
     let log = gw.proc.stderr();
     assert!(log.contains("drained: every connection has ended"), "{log}");
 
-    let verified = std::process::Command::new(bin("gerbang"))
-        .args(["audit", "verify", "--config"])
-        .arg(gw.dir.path().join("gerbang.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    assert_audit_verifies(&gw);
     let audit = std::fs::read_dir(gw.dir.path().join("audit"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
@@ -381,16 +386,7 @@ async fn sigterm_under_load_cuts_no_lookup_and_keeps_the_quota_exact() {
         "a lookup the DWH answered did not reach its client"
     );
 
-    let verified = std::process::Command::new(bin("gerbang"))
-        .args(["audit", "verify", "--config"])
-        .arg(gw.dir.path().join("gerbang.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
-    );
+    assert_audit_verifies(&gw);
     gw.restart();
     let (_, quota) = gw
         .admin(reqwest::Method::GET, "/quota?user=rsud_01", None)

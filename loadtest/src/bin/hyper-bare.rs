@@ -5,16 +5,14 @@
 //!
 //! Usage: `hyper-bare --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT [--threads N]`.
 
+mod common;
+
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Parser;
-
-/// The same allocator as `gerbang`, so the floor differs from it only in Gerbang's work.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use common::Args;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -26,26 +24,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-#[derive(Debug, Parser)]
-struct Args {
-    /// Where to listen (plaintext HTTP/1.1).
-    #[arg(long)]
-    listen: SocketAddr,
-    /// The upstream (dwh-sim).
-    #[arg(long)]
-    upstream: SocketAddr,
-    /// Worker threads; Gerbang's default is the number of cores.
-    #[arg(long)]
-    threads: Option<usize>,
-}
-
 type Body = BoxBody<Bytes, hyper::Error>;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let threads = args.threads();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()

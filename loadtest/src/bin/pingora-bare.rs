@@ -6,31 +6,17 @@
 //!
 //! Usage: `pingora-bare --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT [--threads N]`.
 
+mod common;
+
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
 use clap::Parser;
-
-/// The same allocator as `gerbang`, so the floor differs from it only in Gerbang's work.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use common::Args;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
-
-#[derive(Debug, Parser)]
-struct Args {
-    /// Where to listen (plaintext HTTP/1.1).
-    #[arg(long)]
-    listen: SocketAddr,
-    /// The upstream (dwh-sim).
-    #[arg(long)]
-    upstream: SocketAddr,
-    /// Worker threads; Gerbang's default is the number of cores.
-    #[arg(long)]
-    threads: Option<usize>,
-}
 
 struct Bare {
     upstream: SocketAddr,
@@ -53,9 +39,7 @@ impl ProxyHttp for Bare {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let threads = args.threads();
     let conf = ServerConf {
         threads,
         grace_period_seconds: Some(0),
