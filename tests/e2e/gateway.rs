@@ -471,7 +471,7 @@ async fn foreign_majority_verification_answers_only_verdicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_by_elements_only_for_law_enforcement() {
-    let (_sim, gw, nik, full) = one_person(2_000).await;
+    let (sim, gw, nik, full) = one_person(2_000).await;
     let search = |user: &str| {
         format!(
             r#"{{"USER_ID":"{user}","PASSWORD":"{PASSWORD}","NAMA_LGKP":"{}","TGL_LHR":"{}"}}"#,
@@ -511,6 +511,27 @@ async fn search_by_elements_only_for_law_enforcement() {
     assert_eq!(
         respon(&answer).as_deref(),
         Some("Akses Tidak Diizinkan oleh PKS")
+    );
+    // A search with nothing to look for (no element, or only empty ones) never reaches
+    // the DWH.
+    let forwarded = sim.requests().await;
+    for body in [
+        format!(r#"{{"USER_ID":"polisi_01","PASSWORD":"{PASSWORD}"}}"#),
+        format!(
+            r#"{{"USER_ID":"polisi_01","PASSWORD":"{PASSWORD}","NAMA_LGKP":" ","TGL_LHR":null}}"#
+        ),
+    ] {
+        let (_, answer) = post(&gw.client("127.0.0.7"), &gw.url("CALL_BY_ELEMEN"), body).await;
+        assert_eq!(
+            respon(&answer).as_deref(),
+            Some("Parameter Tidak Lengkap"),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        sim.requests().await,
+        forwarded,
+        "an empty search reached the DWH"
     );
 }
 

@@ -58,6 +58,11 @@ pub fn dev(dir: &Path, force: bool) -> Result<()> {
         .distinguished_name
         .push(DnType::CommonName, "gerbang.local");
     server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    // A year, as a real certificate lasts, so that renewal and its alert can be tried;
+    // from yesterday, so a clock a little behind accepts it.
+    let [(y0, m0, d0), (y1, m1, d1)] = one_year_from_yesterday();
+    server_params.not_before = rcgen::date_time_ymd(y0, m0, d0);
+    server_params.not_after = rcgen::date_time_ymd(y1, m1, d1);
     let server_cert = server_params.signed_by(&server_key, &issuer)?;
 
     let client_key = KeyPair::generate()?;
@@ -75,6 +80,26 @@ pub fn dev(dir: &Path, force: bool) -> Result<()> {
     write(dir, "client.pem", &client_cert.pem(), false)?;
     write(dir, "client.key", &client_key.serialize_pem(), true)?;
     Ok(())
+}
+
+/// Yesterday and a year after today (UTC dates), as year, month, day.
+fn one_year_from_yesterday() -> [(i32, u8, u8); 2] {
+    use chrono::Datelike as _;
+    let ymd = |d: chrono::NaiveDate| {
+        (
+            d.year(),
+            u8::try_from(d.month()).unwrap_or(1),
+            u8::try_from(d.day()).unwrap_or(1),
+        )
+    };
+    let today = chrono::Utc::now().date_naive();
+    let yesterday = today.pred_opt().unwrap_or(today);
+    // 29 February has no date a year later: the 28th then.
+    let next_year = today
+        .with_year(today.year() + 1)
+        .or_else(|| today.with_day(28).and_then(|d| d.with_year(d.year() + 1)))
+        .unwrap_or(today);
+    [ymd(yesterday), ymd(next_year)]
 }
 
 fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> Result<()> {

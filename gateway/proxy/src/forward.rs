@@ -119,6 +119,8 @@ pub(crate) fn upstream_body(
     {
         out.string("TRESHOLD", &t.to_string());
     }
+    // What a search looks for: a search with nothing to look for is not sent.
+    let mut searched = 0usize;
     if matches!(action, Action::VerifyByElement | Action::SearchByElements) {
         for (_, lower) in body.keys() {
             let name = lower.to_ascii_uppercase();
@@ -129,11 +131,17 @@ pub(crate) fn upstream_body(
                 // Verification names it first (above); a search value is the checked NIK.
                 if let (Action::SearchByElements, Some(nik)) = (action, checked.nik) {
                     out.string("NIK", nik);
+                    searched += 1;
                 }
                 continue;
             }
             match body.claim(lower) {
-                Ok(Some(value)) => out.claim(&name, &value),
+                Ok(Some(value)) => {
+                    if !matches!(&value, Claim::Text(t) if t.trim().is_empty()) {
+                        searched += 1;
+                    }
+                    out.claim(&name, &value);
+                }
                 Ok(None) => {}
                 Err(_) => {
                     return Err(Rejection::new(
@@ -143,6 +151,12 @@ pub(crate) fn upstream_body(
                 }
             }
         }
+    }
+    if action == Action::SearchByElements && searched == 0 {
+        return Err(Rejection::new(
+            Refusal::IncompleteParameters,
+            "pencarian memerlukan sedikitnya satu elemen yang diisi",
+        ));
     }
     Ok(Bytes::from(out.into_bytes()))
 }
