@@ -115,6 +115,12 @@ async fn a_balancer_connection_without_a_valid_header_in_time_is_closed_unanswer
             .await
             .is_none()
     );
+    // A v2 header announcing 65,535 bytes of addresses: refused once past the longest
+    // header accepted, not read to its announced end.
+    let mut huge = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    huge.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
+    huge.extend(std::iter::repeat_n(b'x', 4096));
+    assert!(send(gw.addr, BALANCER, &huge).await.is_none());
     // Half a header, then nothing: closed at the head deadline (1 s here).
     let mut s = connect_from(gw.addr, BALANCER, None).await;
     s.write_all(&v2(Ipv4Addr::new(127, 0, 0, 2))[..10])
@@ -132,7 +138,7 @@ async fn a_balancer_connection_without_a_valid_header_in_time_is_closed_unanswer
             &metrics,
             "gerbang_connections_closed_total{reason=\"proxy_header_invalid\"}"
         ),
-        2.0,
+        3.0,
         "{metrics}"
     );
 }
