@@ -498,6 +498,8 @@ pub struct GatewayOptions {
     /// defaults.
     pub listen: &'static str,
     pub pks: Vec<TestPks>,
+    /// The `gerbang` executable to run (default: the one built, [`bin`]).
+    pub binary: Option<PathBuf>,
 }
 
 impl GatewayOptions {
@@ -515,6 +517,7 @@ impl GatewayOptions {
             portal: "",
             listen: "",
             pks,
+            binary: None,
         }
     }
 }
@@ -612,6 +615,12 @@ impl Gateway {
         std::fs::write(dir.path().join("sanksi.toml"), "# Sanksi pasal 45 (e2e)\n").unwrap();
         std::fs::write(dir.path().join("gerbang.toml"), config).unwrap();
         let mut cmd = gateway_command(dir.path());
+        if let Some(binary) = &opts.binary {
+            let args: Vec<_> = cmd.get_args().map(OsStr::to_os_string).collect();
+            let mut from = Command::new(binary);
+            from.args(args).env("RUST_LOG", "info");
+            cmd = from;
+        }
         cmd.envs(env.iter().copied());
         let mut proc = Proc::start("gerbang", "gerbang.0", cmd, dir.path());
         let (addr, admin_addr) = if wait_listening {
@@ -1320,6 +1329,7 @@ pub fn read_all(mut r: impl Read) -> String {
 }
 
 pub mod redis;
+pub mod systemd;
 
 /// Copies the files of a flat directory.
 fn copy_dir(from: &Path, to: &Path) {

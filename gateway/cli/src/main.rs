@@ -46,8 +46,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve: load and check the configuration, then proxy until stopped (SIGHUP reloads the PKS files).
-    Serve,
+    /// Serve: load and check the configuration, then proxy until stopped (SIGHUP reloads the
+    /// PKS files; SIGUSR2 upgrades to the binary now at this path with no dropped request).
+    Serve {
+        /// Set by a running gateway for the process that takes over from it on SIGUSR2: the
+        /// socket it hands its listeners over on.
+        #[arg(long, hide = true, value_name = "SOCKET")]
+        upgrade_from: Option<PathBuf>,
+    },
     /// Check the configuration, the vocabulary and every PKS file; list every problem with file, line and field.
     Check,
     /// Read a password from standard input and print its argon2id hash for a PKS file.
@@ -270,7 +276,7 @@ impl Command {
         match self {
             Self::Report { .. } | Self::Audit { .. } => Some(false),
             Self::Passwd | Self::Certs { .. } | Self::Sam { .. } | Self::Reader { .. } => None,
-            Self::Serve
+            Self::Serve { .. }
             | Self::Check
             | Self::Reload
             | Self::Demo
@@ -304,9 +310,9 @@ fn main() -> ExitCode {
 fn run(command: Command, given: Option<PathBuf>) -> Result<ExitCode> {
     let config = given.clone().unwrap_or_else(default_config);
     match command {
-        Command::Serve => {
+        Command::Serve { upgrade_from } => {
             let _log = log::init();
-            gerbang_proxy::serve(&config)?;
+            gerbang_proxy::serve(&config, upgrade_from.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {

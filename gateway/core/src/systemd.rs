@@ -1,6 +1,7 @@
 //! What the gateway and the SAM sidecar tell systemd under `Type=notify` (their units in
 //! `deploy/systemd/`; `docs/gateway.md`, "Running under systemd"): `READY=1` once they
-//! serve, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1` on a stop, `WATCHDOG=1`
+//! serve, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1` on a stop, `MAINPID=` from
+//! a binary upgrade's new process, `WATCHDOG=1`
 //! at half of `WatchdogSec`, and `STATUS=` with what is loaded.
 //!
 //! Without `NOTIFY_SOCKET` (not started by systemd) nothing is sent and nothing is logged.
@@ -38,6 +39,15 @@ pub fn stopping(status: &str) {
     send(
         "STOPPING",
         &[NotifyState::Stopping, NotifyState::Status(status)],
+    );
+}
+
+/// `MAINPID=pid` with `STATUS=status`: a binary upgrade's new process holds the listening
+/// sockets, and the unit follows it from now on (`NotifyAccess=all` lets it say so).
+pub fn main_pid(pid: u32, status: &str) {
+    send(
+        "MAINPID",
+        &[NotifyState::MainPid(pid), NotifyState::Status(status)],
     );
 }
 

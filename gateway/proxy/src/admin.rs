@@ -495,14 +495,26 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The admin listener as a pingora background service.
-pub struct AdminService(pub Arc<Admin>);
+/// The admin listener as a pingora background service, on the socket bound at the start
+/// (or taken over from the previous process in a binary upgrade).
+pub struct AdminService {
+    pub admin: Arc<Admin>,
+    pub listener: std::sync::Mutex<Option<std::net::TcpListener>>,
+}
 
 #[async_trait]
 impl BackgroundService for AdminService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let admin = Arc::clone(&self.0);
-        let listener = match tokio::net::TcpListener::bind(admin.address).await {
+        let admin = Arc::clone(&self.admin);
+        let taken = self
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(listener) = taken else {
+            return;
+        };
+        let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(address = %admin.address, error = %e, "cannot open the admin listener; metrics, reload and sanctions are unavailable");

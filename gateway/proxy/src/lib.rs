@@ -24,6 +24,7 @@ mod route;
 mod sam;
 mod server;
 mod stages;
+mod upgrade;
 
 pub use gateway::{Gateway, GatewayCtx};
 pub use metrics::Metrics;
@@ -35,3 +36,4 @@ pub use record::AuditOpenError;
 pub use reload::{ReloadSummary, Reloader};
 pub use route::route;
 pub use server::{ServeError, TlsError, serve};
+pub use upgrade::TakeoverError;

@@ -525,6 +525,10 @@ pub(crate) struct Drain {
     open: AtomicU32,
 }
 
+/// While draining, how long a kept-alive connection waits for its next request before it
+/// closes.
+const DRAIN_IDLE_SECS: u64 = 1;
+
 /// How often the stop looks whether the drained connections have ended.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
@@ -701,12 +705,16 @@ impl Listener {
         // The first head counts from the connection's start.
         let mut head_deadline = Some(Instant::now() + self.limits.head_timeout);
         loop {
-            // Between requests, pingora waits this long for the next one's first byte.
-            session.set_keepalive(if *shutdown.borrow() {
-                None
+            // Between requests, pingora waits this long for the next one's first byte. While
+            // draining, a kept-alive connection still waits a moment: a client that sent its
+            // next request just as the drain began gets it answered (with `Connection:
+            // close`, pingora's doing under the shutdown watch) instead of a closed
+            // connection it cannot tell from a lost request.
+            session.set_keepalive(Some(if *shutdown.borrow() {
+                DRAIN_IDLE_SECS
             } else {
-                Some(keepalive)
-            });
+                keepalive
+            }));
             state.next_request();
             let served = match self
                 .one_request(session, shutdown, &state, head_deadline)
@@ -811,7 +819,12 @@ impl ServerApp for Listener {
 
     async fn cleanup(&self) {
         // Wakes kept-alive connections waiting for their next request, so a stop does not
-        // wait for them.
+        // wait for them; in a drain only after a moment, so that a request a client sent
+        // just as the drain began is read and answered (with `Connection: close`) rather
+        // than cut with its connection.
+        if self.drain.is_draining() {
+            tokio::time::sleep(Duration::from_secs(DRAIN_IDLE_SECS)).await;
+        }
         self.proxy.http_cleanup().await;
     }
 }

@@ -22,6 +22,7 @@ use crate::listener::{ConnMetrics, Drain, Listener};
 use crate::metrics::Metrics;
 use crate::proxy_protocol::Balancers;
 use crate::reload::{ReloadService, Reloader};
+use crate::upgrade::{Sockets, Takeover, TakeoverError, Upgrader};
 
 /// Bytes of a client connection's write buffer: a lookup's answer with its header is
 /// usually under 4 KiB; larger ones (portal search pages) are written straight through.
@@ -65,6 +66,8 @@ pub enum ServeError {
     Panicked(&'static str),
     #[error("cannot register the metrics")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot take over from the running gateway")]
+    Takeover(#[from] TakeoverError),
 }
 
 /// Why the client listener's certificate and key could not be used.
@@ -83,26 +86,31 @@ pub enum TlsError {
 }
 
 /// Loads the configuration at `path`, checks it, and serves until SIGTERM or SIGINT; then
-/// persists the exact quota counts and returns.
-pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
+/// persists the exact quota counts and returns. With `upgrade_from`, this process is a
+/// binary upgrade's new one (`upgrade.rs`): it loads, takes the listening sockets over from
+/// the running gateway at that socket, waits for it to exit, then opens the stores.
+pub fn serve(
+    path: &std::path::Path,
+    upgrade_from: Option<&std::path::Path>,
+) -> Result<(), ServeError> {
     let config = gerbang_core::check(path)?;
     let admin_token = config.load_admin_token()?;
     let metrics = Arc::new(Metrics::new()?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // The quota store and the decision log are opened (files created, fsynced) while the
-    // PKS files load, which keeps both cores busy: a start waits for the longer of the two.
     let started = std::time::Instant::now();
-    let (loaded, meter, audit) = std::thread::scope(|s| {
-        let loading = s.spawn(|| load_snapshot(&config));
-        let meter = open_meter(&config, clock.as_ref());
-        let audit = open_audit(&config, &clock);
-        (loading.join(), meter, audit)
-    });
-    let loaded = loaded.map_err(|_| ServeError::Panicked("loading the PKS files"))?;
-    let snapshot = Arc::new(ArcSwap::from_pointee(loaded?));
+    let Started {
+        loaded,
+        meter,
+        audit,
+        sockets,
+        tls,
+    } = match upgrade_from {
+        None => start(&config, &clock, &metrics)?,
+        Some(from) => take_over(&config, &clock, &metrics, from)?,
+    };
+    let snapshot = Arc::new(ArcSwap::from_pointee(loaded));
     let load_ms = started.elapsed().as_millis();
-    let meter = Arc::new(meter?);
-    let audit = audit?;
+    let meter = Arc::new(meter);
     let auth = Arc::new(Authenticator::new(LoginThrottle::new(
         config.auth.clone(),
         Arc::clone(&clock),
@@ -119,6 +127,19 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         load_ms,
         "starting"
     );
+    let upgrader = Arc::new(
+        sockets
+            .duplicate()
+            .and_then(|copies| Upgrader::new(copies, path))
+            .map_err(|source| ServeError::Listen {
+                address: config.listen.address,
+                source,
+            })?,
+    );
+    let Sockets {
+        data: bound,
+        admin: admin_socket,
+    } = sockets;
 
     let conf = ServerConf {
         threads: config.threads,
@@ -146,30 +167,20 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     );
     let portal_sessions = gateway.portal_sessions();
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    // Bound here, so that port 0 works and the address in use is known: pingora is handed
-    // the bound socket (`DataPlane::start_service`) instead of binding the address itself.
-    let cannot_listen = |source| ServeError::Listen {
+    // Bound at the start (or taken over), so that port 0 works and the address in use is
+    // known: pingora is handed the bound socket (`DataPlane::start_service`) instead of
+    // binding the address itself.
+    let bound_address = bound.local_addr().map_err(|source| ServeError::Listen {
         address: config.listen.address,
         source,
-    };
-    let bound = std::net::TcpListener::bind(config.listen.address).map_err(cannot_listen)?;
-    // Pingora's accept loop runs on tokio, which needs the socket non-blocking.
-    let bound_address = bound
-        .set_nonblocking(true)
-        .and_then(|()| bound.local_addr())
-        .map_err(cannot_listen)?;
+    })?;
     let address = bound_address.to_string();
-    // Pingora accepts plain TCP; the TLS handshake is the gateway's, under its own deadline.
-    let tls = match &config.listen.tls {
-        Some(tls) => Some(Arc::new(ServedCert::load(tls, metrics.registry())?)),
-        None => {
-            tracing::warn!(
-                listen = address.as_str(),
-                "serving WITHOUT TLS (plaintext = true in the configuration)"
-            );
-            None
-        }
-    };
+    if tls.is_none() {
+        tracing::warn!(
+            listen = address.as_str(),
+            "serving WITHOUT TLS (plaintext = true in the configuration)"
+        );
+    }
     let served_cert = tls.clone();
     let limits = fit_open_files(config.listen.limits.clone(), config.threads);
     tracing::info!(
@@ -232,19 +243,22 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
             }
             server.add_service(background_service(
                 "admin",
-                AdminService(Arc::new(Admin {
-                    address: a.address,
-                    token: admin_token,
-                    quota_series: a.quota_series,
-                    snapshot,
-                    meter: Arc::clone(&meter),
-                    metrics,
-                    reloader,
-                    clock,
-                    audit: audit_log.clone(),
-                    instance: instance.clone(),
-                    drain: Arc::clone(&drain),
-                })),
+                AdminService {
+                    listener: std::sync::Mutex::new(admin_socket),
+                    admin: Arc::new(Admin {
+                        address: a.address,
+                        token: admin_token,
+                        quota_series: a.quota_series,
+                        snapshot,
+                        meter: Arc::clone(&meter),
+                        metrics,
+                        reloader,
+                        clock,
+                        audit: audit_log.clone(),
+                        instance: instance.clone(),
+                        drain: Arc::clone(&drain),
+                    }),
+                },
             ));
         }
         None => tracing::warn!(
@@ -252,7 +266,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         ),
     }
     server.run(pingora::server::RunArgs {
-        shutdown_signal: Box::new(StopSignals { drain }),
+        shutdown_signal: Box::new(StopSignals { drain, upgrader }),
     });
     // Every request has finished: write exact counts, releasing unused reserved blocks.
     if let Err(e) = meter.close() {
@@ -266,6 +280,132 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What a start has loaded and opened before the server is built.
+struct Started {
+    loaded: gerbang_policy::Snapshot,
+    meter: Meter,
+    audit: Option<crate::record::Audit>,
+    sockets: Sockets,
+    tls: Option<Arc<ServedCert>>,
+}
+
+/// A plain start: binds the listeners, loads the certificate, and opens the quota store and
+/// the decision log while the PKS files load, which keeps both cores busy: a start waits
+/// for the longer of the two.
+fn start(
+    config: &gerbang_core::Config,
+    clock: &Arc<dyn Clock>,
+    metrics: &Metrics,
+) -> Result<Started, ServeError> {
+    let sockets = bind(config)?;
+    let tls = load_cert(config, metrics)?;
+    let (loaded, meter, audit) = std::thread::scope(|s| {
+        let loading = s.spawn(|| load_snapshot(config));
+        let meter = open_meter(config, clock.as_ref());
+        let audit = open_audit(config, clock);
+        (loading.join(), meter, audit)
+    });
+    let loaded = loaded.map_err(|_| ServeError::Panicked("loading the PKS files"))?;
+    Ok(Started {
+        loaded: loaded?,
+        meter: meter?,
+        audit: audit?,
+        sockets,
+        tls,
+    })
+}
+
+/// A binary upgrade's start (`upgrade.rs`): everything that can fail is loaded while the
+/// running gateway serves; then the listening sockets are taken over, and the quota store
+/// and the decision log are opened once it has exited.
+fn take_over(
+    config: &gerbang_core::Config,
+    clock: &Arc<dyn Clock>,
+    metrics: &Metrics,
+    from: &std::path::Path,
+) -> Result<Started, ServeError> {
+    let loaded = load_snapshot(config)?;
+    let tls = load_cert(config, metrics)?;
+    let (takeover, mut sockets) = Takeover::receive(from)?;
+    gerbang_core::systemd::main_pid(
+        std::process::id(),
+        "upgrading: the previous process is finishing its requests",
+    );
+    tracing::info!(
+        "upgrade: the listening sockets are taken over; waiting for the previous process to exit"
+    );
+    if let Ok(taken) = sockets.data.local_addr()
+        && !same_address(config.listen.address, taken)
+    {
+        tracing::warn!(
+            configured = %config.listen.address,
+            serving = %taken,
+            "listen.address differs from the socket taken over; it takes effect at the next restart"
+        );
+    }
+    // An admin address changed with the upgrade is bound anew (the old one closes with the
+    // previous process).
+    if let Some(admin) = &config.admin
+        && let Some(taken) = &sockets.admin
+        && !taken
+            .local_addr()
+            .is_ok_and(|a| same_address(admin.address, a))
+    {
+        sockets.admin = bind_admin(admin.address);
+    }
+    takeover.wait_released()?;
+    Ok(Started {
+        loaded,
+        meter: open_meter(config, clock.as_ref())?,
+        audit: open_audit(config, clock)?,
+        sockets,
+        tls,
+    })
+}
+
+/// Whether a socket bound at `bound` serves the configured `address` (port 0: any port).
+fn same_address(address: std::net::SocketAddr, bound: std::net::SocketAddr) -> bool {
+    address.ip() == bound.ip() && (address.port() == 0 || address.port() == bound.port())
+}
+
+/// The client listener and, when configured, the admin listener, bound and non-blocking
+/// (pingora's and the admin's accept loops run on tokio).
+fn bind(config: &gerbang_core::Config) -> Result<Sockets, ServeError> {
+    let cannot_listen = |source| ServeError::Listen {
+        address: config.listen.address,
+        source,
+    };
+    let data = std::net::TcpListener::bind(config.listen.address).map_err(cannot_listen)?;
+    data.set_nonblocking(true).map_err(cannot_listen)?;
+    let admin = config.admin.as_ref().and_then(|a| bind_admin(a.address));
+    Ok(Sockets { data, admin })
+}
+
+/// The admin listener, bound; `None` (logged) when it cannot be: the gateway still serves.
+fn bind_admin(address: std::net::SocketAddr) -> Option<std::net::TcpListener> {
+    match std::net::TcpListener::bind(address).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(address = %address, error = %e, "cannot open the admin listener; metrics, reload and sanctions are unavailable");
+            None
+        }
+    }
+}
+
+/// The client listener's certificate and key; none with `plaintext = true`. The TLS
+/// handshake is the gateway's, under its own deadline (pingora accepts plain TCP).
+fn load_cert(
+    config: &gerbang_core::Config,
+    metrics: &Metrics,
+) -> Result<Option<Arc<ServedCert>>, ServeError> {
+    config
+        .listen
+        .tls
+        .as_ref()
+        .map(|tls| ServedCert::load(tls, metrics.registry()).map(Arc::new))
+        .transpose()
 }
 
 /// What `systemctl status` shows of the gateway (`STATUS=`): the PKS count and policy hash
@@ -387,6 +527,8 @@ pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3
 /// ended (or [`DRAIN_DEADLINE`] has passed), since it would cancel what is still running.
 struct StopSignals {
     drain: Arc<Drain>,
+    /// SIGUSR2 hands the listening sockets to a new process, then drains as SIGTERM does.
+    upgrader: Arc<Upgrader>,
 }
 
 #[async_trait::async_trait]
@@ -395,34 +537,52 @@ impl pingora::server::ShutdownSignalWatch for StopSignals {
         use pingora::server::ShutdownSignal;
         use tokio::signal::unix::SignalKind;
         let received = tokio::select! {
-            () = next(SignalKind::quit(), "SIGQUIT") => ShutdownSignal::GracefulUpgrade,
+            // pingora's own upgrade (SIGQUIT) would send the sockets to a fixed path in /tmp
+            // that any local user could bind first: SIGQUIT stops as SIGTERM does, and the
+            // upgrade is SIGUSR2's.
+            () = next(SignalKind::quit(), "SIGQUIT") => ShutdownSignal::GracefulTerminate,
             () = next(SignalKind::terminate(), "SIGTERM") => ShutdownSignal::GracefulTerminate,
             () = next(SignalKind::interrupt(), "SIGINT") => ShutdownSignal::FastShutdown,
+            pid = self.upgrader.on_signal() => {
+                // The unit follows the new process (`MAINPID=`): this one says nothing to
+                // systemd any more but its watchdog pings.
+                tracing::info!(new.pid = pid, connections.open = self.drain.open(), "upgrade: draining: the requests in flight finish here, new connections go to the new process");
+                self.drain_connections().await;
+                return ShutdownSignal::GracefulTerminate;
+            }
         };
+        self.upgrader.disable();
         match received {
             ShutdownSignal::GracefulTerminate => {
                 gerbang_core::systemd::stopping("stopping: finishing the requests in flight");
-                self.drain.begin();
                 tracing::info!(
                     connections.open = self.drain.open(),
                     deadline_secs = DRAIN_DEADLINE.as_secs(),
                     "SIGTERM: draining: no new connection; the requests in flight finish"
                 );
-                match self.drain.ended(DRAIN_DEADLINE).await {
-                    0 => tracing::info!("drained: every connection has ended"),
-                    left => tracing::warn!(
-                        connections.open = left,
-                        deadline_secs = DRAIN_DEADLINE.as_secs(),
-                        "the drain's deadline passed: the connections still open are cut"
-                    ),
-                }
+                self.drain_connections().await;
             }
-            ShutdownSignal::FastShutdown => {
+            ShutdownSignal::FastShutdown | ShutdownSignal::GracefulUpgrade => {
                 gerbang_core::systemd::stopping("stopping at once (SIGINT)");
             }
-            ShutdownSignal::GracefulUpgrade => {}
         }
         received
+    }
+}
+
+impl StopSignals {
+    /// Stops accepting and waits until every connection has ended or [`DRAIN_DEADLINE`]
+    /// has passed.
+    async fn drain_connections(&self) {
+        self.drain.begin();
+        match self.drain.ended(DRAIN_DEADLINE).await {
+            0 => tracing::info!("drained: every connection has ended"),
+            left => tracing::warn!(
+                connections.open = left,
+                deadline_secs = DRAIN_DEADLINE.as_secs(),
+                "the drain's deadline passed: the connections still open are cut"
+            ),
+        }
     }
 }
 
