@@ -81,7 +81,7 @@ fn write_fleet(dir: &Path, sams: usize, pks: usize) -> Result<Vec<Reader>> {
         // 10.(p / 250).(p % 250).1: one LAN per agreement, as the gateway wants them apart.
         let ip = format!("10.{}.{}.1", p / 250, p % 250);
         let mut text = format!(
-            "nomor = \"{p}/ARMADA/UJI\"\npengguna = \"armada-{p:04}\"\nnama_pengguna = \"Lembaga Uji Armada {p}\"\njenis_pengguna = \"opd\"\ntingkat = \"daerah\"\ntujuan = \"uji kapasitas card reader\"\nelemen_data = [\"NIK\"]\nmetode_akses = [\"card_reader\"]\nkunci_akses = [\"NIK\"]\nmulai = 2025-01-01\nsampai = 2099-12-31\nstatus = \"aktif\"\n\n[[user]]\nid = \"{user}\"\npassword_hash = \"{HASH}\"\nip_lan = [\"{ip}\"]\nkuota_harian = 1000\nstatus = \"aktif\"\n"
+            "nomor = \"{p}/ARMADA/UJI\"\npengguna = \"armada-{p:04}\"\nnama_pengguna = \"Lembaga Uji Armada {p}\"\njenis_pengguna = \"opd\"\ntingkat = \"kabupaten_kota\"\ntujuan = \"uji kapasitas card reader\"\nelemen_data = [\"NIK\"]\nmetode_akses = [\"card_reader\"]\nkunci_akses = [\"NIK\"]\nmulai = 2025-01-01\nsampai = 2099-12-31\nstatus = \"aktif\"\n\n[[user]]\nid = \"{user}\"\npassword_hash = \"{HASH}\"\nip_lan = [\"{ip}\"]\nkuota_harian = 1000\nstatus = \"aktif\"\n"
         );
         // Reader i belongs to agreement i % pks: the counts differ by at most one.
         for i in (p..sams).step_by(pks) {
