@@ -71,6 +71,13 @@ deb: deps cargo-deb
 	$(CARGO) build --release --bins -p gerbang-cli -p gerbang-sam
 	$(CARGO) deb -p gerbang-cli --no-build
 
+## The SAM sidecar with the national fleet of card readers (59,194 synthetic SAMs in 4,644
+## PKS files): start and reload time, memory, validation latency under load (docs/capacity.md).
+.PHONY: sam-fleet
+sam-fleet: deps
+	$(CARGO) build --release -p gerbang-sam --bin gerbang-sam --example fleet
+	target/release/examples/fleet $(FLEET_ARGS)
+
 ## Benchmark: Gerbang against nginx and the DWH simulator on loopback; installs nginx when
 ## missing, builds the release binaries, writes loadtest/out/<timestamp>.md.
 .PHONY: bench

@@ -333,6 +333,113 @@ async fn a_killed_sidecar_refuses_reader_requests_until_it_is_back() {
     assert_eq!(s.sim.requests().await, 2);
 }
 
+/// One gateway instance with its own sidecar, over the shared dwh-sim; `sidecar_args` name
+/// the replay cache (none: the embedded one).
+async fn instance(sim: &Sim, readers: &Readers, sidecar_args: &[&str]) -> (Gateway, SamSidecar) {
+    let sam_addr = reserved_addr();
+    let gw = Gateway::start(GatewayOptions {
+        sam: Some(sam_addr),
+        ..GatewayOptions::new(sim.addr, readers.agreements())
+    });
+    let sam = SamSidecar::start_for_with_args(&gw, sam_addr, sidecar_args);
+    sam.wait_fresh().await;
+    (gw, sam)
+}
+
+/// Two instances (each a gateway with its own sidecar) sharing the replay cache through one
+/// Redis, as behind a balancer: a reader request accepted through one is a replay through
+/// the other. With Redis killed every reader request is refused (fail closed), logged and
+/// counted, and nothing reaches the DWH; when Redis is back, requests are accepted again.
+/// (With each sidecar's embedded cache the replay through B is accepted: run without
+/// `--redis-url` to see this test fail.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_replayed_to_another_instance_is_refused_and_a_dead_redis_refuses_all() {
+    let r = Readers::new();
+    let mut redis = gerbang_e2e::redis::Redis::start();
+    let url = redis.url();
+    // 1 s per Redis call, so a busy test machine does not pass for an outage.
+    let shared = ["--redis-url", url.as_str(), "--redis-timeout-ms", "1000"];
+    let sim = Sim::start(1_000);
+    let (gw_a, sam_a) = instance(&sim, &r, &shared).await;
+    let (gw_b, sam_b) = instance(&sim, &r, &shared).await;
+    sam_a
+        .proc
+        .stderr_with(&["replay.cache=redis 127.0.0.1:"])
+        .await;
+    let nik = sim.sample("alive", 1).await.remove(0);
+
+    let call = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik);
+    let body = call.send(&gw_a, "127.0.0.2").await;
+    assert_eq!(respon(&body), None, "{body}");
+    let body = call.send(&gw_b, "127.0.0.2").await;
+    assert_eq!(
+        respon(&body).as_deref(),
+        Some("Validasi Card Reader Gagal: Permintaan Ulang Terdeteksi"),
+        "replayed through the other instance: {body}"
+    );
+    // Both ways round.
+    let call = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik);
+    assert_eq!(respon(&call.send(&gw_b, "127.0.0.2").await), None);
+    let body = call.send(&gw_a, "127.0.0.2").await;
+    assert!(
+        respon(&body).is_some_and(|t| t.ends_with("Permintaan Ulang Terdeteksi")),
+        "{body}"
+    );
+    assert_eq!(sim.requests().await, 2);
+    let key_count: usize = ::redis::cmd("DBSIZE")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(key_count, 2, "one key per nonce");
+
+    redis.kill();
+    for gw in [&gw_a, &gw_b] {
+        let body = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik)
+            .send(gw, "127.0.0.2")
+            .await;
+        assert_eq!(
+            respon(&body).as_deref(),
+            Some("Layanan Validasi Card Reader Tidak Tersedia"),
+            "{body}"
+        );
+    }
+    assert_eq!(sim.requests().await, 2, "nothing reached the DWH");
+    for sam in [&sam_a, &sam_b] {
+        sam.proc
+            .stderr_with(&[
+                "the replay cache (Redis) is unreachable: every card-reader request is refused",
+            ])
+            .await;
+        let m = sam.metrics().await;
+        assert!(
+            metric(&m, "gerbang_sam_replay_store_errors_total") >= 1.0,
+            "{m}"
+        );
+    }
+    gw_a.proc
+        .stderr_with(&["the replay cache (Redis) did not answer"])
+        .await;
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = ReaderCall::new(&r.a, "SAM-A", "kab_01", &nik)
+            .send(&gw_a, "127.0.0.2")
+            .await;
+        if respon(&body).is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still refused with Redis back: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sam_a
+        .proc
+        .stderr_with(&["the replay cache (Redis) answers again"])
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_sidecar_is_cut_off_at_the_timeout() {
     let r = Readers::new();

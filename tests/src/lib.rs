@@ -870,6 +870,8 @@ pub struct SamSidecar {
     ready_at: i64,
     logs: tempfile::TempDir,
     starts: u32,
+    /// More command-line arguments (`--redis-url …`), given again on a restart.
+    args: Vec<String>,
 }
 
 impl SamSidecar {
@@ -890,6 +892,12 @@ impl SamSidecar {
         Self::spawn_with(pks_dir, None, addr, env)
     }
 
+    /// As [`SamSidecar::start_for`], with more command-line arguments (kept for restarts).
+    pub fn start_for_with_args(gw: &Gateway, addr: SocketAddr, args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+        Self::spawn_full(&gw.pks_dir(), Some(gw.sanctions_path()), addr, &[], args)
+    }
+
     fn spawn(pks_dir: &Path, sanctions: Option<PathBuf>, addr: SocketAddr) -> Self {
         Self::spawn_with(pks_dir, sanctions, addr, &[])
     }
@@ -900,8 +908,26 @@ impl SamSidecar {
         addr: SocketAddr,
         env: &[(&str, &OsStr)],
     ) -> Self {
+        Self::spawn_full(pks_dir, sanctions, addr, env, Vec::new())
+    }
+
+    fn spawn_full(
+        pks_dir: &Path,
+        sanctions: Option<PathBuf>,
+        addr: SocketAddr,
+        env: &[(&str, &OsStr)],
+        args: Vec<String>,
+    ) -> Self {
         let logs = tempfile::tempdir().unwrap();
-        let (proc, addr) = spawn_sidecar(pks_dir, sanctions.as_deref(), addr, logs.path(), 0, env);
+        let (proc, addr) = spawn_sidecar(
+            pks_dir,
+            sanctions.as_deref(),
+            addr,
+            logs.path(),
+            0,
+            env,
+            &args,
+        );
         Self {
             proc,
             addr,
@@ -910,6 +936,7 @@ impl SamSidecar {
             ready_at: chrono::Utc::now().timestamp(),
             logs,
             starts: 1,
+            args,
         }
     }
 
@@ -923,6 +950,7 @@ impl SamSidecar {
             self.logs.path(),
             self.starts,
             &[],
+            &self.args,
         );
         self.proc = proc;
         self.ready_at = chrono::Utc::now().timestamp();
@@ -981,9 +1009,10 @@ fn spawn_sidecar(
     logs: &Path,
     n: u32,
     env: &[(&str, &OsStr)],
+    args: &[String],
 ) -> (Proc, SocketAddr) {
     let mut cmd = Command::new(bin("gerbang-sam"));
-    cmd.envs(env.iter().copied());
+    cmd.envs(env.iter().copied()).args(args);
     if let Some(path) = sanctions {
         cmd.arg("--sanksi").arg(path);
     }

@@ -29,9 +29,12 @@ pub use client::{SamClient, SamUnavailable};
 pub use keyfile::{KeyFileError, ReaderKey, valid_sam_id};
 pub use metrics::Metrics;
 pub use registry::{PksEntry, Registry, SamEntry};
-pub use replay::{DEFAULT_MAX_NONCES_PER_SAM, ReplayCache, Seen};
+pub use replay::{DEFAULT_MAX_NONCES_PER_SAM, Replay, ReplayCache, Seen};
 pub use server::{MAX_REQUEST_BYTES, Sidecar, SidecarError, State};
-pub use settings::{DEFAULT_LISTEN, DEFAULT_POLL, Settings, check_skew, parse_listen};
+pub use settings::{
+    DEFAULT_LISTEN, DEFAULT_POLL, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisUrl,
+    Settings, check_key_prefix, check_redis_timeout, check_skew, parse_listen,
+};
 pub use validate::{
     DEFAULT_SKEW_SECS, Freshness, ValidateRequest, Validator, Verdict, VerdictWire, pks_not_active,
     sam_not_active, unknown_sam, validate,

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use gerbang_core::{Clock, SystemClock};
-use gerbang_sam::{Settings, Sidecar, check_skew, parse_listen};
+use gerbang_sam::{
+    RedisUrl, Settings, Sidecar, check_key_prefix, check_redis_timeout, check_skew, parse_listen,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Validates card-reader requests for the Gerbang gateway: Ed25519 signature, freshness,
@@ -44,6 +46,17 @@ struct Args {
     /// Allowed clock difference with a reader, in seconds (default 30).
     #[arg(long)]
     skew_secs: Option<u32>,
+    /// Share the replay cache with the other instances' sidecars through this Redis
+    /// (`redis://host:port/db` or `redis+sentinel://host:port,…/master[/db]`); a URL with a
+    /// password belongs in the settings file, not on a command line others can read.
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Prefix of the Redis keys (default `gerbang:`).
+    #[arg(long)]
+    redis_key_prefix: Option<String>,
+    /// Time budget of one Redis call, in milliseconds (default 200).
+    #[arg(long)]
+    redis_timeout_ms: Option<u64>,
 }
 
 /// Where the Debian package installs the settings.
@@ -84,7 +97,32 @@ fn settings(args: Args) -> Result<Settings> {
     if let Some(skew) = args.skew_secs {
         settings.skew_secs = check_skew(skew).map_err(|e| anyhow::anyhow!("--skew-secs: {e}"))?;
     }
+    if let Some(url) = args.redis_url {
+        settings.redis_url =
+            Some(RedisUrl::parse(&url).map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?);
+    }
+    if let Some(prefix) = args.redis_key_prefix {
+        settings.redis_key_prefix =
+            check_key_prefix(&prefix).map_err(|e| anyhow::anyhow!("--redis-key-prefix: {e}"))?;
+    }
+    if let Some(ms) = args.redis_timeout_ms {
+        settings.redis_timeout =
+            check_redis_timeout(ms).map_err(|e| anyhow::anyhow!("--redis-timeout-ms: {e}"))?;
+    }
     Ok(settings)
+}
+
+/// Where the replay cache is, for the start line (no credentials).
+fn replay_cache(settings: &Settings) -> String {
+    match settings.redis_url.as_ref().map(RedisUrl::target) {
+        None => "embedded (this process only)".into(),
+        Some(Ok(target)) => format!(
+            "{} under the key prefix `{}`",
+            target.describe(),
+            settings.redis_key_prefix
+        ),
+        Some(Err(_)) => "redis".into(),
+    }
 }
 
 #[tokio::main]
@@ -113,6 +151,7 @@ async fn main() -> Result<()> {
         sanctions.file = ?settings.sanctions,
         skew_secs = settings.skew_secs,
         unix_socket = ?settings.unix_socket,
+        replay.cache = %replay_cache(&settings),
         "started"
     );
     let mut stdout = std::io::stdout().lock();

@@ -1,5 +1,6 @@
 //! The sidecar's own metrics, in the Prometheus text format (`GET /metrics`): validations
-//! by result, their duration, the registry's size and the reloads. Built on the
+//! by result, their duration, the registry's size, the reloads and the requests refused
+//! because the shared replay cache did not answer. Built on the
 //! `prometheus` crate as the gateway's are; names and labels are fixed, `monitoring/` is
 //! written against them. Each result's counter is looked up once at start: the hot path
 //! only adds to atomics.
@@ -32,6 +33,7 @@ pub struct Metrics {
     reloads_ok: IntCounter,
     reloads_error: IntCounter,
     bad_requests: IntCounter,
+    replay_store_errors: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -92,6 +94,11 @@ impl Metrics {
             "Requests to /v1/validate that were not a usable validation request.",
         )?;
         register(Box::new(bad_requests.clone()))?;
+        let replay_store_errors = IntCounter::new(
+            "gerbang_sam_replay_store_errors_total",
+            "Validations refused because the shared replay cache (Redis) did not answer.",
+        )?;
+        register(Box::new(replay_store_errors.clone()))?;
         Ok(Self {
             valid: validations.with_label_values(&["valid"]),
             refused: SamReason::ALL
@@ -104,6 +111,7 @@ impl Metrics {
             reloads_ok: reloads.with_label_values(&["ok"]),
             reloads_error: reloads.with_label_values(&["error"]),
             bad_requests,
+            replay_store_errors,
             registry,
         })
     }
@@ -141,6 +149,11 @@ impl Metrics {
         self.bad_requests.inc();
     }
 
+    /// Counts one request refused because the replay cache did not answer.
+    pub fn replay_store_failed(&self) {
+        self.replay_store_errors.inc();
+    }
+
     /// Validations with a result so far (`valid` or a reason code).
     pub fn validations(&self, code: &str) -> u64 {
         let reason = SamReason::ALL.iter().find(|r| r.code() == code).copied();
@@ -175,6 +188,7 @@ mod tests {
         m.record(Some(SamReason::ReplayedNonce), Duration::from_secs(1));
         m.reloaded(true);
         m.reloaded(false);
+        m.replay_store_failed();
         let text = m.render(3, 7).expect("render");
         for line in [
             "gerbang_sam_validations_total{result=\"valid\"} 1",
@@ -190,6 +204,7 @@ mod tests {
             "gerbang_sam_reloads_total{result=\"ok\"} 1",
             "gerbang_sam_reloads_total{result=\"error\"} 1",
             "gerbang_sam_bad_requests_total 0",
+            "gerbang_sam_replay_store_errors_total 1",
             "# TYPE gerbang_sam_validations_total counter",
             "# TYPE gerbang_sam_validation_duration_seconds histogram",
             "# TYPE gerbang_sam_registry_sams gauge",

@@ -26,6 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::replay::Replay;
 use crate::settings::Settings;
 use crate::validate::{ValidateRequest, Validator, Verdict};
 
@@ -63,6 +64,8 @@ pub enum SidecarError {
     NotASocket(PathBuf),
     #[error("cannot register the sidecar's metrics (a bug): {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("the replay cache's Redis (`replay.redis_url`, --redis-url): {0}")]
+    Redis(String),
 }
 
 /// What the request handlers and the reloader share.
@@ -266,7 +269,25 @@ impl State {
             }
         };
         let started = Instant::now();
-        let verdict = self.validator.validate(&request);
+        let verdict = match self.validator.validate(&request).await {
+            Ok(v) => v,
+            Err(e) => {
+                // Fail closed: a nonce that cannot be checked may be a replay. Not a
+                // verdict on the request: the gateway refuses it as "sidecar unavailable"
+                // and its alert on the sidecar fires.
+                self.metrics.replay_store_failed();
+                tracing::info!(
+                    sam.id = request.sam.sam_id.as_str(),
+                    user.id = request.user_id.as_str(),
+                    error = %e,
+                    "refused: the replay cache (Redis) did not answer, so the nonce cannot be checked"
+                );
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("the replay cache (Redis) did not answer: {e}"),
+                );
+            }
+        };
         self.metrics.record(verdict.reason, started.elapsed());
         if verdict.is_valid() {
             tracing::debug!(
@@ -365,13 +386,9 @@ impl Sidecar {
             settings.vocabulary.as_deref(),
             settings.sanctions.as_deref(),
         )?;
+        let replay = Replay::from_settings(settings).map_err(SidecarError::Redis)?;
         let state = Arc::new(State {
-            validator: Validator::new(
-                registry,
-                clock,
-                settings.skew_secs,
-                settings.max_nonces_per_sam,
-            ),
+            validator: Validator::new(registry, clock, settings.skew_secs, replay),
             metrics: Metrics::new()?,
             pks_dir: settings.pks_dir.clone(),
             vocabulary: settings.vocabulary.clone(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gerbang_core::{ConfigErrors, SidecarAddress, Source, read_config_file};
+use gerbang_shared::RedisTarget;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -18,6 +19,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
 /// Default interval between two looks at the PKS directory: with it a deactivated SAM is
 /// refused well within a second.
 pub const DEFAULT_POLL: Duration = Duration::from_millis(200);
+/// Default prefix of the sidecar's Redis keys: nonces are `gerbang:nonce:<sam>:<nonce>`.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "gerbang:";
+/// Default time budget of one Redis call (finding the master, connecting and answering), as
+/// the quota store's.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(200);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +35,8 @@ struct SidecarFile {
     validation: ValidationFile,
     #[serde(default)]
     reload: ReloadFile,
+    #[serde(default)]
+    replay: ReplayFile,
 }
 
 #[derive(Deserialize, Default)]
@@ -72,6 +80,48 @@ struct ReloadFile {
     poll_ms: Option<Spanned<u64>>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayFile {
+    /// The Redis deployment every sidecar of the gateway's instances shares its nonces
+    /// through (`redis://host:port/db` or `redis+sentinel://host:port,…/master[/db]`), so a
+    /// request replayed to any instance is refused. Absent: this process's own cache.
+    redis_url: Option<Spanned<String>>,
+    /// Prefix of the keys (default `gerbang:`): nonces are `<prefix>nonce:<sam>:<nonce>`.
+    key_prefix: Option<Spanned<String>>,
+    /// Time budget of one Redis call in milliseconds (default 200; 10 to 5000). Past it the
+    /// request is refused.
+    redis_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// The Redis URL of the shared replay cache. It may hold a password: `Debug` shows only
+/// where it points.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Checks the URL as `gerbang_shared::RedisTarget` reads it.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        RedisTarget::parse(url)
+            .map(|_| Self(url.to_string()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The deployment it names.
+    pub fn target(&self) -> Result<RedisTarget, String> {
+        RedisTarget::parse(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match RedisTarget::parse(&self.0) {
+            Ok(t) => write!(f, "RedisUrl({})", t.describe()),
+            Err(_) => f.write_str("RedisUrl(<redacted>)"),
+        }
+    }
+}
+
 /// Validated settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -84,8 +134,15 @@ pub struct Settings {
     /// The sanctions file applied over the PKS files, if any.
     pub sanctions: Option<PathBuf>,
     pub skew_secs: u32,
+    /// Bound of the embedded replay cache (not of the Redis one).
     pub max_nonces_per_sam: usize,
     pub poll: Duration,
+    /// The Redis deployment the replay cache lives in; `None`: in this process.
+    pub redis_url: Option<RedisUrl>,
+    /// Prefix of the Redis keys.
+    pub redis_key_prefix: String,
+    /// Time budget of one Redis call.
+    pub redis_timeout: Duration,
 }
 
 impl Settings {
@@ -102,6 +159,9 @@ impl Settings {
             skew_secs: DEFAULT_SKEW_SECS,
             max_nonces_per_sam: DEFAULT_MAX_NONCES_PER_SAM,
             poll: DEFAULT_POLL,
+            redis_url: None,
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_string(),
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
         }
     }
 
@@ -157,6 +217,26 @@ impl Settings {
                 ));
             }
         }
+        if let Some(url) = &file.replay.redis_url {
+            match RedisUrl::parse(url.get_ref()) {
+                Ok(u) => settings.redis_url = Some(u),
+                Err(msg) => errors.push(src.error(Some(url.span()), "replay.redis_url", msg)),
+            }
+        }
+        if let Some(prefix) = &file.replay.key_prefix {
+            match check_key_prefix(prefix.get_ref()) {
+                Ok(p) => settings.redis_key_prefix = p,
+                Err(msg) => errors.push(src.error(Some(prefix.span()), "replay.key_prefix", msg)),
+            }
+        }
+        if let Some(ms) = &file.replay.redis_timeout_ms {
+            match check_redis_timeout(*ms.get_ref()) {
+                Ok(t) => settings.redis_timeout = t,
+                Err(msg) => {
+                    errors.push(src.error(Some(ms.span()), "replay.redis_timeout_ms", msg));
+                }
+            }
+        }
         if errors.is_empty() {
             Ok(settings)
         } else {
@@ -186,6 +266,24 @@ pub fn check_skew(secs: u32) -> Result<u32, String> {
     }
 }
 
+/// A Redis key prefix: 1 to 64 printable ASCII characters, no space.
+pub fn check_key_prefix(prefix: &str) -> Result<String, String> {
+    if (1..=64).contains(&prefix.len()) && prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(prefix.to_string())
+    } else {
+        Err("must be 1 to 64 printable characters without spaces, e.g. `gerbang:`".into())
+    }
+}
+
+/// The time budget of one Redis call: 10 to 5000 milliseconds.
+pub fn check_redis_timeout(ms: u64) -> Result<Duration, String> {
+    if (10..=5000).contains(&ms) {
+        Ok(Duration::from_millis(ms))
+    } else {
+        Err("must be between 10 and 5000 milliseconds (200 is the default)".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +309,35 @@ mod tests {
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(s.skew_secs, 30);
         assert_eq!(s.poll, DEFAULT_POLL);
+        assert_eq!(s.redis_url, None);
+    }
+
+    #[test]
+    fn a_redis_replay_cache_is_named_by_url_and_never_shown_with_its_password() {
+        let text = "[pks]\ndir = \"p\"\n[replay]\nredis_url = \"redis+sentinel://gerbang:s3cret@10.0.0.11:26379,10.0.0.12/gerbang/1\"\nkey_prefix = \"dc1:\"\nredis_timeout_ms = 500\n";
+        let s = Settings::parse(Path::new("s.toml"), text).expect("valid");
+        assert!(s.redis_url.is_some());
+        assert_eq!(s.redis_key_prefix, "dc1:");
+        assert_eq!(s.redis_timeout, Duration::from_millis(500));
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("10.0.0.11:26379"),
+            "{shown}"
+        );
+        let text = "[pks]\ndir = \"p\"\n[replay]\nredis_url = \"http://u:s3cret@h/\"\nkey_prefix = \"a b\"\nredis_timeout_ms = 0\n";
+        let err = Settings::parse(Path::new("s.toml"), text).expect_err("invalid");
+        let shown = err.to_string();
+        for (line, field) in [
+            (4, "replay.redis_url"),
+            (5, "replay.key_prefix"),
+            (6, "replay.redis_timeout_ms"),
+        ] {
+            assert!(
+                shown.contains(&format!("s.toml:{line}:")) && shown.contains(field),
+                "{shown}"
+            );
+        }
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::{Biometric, MAX_READER_PATH, NONCE_LEN, SamHeaders, canonical_string};
 use crate::keyfile::valid_sam_id;
-use crate::registry::{PksEntry, Registry};
-use crate::replay::{ReplayCache, Seen};
+use crate::registry::{PksEntry, Registry, SamEntry};
+use crate::replay::{Replay, Seen};
+use gerbang_shared::{NonceStore, Unavailable};
 
 /// Default allowed difference between a reader's clock and the sidecar's.
 pub const DEFAULT_SKEW_SECS: u32 = 30;
@@ -129,22 +130,72 @@ pub struct Freshness {
 }
 
 /// Validates one request against a registry at `now`, recording its nonce when fresh.
-pub fn validate(
+/// `Err` when the replay cache did not answer (Redis unreachable): the request cannot be
+/// validated and must be refused.
+pub async fn validate(
     registry: &Registry,
-    replay: &ReplayCache,
+    replay: &dyn NonceStore,
     req: &ValidateRequest,
     now: DateTime<Utc>,
     freshness: Freshness,
-) -> Verdict {
+) -> Result<Verdict, Unavailable> {
+    let checked = match authentic(registry, req, now, freshness) {
+        Ok(c) => c,
+        Err(verdict) => return Ok(verdict),
+    };
+    let h = &req.sam;
+    // 5. Not replayed.
+    match replay
+        .check_and_record(&h.sam_id, &h.nonce, checked.expires_at, now.timestamp())
+        .await?
+    {
+        Seen::Fresh => {}
+        Seen::Replayed => {
+            return Ok(Verdict::invalid(
+                SamReason::ReplayedNonce,
+                format!(
+                    "nonce ini sudah dipakai SAM {} dalam {} detik terakhir: permintaan ulang ditolak",
+                    h.sam_id, freshness.skew_secs
+                ),
+            ));
+        }
+        Seen::Full => {
+            return Ok(Verdict::invalid(
+                SamReason::NonceLimit,
+                format!(
+                    "SAM {} mengirim terlalu banyak permintaan dalam {} detik",
+                    h.sam_id, freshness.skew_secs
+                ),
+            ));
+        }
+    }
+    Ok(entitled(registry, req, &checked, now))
+}
+
+/// A request the SAM signed, fresh: what steps 6 to 9 check further.
+struct Authentic<'a> {
+    sam: &'a SamEntry,
+    biometric: Biometric,
+    /// The Unix second its nonce may be forgotten at (the end of its freshness window).
+    expires_at: i64,
+}
+
+/// Steps 1 to 4: the form, the SAM registered, its signature, the timestamp fresh.
+fn authentic<'a>(
+    registry: &'a Registry,
+    req: &ValidateRequest,
+    now: DateTime<Utc>,
+    freshness: Freshness,
+) -> Result<Authentic<'a>, Verdict> {
     let h = &req.sam;
     // 1. Form.
     let parsed = match parse(req) {
         Ok(p) => p,
-        Err(detail) => return Verdict::invalid(SamReason::MalformedHeaders, detail),
+        Err(detail) => return Err(Verdict::invalid(SamReason::MalformedHeaders, detail)),
     };
     // 2. Registered.
     let Some(sam) = registry.sam(&h.sam_id) else {
-        return unknown_sam(&h.sam_id);
+        return Err(unknown_sam(&h.sam_id));
     };
     // 3. Signature over what was received.
     let signed = |body_sha256: &str| {
@@ -167,18 +218,18 @@ pub fn validate(
             .as_deref()
             .filter(|c| *c != req.body_sha256);
         if claimed.is_some_and(signed) {
-            return Verdict::invalid(
+            return Err(Verdict::invalid(
                 SamReason::BodyAltered,
                 "SAM menandatangani isi permintaan yang berbeda dari yang diterima (isi diubah di perjalanan)",
-            );
+            ));
         }
-        return Verdict::invalid(
+        return Err(Verdict::invalid(
             SamReason::BadSignature,
             format!(
                 "tanda tangan tidak cocok dengan kunci publik SAM {} untuk permintaan ini",
                 h.sam_id
             ),
-        );
+        ));
     }
     // 4. Fresh.
     let now_secs = now.timestamp();
@@ -189,43 +240,36 @@ pub fn validate(
         } else {
             format!("{} detik di masa depan", -age)
         };
-        return Verdict::invalid(
+        return Err(Verdict::invalid(
             SamReason::StaleTimestamp,
             format!(
                 "X-SAM-Timestamp {which}; selisih jam paling banyak {} detik (periksa jam card reader)",
                 freshness.skew_secs
             ),
-        );
+        ));
     }
     if parsed.timestamp <= freshness.not_after_start {
-        return Verdict::invalid(
+        return Err(Verdict::invalid(
             SamReason::StaleTimestamp,
             "permintaan ditandatangani sebelum layanan validasi SAM dimulai; kirim ulang dengan waktu baru",
-        );
+        ));
     }
-    // 5. Not replayed.
-    let expires_at = parsed.timestamp + freshness.skew_secs;
-    match replay.check_and_record(&h.sam_id, &h.nonce, expires_at, now_secs) {
-        Seen::Fresh => {}
-        Seen::Replayed => {
-            return Verdict::invalid(
-                SamReason::ReplayedNonce,
-                format!(
-                    "nonce ini sudah dipakai SAM {} dalam {} detik terakhir: permintaan ulang ditolak",
-                    h.sam_id, freshness.skew_secs
-                ),
-            );
-        }
-        Seen::Full => {
-            return Verdict::invalid(
-                SamReason::NonceLimit,
-                format!(
-                    "SAM {} mengirim terlalu banyak permintaan dalam {} detik",
-                    h.sam_id, freshness.skew_secs
-                ),
-            );
-        }
-    }
+    Ok(Authentic {
+        sam,
+        biometric: parsed.biometric,
+        expires_at: parsed.timestamp + freshness.skew_secs,
+    })
+}
+
+/// Steps 6 to 9: the SAM active, bound to the User ID's Pengguna, both agreements in force
+/// with the channel granted, the fingerprint matched.
+fn entitled(
+    registry: &Registry,
+    req: &ValidateRequest,
+    checked: &Authentic<'_>,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let (h, sam) = (&req.sam, checked.sam);
     // 6. Active (art. 25; deactivation is an art. 45 sanction).
     if let Some(verdict) = sam_not_active(&h.sam_id, sam.status) {
         return verdict;
@@ -266,7 +310,7 @@ pub fn validate(
         );
     }
     // 9. The fingerprint matched (juknis §4).
-    if req.data_lookup && parsed.biometric != Biometric::Match {
+    if req.data_lookup && checked.biometric != Biometric::Match {
         return Verdict::invalid(
             SamReason::BiometricNotMatched,
             "verifikasi sidik jari 1:1 pada card reader tidak cocok",
@@ -403,24 +447,21 @@ fn parse(req: &ValidateRequest) -> Result<Parsed, String> {
 #[derive(Debug)]
 pub struct Validator {
     registry: ArcSwap<Registry>,
-    replay: ReplayCache,
+    replay: Replay,
     clock: Arc<dyn Clock>,
     freshness: Freshness,
 }
 
 impl Validator {
-    /// A validator over `registry`, refusing timestamps at or before the clock's current
-    /// second (the nonces of an earlier run are unknown).
-    pub fn new(
-        registry: Registry,
-        clock: Arc<dyn Clock>,
-        skew_secs: u32,
-        max_nonces_per_sam: usize,
-    ) -> Self {
+    /// A validator over `registry` with the replay cache `replay`, refusing timestamps at or
+    /// before the clock's current second (the nonces of an earlier run are unknown; with
+    /// a shared cache this also keeps a restarted sidecar from accepting what it missed
+    /// while Redis was being failed over).
+    pub fn new(registry: Registry, clock: Arc<dyn Clock>, skew_secs: u32, replay: Replay) -> Self {
         let started = clock.now().timestamp();
         Self {
             registry: ArcSwap::from_pointee(registry),
-            replay: ReplayCache::new(max_nonces_per_sam),
+            replay,
             clock,
             freshness: Freshness {
                 skew_secs: i64::from(skew_secs),
@@ -429,15 +470,17 @@ impl Validator {
         }
     }
 
-    /// Validates one request now.
-    pub fn validate(&self, req: &ValidateRequest) -> Verdict {
+    /// Validates one request now; `Err` when the replay cache did not answer.
+    pub async fn validate(&self, req: &ValidateRequest) -> Result<Verdict, Unavailable> {
+        let registry = self.registry.load_full();
         validate(
-            &self.registry.load(),
-            &self.replay,
+            &registry,
+            self.replay.store(),
             req,
             self.clock.now(),
             self.freshness,
         )
+        .await
     }
 
     /// Puts a newly loaded registry in force.
@@ -450,14 +493,19 @@ impl Validator {
         self.registry.load_full()
     }
 
+    /// The replay cache.
+    pub fn replay(&self) -> &Replay {
+        &self.replay
+    }
+
     /// Forgets expired nonces.
     pub fn prune(&self) {
         self.replay.prune(self.clock.now().timestamp());
     }
 
-    /// Live nonces remembered.
+    /// Live nonces this process remembers (none when they are in Redis).
     pub fn nonces(&self) -> usize {
-        self.replay.len()
+        self.replay.remembered()
     }
 }
 
@@ -560,7 +608,12 @@ mod tests {
         let registry = build(&files).expect("valid registry");
         let start: DateTime<Utc> = "2026-03-01T03:00:00Z".parse().expect("time");
         let clock = FakeClock::new(start);
-        let validator = Validator::new(registry, Arc::new(clock.clone()), 30, 100);
+        let validator = Validator::new(
+            registry,
+            Arc::new(clock.clone()),
+            30,
+            Replay::Embedded(crate::ReplayCache::new(100)),
+        );
         // Requests are signed after the start.
         clock.advance(std::time::Duration::from_secs(5));
         World {
@@ -639,8 +692,17 @@ mod tests {
             )
         }
 
+        /// Validates now (the embedded cache answers without waiting).
+        fn validate(&self, req: &ValidateRequest) -> Verdict {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime")
+                .block_on(self.validator.validate(req))
+                .expect("the embedded cache always answers")
+        }
+
         fn reason(&self, req: &ValidateRequest) -> Option<SamReason> {
-            self.validator.validate(req).reason
+            self.validate(req).reason
         }
     }
 
@@ -650,7 +712,7 @@ mod tests {
     #[test]
     fn a_correctly_signed_request_is_valid() {
         let w = world();
-        let v = w.validator.validate(&w.request("SAM-A", "kab_01", N1));
+        let v = w.validate(&w.request("SAM-A", "kab_01", N1));
         assert!(v.is_valid(), "{v:?}");
         assert_eq!(v.code(), "valid");
     }
@@ -672,7 +734,7 @@ mod tests {
         for (header, mutate) in cases {
             let mut req = base.clone();
             mutate(&mut req);
-            let v = w.validator.validate(&req);
+            let v = w.validate(&req);
             assert_eq!(v.reason, Some(SamReason::MalformedHeaders), "{header}");
             assert!(v.detail.contains(header), "{header}: {}", v.detail);
         }
@@ -707,11 +769,7 @@ mod tests {
         req.sam.biometric = "no_match".into();
         assert_eq!(w.reason(&req), Some(SamReason::BadSignature));
         // A bad signature does not burn the nonce.
-        assert!(
-            w.validator
-                .validate(&w.request("SAM-A", "kab_01", N1))
-                .is_valid()
-        );
+        assert!(w.validate(&w.request("SAM-A", "kab_01", N1)).is_valid());
     }
 
     #[test]
@@ -733,27 +791,27 @@ mod tests {
     fn timestamps_outside_the_skew_or_before_the_start_are_stale() {
         let w = world();
         let old = w.kab(N1, w.now() - 31, Biometric::Match);
-        let v = w.validator.validate(&old);
+        let v = w.validate(&old);
         assert_eq!(v.reason, Some(SamReason::StaleTimestamp));
         assert!(v.detail.contains("31 detik yang lalu"), "{}", v.detail);
         let future = w.kab(N2, w.now() + 31, Biometric::Match);
         assert_eq!(w.reason(&future), Some(SamReason::StaleTimestamp));
         let edge = w.kab(N2, w.now() - 30, Biometric::Match);
         // 30 s old is allowed, but that is before the sidecar started (5 s ago).
-        let v = w.validator.validate(&edge);
+        let v = w.validate(&edge);
         assert_eq!(v.reason, Some(SamReason::StaleTimestamp));
         assert!(v.detail.contains("sebelum layanan"), "{}", v.detail);
         w.clock.advance(std::time::Duration::from_secs(60));
         let edge = w.kab(N2, w.now() - 30, Biometric::Match);
-        assert!(w.validator.validate(&edge).is_valid());
+        assert!(w.validate(&edge).is_valid());
     }
 
     #[test]
     fn a_nonce_is_accepted_once_within_the_window() {
         let w = world();
         let req = w.request("SAM-A", "kab_01", N1);
-        assert!(w.validator.validate(&req).is_valid());
-        let v = w.validator.validate(&req);
+        assert!(w.validate(&req).is_valid());
+        let v = w.validate(&req);
         assert_eq!(v.reason, Some(SamReason::ReplayedNonce));
         // Ten seconds later the replay is still refused; past the skew it is stale.
         w.clock.advance(std::time::Duration::from_secs(10));
@@ -763,11 +821,7 @@ mod tests {
         assert_eq!(w.validator.nonces(), 0);
         assert_eq!(w.reason(&req), Some(SamReason::StaleTimestamp));
         // A new nonce is fine.
-        assert!(
-            w.validator
-                .validate(&w.request("SAM-A", "kab_01", N2))
-                .is_valid()
-        );
+        assert!(w.validate(&w.request("SAM-A", "kab_01", N2)).is_valid());
     }
 
     #[test]
@@ -775,20 +829,12 @@ mod tests {
         let w = world();
         for i in 0..100 {
             let nonce = format!("nonce-bound-{i:06}");
-            assert!(
-                w.validator
-                    .validate(&w.request("SAM-A", "kab_01", &nonce))
-                    .is_valid()
-            );
+            assert!(w.validate(&w.request("SAM-A", "kab_01", &nonce)).is_valid());
         }
         let req = w.request("SAM-A", "kab_01", "nonce-bound-999999");
         assert_eq!(w.reason(&req), Some(SamReason::NonceLimit));
         // Other SAMs are not affected.
-        assert!(
-            w.validator
-                .validate(&w.request("SAM-K", "kota_01", N1))
-                .is_valid()
-        );
+        assert!(w.validate(&w.request("SAM-K", "kota_01", N1)).is_valid());
     }
 
     #[test]
@@ -811,9 +857,7 @@ mod tests {
         ];
         let w = world();
         for (i, (sam, user, reason, fragment)) in cases.into_iter().enumerate() {
-            let v = w
-                .validator
-                .validate(&w.request(sam, user, &format!("nonce-case-{i:06}")));
+            let v = w.validate(&w.request(sam, user, &format!("nonce-case-{i:06}")));
             assert_eq!(v.reason, Some(reason), "{sam} {user}: {v:?}");
             assert!(v.detail.contains(fragment), "{sam} {user}: {}", v.detail);
         }
@@ -828,14 +872,14 @@ mod tests {
         let req = w.kab(N2, w.now(), Biometric::NoMatch);
         let mut not_data = req;
         not_data.data_lookup = false;
-        assert!(w.validator.validate(&not_data).is_valid());
+        assert!(w.validate(&not_data).is_valid());
     }
 
     #[test]
     fn a_swapped_registry_takes_effect_and_keeps_the_nonces() {
         let w = world();
         let req = w.request("SAM-A", "kab_01", N1);
-        assert!(w.validator.validate(&req).is_valid());
+        assert!(w.validate(&req).is_valid());
         w.validator.swap(Registry::default());
         assert_eq!(
             w.reason(&w.request("SAM-A", "kab_01", N2)),
@@ -848,7 +892,7 @@ mod tests {
     #[test]
     fn verdicts_round_trip_on_the_wire_and_inconsistent_ones_are_refused() {
         let w = world();
-        let v = w.validator.validate(&w.request("SAM-N", "kab_01", N1));
+        let v = w.validate(&w.request("SAM-N", "kab_01", N1));
         let wire = v.to_wire();
         assert_eq!(wire.reason, "sam_inactive");
         assert!(!wire.valid);
