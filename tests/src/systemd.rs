@@ -23,6 +23,12 @@ pub struct Manager {
     _dir: tempfile::TempDir,
 }
 
+impl Default for Manager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Manager {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
