@@ -296,24 +296,7 @@ impl Takeover {
                 path: path.to_path_buf(),
             });
         }
-        let mut bytes = [0u8; 64];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let received = rustix::net::recvmsg(
-            &stream,
-            &mut [IoSliceMut::new(&mut bytes)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .map_err(|e| TakeoverError::Receive(e.into()))?;
-        let mut fds: Vec<OwnedFd> = Vec::new();
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(rights) = message {
-                fds.extend(rights);
-            }
-        }
-        let text =
-            String::from_utf8_lossy(bytes.get(..received.bytes).unwrap_or_default()).into_owned();
+        let (text, fds) = receive(&stream).map_err(TakeoverError::Receive)?;
         let sockets = sockets_from(&text, fds).ok_or(TakeoverError::Unexpected(text))?;
         Ok((Self { stream }, sockets))
     }
@@ -343,6 +326,27 @@ impl Takeover {
             }
         }
     }
+}
+
+/// One message from the old process: its text and the descriptors sent with it.
+fn receive(stream: &UnixStream) -> std::io::Result<(String, Vec<OwnedFd>)> {
+    let mut bytes = [0u8; 64];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        stream,
+        &mut [IoSliceMut::new(&mut bytes)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = message {
+            fds.extend(rights);
+        }
+    }
+    let text = String::from_utf8_lossy(bytes.get(..received.bytes).unwrap_or_default());
+    Ok((text.into_owned(), fds))
 }
 
 /// The sockets named by `greeting`, in the order sent, each a listening TCP socket.
@@ -386,25 +390,7 @@ mod tests {
             admin: Some(listener()),
         };
         send(&a, &sent).unwrap();
-        let mut bytes = [0u8; 64];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let got = rustix::net::recvmsg(
-            &b,
-            &mut [IoSliceMut::new(&mut bytes)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .unwrap();
-        let mut fds = Vec::new();
-        for m in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(r) = m {
-                fds.extend(r);
-            }
-        }
-        let text = std::str::from_utf8(&bytes[..got.bytes])
-            .unwrap()
-            .to_string();
+        let (text, fds) = receive(&b).unwrap();
         let received = sockets_from(&text, fds).unwrap();
         assert_eq!(
             received.data.local_addr().unwrap(),
