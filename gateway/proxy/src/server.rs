@@ -127,15 +127,13 @@ pub fn serve(
         load_ms,
         "starting"
     );
-    let upgrader = Arc::new(
-        sockets
-            .duplicate()
-            .and_then(|copies| Upgrader::new(copies, path))
-            .map_err(|source| ServeError::Listen {
-                address: config.listen.address,
-                source,
-            })?,
-    );
+    let upgrader = Arc::new(Upgrader::new(
+        sockets.duplicate().map_err(|source| ServeError::Listen {
+            address: config.listen.address,
+            source,
+        })?,
+        path,
+    ));
     let Sockets {
         data: bound,
         admin: admin_socket,

@@ -63,6 +63,8 @@ impl Sockets {
 pub(crate) enum UpgradeError {
     #[error("the gateway is stopping")]
     Stopping,
+    #[error("this process's executable path could not be read at its start")]
+    NoExecutable,
     #[error("an upgrade is already under way")]
     Busy,
     #[error("cannot prepare the handover socket")]
@@ -88,8 +90,9 @@ pub(crate) struct Upgrader {
     /// begins, so that a drained listener refuses new connections at once.
     sockets: Mutex<Option<Sockets>>,
     /// The executable this process was started from (its path, which a package upgrade
-    /// has given a new binary) and the configuration it serves.
-    exe: PathBuf,
+    /// has given a new binary) and the configuration it serves. `None` when it could not
+    /// be read at the start (no `/proc`, as in a bare chroot): upgrades are then refused.
+    exe: Option<PathBuf>,
     config: PathBuf,
     /// The handover connection, kept until this process exits: its end tells the new
     /// process that the quota store and the decision log are free.
@@ -99,14 +102,19 @@ pub(crate) struct Upgrader {
 
 impl Upgrader {
     /// `sockets` are duplicates of the listening sockets this process serves on.
-    pub(crate) fn new(sockets: Sockets, config: &Path) -> std::io::Result<Self> {
-        Ok(Self {
+    pub(crate) fn new(sockets: Sockets, config: &Path) -> Self {
+        let exe = std::env::current_exe()
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "cannot read this process's executable path: SIGUSR2 upgrades are unavailable");
+            })
+            .ok();
+        Self {
             sockets: Mutex::new(Some(sockets)),
-            exe: std::env::current_exe()?,
+            exe,
             config: config.to_path_buf(),
             handed: Mutex::new(None),
             under_way: std::sync::atomic::AtomicBool::new(false),
-        })
+        }
     }
 
     /// A stop has begun: no upgrade any more, and the listening sockets are this
@@ -129,7 +137,7 @@ impl Upgrader {
         };
         loop {
             signal.recv().await;
-            tracing::info!(exe = %self.exe.display(), "SIGUSR2: upgrading to the binary at this path");
+            tracing::info!(exe = ?self.exe, "SIGUSR2: upgrading to the binary at this path");
             match self.attempt().await {
                 Ok(pid) => return pid,
                 Err(e) => tracing::error!(
@@ -153,6 +161,7 @@ impl Upgrader {
     }
 
     async fn hand_over(&self) -> Result<u32, UpgradeError> {
+        let exe = self.exe.as_ref().ok_or(UpgradeError::NoExecutable)?;
         let sockets = match lock(&self.sockets).as_ref() {
             Some(s) => s.duplicate().map_err(UpgradeError::Socket)?,
             None => return Err(UpgradeError::Stopping),
@@ -164,7 +173,7 @@ impl Upgrader {
             .map_err(UpgradeError::Socket)?;
         let path = dir.path().join("handover.sock");
         let listener = tokio::net::UnixListener::bind(&path).map_err(UpgradeError::Socket)?;
-        let mut child = tokio::process::Command::new(&self.exe)
+        let mut child = tokio::process::Command::new(exe)
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
@@ -175,7 +184,7 @@ impl Upgrader {
             .env_remove("WATCHDOG_PID")
             .spawn()
             .map_err(|source| UpgradeError::Spawn {
-                exe: self.exe.clone(),
+                exe: exe.clone(),
                 source,
             })?;
         let pid = child.id().unwrap_or_default();
