@@ -65,8 +65,6 @@ pub(crate) enum UpgradeError {
     Stopping,
     #[error("this process's executable path could not be read at its start")]
     NoExecutable,
-    #[error("an upgrade is already under way")]
-    Busy,
     #[error("cannot prepare the handover socket")]
     Socket(#[source] std::io::Error),
     #[error("cannot start {}", exe.display())]
@@ -97,7 +95,6 @@ pub(crate) struct Upgrader {
     /// The handover connection, kept until this process exits: its end tells the new
     /// process that the quota store and the decision log are free.
     handed: Mutex<Option<UnixStream>>,
-    under_way: std::sync::atomic::AtomicBool,
 }
 
 impl Upgrader {
@@ -113,7 +110,6 @@ impl Upgrader {
             exe,
             config: config.to_path_buf(),
             handed: Mutex::new(None),
-            under_way: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -138,7 +134,8 @@ impl Upgrader {
         loop {
             signal.recv().await;
             tracing::info!(exe = ?self.exe, "SIGUSR2: upgrading to the binary at this path");
-            match self.attempt().await {
+            // One attempt at a time: the next SIGUSR2 is read only after this one ends.
+            match self.hand_over().await {
                 Ok(pid) => return pid,
                 Err(e) => tracing::error!(
                     error = crate::server::with_causes(&e).as_str(),
@@ -146,18 +143,6 @@ impl Upgrader {
                 ),
             }
         }
-    }
-
-    async fn attempt(&self) -> Result<u32, UpgradeError> {
-        use std::sync::atomic::Ordering;
-        if self.under_way.swap(true, Ordering::AcqRel) {
-            return Err(UpgradeError::Busy);
-        }
-        let result = self.hand_over().await;
-        if result.is_err() {
-            self.under_way.store(false, Ordering::Release);
-        }
-        result
     }
 
     async fn hand_over(&self) -> Result<u32, UpgradeError> {
