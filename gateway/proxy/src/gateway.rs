@@ -66,6 +66,8 @@ pub struct Gateway {
     pub(crate) sam: Option<SamClient>,
     /// The Web Portal channel: its sessions and settings.
     pub(crate) portal: Portal,
+    /// Portal sessions and login lockouts, in this process or shared through Redis.
+    pub(crate) shared: crate::shared::SharedState,
     /// Which refusals of addresses in no registered IP LAN are recorded.
     pub(crate) strangers: Strangers,
 }
@@ -161,6 +163,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
         audit: Option<Audit>,
         clock: Arc<dyn Clock>,
+        shared: crate::shared::SharedState,
     ) -> Self {
         Self {
             snapshot,
@@ -182,13 +185,14 @@ impl Gateway {
                 .sam
                 .as_ref()
                 .map(|s| SamClient::new(&s.address, s.timeout)),
-            portal: Portal::new(&config.portal),
+            portal: Portal::new(&config.portal, Arc::clone(&shared.sessions)),
+            shared,
             strangers: Strangers::default(),
         }
     }
 
     /// The Web Portal's sessions, for the reloader to end those a reload invalidates.
-    pub fn portal_sessions(&self) -> Arc<crate::portal::Sessions> {
+    pub fn portal_sessions(&self) -> Arc<dyn gerbang_shared::SessionStore> {
         Arc::clone(&self.portal.sessions)
     }
 

@@ -12,7 +12,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use gerbang_core::{Clock, ConfigErrors, ListenLimits, QuotaStore, SystemClock};
-use gerbang_policy::{Authenticator, LoginThrottle, load_snapshot};
+use gerbang_policy::{Authenticator, load_snapshot};
 use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
 use crate::admin::{Admin, AdminService};
@@ -59,6 +59,8 @@ pub enum ServeError {
     },
     #[error("cannot open the quota store")]
     Quota(#[from] QuotaError),
+    #[error("cannot open the shared state's Redis link")]
+    Shared(#[from] gerbang_shared::Unavailable),
     #[error("cannot open the decision log")]
     Audit(#[from] crate::record::AuditOpenError),
     #[error("{0} panicked (a bug; its message is above)")]
@@ -103,10 +105,8 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let load_ms = started.elapsed().as_millis();
     let meter = Arc::new(meter?);
     let audit = audit?;
-    let auth = Arc::new(Authenticator::new(LoginThrottle::new(
-        config.auth.clone(),
-        Arc::clone(&clock),
-    )));
+    let auth = Arc::new(Authenticator::new());
+    let shared = crate::shared::SharedState::open(&config)?;
     tracing::info!(
         instance = config.instance.as_str(),
                 pks.count = snapshot.load().agreements().len(),
@@ -143,6 +143,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         Arc::clone(&metrics),
         audit,
         Arc::clone(&clock),
+        shared,
     );
     let portal_sessions = gateway.portal_sessions();
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
