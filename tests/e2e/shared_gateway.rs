@@ -95,7 +95,11 @@ async fn portal_login(gw: &Gateway, client: &reqwest::Client) -> Answer {
 async fn logged_in(gw: &Gateway, client: &reqwest::Client) -> String {
     let a = portal_login(gw, client).await;
     assert_eq!(a.status, 303, "login: {}", a.body);
-    assert!(a.set_cookie.starts_with("gerbang_portal="), "{}", a.set_cookie);
+    assert!(
+        a.set_cookie.starts_with("gerbang_portal="),
+        "{}",
+        a.set_cookie
+    );
     a.set_cookie.split(';').next().unwrap().to_string()
 }
 
@@ -127,7 +131,11 @@ async fn a_portal_session_from_one_instance_is_valid_on_the_other_and_one_logout
     let cookie = logged_in(&a, &browser).await;
     for (name, gw) in [("B", &b), ("A", &a), ("B", &b)] {
         let p = page(gw, &browser, &cookie).await;
-        assert_eq!(p.status, 200, "the page on {name}: {} {}", p.location, p.body);
+        assert_eq!(
+            p.status, 200,
+            "the page on {name}: {} {}",
+            p.location, p.body
+        );
     }
     // One session per User ID across the instances: a second login on B is refused.
     let second = portal_login(&b, &b.portal_client("127.0.0.10")).await;
@@ -176,7 +184,10 @@ async fn a_brute_force_split_across_two_instances_locks_out_at_one_instances_lim
     assert!(locked, "the address that failed on both is locked on both");
     let client = a.client(API_ADDRESS);
     for gw in [&a, &b] {
-        assert_eq!(lookup(gw, &client, &nik, API_USER, PASSWORD).await, (None, false));
+        assert_eq!(
+            lookup(gw, &client, &nik, API_USER, PASSWORD).await,
+            (None, false)
+        );
     }
 
     // Wrong passwords from the User ID's own LAN, alternately on A and on B: each instance
@@ -184,7 +195,11 @@ async fn a_brute_force_split_across_two_instances_locks_out_at_one_instances_lim
     for i in 0..MAX_FAILURES {
         let gw = if i % 2 == 0 { &a } else { &b };
         let (code, locked) = lookup(gw, &client, &nik, API_USER, "salah").await;
-        assert_eq!((code.as_deref(), locked), (Some("03"), false), "attempt {i}");
+        assert_eq!(
+            (code.as_deref(), locked),
+            (Some("03"), false),
+            "attempt {i}"
+        );
     }
     for (name, gw) in [("A", &a), ("B", &b)] {
         let (code, locked) = lookup(gw, &client, &nik, API_USER, PASSWORD).await;
@@ -232,7 +247,10 @@ async fn with_redis_down_sessions_are_refused_and_each_instance_counts_its_own_f
         let (code, _) = lookup(&a, &client, &nik, API_USER, "salah").await;
         assert_eq!(code.as_deref(), Some("03"), "attempt {i} on A");
     }
-    assert!(lookup(&a, &client, &nik, API_USER, PASSWORD).await.1, "locked on A");
+    assert!(
+        lookup(&a, &client, &nik, API_USER, PASSWORD).await.1,
+        "locked on A"
+    );
     assert_eq!(
         lookup(&b, &client, &nik, API_USER, PASSWORD).await,
         (None, false),

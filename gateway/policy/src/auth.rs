@@ -150,7 +150,11 @@ impl Authenticator {
     /// The first check, before any lockout is looked at: the source address must be inside
     /// a registered IP LAN (the closed network rule, art. 28; no argon2 cost and no counting
     /// for strangers). Says what the attempt counts against.
-    pub fn attempt<'a>(&self, snap: &Snapshot, c: Credentials<'a>) -> Result<Attempt<'a>, Rejection> {
+    pub fn attempt<'a>(
+        &self,
+        snap: &Snapshot,
+        c: Credentials<'a>,
+    ) -> Result<Attempt<'a>, Rejection> {
         let peer = canonical_ip(c.peer);
         let Some(ip_user) = snap.user_by_ip(peer) else {
             return Err(Rejection::new(

@@ -10,7 +10,9 @@ mod engine;
 mod grant;
 mod snapshot;
 
-pub use auth::{Attempt, Authenticator, Credentials, Precheck, SlowCheck, hash_password, locked_out};
+pub use auth::{
+    Attempt, Authenticator, Credentials, Precheck, SlowCheck, hash_password, locked_out,
+};
 pub use decision::{Action, Decision, Request, authorize, authorize_traced, decide};
 pub use engine::{Facts, PolicyEngine, SCHEMA_FILE};
 pub use grant::{CHANNELS, Grant, channels_of, grant};

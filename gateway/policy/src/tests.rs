@@ -121,10 +121,7 @@ fn authenticator() -> (Login, ()) {
     };
     let login = Login {
         auth: Authenticator::new(),
-        lockouts: gerbang_shared::EmbeddedLockouts::new(
-            settings,
-            gerbang_shared::Ticks::manual(),
-        ),
+        lockouts: gerbang_shared::EmbeddedLockouts::new(settings, gerbang_shared::Ticks::manual()),
     };
     (login, ())
 }

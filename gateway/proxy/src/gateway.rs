@@ -158,7 +158,6 @@ impl Gateway {
     pub fn new(
         config: &Config,
         snapshot: Arc<ArcSwap<Snapshot>>,
-        auth: Arc<Authenticator>,
         meter: Arc<Meter>,
         metrics: Arc<Metrics>,
         audit: Option<Audit>,
@@ -167,7 +166,7 @@ impl Gateway {
     ) -> Self {
         Self {
             snapshot,
-            auth,
+            auth: Arc::new(Authenticator::new()),
             meter,
             metrics,
             audit,
@@ -189,6 +188,11 @@ impl Gateway {
             shared,
             strangers: Strangers::default(),
         }
+    }
+
+    /// The authenticator, for the reloader to keep the cached credentials still valid.
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        Arc::clone(&self.auth)
     }
 
     /// The Web Portal's sessions, for the reloader to end those a reload invalidates.

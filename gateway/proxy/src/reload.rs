@@ -398,8 +398,12 @@ fn end_portal_sessions(sessions: &Arc<dyn gerbang_shared::SessionStore>, users: 
     });
     let count = users.len();
     match ended {
-        Ok(()) => tracing::info!(target: "gerbang::portal", user_ids = count, "portal sessions ended: their User ID's password, status or IP LAN changed"),
-        Err(e) => tracing::warn!(target: "gerbang::portal", user_ids = count, error = e.as_str(), "portal sessions of changed User IDs not ended: the session store is unreachable"),
+        Ok(()) => {
+            tracing::info!(target: "gerbang::portal", user_ids = count, "portal sessions ended: their User ID's password, status or IP LAN changed")
+        }
+        Err(e) => {
+            tracing::warn!(target: "gerbang::portal", user_ids = count, error = e.as_str(), "portal sessions of changed User IDs not ended: the session store is unreachable")
+        }
     }
 }
 

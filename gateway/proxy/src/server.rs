@@ -12,7 +12,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use gerbang_core::{Clock, ConfigErrors, ListenLimits, QuotaStore, SystemClock};
-use gerbang_policy::{Authenticator, load_snapshot};
+use gerbang_policy::load_snapshot;
 use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
 use crate::admin::{Admin, AdminService};
@@ -105,7 +105,6 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let load_ms = started.elapsed().as_millis();
     let meter = Arc::new(meter?);
     let audit = audit?;
-    let auth = Arc::new(Authenticator::new());
     let shared = crate::shared::SharedState::open(&config)?;
     tracing::info!(
         instance = config.instance.as_str(),
@@ -138,7 +137,6 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
     let gateway = Gateway::new(
         &config,
         Arc::clone(&snapshot),
-        Arc::clone(&auth),
         Arc::clone(&meter),
         Arc::clone(&metrics),
         audit,
@@ -146,6 +144,7 @@ pub fn serve(path: &std::path::Path) -> Result<(), ServeError> {
         shared,
     );
     let portal_sessions = gateway.portal_sessions();
+    let auth = gateway.authenticator();
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     // Bound here, so that port 0 works and the address in use is known: pingora is handed
     // the bound socket (`DataPlane::start_service`) instead of binding the address itself.

@@ -14,10 +14,10 @@ use gerbang_policy::Action;
 use super::answer::{PortalAnswer, PortalCtx, header};
 use super::page::{STYLE, login_page, what};
 use super::{PortalRoute, classify, cleared_cookie, cookie, same_origin, session_cookie};
-use gerbang_shared::{SessionError, StartError};
 use crate::gateway::{Gateway, GatewayCtx};
 use crate::stages::{nik_reason, user_id_reason};
 use gerbang_core::Rejection;
+use gerbang_shared::{SessionError, StartError};
 
 impl Gateway {
     /// Everything before forwarding a portal request. `Ok(true)`: answered here.
@@ -450,7 +450,8 @@ impl Gateway {
 
 /// What a browser is told while the session store cannot be asked: the service is
 /// unavailable, not a wrong password.
-const SESSIONS_UNAVAILABLE: &str = "layanan sesi portal sedang tidak tersedia; silakan coba lagi beberapa saat lagi";
+const SESSIONS_UNAVAILABLE: &str =
+    "layanan sesi portal sedang tidak tersedia; silakan coba lagi beberapa saat lagi";
 
 /// The login page saying the portal's sessions are unavailable (the shared store, the
 /// quota's Redis, is unreachable): 503, refusal 25, never "wrong password".
