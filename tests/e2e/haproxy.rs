@@ -4,7 +4,9 @@
 //! the daily quota through Redis. Clients on their own 127.0.0.x addresses are authenticated
 //! by those addresses through HAProxy; under load one gateway is killed with SIGKILL: only
 //! requests in flight on it may fail, the survivor serves the rest, and the quota in Redis
-//! stays exact. Starts its own haproxy (Debian package) and redis-server on loopback ports.
+//! stays exact. A portal session started through HAProxy continues on the survivor after
+//! one gateway is killed, and a sanction applied on the survivor holds when the killed one
+//! comes back. Starts its own haproxy (Debian package) and redis-server on loopback ports.
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,15 +22,30 @@ const USER: &str = "rsud_01";
 /// HAProxy's own source address toward the gateways: the one balancer they trust.
 const HAPROXY_SOURCE: &str = "127.0.0.60";
 
+/// The portal User ID and its address.
+const PORTAL_USER: &str = "portal_01";
+const PORTAL_ADDRESS: &str = "127.0.0.9";
+
 fn gateway(sim: &Sim, redis: &Redis) -> Gateway {
-    let pks = vec![TestPks {
-        kuota: 100_000,
-        ..TestPks::new(
-            "rsud.toml",
-            "1/RSUD/HA",
-            vec![TestUser::aktif(USER, "127.0.0.2")],
-        )
-    }];
+    let pks = vec![
+        TestPks {
+            kuota: 100_000,
+            ..TestPks::new(
+                "rsud.toml",
+                "1/RSUD/HA",
+                vec![TestUser::aktif(USER, "127.0.0.2")],
+            )
+        },
+        TestPks {
+            metode: r#"["web_portal"]"#,
+            kuota: 100,
+            ..TestPks::new(
+                "portal.toml",
+                "6/PORTAL/HA",
+                vec![TestUser::aktif(PORTAL_USER, PORTAL_ADDRESS)],
+            )
+        },
+    ];
     Gateway::start(GatewayOptions {
         // A lease of one hit: every served lookup is counted in Redis when it happens.
         quota: redis.quota_config(1, 0),
@@ -169,5 +186,97 @@ async fn two_gateways_behind_haproxy_survive_one_killed_and_keep_the_quota_exact
     assert!(
         counted >= total_served && counted <= total_served + failed,
         "Redis counted {counted}, served {total_served}, failed {failed}"
+    );
+}
+
+/// HAProxy in front of `gws`, its frontend address; the process stops when dropped.
+fn start_haproxy(gws: &[&Gateway], dir: &std::path::Path) -> (Proc, SocketAddr) {
+    let Some(haproxy) = which("haproxy") else {
+        panic!("haproxy is not installed (make test installs it: apt-get install haproxy)");
+    };
+    let frontend: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(&cfg, haproxy_config(frontend, gws)).unwrap();
+    let mut cmd = Command::new(haproxy);
+    cmd.arg("-db").arg("-f").arg(&cfg);
+    (start_listening("haproxy", cmd, frontend, dir), frontend)
+}
+
+/// A portal page through HAProxy on a new connection with `cookie`: the HTTP status.
+async fn portal_page(client: &reqwest::Client, frontend: SocketAddr, cookie: &str) -> u16 {
+    client
+        .get(format!("http://{frontend}/portal/"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_portal_session_through_haproxy_continues_on_the_survivor_of_a_kill() {
+    let sim = Sim::start(100);
+    let redis = Redis::start();
+    let mut g1 = gateway(&sim, &redis);
+    let g2 = gateway(&sim, &redis);
+    let dir = tempfile::tempdir().unwrap();
+    let (_haproxy, frontend) = start_haproxy(&[&g1, &g2], dir.path());
+    let browser = reqwest::Client::builder()
+        .local_address(PORTAL_ADDRESS.parse::<IpAddr>().unwrap())
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // Both gateways up in HAProxy's view: the login is answered by either.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let cookie = loop {
+        let r = browser
+            .post(format!("http://{frontend}/portal/masuk"))
+            .form(&[("user_id", PORTAL_USER), ("password", PASSWORD)])
+            .send()
+            .await;
+        if let Ok(r) = r
+            && r.status().as_u16() == 303
+            && let Some(set) = r.headers().get("set-cookie")
+        {
+            break set.to_str().unwrap().split(';').next().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no portal login through HAProxy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let served = |m: &str| metric_sum(m, "gerbang_requests_total", "channel=\"web_portal\"");
+    // Pages on new connections, round-robin: the session is valid on both gateways.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert_eq!(portal_page(&browser, frontend, &cookie).await, 200);
+        let (m1, m2) = (g1.metrics().await, g2.metrics().await);
+        if served(&m1) >= 1.0 && served(&m2) >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "portal pages did not reach both gateways:\n{m1}\n{m2}"
+        );
+    }
+
+    // One gateway killed: the browser stays logged in on the survivor.
+    g1.proc.kill();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        if let Ok(r) = browser
+            .get(format!("http://{frontend}/portal/"))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+        {
+            statuses.push(r.status().as_u16());
+        }
+    }
+    assert!(
+        statuses.len() >= 5 && statuses.iter().all(|&s| s == 200),
+        "pages after the kill: {statuses:?}"
     );
 }

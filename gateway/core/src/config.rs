@@ -39,6 +39,17 @@ struct ConfigFile {
     sam: Option<SamFile>,
     #[serde(default)]
     portal: PortalFile,
+    /// State shared by several instances through the quota's Redis (portal sessions, login
+    /// lockouts); only with `[quota] store = "redis"`.
+    shared: Option<SharedFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedFile {
+    /// Prefix of every shared key other than the quota's (default `gerbang:shared:`): the
+    /// same for every instance that acts as one gateway.
+    key_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -572,6 +583,46 @@ fn quota_settings(
     }
 }
 
+/// Where the state shared by several instances lives: the quota's Redis, under its own
+/// key prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedSettings {
+    /// Prefix of the shared keys (sessions, lockouts).
+    pub key_prefix: String,
+}
+
+/// `[shared]`: the key prefix of the shared state. The state is shared exactly when the
+/// quota is (`store = "redis"`): instances that share the quota run behind one balancer,
+/// and per-process sessions and lockouts would break there.
+fn shared_settings(
+    file: Option<SharedFile>,
+    quota: &QuotaSettings,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SharedSettings> {
+    if quota.store != QuotaStore::Redis {
+        if file.is_some() {
+            errors.push(src.error(
+                None,
+                "shared",
+                "only used with [quota] store = \"redis\" (the shared state lives in the quota's Redis); set the store or remove the section",
+            ));
+        }
+        return None;
+    }
+    let key_prefix = file
+        .and_then(|f| f.key_prefix)
+        .unwrap_or_else(|| "gerbang:shared:".to_string());
+    if key_prefix.is_empty() || key_prefix.chars().any(char::is_whitespace) {
+        errors.push(src.error(
+            None,
+            "shared.key_prefix",
+            "must not be empty or contain spaces",
+        ));
+    }
+    Some(SharedSettings { key_prefix })
+}
+
 /// Checks `[admin]`, adding what is wrong to `errors`.
 fn admin_settings(
     file: &AdminFile,
@@ -829,6 +880,9 @@ pub struct Config {
     /// The Web Portal channel (art. 30(2): read-only).
     pub portal: Portal,
     pub quota: QuotaSettings,
+    /// Portal sessions and login lockouts shared through Redis (`[quota] store = "redis"`);
+    /// `None`: kept in this process, as a single instance needs.
+    pub shared: Option<SharedSettings>,
     pub threads: usize,
     /// The SAM sidecar; `None`: card-reader requests are refused (fail closed).
     pub sam: Option<SamSidecar>,
@@ -1276,6 +1330,7 @@ impl Config {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
         });
         let quota = quota_settings(file.quota, base, &src, &mut errors);
+        let shared = shared_settings(file.shared, &quota, &src, &mut errors);
         if threads == 0 {
             errors.push(src.error(None, "server.threads", "must be at least 1"));
         }
@@ -1311,6 +1366,7 @@ impl Config {
             audit,
             portal,
             quota,
+            shared,
             threads,
             sam,
         })
@@ -1796,6 +1852,48 @@ dir = "../policies"
             std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
             let loaded = config.load_admin_token().expect("private");
             assert_eq!(loaded.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        }
+    }
+
+    #[test]
+    fn shared_state_follows_the_redis_quota_store() {
+        let c = Config::parse(Path::new("g.toml"), MINIMAL).expect("valid");
+        assert_eq!(
+            c.shared, None,
+            "one instance keeps its state in the process"
+        );
+        let redis = format!(
+            "{MINIMAL}\n[quota]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n"
+        );
+        let c = Config::parse(Path::new("g.toml"), &redis).expect("valid");
+        assert_eq!(
+            c.shared.map(|s| s.key_prefix).as_deref(),
+            Some("gerbang:shared:")
+        );
+        let c = Config::parse(
+            Path::new("g.toml"),
+            &format!("{redis}\n[shared]\nkey_prefix = \"ditjen:a:\"\n"),
+        )
+        .expect("valid");
+        assert_eq!(c.shared.map(|s| s.key_prefix).as_deref(), Some("ditjen:a:"));
+        for (text, field) in [
+            (
+                format!("{redis}\n[shared]\nkey_prefix = \"\"\n"),
+                "shared.key_prefix",
+            ),
+            (
+                format!("{redis}\n[shared]\nkey_prefix = \"a b\"\n"),
+                "shared.key_prefix",
+            ),
+            (format!("{MINIMAL}\n[shared]\n"), "shared"),
+            (format!("{redis}\n[shared]\nprefix = \"x\"\n"), "prefix"),
+        ] {
+            let err = Config::parse(Path::new("g.toml"), &text).expect_err(field);
+            let shown = err.to_string();
+            assert!(
+                err.iter().any(|e| e.field == field) && shown.contains("g.toml:"),
+                "{field}: {shown}"
+            );
         }
     }
 

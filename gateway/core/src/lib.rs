@@ -23,8 +23,8 @@ pub use clock::{Clock, FakeClock, SystemClock, WIB, wib_day};
 pub use config::{
     Admin, Api, AuditArchive, AuditKeep, AuditRetention, AuditSettings, Auth, Config,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen, ListenLimits, MAX_BODY_CEILING, Portal,
-    QuotaSettings, QuotaStore, SamSidecar, SidecarAddress, StatusMode, TlsFiles, Upstream, check,
-    check_private, default_config_path,
+    QuotaSettings, QuotaStore, SamSidecar, SharedSettings, SidecarAddress, StatusMode, TlsFiles,
+    Upstream, check, check_private, default_config_path,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};

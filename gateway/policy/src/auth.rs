@@ -7,6 +7,11 @@
 //! compare that digest in constant time. The entry is tied to the exact password hash in the
 //! PKS file, so changing the password (or reloading a changed file) forgets it. Failures are
 //! never cached: every wrong password pays the full argon2 cost and counts toward a lockout.
+//!
+//! The lockouts themselves (art. 32) are counted by the caller, in this process or across
+//! every instance (`gerbang-shared`'s `LockoutStore`): [`Authenticator::attempt`] says what
+//! a login attempt counts against, [`Authenticator::precheck`] and
+//! [`Authenticator::verify_slow`] say whether it failed.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,7 +25,6 @@ use subtle::ConstantTimeEq;
 use gerbang_core::{Refusal, Rejection, canonical_ip};
 
 use crate::snapshot::{Snapshot, UserRef};
-use crate::throttle::LoginThrottle;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -76,12 +80,34 @@ struct CachedCredential {
     digest: [u8; 32],
 }
 
-/// Authenticates requests against a snapshot; holds the credential cache and the throttle.
-/// Its `Debug` shows neither the process key nor the cached digests.
+/// What a login attempt counts against when it fails (art. 32: repeated failures must not
+/// allow guessing): always its source address, and the User ID it names only when the
+/// address is inside that User ID's own IP LAN. From anywhere else a failure counts against
+/// the address only: otherwise a host in one institution's LAN could keep another
+/// institution's User ID locked out for ever.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The source address, IPv4-mapped addresses as IPv4.
+    pub peer: IpAddr,
+    /// The User ID named, when the address is inside its own IP LAN.
+    pub own_user_id: Option<&'a str>,
+    own: Option<UserRef>,
+}
+
+/// A refusal of an address or User ID locked out for `wait`.
+pub fn locked_out(wait: std::time::Duration) -> Rejection {
+    let detail = format!(
+        "terlalu banyak login gagal; coba lagi dalam {} detik",
+        wait.as_secs().max(1)
+    );
+    Rejection::new(Refusal::LoginLocked, detail).retry_after(wait)
+}
+
+/// Authenticates requests against a snapshot; holds the credential cache. Its `Debug`
+/// shows neither the process key nor the cached digests.
 pub struct Authenticator {
     key: [u8; 32],
     cache: DashMap<String, CachedCredential>,
-    throttle: LoginThrottle,
     /// argon2's working memory (19 MiB at the default cost), reused from check to check.
     /// Allocating it each time made glibc keep one such block per first login (its mmap
     /// threshold rises to the block size, so freed blocks stay in the malloc arenas):
@@ -93,17 +119,21 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("cached", &self.cache.len())
-            .field("throttle", &self.throttle)
             .finish_non_exhaustive()
     }
 }
 
+impl Default for Authenticator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Authenticator {
-    pub fn new(throttle: LoginThrottle) -> Self {
+    pub fn new() -> Self {
         Self {
             key: rand::random(),
             cache: DashMap::new(),
-            throttle,
             memory: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -117,20 +147,15 @@ impl Authenticator {
         mac.finalize().into_bytes().into()
     }
 
-    /// The checks that need no argon2: the source address, lockouts, the User ID's own IP
-    /// LAN, and the cache.
-    ///
-    /// Only the User ID whose IP LAN holds the peer can log in from there, so every other
-    /// User ID named from that address is refused before its password is looked at: the
-    /// same answer (`IP Address Tidak Sesuai`) and the same time whatever the password and
-    /// whether the User ID exists. Anyone in one registered LAN can therefore neither test
-    /// another institution's passwords nor learn which User IDs exist, and such a failure
-    /// counts against the address only, never against the named User ID (which a host in
-    /// another LAN could otherwise keep locked out forever).
-    pub fn precheck(&self, snap: &Snapshot, c: Credentials<'_>) -> Result<Precheck, Rejection> {
+    /// The first check, before any lockout is looked at: the source address must be inside
+    /// a registered IP LAN (the closed network rule, art. 28; no argon2 cost and no counting
+    /// for strangers). Says what the attempt counts against.
+    pub fn attempt<'a>(
+        &self,
+        snap: &Snapshot,
+        c: Credentials<'a>,
+    ) -> Result<Attempt<'a>, Rejection> {
         let peer = canonical_ip(c.peer);
-        // An address outside every IP LAN is refused before any password work: the closed
-        // network rule (art. 28), and no argon2 cost for strangers.
         let Some(ip_user) = snap.user_by_ip(peer) else {
             return Err(Rejection::new(
                 Refusal::IpNotRegistered,
@@ -140,16 +165,29 @@ impl Authenticator {
         let own = snap
             .user_by_id(c.user_id)
             .filter(|&r| r == ip_user && snap.user(r).ip_registered(peer));
-        let counted = own.map(|_| c.user_id);
-        if let Some(wait) = self.throttle.locked(peer, counted) {
-            let detail = format!(
-                "terlalu banyak login gagal; coba lagi dalam {} detik",
-                wait.as_secs().max(1)
-            );
-            return Err(Rejection::new(Refusal::LoginLocked, detail).retry_after(wait));
-        }
-        let Some(user) = own else {
-            self.throttle.failure(peer, None);
+        Ok(Attempt {
+            peer,
+            own_user_id: own.map(|_| c.user_id),
+            own,
+        })
+    }
+
+    /// The checks after the lockouts that need no argon2: the User ID's own IP LAN, and the
+    /// cache. An `Err` is a failed login (count it against `attempt`); `Done` a successful
+    /// one.
+    ///
+    /// Only the User ID whose IP LAN holds the peer can log in from there, so every other
+    /// User ID named from that address is refused before its password is looked at: the
+    /// same answer (`IP Address Tidak Sesuai`) and the same time whatever the password and
+    /// whether the User ID exists. Anyone in one registered LAN can therefore neither test
+    /// another institution's passwords nor learn which User IDs exist.
+    pub fn precheck(
+        &self,
+        snap: &Snapshot,
+        c: Credentials<'_>,
+        attempt: &Attempt<'_>,
+    ) -> Result<Precheck, Rejection> {
+        let Some(user) = attempt.own else {
             return Err(not_this_lan());
         };
         let phc: Arc<str> = Arc::from(snap.user(user).password_hash.as_str());
@@ -157,16 +195,14 @@ impl Authenticator {
             && cached.phc == phc
             && bool::from(cached.digest.ct_eq(&self.digest(c.user_id, c.password)))
         {
-            drop(cached);
-            self.throttle.success(peer, c.user_id);
             return Ok(Precheck::Done(user));
         }
         Ok(Precheck::NeedsArgon2(SlowCheck { user, phc }))
     }
 
     /// The argon2 check; CPU-heavy, so callers run it on a blocking thread. Only reached
-    /// from the User ID's own IP LAN, so a failure counts against the address and the
-    /// User ID. (The snapshot is the one [`Self::precheck`] checked the LAN in; nothing is
+    /// from the User ID's own IP LAN, so an `Err` (a failed login) counts against the
+    /// address and the User ID. (The snapshot is the one [`Self::precheck`] checked the LAN in; nothing is
     /// left to read from it.)
     pub fn verify_slow(
         &self,
@@ -174,9 +210,7 @@ impl Authenticator {
         c: Credentials<'_>,
         check: SlowCheck,
     ) -> Result<UserRef, Rejection> {
-        let peer = canonical_ip(c.peer);
         if !self.verify(c.password.as_bytes(), &check.phc) {
-            self.throttle.failure(peer, Some(c.user_id));
             return Err(Rejection::new(
                 Refusal::LoginFailed,
                 "User ID atau password salah",
@@ -189,7 +223,6 @@ impl Authenticator {
                 digest: self.digest(c.user_id, c.password),
             },
         );
-        self.throttle.success(peer, c.user_id);
         Ok(check.user)
     }
 

@@ -1,5 +1,5 @@
 //! Who is asking and what they may see. Authentication (User ID + password + registered IP
-//! LAN, with failed-login throttling) and the decision over an immutable [`Snapshot`] of the
+//! LAN; the lockouts are counted by the caller) and the decision over an immutable [`Snapshot`] of the
 //! PKS files. The decision is a plain function over plain data so it is tested without a
 //! socket. Cedar decides, over rules Ditjen writes in `policies/`.
 #![forbid(unsafe_code)]
@@ -9,14 +9,14 @@ mod decision;
 mod engine;
 mod grant;
 mod snapshot;
-mod throttle;
 
-pub use auth::{Authenticator, Credentials, Precheck, SlowCheck, hash_password};
+pub use auth::{
+    Attempt, Authenticator, Credentials, Precheck, SlowCheck, hash_password, locked_out,
+};
 pub use decision::{Action, Decision, Request, authorize, authorize_traced, decide};
 pub use engine::{Facts, PolicyEngine, SCHEMA_FILE};
 pub use grant::{CHANNELS, Grant, channels_of, grant};
 pub use snapshot::{Reuse, Snapshot, UserRef, load_snapshot, reload_snapshot};
-pub use throttle::LoginThrottle;
 
 #[cfg(test)]
 mod tests;

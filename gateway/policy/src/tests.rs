@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use gerbang_core::{Auth, Channel, FakeClock, PksSet, Refusal, Rejection, Shape, Vocabulary};
+use gerbang_core::{Channel, PksSet, Refusal, Rejection, Shape, Vocabulary};
 
 use crate::*;
 
@@ -89,35 +89,74 @@ fn day(s: &str) -> NaiveDate {
     s.parse().expect("date")
 }
 
-fn authenticator() -> (Authenticator, FakeClock) {
-    let clock = FakeClock::new("2026-06-01T03:00:00Z".parse().expect("time"));
-    let settings = Auth {
-        max_failures: NonZeroU32::new(3).expect("3"),
-        failure_window: Duration::from_secs(60),
-        lockout: Duration::from_secs(60),
-    };
-    (
-        Authenticator::new(LoginThrottle::new(settings, Arc::new(clock.clone()))),
-        clock,
-    )
+/// An authenticator with the lockouts counted as the gateway counts them (in this process,
+/// 3 failures within a minute lock for a minute).
+#[derive(Debug)]
+struct Login {
+    auth: Authenticator,
+    lockouts: gerbang_shared::EmbeddedLockouts,
 }
 
+impl std::ops::Deref for Login {
+    type Target = Authenticator;
+
+    fn deref(&self) -> &Authenticator {
+        &self.auth
+    }
+}
+
+impl Login {
+    /// The checks before argon2, without the lockouts.
+    fn precheck(&self, snap: &Snapshot, c: Credentials<'_>) -> Result<Precheck, Rejection> {
+        let attempt = self.auth.attempt(snap, c)?;
+        self.auth.precheck(snap, c, &attempt)
+    }
+}
+
+fn authenticator() -> (Login, ()) {
+    let settings = gerbang_shared::LockoutSettings {
+        max_failures: NonZeroU32::new(3).expect("3"),
+        window: Duration::from_secs(60),
+        lockout: Duration::from_secs(60),
+    };
+    let login = Login {
+        auth: Authenticator::new(),
+        lockouts: gerbang_shared::EmbeddedLockouts::new(settings, gerbang_shared::Ticks::manual()),
+    };
+    (login, ())
+}
+
+/// A login as the gateway runs it (`gerbang-proxy`'s `stages.rs`): the lockouts of what the
+/// attempt counts against, then the checks, a failure counted, a success clearing.
 fn login(
-    a: &Authenticator,
+    a: &Login,
     snap: &Snapshot,
     user: &str,
     password: &str,
     peer: &str,
 ) -> Result<UserRef, Rejection> {
+    use gerbang_shared::Subject;
     let c = Credentials {
         user_id: user,
         password,
         peer: ip(peer),
     };
-    match a.precheck(snap, c)? {
-        Precheck::Done(r) => Ok(r),
-        Precheck::NeedsArgon2(slow) => a.verify_slow(snap, c, slow),
+    let attempt = a.attempt(snap, c)?;
+    let mut subjects = vec![Subject::Address(attempt.peer)];
+    subjects.extend(attempt.own_user_id.map(Subject::User));
+    if let Some(wait) = a.lockouts.locked_now(&subjects) {
+        return Err(locked_out(wait));
     }
+    let outcome = match a.auth.precheck(snap, c, &attempt) {
+        Ok(Precheck::Done(r)) => Ok(r),
+        Ok(Precheck::NeedsArgon2(slow)) => a.verify_slow(snap, c, slow),
+        Err(e) => Err(e),
+    };
+    match &outcome {
+        Ok(_) => a.lockouts.success_now(&subjects),
+        Err(_) => a.lockouts.failure_now(&subjects),
+    }
+    outcome
 }
 
 #[test]
@@ -227,10 +266,11 @@ fn from_another_lan_the_answer_does_not_depend_on_the_password_or_the_user_id() 
             password,
             peer: ip("127.0.0.3"),
         };
-        match a.precheck(&snap, c) {
-            Err(f) => f,
-            Ok(p) => panic!("{user_id}/{password}: went on to {p:?}"),
+        if let Ok(p) = a.precheck(&snap, c) {
+            panic!("{user_id}/{password}: went on to {p:?}");
         }
+        // The same login, counted as the gateway counts it.
+        login(&a, &snap, user_id, password, "127.0.0.3").expect_err("refused")
     })
     .collect();
     assert_eq!(answers[0].refusal, Refusal::IpMismatch);

@@ -66,6 +66,8 @@ pub struct Gateway {
     pub(crate) sam: Option<SamClient>,
     /// The Web Portal channel: its sessions and settings.
     pub(crate) portal: Portal,
+    /// Portal sessions and login lockouts, in this process or shared through Redis.
+    pub(crate) shared: crate::shared::SharedState,
     /// Which refusals of addresses in no registered IP LAN are recorded.
     pub(crate) strangers: Strangers,
 }
@@ -156,15 +158,15 @@ impl Gateway {
     pub fn new(
         config: &Config,
         snapshot: Arc<ArcSwap<Snapshot>>,
-        auth: Arc<Authenticator>,
         meter: Arc<Meter>,
         metrics: Arc<Metrics>,
         audit: Option<Audit>,
         clock: Arc<dyn Clock>,
+        shared: crate::shared::SharedState,
     ) -> Self {
         Self {
             snapshot,
-            auth,
+            auth: Arc::new(Authenticator::new()),
             meter,
             metrics,
             audit,
@@ -182,13 +184,19 @@ impl Gateway {
                 .sam
                 .as_ref()
                 .map(|s| SamClient::new(&s.address, s.timeout)),
-            portal: Portal::new(&config.portal),
+            portal: Portal::new(&config.portal, Arc::clone(&shared.sessions)),
+            shared,
             strangers: Strangers::default(),
         }
     }
 
+    /// The authenticator, for the reloader to keep the cached credentials still valid.
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        Arc::clone(&self.auth)
+    }
+
     /// The Web Portal's sessions, for the reloader to end those a reload invalidates.
-    pub fn portal_sessions(&self) -> Arc<crate::portal::Sessions> {
+    pub fn portal_sessions(&self) -> Arc<dyn gerbang_shared::SessionStore> {
         Arc::clone(&self.portal.sessions)
     }
 

@@ -23,17 +23,19 @@ mod reload;
 mod route;
 mod sam;
 mod server;
+mod shared;
 mod stages;
 mod upgrade;
 
 pub use gateway::{Gateway, GatewayCtx};
 pub use metrics::Metrics;
 pub use portal::{
-    CSP, IDENTITY_HEADER as PORTAL_IDENTITY_HEADER, PortalRoute, SECURITY_HEADERS, SessionActive,
-    SessionError, Sessions, classify as classify_portal, is_download,
+    CSP, IDENTITY_HEADER as PORTAL_IDENTITY_HEADER, PortalRoute, SECURITY_HEADERS,
+    classify as classify_portal, is_download,
 };
 pub use record::AuditOpenError;
 pub use reload::{ReloadSummary, Reloader};
 pub use route::route;
 pub use server::{ServeError, TlsError, serve};
+pub use shared::SharedState;
 pub use upgrade::TakeoverError;

@@ -4,10 +4,13 @@
 //! The gateway itself serves the login (User ID + password + the registered IP LAN, the
 //! same authentication as the web service, with its lockout) and keeps the session: a
 //! 256-bit random token in an `HttpOnly; Secure; SameSite=Strict` cookie, stored only as a
-//! SHA-256 digest, bound to the User ID, its password hash at login and the client's
-//! address, ended by inactivity, by age, by logout, and by a reload that changes the User
-//! ID's password, deactivates it, removes it or moves its IP LAN; one active session per
-//! User ID. A request with a valid session is
+//! SHA-256 digest, bound to the User ID and the client's address, ended by inactivity, by
+//! age, by logout, and by a reload that changes the User ID's password, deactivates it,
+//! removes it or moves its IP LAN; one active session per User ID. The sessions live in
+//! this process, or in Redis for every instance behind a balancer (`crate::shared`): a
+//! session is then valid on every instance, and with Redis unreachable none is (a browser
+//! is logged out, the login page says the service is unavailable). A request with a valid
+//! session is
 //! classified into a business action: pages and assets are `PortalRead` (not counted), the
 //! NIK search is `PortalRead` counted as one hit and filtered exactly like `CALL_NIK`,
 //! export/download/bulk endpoints are `PortalExport` and every other write is
@@ -25,7 +28,7 @@ mod session;
 
 pub(crate) use answer::{PortalCtx, secure};
 pub use route::{PortalRoute, classify, is_download, is_page_type, is_portal, same_origin};
-pub use session::{SessionActive, SessionError, Sessions, cleared_cookie, cookie, session_cookie};
+pub use session::{changed_users, cleared_cookie, cookie, session_cookie};
 
 /// Where the portal lives at the gateway.
 pub const PREFIX: &str = "/portal/";
@@ -52,18 +55,18 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
 /// reloader, which ends those a reload invalidates).
 #[derive(Debug)]
 pub struct Portal {
-    pub(crate) sessions: std::sync::Arc<Sessions>,
+    pub(crate) sessions: std::sync::Arc<dyn gerbang_shared::SessionStore>,
     pub(crate) upstream_prefix: String,
     pub(crate) cookie_name: String,
 }
 
 impl Portal {
-    pub fn new(config: &gerbang_core::Portal) -> Self {
+    pub fn new(
+        config: &gerbang_core::Portal,
+        sessions: std::sync::Arc<dyn gerbang_shared::SessionStore>,
+    ) -> Self {
         Self {
-            sessions: std::sync::Arc::new(Sessions::new(
-                config.idle_timeout,
-                config.absolute_timeout,
-            )),
+            sessions,
             upstream_prefix: config.upstream_prefix.clone(),
             cookie_name: config.cookie_name.clone(),
         }
@@ -82,10 +85,23 @@ mod tests {
 
     #[test]
     fn upstream_paths_swap_the_prefix() {
-        let portal = Portal::new(&gerbang_core::Portal {
+        let settings = gerbang_core::Portal {
             upstream_prefix: "/dwh/web/".into(),
             ..gerbang_core::Portal::default()
-        });
+        };
+        let shared = crate::shared::SharedState::embedded(
+            gerbang_shared::LockoutSettings {
+                max_failures: std::num::NonZeroU32::MIN,
+                window: settings.idle_timeout,
+                lockout: settings.idle_timeout,
+            },
+            gerbang_shared::SessionSettings {
+                idle: settings.idle_timeout,
+                absolute: settings.absolute_timeout,
+                new_login: gerbang_shared::NewLogin::RefusedWhileActive,
+            },
+        );
+        let portal = Portal::new(&settings, shared.sessions);
         assert_eq!(
             portal.upstream_path("/portal/api/cari"),
             "/dwh/web/api/cari"

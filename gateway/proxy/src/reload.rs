@@ -51,7 +51,7 @@ pub struct Reloader {
     auth: Arc<Authenticator>,
     metrics: Arc<Metrics>,
     /// The Web Portal's sessions: those a new snapshot invalidates are ended with it.
-    portal_sessions: Option<Arc<crate::portal::Sessions>>,
+    portal_sessions: Option<Arc<dyn gerbang_shared::SessionStore>>,
     /// Serialises reloads and edits of the sanctions file.
     lock: Mutex<()>,
     /// Where each reload that changed something is recorded, and this instance's name.
@@ -105,7 +105,10 @@ impl Reloader {
 
     /// Ends, at every reload, the portal sessions the new snapshot invalidates (a changed
     /// password, a deactivated or removed User ID).
-    pub fn ending_portal_sessions(mut self, sessions: Arc<crate::portal::Sessions>) -> Self {
+    pub fn ending_portal_sessions(
+        mut self,
+        sessions: Arc<dyn gerbang_shared::SessionStore>,
+    ) -> Self {
         self.portal_sessions = Some(sessions);
         self
     }
@@ -187,16 +190,13 @@ impl Reloader {
                 self.metrics.set_policy(&snap);
                 let new = Arc::new(snap);
                 let old = self.snapshot.swap(Arc::clone(&new));
+                if let Some(sessions) = &self.portal_sessions {
+                    end_portal_sessions(sessions, &crate::portal::changed_users(&old, &new));
+                }
                 // Freeing 50,000 User IDs' entities takes a tenth of a reload; the new set
                 // is already in force, so the old one goes away off this path.
                 std::thread::spawn(move || drop(old));
                 self.auth.keep_valid(&new);
-                if let Some(sessions) = &self.portal_sessions {
-                    let ended = sessions.end_changed(&new);
-                    if ended > 0 {
-                        tracing::info!(target: "gerbang::portal", sessions_ended = ended, "portal sessions ended: their User ID's password, status or IP LAN changed");
-                    }
-                }
                 self.metrics.policy_reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(
                     cause,
@@ -366,6 +366,43 @@ impl Watched {
                 path.parent() == Some(dir) && path.extension().is_some_and(|x| x == *ext)
             }
             Self::File(f) => path == f,
+        }
+    }
+}
+
+/// Ends the portal sessions of `users` in the session store, waiting until it is done so
+/// that the reload is in force for the portal when it returns. The store is async (Redis
+/// for several instances) and a reload runs on a blocking thread or none at all, so the
+/// ends run on a small runtime of their own. With the store unreachable the sessions could
+/// not be ended; they are refused anyway while it is (a session cannot be confirmed), and
+/// each instance's own reload tries again.
+fn end_portal_sessions(sessions: &Arc<dyn gerbang_shared::SessionStore>, users: &[String]) {
+    if users.is_empty() {
+        return;
+    }
+    let ended = std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                for user in users {
+                    sessions.end_user(user).await.map_err(|e| e.0)?;
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the thread ending them panicked".into()))
+    });
+    let count = users.len();
+    match ended {
+        Ok(()) => {
+            tracing::info!(target: "gerbang::portal", user_ids = count, "portal sessions ended: their User ID's password, status or IP LAN changed")
+        }
+        Err(e) => {
+            tracing::warn!(target: "gerbang::portal", user_ids = count, error = e.as_str(), "portal sessions of changed User IDs not ended: the session store is unreachable")
         }
     }
 }

@@ -12,7 +12,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use gerbang_core::{Clock, ConfigErrors, ListenLimits, QuotaStore, SystemClock};
-use gerbang_policy::{Authenticator, LoginThrottle, load_snapshot};
+use gerbang_policy::load_snapshot;
 use gerbang_quota::{Meter, QuotaError, RedisOptions};
 
 use crate::admin::{Admin, AdminService};
@@ -60,6 +60,8 @@ pub enum ServeError {
     },
     #[error("cannot open the quota store")]
     Quota(#[from] QuotaError),
+    #[error("cannot open the shared state's Redis link")]
+    Shared(#[from] gerbang_shared::Unavailable),
     #[error("cannot open the decision log")]
     Audit(#[from] crate::record::AuditOpenError),
     #[error("{0} panicked (a bug; its message is above)")]
@@ -111,10 +113,7 @@ pub fn serve(
     let snapshot = Arc::new(ArcSwap::from_pointee(loaded));
     let load_ms = started.elapsed().as_millis();
     let meter = Arc::new(meter);
-    let auth = Arc::new(Authenticator::new(LoginThrottle::new(
-        config.auth.clone(),
-        Arc::clone(&clock),
-    )));
+    let shared = crate::shared::SharedState::open(&config)?;
     tracing::info!(
         instance = config.instance.as_str(),
                 pks.count = snapshot.load().agreements().len(),
@@ -157,13 +156,14 @@ pub fn serve(
     let gateway = Gateway::new(
         &config,
         Arc::clone(&snapshot),
-        Arc::clone(&auth),
         Arc::clone(&meter),
         Arc::clone(&metrics),
         audit,
         Arc::clone(&clock),
+        shared,
     );
     let portal_sessions = gateway.portal_sessions();
+    let auth = gateway.authenticator();
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     // Bound at the start (or taken over), so that port 0 works and the address in use is
     // known: pingora is handed the bound socket (`DataPlane::start_service`) instead of

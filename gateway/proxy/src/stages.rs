@@ -24,7 +24,8 @@ use gerbang_core::{
     canonical_ip, is_user_id,
 };
 use gerbang_policy::{
-    Action, Credentials, Decision, Precheck, Request, Snapshot, UserRef, authorize_traced,
+    Action, Credentials, Decision, Precheck, Request, SlowCheck, Snapshot, UserRef,
+    authorize_traced, locked_out,
 };
 use gerbang_quota::{BurstScope, QuotaError, Usage, until_next_wib_midnight};
 
@@ -454,44 +455,70 @@ impl Gateway {
             password,
             peer,
         };
-        match self.auth.precheck(snap, creds)? {
-            Precheck::Done(user) => Ok(user),
-            Precheck::NeedsArgon2(_) => {
+        let attempt = self.auth.attempt(snap, creds)?;
+        // Counted in this process or, with `[shared]`, across every instance: a brute
+        // force spread over the instances behind a balancer adds up.
+        let subjects = crate::shared::subjects(attempt.peer, attempt.own_user_id);
+        let lockouts = &self.shared.lockouts;
+        if let Some(wait) = lockouts.locked(&subjects).await {
+            return Err(locked_out(wait));
+        }
+        let checked = match self.auth.precheck(snap, creds, &attempt) {
+            Ok(Precheck::Done(user)) => Ok(user),
+            Err(refused) => Err(refused),
+            Ok(Precheck::NeedsArgon2(_)) => {
                 let Ok(_slot) = self.argon2_slots.acquire().await else {
                     return Err(Rejection::new(Refusal::LoginFailed, ""));
                 };
                 // While this request waited, another may have verified the same credentials.
-                let slow = match self.auth.precheck(snap, creds)? {
-                    Precheck::Done(user) => return Ok(user),
-                    Precheck::NeedsArgon2(slow) => slow,
-                };
-                // argon2 takes tens of milliseconds of CPU: keep it off the proxy's threads,
-                // and below their priority, so a login storm cannot delay lookups.
-                let (auth, snap) = (Arc::clone(&self.auth), Arc::clone(snap));
-                let (user_id, password) = (user_id.to_string(), password.to_string());
-                let joined = self
-                    .passwords
-                    .run(move || {
-                        auth.verify_slow(
-                            &snap,
-                            Credentials {
-                                user_id: &user_id,
-                                password: &password,
-                                peer,
-                            },
-                            slow,
-                        )
-                    })
-                    .await;
-                match joined {
-                    Ok(result) => result,
-                    Err(e) => {
-                        tracing::error!(error = %e, "password not checked; login refused");
-                        Err(Rejection::new(Refusal::LoginFailed, ""))
-                    }
+                match self.auth.precheck(snap, creds, &attempt) {
+                    Ok(Precheck::Done(user)) => Ok(user),
+                    Err(refused) => Err(refused),
+                    Ok(Precheck::NeedsArgon2(slow)) => self.verify_slow(snap, creds, slow).await?,
                 }
             }
+        };
+        match &checked {
+            Ok(_) => lockouts.success(&subjects).await,
+            Err(_) => lockouts.failure(&subjects).await,
         }
+        checked
+    }
+
+    /// The argon2 check, off the proxy's threads. `Ok` carries the check's outcome (a wrong
+    /// password counts as a failed login); `Err` is a login refused without an outcome (the
+    /// check did not run), which counts as nothing.
+    async fn verify_slow(
+        &self,
+        snap: &Arc<Snapshot>,
+        creds: Credentials<'_>,
+        slow: SlowCheck,
+    ) -> std::result::Result<std::result::Result<UserRef, Rejection>, Rejection> {
+        // argon2 takes tens of milliseconds of CPU: keep it off the proxy's threads, and
+        // below their priority, so a login storm cannot delay lookups.
+        let (auth, snap) = (Arc::clone(&self.auth), Arc::clone(snap));
+        let (user_id, password, peer) = (
+            creds.user_id.to_string(),
+            creds.password.to_string(),
+            creds.peer,
+        );
+        self.passwords
+            .run(move || {
+                auth.verify_slow(
+                    &snap,
+                    Credentials {
+                        user_id: &user_id,
+                        password: &password,
+                        peer,
+                    },
+                    slow,
+                )
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "password not checked; login refused");
+                Rejection::new(Refusal::LoginFailed, "")
+            })
     }
 }
 

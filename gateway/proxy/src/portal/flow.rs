@@ -2,7 +2,6 @@
 //! User ID as it is now, Cedar's decision) and the login.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::Method;
@@ -14,13 +13,11 @@ use gerbang_policy::Action;
 
 use super::answer::{PortalAnswer, PortalCtx, header};
 use super::page::{STYLE, login_page, what};
-use super::{
-    PortalRoute, SessionActive, SessionError, classify, cleared_cookie, cookie, same_origin,
-    session_cookie,
-};
+use super::{PortalRoute, classify, cleared_cookie, cookie, same_origin, session_cookie};
 use crate::gateway::{Gateway, GatewayCtx};
 use crate::stages::{nik_reason, user_id_reason};
 use gerbang_core::Rejection;
+use gerbang_shared::{SessionError, StartError};
 
 impl Gateway {
     /// Everything before forwarding a portal request. `Ok(true)`: answered here.
@@ -100,7 +97,7 @@ impl Gateway {
             &self.portal.cookie_name,
         )
         .map(str::to_string);
-        let now = Instant::now();
+        let sessions = &self.portal.sessions;
         match route {
             PortalRoute::Style => {
                 let mut a = PortalAnswer::html(200, STYLE.to_string());
@@ -108,23 +105,33 @@ impl Gateway {
                 return Ok(Some(a));
             }
             PortalRoute::LoginPage => {
-                let active = token
-                    .as_deref()
-                    .is_some_and(|t| self.portal.sessions.check(t, peer, now).is_ok());
-                return Ok(Some(if active {
-                    PortalAnswer::redirect("/portal/")
-                } else {
-                    PortalAnswer::html(200, login_page(None))
+                let checked = match token.as_deref() {
+                    Some(t) => sessions.check(t, peer).await,
+                    None => Err(SessionError::Missing),
+                };
+                return Ok(Some(match checked {
+                    Ok(_) => PortalAnswer::redirect("/portal/"),
+                    Err(SessionError::Unavailable(_)) => sessions_unavailable(),
+                    Err(_) => PortalAnswer::html(200, login_page(None)),
                 }));
             }
             PortalRoute::Login => return self.portal_login(session, ctx, peer).await.map(Some),
             PortalRoute::Logout => {
                 // Only from the address the session is bound to: a replayed cookie cannot
                 // end someone else's session.
-                let ended = token.as_deref().and_then(|t| {
-                    self.portal.sessions.check(t, peer, now).ok()?;
-                    self.portal.sessions.end(t)
-                });
+                let mut ended = None;
+                if let Some(t) = token.as_deref()
+                    && sessions.check(t, peer).await.is_ok()
+                {
+                    match sessions.end(t).await {
+                        Ok(user) => ended = user,
+                        // Not ended on the other instances: say so rather than pretend.
+                        Err(e) => {
+                            tracing::warn!(target: "gerbang::portal", peer = %peer, error = %e, "portal logout not recorded: the session store is unreachable");
+                            return Ok(Some(sessions_unavailable()));
+                        }
+                    }
+                }
                 if let Some(user) = ended {
                     tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user.as_str(), "portal logout");
                     ctx.user_id = Some(user);
@@ -141,19 +148,24 @@ impl Gateway {
         }
 
         let checked = match token.as_deref() {
-            Some(t) => self.portal.sessions.check(t, peer, now),
+            Some(t) => sessions.check(t, peer).await,
             None => Err(SessionError::Missing),
         };
-        let logged_in = match checked {
-            Ok(s) => s,
+        let user_id = match checked {
+            Ok(user_id) => user_id,
             Err(e) => {
-                if e == SessionError::OtherAddress {
-                    tracing::warn!(peer = %peer, "portal session cookie presented from another address; refused");
+                match &e {
+                    SessionError::OtherAddress => {
+                        tracing::warn!(peer = %peer, "portal session cookie presented from another address; refused");
+                    }
+                    SessionError::Unavailable(why) => {
+                        tracing::warn!(target: "gerbang::portal", peer = %peer, error = why.as_str(), "portal session not confirmed: the session store is unreachable; treated as logged out");
+                    }
+                    _ => {}
                 }
-                return Ok(Some(self.no_session(route, is_get, e)));
+                return Ok(Some(self.no_session(route, is_get, &e)));
             }
         };
-        let user_id = logged_in.user_id.clone();
         ctx.user_id = Some(user_id.clone());
         if route == PortalRoute::Unknown {
             return Ok(Some(PortalAnswer::refused(
@@ -173,41 +185,38 @@ impl Gateway {
         };
         let snap = self.snapshot.load_full();
         // The PKS files (or a sanction) may have changed since login: a removed User ID, an
-        // IP LAN that no longer covers this address, a changed password or a deactivated
-        // User ID ends the session; logging in again is checked afresh.
-        let ended = |refusal: Refusal, status: u16, why: &str| {
-            if let Some(t) = token.as_deref() {
-                self.portal.sessions.end(t);
+        // IP LAN that no longer covers this address or a deactivated User ID ends the
+        // session; logging in again is checked afresh. (A changed password ends it at the
+        // reload that brings it, `session::changed_users`.)
+        let registered = snap
+            .user_by_id(&user_id)
+            .filter(|u| snap.user(*u).ip_registered(peer));
+        let change = match registered {
+            None => Some((
+                Refusal::IpMismatch,
+                403,
+                "User ID ini tidak lagi terdaftar untuk alamat ini; silakan masuk lagi",
+            )),
+            Some(u) if snap.user(u).status != UserStatus::Aktif => Some((
+                Refusal::UserInactive,
+                403,
+                "User ID ini dinonaktifkan; sesi diakhiri",
+            )),
+            Some(_) => None,
+        };
+        let (Some(user), None) = (registered, change) else {
+            let (refusal, status, why) = change.unwrap_or((Refusal::IpMismatch, 403, ""));
+            if let Some(t) = token.as_deref()
+                && let Err(e) = sessions.end(t).await
+            {
+                // Refused all the same; the session ends at its timeout or next check.
+                tracing::warn!(target: "gerbang::portal", error = %e, "portal session not ended: the session store is unreachable");
             }
             tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), reason = refusal.name(), "portal session ended by a change of the User ID");
             let mut a = PortalAnswer::refused(status, refusal, what(route), why);
             a.set_cookie = Some(cleared_cookie(&self.portal.cookie_name));
-            Ok(Some(a))
+            return Ok(Some(a));
         };
-        let Some(user) = snap
-            .user_by_id(&user_id)
-            .filter(|u| snap.user(*u).ip_registered(peer))
-        else {
-            return ended(
-                Refusal::IpMismatch,
-                403,
-                "User ID ini tidak lagi terdaftar untuk alamat ini; silakan masuk lagi",
-            );
-        };
-        if !logged_in.same_credential(&snap.user(user).password_hash) {
-            return ended(
-                Refusal::LoginFailed,
-                401,
-                "password User ID ini telah diubah sejak Anda masuk; sesi diakhiri, silakan masuk lagi",
-            );
-        }
-        if snap.user(user).status != UserStatus::Aktif {
-            return ended(
-                Refusal::UserInactive,
-                403,
-                "User ID ini dinonaktifkan; sesi diakhiri",
-            );
-        }
         let decision =
             match self.authorize(ctx, &snap, user, action, Channel::WebPortal, peer, false) {
                 Ok(d) => d,
@@ -290,21 +299,41 @@ impl Gateway {
     }
 
     /// The answer to a request without a valid session.
-    fn no_session(&self, route: PortalRoute, is_get: bool, e: SessionError) -> PortalAnswer {
+    fn no_session(&self, route: PortalRoute, is_get: bool, e: &SessionError) -> PortalAnswer {
         let why = match e {
             SessionError::Missing => "belum masuk; silakan masuk dengan User ID Anda",
             SessionError::Expired => {
                 "sesi telah berakhir (tidak aktif terlalu lama atau melewati batas waktu); silakan masuk lagi"
             }
+            SessionError::Replaced | SessionError::Ended => {
+                "sesi telah diakhiri (User ID ini masuk lagi, atau diubah atau dinonaktifkan); silakan masuk lagi"
+            }
             SessionError::OtherAddress => {
                 "sesi ini terikat pada alamat komputer lain; silakan masuk dari komputer Anda"
             }
+            SessionError::Unavailable(_) => SESSIONS_UNAVAILABLE,
         };
+        let gone = matches!(
+            e,
+            SessionError::Expired | SessionError::Replaced | SessionError::Ended
+        );
         let mut answer = match (route, e) {
-            (
-                PortalRoute::Page | PortalRoute::Unknown,
-                SessionError::Missing | SessionError::Expired,
-            ) if is_get => PortalAnswer::redirect("/portal/masuk"),
+            (PortalRoute::Page | PortalRoute::Unknown, SessionError::Unavailable(_)) if is_get => {
+                sessions_unavailable()
+            }
+            (PortalRoute::Page | PortalRoute::Unknown, SessionError::Missing) if is_get => {
+                PortalAnswer::redirect("/portal/masuk")
+            }
+            (PortalRoute::Page | PortalRoute::Unknown, _) if is_get && gone => {
+                PortalAnswer::redirect("/portal/masuk")
+            }
+            (PortalRoute::Search, SessionError::Unavailable(_)) => PortalAnswer::refused_json(
+                &Rejection {
+                    body_consumed: false,
+                    ..Rejection::new(Refusal::QuotaUnavailable, why)
+                },
+                None,
+            ),
             (PortalRoute::Search, _) => PortalAnswer::refused_json(
                 &Rejection {
                     body_consumed: false,
@@ -312,9 +341,10 @@ impl Gateway {
                 },
                 None,
             ),
+            (_, SessionError::Unavailable(_)) => sessions_unavailable(),
             _ => PortalAnswer::refused(401, Refusal::LoginFailed, what(route), why),
         };
-        if e == SessionError::Expired {
+        if gone {
             answer.set_cookie = Some(cleared_cookie(&self.portal.cookie_name));
         }
         answer
@@ -393,19 +423,18 @@ impl Gateway {
             )
             .consumed());
         }
-        let password_hash = &snap.user(user).password_hash;
-        match self
-            .portal
-            .sessions
-            .create(&user_id, password_hash, peer, Instant::now())
-        {
+        match self.portal.sessions.start(&user_id, peer).await {
             Ok(token) => {
                 tracing::info!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), "portal login");
                 let mut a = PortalAnswer::redirect("/portal/").consumed();
                 a.set_cookie = Some(session_cookie(&self.portal.cookie_name, &token));
                 Ok(a)
             }
-            Err(SessionActive) => {
+            Err(StartError::Unavailable(why)) => {
+                tracing::warn!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), error = why.as_str(), "portal login refused: the session store is unreachable");
+                Ok(sessions_unavailable().consumed())
+            }
+            Err(StartError::Active) => {
                 tracing::warn!(target: "gerbang::portal", peer = %peer, user.id = user_id.as_str(), "portal login refused: a session is active");
                 Ok(PortalAnswer::refused(
                     409,
@@ -416,5 +445,19 @@ impl Gateway {
                 .consumed())
             }
         }
+    }
+}
+
+/// What a browser is told while the session store cannot be asked: the service is
+/// unavailable, not a wrong password.
+const SESSIONS_UNAVAILABLE: &str =
+    "layanan sesi portal sedang tidak tersedia; silakan coba lagi beberapa saat lagi";
+
+/// The login page saying the portal's sessions are unavailable (the shared store, the
+/// quota's Redis, is unreachable): 503, refusal 25, never "wrong password".
+fn sessions_unavailable() -> PortalAnswer {
+    PortalAnswer {
+        refusal: Some(Refusal::QuotaUnavailable),
+        ..PortalAnswer::html(503, login_page(Some(SESSIONS_UNAVAILABLE)))
     }
 }
