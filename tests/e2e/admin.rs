@@ -28,30 +28,6 @@ fn agreements() -> Vec<TestPks> {
     ]
 }
 
-/// Posts lookups until `done(answer)` holds, or fails after `limit`; returns the time taken.
-async fn until(
-    gw: &Gateway,
-    source: &str,
-    body: &str,
-    limit: Duration,
-    done: impl Fn(&str) -> bool,
-) -> Duration {
-    let client = gw.client(source);
-    let started = Instant::now();
-    loop {
-        let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.to_string()).await;
-        if done(&answer) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "not in effect after {limit:?}: {answer}\n{}",
-            gw.proc.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_wants_the_token_and_serves_metrics_pks_and_quota() {
     let sim = Sim::start(1_000);
@@ -317,7 +293,7 @@ async fn a_pks_edit_on_disk_applies_within_a_second_and_a_broken_one_is_refused_
     let tmp = path.with_extension("toml.tmp");
     std::fs::write(&tmp, &narrowed).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    let took = until(&gw, "127.0.0.4", &body, Duration::from_secs(1), |a| {
+    let took = until_answer(&gw, "127.0.0.4", &body, Duration::from_secs(1), |a| {
         respon(a).is_none() && !record_keys(a).contains(&"NAMA_LGKP".to_string())
     })
     .await;
@@ -441,7 +417,7 @@ async fn a_sanction_applied_through_one_instance_is_in_force_on_the_other_within
         )
         .await;
     assert_eq!(status, 201, "{text}");
-    let took = until(&second, "127.0.0.2", &body, Duration::from_secs(1), |a| {
+    let took = until_answer(&second, "127.0.0.2", &body, Duration::from_secs(1), |a| {
         respon(a).as_deref() == Some("User ID Tidak Aktif")
     })
     .await;
@@ -452,7 +428,7 @@ async fn a_sanction_applied_through_one_instance_is_in_force_on_the_other_within
         .admin(Method::DELETE, &format!("/sanksi/{id}"), None)
         .await;
     assert_eq!(status, 200, "{text}");
-    until(&first, "127.0.0.2", &body, Duration::from_secs(1), |a| {
+    until_answer(&first, "127.0.0.2", &body, Duration::from_secs(1), |a| {
         respon(a).is_none()
     })
     .await;

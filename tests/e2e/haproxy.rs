@@ -279,4 +279,33 @@ async fn a_portal_session_through_haproxy_continues_on_the_survivor_of_a_kill() 
         statuses.len() >= 5 && statuses.iter().all(|&s| s == 200),
         "pages after the kill: {statuses:?}"
     );
+
+    // A sanction applied on the survivor holds when the killed gateway comes back: once
+    // HAProxy sends it lookups again, it refuses the User ID like the survivor.
+    let (status, text) = g2
+        .admin(
+            reqwest::Method::POST,
+            "/sanksi",
+            Some(serde_json::json!({"jenis": "nonaktifkan_user", "sasaran": USER, "alasan": "uji HA"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{text}");
+    g1.restart();
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let url = format!("http://{frontend}/dukcapil/get_json/UJI/CALL_NIK");
+    let client = client_from("127.0.0.2");
+    let refused = |m: &str| metric_sum(m, "gerbang_requests_total", "reason=\"user_inactive\"");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let code = lookup(&client, &url, &nik).await;
+        assert_eq!(code, Ok(Some("17".to_string())), "the sanctioned User ID");
+        if refused(&g1.metrics().await) > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted gateway got no lookup through HAProxy:\n{}",
+            g1.proc.stderr()
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! instances"): a portal session started on one is valid on the other and a logout on one
 //! ends it on both; a brute force split across the two locks out at the limit of one
 //! instance; with Redis killed, sessions are refused (the login page says the service is
-//! unavailable) and failed logins are counted by each instance alone. Every test here fails
+//! unavailable) and failed logins are counted by each instance alone; a sanction applied or
+//! lifted through either is in force on both, with no file in common. Every test here fails
 //! with per-process state. Starts its own redis-server on a loopback port.
 #![allow(clippy::unwrap_used)]
 
@@ -274,4 +275,103 @@ async fn with_redis_down_sessions_are_refused_and_each_instance_counts_its_own_f
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(page(&a, &browser, &cookie).await.status, 200);
+}
+
+/// Applies `sanction` through `gw`'s admin API; its id.
+async fn apply(gw: &Gateway, sanction: serde_json::Value) -> String {
+    let (status, text) = gw
+        .admin(reqwest::Method::POST, "/sanksi", Some(sanction))
+        .await;
+    assert_eq!(status, 201, "{text}");
+    answer_json(&text)["id"].as_str().unwrap().to_string()
+}
+
+/// The ids `gw`'s admin API lists as in force.
+async fn listed(gw: &Gateway) -> Vec<String> {
+    let (status, text) = gw.admin(reqwest::Method::GET, "/sanksi", None).await;
+    assert_eq!(status, 200, "{text}");
+    answer_json(&text)["sanksi"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sanction_through_either_instance_holds_on_both_across_restarts_and_a_redis_outage() {
+    use std::time::Duration;
+    let sim = Sim::start(200);
+    let mut redis = Redis::start();
+    let (a, mut b) = (instance(&sim, &redis), instance(&sim, &redis));
+    let nik = sim.sample("alive", 1).await.remove(0);
+    let body = call_nik(&nik, API_USER, PASSWORD);
+    let inactive = |a: &str| respon(a).as_deref() == Some("User ID Tidak Aktif");
+    let served = |a: &str| respon(a).is_none();
+    for gw in [&a, &b] {
+        until_answer(gw, API_ADDRESS, &body, Duration::ZERO, served).await;
+    }
+
+    // A sanction naming nobody is refused, and stored nowhere.
+    let (status, text) = a
+        .admin(
+            reqwest::Method::POST,
+            "/sanksi",
+            Some(serde_json::json!({"jenis": "nonaktifkan_user", "sasaran": "nobody", "alasan": "uji"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{text}");
+
+    // Applied through A: in force on A at once, and on B within a second, with no file in
+    // common (each instance has its own directory and sanctions file).
+    let id = apply(
+        &a,
+        serde_json::json!({"jenis": "nonaktifkan_user", "sasaran": API_USER, "alasan": "Surat Dirjen (uji)"}),
+    )
+    .await;
+    until_answer(&a, API_ADDRESS, &body, Duration::ZERO, inactive).await;
+    let took = until_answer(&b, API_ADDRESS, &body, Duration::from_secs(1), inactive).await;
+    eprintln!("a sanction applied on A was in force on B after {took:?}");
+    for gw in [&a, &b] {
+        let file = std::fs::read_to_string(gw.sanctions_path()).unwrap();
+        assert!(!file.contains(API_USER), "written to a file: {file}");
+        assert_eq!(listed(gw).await, vec![id.clone()]);
+    }
+
+    // B restarted: the sanction is in force from its first request.
+    b.restart();
+    until_answer(&b, API_ADDRESS, &body, Duration::ZERO, inactive).await;
+
+    // Redis unreachable: nothing can be applied or lifted, and what stands stays in force.
+    redis.kill();
+    let (status, text) = b
+        .admin(reqwest::Method::DELETE, &format!("/sanksi/{id}"), None)
+        .await;
+    assert_eq!(status, 503, "lifting with Redis down: {text}");
+    assert!(text.contains("unreachable"), "{text}");
+    for gw in [&a, &b] {
+        until_answer(gw, API_ADDRESS, &body, Duration::ZERO, inactive).await;
+    }
+
+    // Redis back without its data: the instances write the sanction back, so it can be
+    // lifted, through B; then A serves again within a second.
+    redis.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = b
+            .admin(reqwest::Method::DELETE, &format!("/sanksi/{id}"), None)
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not written back to Redis: {status} {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until_answer(&b, API_ADDRESS, &body, Duration::ZERO, served).await;
+    let took = until_answer(&a, API_ADDRESS, &body, Duration::from_secs(1), served).await;
+    eprintln!("a sanction lifted on B was lifted on A after {took:?}");
+    assert!(listed(&a).await.is_empty());
 }

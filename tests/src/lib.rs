@@ -1087,6 +1087,30 @@ pub fn which(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// Posts lookups until `done(answer)` holds, or fails after `limit`; returns the time taken.
+pub async fn until_answer(
+    gw: &Gateway,
+    source: &str,
+    body: &str,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> Duration {
+    let client = gw.client(source);
+    let started = Instant::now();
+    loop {
+        let (_, answer) = post(&client, &gw.url("CALL_NIK"), body.to_string()).await;
+        if done(&answer) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not in effect after {limit:?}: {answer}\n{}",
+            gw.proc.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// POSTs a JSON body and returns (HTTP status, body as text).
 pub async fn post(client: &reqwest::Client, url: &str, body: impl Into<String>) -> (u16, String) {
     post_with(client.post(url), body).await

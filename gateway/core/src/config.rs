@@ -40,7 +40,7 @@ struct ConfigFile {
     #[serde(default)]
     portal: PortalFile,
     /// State shared by several instances through the quota's Redis (portal sessions, login
-    /// lockouts); only with `[quota] store = "redis"`.
+    /// lockouts, sanctions); only with `[quota] store = "redis"`.
     shared: Option<SharedFile>,
 }
 
@@ -587,13 +587,13 @@ fn quota_settings(
 /// key prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedSettings {
-    /// Prefix of the shared keys (sessions, lockouts).
+    /// Prefix of the shared keys (sessions, lockouts, sanctions).
     pub key_prefix: String,
 }
 
 /// `[shared]`: the key prefix of the shared state. The state is shared exactly when the
 /// quota is (`store = "redis"`): instances that share the quota run behind one balancer,
-/// and per-process sessions and lockouts would break there.
+/// and per-process sessions, lockouts and sanctions would break there.
 fn shared_settings(
     file: Option<SharedFile>,
     quota: &QuotaSettings,
@@ -880,7 +880,8 @@ pub struct Config {
     /// The Web Portal channel (art. 30(2): read-only).
     pub portal: Portal,
     pub quota: QuotaSettings,
-    /// Portal sessions and login lockouts shared through Redis (`[quota] store = "redis"`);
+    /// Portal sessions, login lockouts and sanctions shared through Redis (`[quota] store =
+    /// "redis"`);
     /// `None`: kept in this process, as a single instance needs.
     pub shared: Option<SharedSettings>,
     pub threads: usize,

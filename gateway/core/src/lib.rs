@@ -36,8 +36,9 @@ pub use pks::{
 };
 pub use rejection::Rejection;
 pub use sanction::{
-    NewSanction, Sanction, SanctionEditError, SanctionKind, Sanctions,
-    add_to_text as add_sanction_to_text, remove_from_text as remove_sanction_from_text,
+    NewSanction, Sanction, SanctionEditError, SanctionFields, SanctionKind, Sanctions,
+    add_to_text as add_sanction_to_text, fresh_id as fresh_sanction_id,
+    remove_from_text as remove_sanction_from_text,
 };
 pub use wire::{
     BodyError, Claim, JsonObject, Pairs, Refusal, RequestBody, ValueError, append_quota_limiter,

@@ -120,6 +120,129 @@ struct SanctionEntry {
     sejak: String,
 }
 
+impl SanctionEntry {
+    fn fields(&self) -> SanctionFields {
+        SanctionFields {
+            jenis: self.jenis,
+            sasaran: self.sasaran.clone(),
+            kuota_harian: self.kuota_harian,
+            alasan: self.alasan.clone(),
+            oleh: self.oleh.clone(),
+            sejak: self.sejak.clone(),
+        }
+    }
+}
+
+/// A sanction's fields, as a `[[sanksi]]` entry writes them (besides its id) and as the
+/// shared store (`gerbang-shared`'s `SanctionStore`) keeps them as JSON.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanctionFields {
+    pub jenis: SanctionKind,
+    pub sasaran: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kuota_harian: Option<u32>,
+    pub alasan: String,
+    #[serde(default)]
+    pub oleh: String,
+    #[serde(default)]
+    pub sejak: String,
+}
+
+impl SanctionFields {
+    /// The fields of `new`, applied at `now`.
+    pub fn new(new: &NewSanction, now: chrono::DateTime<chrono::FixedOffset>) -> Self {
+        Self {
+            jenis: new.jenis,
+            sasaran: new.sasaran.clone(),
+            kuota_harian: new.kuota_harian,
+            alasan: new.alasan.clone(),
+            oleh: new.oleh.clone(),
+            sejak: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        }
+    }
+
+    /// What is wrong with these fields, as (field, message); empty when they can stand.
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.alasan.trim().is_empty() {
+            problems.push((
+                "alasan",
+                "say why (e.g. the number of the Director General's letter)".into(),
+            ));
+        }
+        match (self.jenis, self.kuota_harian) {
+            (SanctionKind::KurangiKuota, None) => problems.push((
+                "kuota_harian",
+                "required for kurangi_kuota: the reduced daily quota".into(),
+            )),
+            (SanctionKind::KurangiKuota, Some(0)) => problems.push((
+                "kuota_harian",
+                "must be at least 1; to stop a User ID use nonaktifkan_user".into(),
+            )),
+            (SanctionKind::KurangiKuota, Some(_)) | (_, None) => {}
+            (_, Some(_)) => problems.push((
+                "kuota_harian",
+                format!("only used with kurangi_kuota, not {}", self.jenis.as_str()),
+            )),
+        }
+        if self.jenis == SanctionKind::PutusJaringan
+            && let Err(msg) = parse_network(&self.sasaran)
+        {
+            problems.push(("sasaran", msg));
+        }
+        problems
+    }
+
+    /// Whether these fields can stand, and if not, every reason in one line.
+    pub fn check(&self) -> Result<(), String> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let text: Vec<String> = problems
+            .into_iter()
+            .map(|(field, msg)| format!("{field}: {msg}"))
+            .collect();
+        Err(text.join("; "))
+    }
+
+    /// Whether the User ID, SAM or PKS these fields name is in `agreements` (a network
+    /// needs none): a sanction on nothing would silently not apply.
+    pub fn target_known(&self, agreements: &[Arc<crate::Pks>]) -> bool {
+        let target = self.sasaran.as_str();
+        match self.jenis {
+            SanctionKind::KurangiKuota | SanctionKind::NonaktifkanUser => agreements
+                .iter()
+                .any(|p| p.users.iter().any(|u| u.id == target)),
+            SanctionKind::NonaktifkanSam => agreements
+                .iter()
+                .any(|p| p.sams.iter().any(|x| x.id == target)),
+            SanctionKind::BekukanPks | SanctionKind::AkhiriPks => {
+                agreements.iter().any(|p| p.nomor == target)
+            }
+            SanctionKind::PutusJaringan => true,
+        }
+    }
+
+    fn to_sanction(&self, id: &str, line: usize) -> Sanction {
+        Sanction {
+            id: id.to_string(),
+            jenis: self.jenis,
+            sasaran: self.sasaran.clone(),
+            kuota_harian: self.kuota_harian,
+            alasan: self.alasan.clone(),
+            oleh: self.oleh.clone(),
+            sejak: self.sejak.clone(),
+            line,
+            network: match self.jenis {
+                SanctionKind::PutusJaringan => parse_network(&self.sasaran).ok(),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The sanctions in force, in file order.
 #[derive(Debug, Clone, Default)]
 pub struct Sanctions {
@@ -144,60 +267,21 @@ impl Sanctions {
         for (i, spanned) in file.sanksi.iter().enumerate() {
             let span = spanned.span();
             let e = spanned.get_ref();
-            let field = |name: &str| format!("sanksi[{i}].{name}");
-            let mut fail = |name: &str, msg: String| {
-                errors.push(src.error(Some(span.clone()), field(name), msg));
-            };
+            let line = src.line_col(span.start).0;
+            let fields = e.fields();
+            let mut problems = fields.problems();
             if e.id.trim().is_empty() {
-                fail("id", "must not be empty".into());
+                problems.push(("id", "must not be empty".into()));
             } else if let Some(first) = entries.iter().find(|s| s.id == e.id) {
-                fail(
+                problems.push((
                     "id",
                     format!("`{}` is also used at line {}", e.id, first.line),
-                );
+                ));
             }
-            if e.alasan.trim().is_empty() {
-                fail(
-                    "alasan",
-                    "say why (e.g. the number of the Director General's letter)".into(),
-                );
+            for (name, msg) in problems {
+                errors.push(src.error(Some(span.clone()), format!("sanksi[{i}].{name}"), msg));
             }
-            match (e.jenis, e.kuota_harian) {
-                (SanctionKind::KurangiKuota, None) => fail(
-                    "kuota_harian",
-                    "required for kurangi_kuota: the reduced daily quota".into(),
-                ),
-                (SanctionKind::KurangiKuota, Some(0)) => fail(
-                    "kuota_harian",
-                    "must be at least 1; to stop a User ID use nonaktifkan_user".into(),
-                ),
-                (SanctionKind::KurangiKuota, Some(_)) | (_, None) => {}
-                (_, Some(_)) => fail(
-                    "kuota_harian",
-                    format!("only used with kurangi_kuota, not {}", e.jenis.as_str()),
-                ),
-            }
-            let network = match e.jenis {
-                SanctionKind::PutusJaringan => match parse_network(&e.sasaran) {
-                    Ok(net) => Some(net),
-                    Err(msg) => {
-                        fail("sasaran", msg);
-                        None
-                    }
-                },
-                _ => None,
-            };
-            entries.push(Sanction {
-                id: e.id.clone(),
-                jenis: e.jenis,
-                sasaran: e.sasaran.clone(),
-                kuota_harian: e.kuota_harian,
-                alasan: e.alasan.clone(),
-                oleh: e.oleh.clone(),
-                sejak: e.sejak.clone(),
-                line: src.line_col(span.start).0,
-                network,
-            });
+            entries.push(fields.to_sanction(&e.id, line));
         }
         if errors.is_empty() {
             Ok(Self {
@@ -207,6 +291,37 @@ impl Sanctions {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// The sanctions kept in the shared store (id → [`SanctionFields`] as JSON). An entry
+    /// that does not parse or check is left out and named in the second value: the others
+    /// stay in force (one bad entry must not lift them all).
+    pub fn shared(entries: &std::collections::BTreeMap<String, String>) -> (Self, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut kept = Vec::with_capacity(entries.len());
+        for (id, text) in entries {
+            match serde_json::from_str::<SanctionFields>(text) {
+                Ok(fields) => match fields.check() {
+                    Ok(()) => kept.push(fields.to_sanction(id, 0)),
+                    Err(why) => problems.push(format!("shared sanction `{id}`: {why}")),
+                },
+                Err(e) => problems.push(format!("shared sanction `{id}` does not parse: {e}")),
+            }
+        }
+        (
+            Self {
+                source: None,
+                entries: kept,
+            },
+            problems,
+        )
+    }
+
+    /// These sanctions followed by `more`'s.
+    #[must_use]
+    pub fn with(mut self, more: Self) -> Self {
+        self.entries.extend(more.entries);
+        self
     }
 
     /// How many sanctions of `kind` stand.
@@ -333,7 +448,6 @@ pub fn add_to_text(
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| SanctionEditError::Unreadable(e.to_string()))?;
-    let base = format!("S-{}", now.format("%Y%m%d-%H%M%S"));
     let taken: Vec<String> = doc
         .get("sanksi")
         .and_then(|t| t.as_array_of_tables())
@@ -343,16 +457,7 @@ pub fn add_to_text(
                 .collect()
         })
         .unwrap_or_default();
-    let id = (0..)
-        .map(|n| {
-            if n == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{n}")
-            }
-        })
-        .find(|id| !taken.contains(id))
-        .unwrap_or(base);
+    let id = fresh_id(now, |id| taken.iter().any(|t| t == id));
     let mut table = toml_edit::Table::new();
     table.insert("id", toml_edit::value(id.as_str()));
     table.insert("jenis", toml_edit::value(new.jenis.as_str()));
@@ -364,7 +469,7 @@ pub fn add_to_text(
     table.insert("oleh", toml_edit::value(new.oleh.as_str()));
     table.insert(
         "sejak",
-        toml_edit::value(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
+        toml_edit::value(SanctionFields::new(new, now).sejak),
     );
     if doc.get("sanksi").is_none() {
         // A file holding only comments keeps them above the first entry, not below it.
@@ -386,6 +491,25 @@ pub fn add_to_text(
         }
     }
     Ok((doc.to_string(), id))
+}
+
+/// An id for a sanction applied at `now` that `taken` says is free: `S-<date>-<time>`, with
+/// `-1`, `-2`… when several are applied within a second.
+pub fn fresh_id(
+    now: chrono::DateTime<chrono::FixedOffset>,
+    taken: impl Fn(&str) -> bool,
+) -> String {
+    let base = format!("S-{}", now.format("%Y%m%d-%H%M%S"));
+    (0..)
+        .map(|n| {
+            if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            }
+        })
+        .find(|id| !taken(id))
+        .unwrap_or(base)
 }
 
 /// Removes the sanction `id` (lifting it), keeping everything else as it was.
@@ -530,6 +654,54 @@ alasan = "surat 2"
                 .entries
                 .len(),
             1
+        );
+    }
+
+    #[test]
+    fn shared_entries_that_do_not_check_are_left_out_and_named_the_others_stand() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-06-01T10:00:00+07:00").expect("time");
+        let good = NewSanction {
+            jenis: SanctionKind::KurangiKuota,
+            sasaran: "u1".into(),
+            kuota_harian: Some(5),
+            alasan: "Surat (uji)".into(),
+            oleh: "uji".into(),
+        };
+        let text = serde_json::to_string(&SanctionFields::new(&good, now)).expect("json");
+        let entries: std::collections::BTreeMap<String, String> = [
+            ("S-1".to_string(), text),
+            (
+                "S-2".to_string(),
+                r#"{"jenis":"kurangi_kuota","sasaran":"u2","alasan":"x"}"#.to_string(),
+            ),
+            (
+                "S-3".to_string(),
+                r#"{"jenis":"bakar","sasaran":"u3"}"#.to_string(),
+            ),
+            (
+                "S-4".to_string(),
+                r#"{"jenis":"putus_jaringan","sasaran":"0.0.0.0/0","alasan":"x"}"#.to_string(),
+            ),
+        ]
+        .into();
+        let (set, problems) = Sanctions::shared(&entries);
+        assert_eq!(set.entries.len(), 1, "{problems:?}");
+        assert_eq!(set.entries[0].id, "S-1");
+        assert_eq!(set.entries[0].kuota_harian, Some(5));
+        assert_eq!(set.entries[0].sejak, "2026-06-01T10:00:00+07:00");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("S-2") && problems[0].contains("kuota_harian"));
+        assert!(problems[1].contains("S-3") && problems[1].contains("does not parse"));
+        assert!(problems[2].contains("S-4") && problems[2].contains("sasaran"));
+    }
+
+    #[test]
+    fn a_fresh_id_steps_over_the_ones_taken() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-06-01T10:00:00+07:00").expect("time");
+        let taken = ["S-20260601-100000", "S-20260601-100000-1"];
+        assert_eq!(
+            fresh_id(now, |id| taken.contains(&id)),
+            "S-20260601-100000-2"
         );
     }
 }

@@ -16,7 +16,9 @@ pub use auth::{
 pub use decision::{Action, Decision, Request, authorize, authorize_traced, decide};
 pub use engine::{Facts, PolicyEngine, SCHEMA_FILE};
 pub use grant::{CHANNELS, Grant, channels_of, grant};
-pub use snapshot::{Reuse, Snapshot, UserRef, load_snapshot, reload_snapshot};
+pub use snapshot::{
+    Reuse, Snapshot, UserRef, load_snapshot, reload_snapshot, reload_snapshot_with,
+};
 
 #[cfg(test)]
 mod tests;

@@ -375,7 +375,7 @@ mod ipnet_index {
 /// the Cedar schema and rules, and the block list, validated together; every problem found
 /// is reported at once. Used at start and by `gerbang check`.
 pub fn load_snapshot(config: &gerbang_core::Config) -> Result<Snapshot, ConfigErrors> {
-    load(config, None)
+    load(config, None, None)
 }
 
 /// [`load_snapshot`] for a reload: everything is read and checked again, but PKS files whose
@@ -387,12 +387,26 @@ pub fn reload_snapshot(
     config: &gerbang_core::Config,
     previous: &Snapshot,
 ) -> Result<Snapshot, ConfigErrors> {
-    load(config, Some(previous))
+    load(config, Some(previous), None)
+}
+
+/// [`reload_snapshot`] with the sanctions several instances share (`docs/gateway.md`,
+/// "Several instances") in force besides the file's. The file's are checked as always (a
+/// target no PKS file has refuses the reload); a shared one naming a target this instance
+/// does not know is logged and left out, the others applied: another instance applied it,
+/// and refusing the whole reload here would keep every newer sanction out of force.
+pub fn reload_snapshot_with(
+    config: &gerbang_core::Config,
+    previous: &Snapshot,
+    shared: Sanctions,
+) -> Result<Snapshot, ConfigErrors> {
+    load(config, Some(previous), Some(shared))
 }
 
 fn load(
     config: &gerbang_core::Config,
     previous: Option<&Snapshot>,
+    shared: Option<Sanctions>,
 ) -> Result<Snapshot, ConfigErrors> {
     let mut errors = Vec::new();
     let no_files = PksCache::default();
@@ -410,6 +424,17 @@ fn load(
             if errors.is_empty() =>
         {
             sanctions.apply(&mut set, &mut blocked)?;
+            let sanctions = match shared {
+                Some(shared) => {
+                    if let Err(unknown) = shared.apply(&mut set, &mut blocked) {
+                        tracing::error!(
+                            "shared sanctions naming what no PKS file here has are not in force on this instance:\n{unknown}"
+                        );
+                    }
+                    sanctions.with(shared)
+                }
+                None => sanctions,
+            };
             let shadow = config.shadow_dir.as_deref().and_then(|dir| {
                 shadow_snapshot(
                     dir,

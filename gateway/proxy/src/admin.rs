@@ -24,10 +24,12 @@ use pingora::services::background::BackgroundService;
 use serde_json::json;
 
 use gerbang_core::{
-    Clock, NewSanction, SanctionEditError, add_sanction_to_text, remove_sanction_from_text,
+    Clock, NewSanction, SanctionEditError, SanctionFields, add_sanction_to_text, fresh_sanction_id,
+    remove_sanction_from_text,
 };
 use gerbang_policy::Snapshot;
 use gerbang_quota::{Meter, until_next_wib_midnight};
+use gerbang_shared::SanctionStore;
 
 use crate::metrics::Metrics;
 use crate::reload::{Reloader, SanctionFileError};
@@ -388,6 +390,11 @@ impl Admin {
             }
         };
         let now = self.clock.now().with_timezone(&gerbang_core::WIB);
+        if let Some(store) = self.reloader.shared_sanctions() {
+            return self
+                .add_shared_sanction(Arc::clone(store), &new, now, peer)
+                .await;
+        }
         let target = (new.jenis, new.sasaran.clone());
         let r = Arc::clone(&self.reloader);
         let edited = tokio::task::spawn_blocking(move || {
@@ -415,6 +422,9 @@ impl Admin {
     }
 
     async fn lift_sanction(&self, id: String, peer: std::net::IpAddr) -> Answer {
+        if let Some(store) = self.reloader.shared_sanctions() {
+            return self.lift_shared_sanction(Arc::clone(store), id, peer).await;
+        }
         let r = Arc::clone(&self.reloader);
         let wanted = id.clone();
         let edited = tokio::task::spawn_blocking(move || {
@@ -434,6 +444,150 @@ impl Admin {
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         }
     }
+}
+
+/// Sanctions shared by every instance through Redis (`docs/gateway.md`, "Several
+/// instances"): added and lifted there, in force here at once and on the others within a
+/// second. The sanctions file, if any, stays this instance's own: its entries are lifted
+/// by editing it.
+impl Admin {
+    async fn add_shared_sanction(
+        &self,
+        store: Arc<dyn SanctionStore>,
+        new: &NewSanction,
+        now: chrono::DateTime<chrono::FixedOffset>,
+        peer: std::net::IpAddr,
+    ) -> Answer {
+        let fields = SanctionFields::new(new, now);
+        if let Err(why) = fields.check() {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, why);
+        }
+        if !fields.target_known(self.snapshot.load().agreements()) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "sasaran: `{}` ({}) is in no PKS file",
+                    fields.sasaran,
+                    fields.jenis.as_str()
+                ),
+            );
+        }
+        let serde_json::Value::Object(map) = json!(fields) else {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "a sanction is not a JSON object",
+            );
+        };
+        // An id neither the file nor Redis has; another instance applying one in the same
+        // second takes it first, and the next is tried.
+        let mut tried: Vec<String> = Vec::new();
+        let id = loop {
+            let id = {
+                let snap = self.snapshot.load();
+                let shared = store.current();
+                fresh_sanction_id(now, |id| {
+                    tried.iter().any(|t| t == id)
+                        || shared.entries.contains_key(id)
+                        || snap.sanctions().entries.iter().any(|s| s.id == id)
+                })
+            };
+            match store.add(&id, &map).await {
+                Ok(true) => break id,
+                Ok(false) if tried.len() < MAX_ID_TRIES => tried.push(id),
+                Ok(false) => {
+                    return error(
+                        StatusCode::CONFLICT,
+                        "no free sanction id within this second; try again",
+                    );
+                }
+                Err(e) => return shared_unreachable(&e),
+            }
+        };
+        tracing::warn!(
+            sanction.id = id.as_str(),
+            "sanction applied on every instance"
+        );
+        let summary = self.reload_after_shared_change().await;
+        let hash = summary.as_ref().map_or_else(
+            || self.snapshot.load().engine().hash().to_string(),
+            |s| s.policy_hash.clone(),
+        );
+        self.audit_sanction(
+            &format!("SanksiTambah:{}", fields.jenis.as_str()),
+            &id,
+            Some(fields.sasaran.clone()),
+            peer,
+            &hash,
+        );
+        json_reply(
+            StatusCode::CREATED,
+            &json!({ "id": id, "shared": true, "reloaded": summary }),
+        )
+    }
+
+    async fn lift_shared_sanction(
+        &self,
+        store: Arc<dyn SanctionStore>,
+        id: String,
+        peer: std::net::IpAddr,
+    ) -> Answer {
+        match store.lift(&id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let snap = self.snapshot.load();
+                return match (
+                    snap.sanctions().entries.iter().any(|s| s.id == id),
+                    &snap.sanctions().source,
+                ) {
+                    (true, Some(file)) => error(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "sanction `{id}` is in this instance's sanctions file {}, not shared: lift it by editing that file on every instance that has it",
+                            file.display()
+                        ),
+                    ),
+                    _ => error(StatusCode::NOT_FOUND, format!("no sanction with id `{id}`")),
+                };
+            }
+            Err(e) => return shared_unreachable(&e),
+        }
+        tracing::warn!(
+            sanction.id = id.as_str(),
+            "sanction lifted on every instance"
+        );
+        let summary = self.reload_after_shared_change().await;
+        let hash = summary.as_ref().map_or_else(
+            || self.snapshot.load().engine().hash().to_string(),
+            |s| s.policy_hash.clone(),
+        );
+        self.audit_sanction("SanksiCabut", &id, None, peer, &hash);
+        json_reply(
+            StatusCode::OK,
+            &json!({ "lifted": id, "shared": true, "reloaded": summary }),
+        )
+    }
+
+    /// Reloads so that the change is in force here before the answer; `None` (logged) if
+    /// the reload was refused: the change stands in Redis, and the files must be mended.
+    async fn reload_after_shared_change(&self) -> Option<crate::reload::ReloadSummary> {
+        let r = Arc::clone(&self.reloader);
+        match tokio::task::spawn_blocking(move || r.reload("shared sanction")).await {
+            Ok(Ok(summary)) => Some(summary),
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+}
+
+/// How many ids one second offers a sanction before the API gives up.
+const MAX_ID_TRIES: usize = 64;
+
+fn shared_unreachable(e: &gerbang_shared::Unavailable) -> Answer {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the shared Redis is unreachable, so no sanction can be applied or lifted now (those in force stay): {e}"
+        ),
+    )
 }
 
 impl Admin {

@@ -18,7 +18,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use gerbang_core::{Config, ConfigErrors, SanctionEditError};
-use gerbang_policy::{Authenticator, Snapshot, reload_snapshot};
+use gerbang_policy::{Authenticator, Snapshot, reload_snapshot, reload_snapshot_with};
 
 use crate::metrics::Metrics;
 
@@ -58,6 +58,9 @@ pub struct Reloader {
     audit: Option<(Arc<gerbang_audit::AuditLog>, String)>,
     /// The client listener's certificate, read again at every reload.
     cert: Option<Arc<crate::certs::ServedCert>>,
+    /// The sanctions several instances share, in force besides the file's; the admin API
+    /// adds and lifts them there instead of in the file.
+    shared_sanctions: Option<Arc<dyn gerbang_shared::SanctionStore>>,
 }
 
 impl Reloader {
@@ -77,7 +80,38 @@ impl Reloader {
             lock: Mutex::new(()),
             audit: None,
             cert: None,
+            shared_sanctions: None,
         }
+    }
+
+    /// Puts the sanctions of `store` in force besides the file's at every reload, and makes
+    /// the admin API add and lift sanctions there.
+    pub(crate) fn sharing_sanctions(
+        mut self,
+        store: Option<Arc<dyn gerbang_shared::SanctionStore>>,
+    ) -> Self {
+        self.shared_sanctions = store;
+        self
+    }
+
+    /// The shared sanctions' store, if sanctions are shared.
+    pub(crate) fn shared_sanctions(&self) -> Option<&Arc<dyn gerbang_shared::SanctionStore>> {
+        self.shared_sanctions.as_ref()
+    }
+
+    /// The snapshot the files on disk (and the shared sanctions) make now.
+    fn candidate(&self, running: &Snapshot) -> Result<Snapshot, ConfigErrors> {
+        let Some(store) = &self.shared_sanctions else {
+            return reload_snapshot(&self.config, running);
+        };
+        let (shared, problems) = gerbang_core::Sanctions::shared(&store.current().entries);
+        for problem in problems {
+            tracing::error!(
+                problem = problem.as_str(),
+                "a shared sanction in Redis is not valid and is not in force"
+            );
+        }
+        reload_snapshot_with(&self.config, running, shared)
     }
 
     /// Records every reload that changes something in the decision log (action `Reload`,
@@ -99,7 +133,7 @@ impl Reloader {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let running = self.snapshot.load_full();
-        let candidate = reload_snapshot(&self.config, &running)?;
+        let candidate = self.candidate(&running)?;
         gerbang_assure::review(&running, &candidate, &self.config.policy_dir, today(), None)
     }
 
@@ -128,6 +162,16 @@ impl Reloader {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.reload_locked(cause)
+    }
+
+    /// [`Self::reload`] before the gateway serves: nothing is told to systemd, which hears
+    /// `READY=1` once the listeners run.
+    pub(crate) fn reload_before_serving(&self, cause: &str) -> Result<ReloadSummary, ConfigErrors> {
+        let _one = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.reload_once(cause)
     }
 
     /// [`Self::reload_once`] between `RELOADING=1` and `READY=1` to systemd: serving again,
@@ -163,7 +207,7 @@ impl Reloader {
         // What did not change is taken from the running set; an owned handle, not a guard,
         // as the reload takes a while.
         let running = self.snapshot.load_full();
-        let loaded = reload_snapshot(&self.config, &running).and_then(|snap| {
+        let loaded = self.candidate(&running).and_then(|snap| {
             let review = gerbang_assure::review(
                 &running,
                 &snap,
@@ -514,9 +558,20 @@ impl BackgroundService for ReloadService {
                 let _ = tokio::task::spawn_blocking(move || r.reload(cause)).await;
             }
         };
+        // A change of the shared sanctions (applied or lifted through any instance) is one
+        // more cause. The first pass reloads once: what changed between the read before
+        // serving and this subscription.
+        let mut shared = reloader
+            .shared_sanctions
+            .as_ref()
+            .map(|store| store.changes());
+        if shared.is_some() {
+            run("shared sanctions").await;
+        }
         loop {
             tokio::select! {
                 _ = hup.recv() => run("SIGHUP").await,
+                true = sanctions_changed(&mut shared) => run("shared sanctions").await,
                 Some(()) = changes.recv() => {
                     // Let a burst of events settle, then reload once.
                     while let Ok(Some(())) = tokio::time::timeout(SETTLE, changes.recv()).await {}
@@ -525,6 +580,17 @@ impl BackgroundService for ReloadService {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+/// Waits for the shared sanctions to change: true when they did; never when they are not
+/// shared, false once their store has stopped.
+async fn sanctions_changed(
+    changes: &mut Option<tokio::sync::watch::Receiver<Arc<gerbang_shared::SanctionSet>>>,
+) -> bool {
+    match changes {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -160,7 +160,7 @@ pub fn serve(
         Arc::clone(&metrics),
         audit,
         Arc::clone(&clock),
-        shared,
+        shared.clone(),
     );
     let portal_sessions = gateway.portal_sessions();
     let auth = gateway.authenticator();
@@ -226,8 +226,17 @@ pub fn serve(
         Reloader::new(config, Arc::clone(&snapshot), auth, Arc::clone(&metrics))
             .with_audit(audit_log.clone(), instance.clone())
             .ending_portal_sessions(portal_sessions)
-            .renewing_cert(served_cert),
+            .renewing_cert(served_cert)
+            .sharing_sanctions(shared.sanctions()),
     );
+    if reloader.shared_sanctions().is_some() {
+        // Before the first request: an instance never serves without the sanctions other
+        // instances applied.
+        shared.read_sanctions();
+        if let Err(errors) = reloader.reload_before_serving("shared sanctions") {
+            tracing::error!("starting without the shared sanctions:\n{errors}");
+        }
+    }
     server.add_service(background_service(
         "reload",
         ReloadService(Arc::clone(&reloader)),

@@ -1,7 +1,8 @@
 //! The state several gateway instances share behind a balancer (`docs/gateway.md`, "Several
-//! instances"): portal sessions and login lockouts. With `[quota] store = "redis"` they live
-//! in that Redis under `[shared] key_prefix`, so a balancer may move a client between
-//! instances; otherwise in this process, as one instance needs.
+//! instances"): portal sessions, login lockouts and sanctions. With `[quota] store = "redis"`
+//! they live in that Redis under `[shared] key_prefix`, so a balancer may move a client
+//! between instances and a sanction applied through one is in force on all; otherwise in
+//! this process (and the sanctions file), as one instance needs.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use std::sync::Arc;
 use gerbang_core::Config;
 use gerbang_shared::{
     EmbeddedLockouts, EmbeddedSessions, Health, HealthMessages, LockoutSettings, LockoutStore,
-    NewLogin, Redis, RedisLockouts, RedisSessions, RedisTarget, SessionSettings, SessionStore,
-    Subject, Ticks, Unavailable,
+    NewLogin, Redis, RedisLockouts, RedisSanctions, RedisSessions, RedisTarget, SanctionStore,
+    SessionSettings, SessionStore, Subject, Ticks, Unavailable,
 };
 
 /// The stores of the state shared between instances (or kept in this process).
@@ -18,8 +19,11 @@ use gerbang_shared::{
 pub struct SharedState {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) lockouts: Arc<dyn LockoutStore>,
+    /// The sanctions applied through any instance's admin API (`None`: one instance, whose
+    /// sanctions are its file's).
+    sanctions: Option<Arc<RedisSanctions>>,
     /// Keeps the Redis link's runtime running while the stores live.
-    _redis: Option<Redis>,
+    redis: Option<Redis>,
 }
 
 impl SharedState {
@@ -45,7 +49,7 @@ impl SharedState {
         let health = Arc::new(Health::new(HealthMessages {
             store: "shared",
             down: "the shared Redis is unreachable: portal sessions cannot be confirmed (browsers are logged out, logins refused); failed logins are counted in this process only",
-            up: "the shared Redis answers again: portal sessions and login lockouts are shared",
+            up: "the shared Redis answers again: portal sessions, login lockouts and sanctions are shared",
             severe: false,
         }));
         let redis = Redis::open(&target, config.quota.redis_timeout, health)?;
@@ -53,7 +57,7 @@ impl SharedState {
         tracing::info!(
             redis = redis.describe(),
             key_prefix = prefix.as_str(),
-            "portal sessions and login lockouts are shared through Redis"
+            "portal sessions, login lockouts and sanctions are shared through Redis"
         );
         Ok(Self {
             sessions: Arc::new(RedisSessions::new(&redis, prefix, sessions)),
@@ -63,8 +67,36 @@ impl SharedState {
                 lockout,
                 Ticks::default(),
             )),
-            _redis: Some(redis),
+            sanctions: Some(Arc::new(RedisSanctions::start(&redis, prefix))),
+            redis: Some(redis),
         })
+    }
+
+    /// The shared sanctions' store, when sanctions are shared.
+    pub(crate) fn sanctions(&self) -> Option<Arc<dyn SanctionStore>> {
+        self.sanctions
+            .clone()
+            .map(|s| -> Arc<dyn SanctionStore> { s })
+    }
+
+    /// Reads the shared sanctions once before serving, so that an instance never starts
+    /// without those in force. With Redis unreachable it starts on its file's alone and
+    /// follows Redis when it answers; until then it holds no quota lease, so it answers at
+    /// most `quota.emergency_share` lookups per User ID (none by default, code 25 after).
+    pub(crate) fn read_sanctions(&self) {
+        let (Some(sanctions), Some(redis)) = (&self.sanctions, &self.redis) else {
+            return;
+        };
+        match redis.handle().block_on(sanctions.reconcile()) {
+            Ok(()) => tracing::info!(
+                sanctions = sanctions.current().entries.len(),
+                "shared sanctions read from Redis"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "the shared sanctions could not be read from Redis; they come into force when it answers"
+            ),
+        }
     }
 
     /// The stores of one instance alone, in this process.
@@ -72,7 +104,8 @@ impl SharedState {
         Self {
             sessions: Arc::new(EmbeddedSessions::new(sessions, Ticks::default())),
             lockouts: Arc::new(EmbeddedLockouts::new(lockout, Ticks::default())),
-            _redis: None,
+            sanctions: None,
+            redis: None,
         }
     }
 }

@@ -20,7 +20,9 @@
 //! instances only would widen access). When Redis comes back having lost changes this
 //! instance saw (restarted without its data, or a failover that lost the last writes: the
 //! epoch changed or `n` went back), the entries it knows and Redis lacks are written back:
-//! a lift that was lost is undone (fail closed), a sanction is never lost.
+//! a lift that was lost is undone (fail closed), a sanction is never lost. After a loss of
+//! the data (a new epoch) only the first instance back writes back; the others adopt what
+//! Redis then holds, so a lift made after that write-back is not undone by a slower one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -174,14 +176,24 @@ end
 return bump()
 ";
 
-/// `KEYS`: the set, the version. `ARGV`: channel, the count this instance knew, then id
-/// and fields of each entry it knows. Writes back those Redis lacks, and counts past what
-/// the instance knew.
+/// `KEYS`: the set, the version. `ARGV`: channel, the count and the epoch this instance
+/// knew, then id and fields of each entry it knows. Writes back those Redis lacks, and
+/// counts past what the instance knew. When the epoch changed (Redis lost its data), only
+/// the first instance to come back writes back (`restored_from` names the epoch it wrote
+/// back from) and the others answer -1 and adopt what Redis has: a sanction lifted after
+/// that first write-back stays lifted.
 const RESTORE: &str = r"
-for i = 3, #ARGV, 2 do
+local changed = redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[3]
+if changed and redis.call('HGET', KEYS[2], 'restored_from') == ARGV[3] then
+  return -1
+end
+for i = 4, #ARGV, 2 do
   redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local n = bump()
+if changed then
+  redis.call('HSET', KEYS[2], 'restored_from', ARGV[3])
+end
 if n <= tonumber(ARGV[2]) then
   n = tonumber(ARGV[2]) + 1
   redis.call('HSET', KEYS[2], 'n', n)
@@ -350,19 +362,28 @@ impl Shared {
             Vec::new()
         };
         if !lost.is_empty() {
-            tracing::warn!(
-                sanctions = lost.len(),
-                "Redis lost sanctions this instance had in force (restarted without its data, or a failover lost the last writes): writing them back"
-            );
+            let count = lost.len();
             let mut call = ScriptCall::new(&self.scripts[2])
                 .key(&self.hash)
                 .key(&self.version)
                 .arg(&self.channel)
-                .arg(known.version);
+                .arg(known.version)
+                .arg(known.epoch.as_deref().unwrap_or(""));
             for (id, fields) in lost {
                 call = call.arg(id).arg(fields);
             }
-            let _: i64 = link.query(call).await?;
+            let n: i64 = link.query(call).await?;
+            if n < 0 {
+                tracing::info!(
+                    sanctions = count,
+                    "Redis lost its sanctions and another instance has written its set back: adopting that set"
+                );
+            } else {
+                tracing::warn!(
+                    sanctions = count,
+                    "Redis lost sanctions this instance had in force (restarted without its data, or a failover lost the last writes): written back"
+                );
+            }
             read = self.read(link).await?;
         }
         self.set.send_if_modified(|set| {
