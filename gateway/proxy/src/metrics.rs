@@ -308,6 +308,23 @@ impl Metrics {
 
     /// The registry, for metrics registered by other parts of the gateway (the client
     /// connections' in `listener.rs`).
+    /// Exports `gerbang_instance_info{name, version} 1`: which configured instance (the name
+    /// in its decision-log records) and which release a scrape target is. Prometheus tells
+    /// the instances apart by its own `instance` target label; this joins that label to the
+    /// decision log's.
+    pub fn name_instance(&self, name: &str) -> Result<(), prometheus::Error> {
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "gerbang_instance_info",
+                "The configured instance name (as in the decision log) and the release; always 1.",
+            ),
+            &["name", "version"],
+        )?;
+        info.with_label_values(&[name, env!("CARGO_PKG_VERSION")])
+            .set(1);
+        self.registry.register(Box::new(info))
+    }
+
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -488,6 +505,19 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_instance_is_named_once() {
+        let m = Metrics::new().expect("registers");
+        m.name_instance("gw-a").expect("named");
+        let text = m.render().expect("renders");
+        let line = format!(
+            "gerbang_instance_info{{name=\"gw-a\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&line), "{text}");
+        assert!(m.name_instance("gw-b").is_err(), "a second name");
+    }
 
     #[test]
     fn every_metric_has_help_and_renders() {

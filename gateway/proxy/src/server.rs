@@ -98,6 +98,7 @@ pub fn serve(
     let config = gerbang_core::check(path)?;
     let admin_token = config.load_admin_token()?;
     let metrics = Arc::new(Metrics::new()?);
+    metrics.name_instance(&config.instance)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let started = std::time::Instant::now();
     let Started {
