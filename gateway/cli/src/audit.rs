@@ -199,3 +199,73 @@ pub fn report(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration whose `[audit]` has `dir = "log"` and `archive_dir = "arsip"`.
+    fn config_with_archive() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("gerbang.toml");
+        std::fs::write(
+            &config,
+            "[listen]\naddress = \"127.0.0.1:1\"\nplaintext = true\n[upstream]\naddress = \
+             \"127.0.0.1:2\"\n[pks]\ndir = \"pks\"\n[policy]\ndir = \"policies\"\n[audit]\n\
+             dir = \"log\"\nkey_file = \"audit.key\"\nretention_days = 2\narchive_dir = \"arsip\"\n",
+        )
+        .expect("write config");
+        std::fs::create_dir(dir.path().join("log")).expect("mkdir");
+        (dir, config)
+    }
+
+    fn archives(located: &Located) -> Vec<Option<PathBuf>> {
+        located.logs.iter().map(|l| l.archive.clone()).collect()
+    }
+
+    /// `--archive-dir` pairs with `--dir` by position; without it, the configuration's
+    /// archive goes with the configuration's own directory only; a count that pairs nothing
+    /// is refused.
+    #[test]
+    fn archive_dirs_pair_with_dirs_by_position() {
+        let (root, config) = config_with_archive();
+        let own = root.path().join("log");
+        let other = root.path().join("other");
+        let arsip = root.path().join("arsip");
+
+        // One directory (or none): as always, the configuration's archive unless given.
+        let one = locate(Some(&config), vec![other.clone()], vec![], None).expect("one");
+        assert_eq!(archives(&one), vec![Some(arsip.clone())]);
+        let none = locate(Some(&config), vec![], vec![], None).expect("none");
+        assert_eq!(none.logs[0].dir, own);
+
+        let both = locate(
+            Some(&config),
+            vec![other.clone(), own.clone()],
+            vec![],
+            None,
+        )
+        .expect("two without archives");
+        assert_eq!(archives(&both), vec![None, Some(arsip)]);
+
+        let paired = locate(
+            Some(&config),
+            vec![own.clone(), other.clone()],
+            vec![OsString::new(), "x".into()],
+            None,
+        )
+        .expect("paired");
+        assert_eq!(archives(&paired), vec![None, Some(PathBuf::from("x"))]);
+
+        let err = locate(Some(&config), vec![own, other], vec!["x".into()], None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("one per --dir"), "{err}");
+        let err = locate(Some(&config), vec![], vec!["x".into(), "y".into()], None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("one --archive-dir per --dir"), "{err}");
+    }
+}
