@@ -17,6 +17,7 @@
 
 mod archive;
 mod files;
+mod fleet;
 mod key;
 mod line;
 mod maintain;
@@ -26,6 +27,10 @@ mod verify;
 mod writer;
 
 pub use archive::Destination;
+pub use fleet::{
+    ChainId, ChainVerdict, FleetError, FleetVerify, LogDir, Verdict, chain_id, distinct,
+    verify_fleet,
+};
 pub use key::{AUDIT_KEY_ENV, AuditKey, KeyError, MIN_KEY_BYTES, NikDigest};
 pub use maintain::{
     ArchiveTo, COMPRESSION_LEVEL, DiskSpace, Keep, Maintained, MaintenanceError, Retention,
@@ -33,8 +38,8 @@ pub use maintain::{
 };
 pub use record::{Decision, Record};
 pub use report::{
-    ChannelShare, Format, FormatUnknown, PeakDay, PenggunaReport, Report, ReportError, Semester,
-    SemesterInvalid, Usage, UserReport, report, report_with_archive,
+    ChainRead, ChannelShare, Format, FormatUnknown, PeakDay, PenggunaReport, Report, ReportError,
+    Semester, SemesterInvalid, Usage, UserReport, report, report_fleet, report_with_archive,
 };
 pub use verify::{
     FileSummary, Location, Note, Problem, ProblemKind, VerifyError, VerifyReport, verify,

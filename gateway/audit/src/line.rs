@@ -7,6 +7,7 @@
 //! is no canonical form to get wrong. The checkpoint file `audit.head` is sealed the same way
 //! under a domain prefix, so a checkpoint can never pass for a log line or the reverse.
 
+use std::borrow::Cow;
 use std::io::Write as _;
 
 use hmac::Mac as _;
@@ -108,6 +109,8 @@ pub(crate) struct Verified {
     pub prev: Tag,
     pub mac: Tag,
     pub open: Option<OpenFacts>,
+    /// The gateway instance the line names (records and `open` events both do).
+    pub instance: Option<String>,
 }
 
 /// What an `open` event line states about the bytes it skipped.
@@ -134,6 +137,8 @@ struct ChainMembers<'a> {
     prev: &'a str,
     #[serde(default, borrow)]
     event: Option<&'a str>,
+    #[serde(default, borrow)]
+    instance: Option<Cow<'a, str>>,
     #[serde(default)]
     torn_bytes: u64,
     #[serde(default)]
@@ -172,6 +177,7 @@ pub(crate) fn check(line: &[u8], key: &AuditKey) -> Checked {
         prev,
         mac,
         open,
+        instance: members.instance.map(Cow::into_owned),
     })
 }
 

@@ -9,7 +9,7 @@
 mod render;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::Manifest;
 use crate::files;
+use crate::fleet::{ChainId, FleetError, LogDir, chain_id, distinct};
 use crate::record::{Decision, wib_day};
 
 pub use render::{Format, FormatUnknown};
@@ -86,6 +87,27 @@ pub enum ReportError {
         #[source]
         source: io::Error,
     },
+    /// The log directories cannot be read as one account.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// Two directories hold the same chain: copies of one log (or forks of it).
+    #[error(
+        "{first} and {second} hold the same chain (copies of one log, or forks of it such as \
+         a cloned instance's): give only one of them, the instance's own log directory, or \
+         the report would count its records twice"
+    )]
+    SameChain { first: PathBuf, second: PathBuf },
+    /// Two different chains name the same instance.
+    #[error(
+        "{first} and {second} are different chains that both name instance `{instance}`: \
+         two writers under one name cannot be told apart in a report; give every instance \
+         its own `instance` name, and report on the directories of one name separately"
+    )]
+    InstanceClaimedTwice {
+        instance: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
 }
 
 /// One semester's usage, per Pengguna and User ID.
@@ -111,6 +133,10 @@ pub struct Report {
     /// By Pengguna id; records refused before the caller was identified come last, under
     /// `pengguna: null`.
     pub pengguna: Vec<PenggunaReport>,
+    /// With several log directories: what each added (empty for one directory, whose report
+    /// is as it always was).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainRead>,
 }
 
 /// One Pengguna's usage and that of each of its User IDs.
@@ -194,41 +220,100 @@ pub fn report_with_archive(
     semester: Semester,
     pengguna: Option<&str>,
 ) -> Result<Report, ReportError> {
-    let unreadable = |path: &Path, source| ReportError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    };
-    let first = semester.first_day();
-    let last = semester.last_day();
-    let in_range = |day: NaiveDate| day >= first && day <= last.succ_opt().unwrap_or(last);
     let mut folder = Folder::default();
-    let mut files_read = 0;
-    let files = files::list_with_archive(dir, archive).map_err(|e| unreadable(dir, e))?;
-    let manifest = Manifest::read_unchecked(dir).map_err(|e| unreadable(dir, e))?;
-    folder.days_not_read = manifest
-        .entries
-        .iter()
-        .map(|e| e.day)
-        .filter(|&day| in_range(day) && files.iter().all(|f| f.day != day))
-        .collect();
-    for file in files {
-        if !file.regular || !in_range(file.day) {
-            continue;
-        }
-        files_read += 1;
-        let mut reader = files::open_reader(&file).map_err(|e| unreadable(&file.path, e))?;
-        while let Some(line) =
-            files::read_line(&mut reader).map_err(|e| unreadable(&file.path, e))?
-        {
-            folder.lines_read += 1;
-            if !line.terminated || line.oversized {
-                folder.lines_skipped += 1;
-                continue;
-            }
-            folder.fold(&line.bytes, semester, pengguna);
-        }
+    let read = folder.read(
+        &LogDir::new(dir, archive.map(Path::to_path_buf)),
+        semester,
+        pengguna,
+    )?;
+    folder.days_not_read = read.days_not_read;
+    Ok(folder.finish(semester, pengguna, read.files_read))
+}
+
+/// One semester report over the logs of several instances (`gerbang report --dir A --dir B`):
+/// their records are added up, and nothing is counted twice. A directory given twice (by
+/// canonical path) is read once; two directories holding the same chain ([`ChainId`]: copies
+/// of one log), or different chains naming the same instance, are refused, since which copy
+/// is whole is for the operator to say. With one distinct directory this is
+/// [`report_with_archive`].
+pub fn report_fleet(
+    logs: &[LogDir],
+    semester: Semester,
+    pengguna: Option<&str>,
+) -> Result<Report, ReportError> {
+    let (logs, _repeated) = distinct(logs)?;
+    if let [log] = logs.as_slice() {
+        return report_with_archive(&log.dir, log.archive.as_deref(), semester, pengguna);
     }
-    Ok(folder.finish(semester, pengguna, files_read))
+    let mut ids: Vec<Option<ChainId>> = Vec::new();
+    for log in &logs {
+        let id = chain_id(log).map_err(|source| ReportError::Unreadable {
+            path: log.dir.clone(),
+            source,
+        })?;
+        if let Some(first) = id
+            .as_ref()
+            .and_then(|id| ids.iter().position(|other| other.as_ref() == Some(id)))
+        {
+            return Err(ReportError::SameChain {
+                first: logs[first].dir.clone(),
+                second: log.dir.clone(),
+            });
+        }
+        ids.push(id);
+    }
+    let mut folder = Folder::default();
+    let mut chains: Vec<ChainRead> = Vec::new();
+    let mut files_read = 0;
+    for (log, chain) in logs.into_iter().zip(ids) {
+        let read = folder.read(&log, semester, pengguna)?;
+        let instances: Vec<String> = std::mem::take(&mut folder.instances).into_iter().collect();
+        for instance in &instances {
+            if let Some(other) = chains.iter().find(|c| c.instances.contains(instance)) {
+                return Err(ReportError::InstanceClaimedTwice {
+                    instance: instance.clone(),
+                    first: other.dir.clone(),
+                    second: log.dir.clone(),
+                });
+            }
+        }
+        files_read += read.files_read;
+        folder.days_not_read.extend(&read.days_not_read);
+        chains.push(ChainRead {
+            dir: log.dir,
+            archive: log.archive,
+            chain,
+            instances,
+            files_read: read.files_read,
+            days_not_read: read.days_not_read,
+        });
+    }
+    folder.days_not_read.sort_unstable();
+    folder.days_not_read.dedup();
+    let mut report = folder.finish(semester, pengguna, files_read);
+    report.chains = chains;
+    Ok(report)
+}
+
+/// What one directory added to a report over several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainRead {
+    pub dir: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<PathBuf>,
+    /// `None` for a log without a line yet.
+    pub chain: Option<ChainId>,
+    /// The instances its lines in the semester name.
+    pub instances: Vec<String>,
+    pub files_read: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub days_not_read: Vec<NaiveDate>,
+}
+
+/// What [`Folder::read`] read of one directory.
+struct Read {
+    files_read: u64,
+    days_not_read: Vec<NaiveDate>,
 }
 
 /// The members of a line a report needs; borrowed, since reports read millions of lines.
@@ -236,6 +321,8 @@ pub fn report_with_archive(
 struct ReportLine<'a> {
     #[serde(default, borrow)]
     event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    instance: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     time: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -282,14 +369,68 @@ struct Folder {
     days_not_read: Vec<NaiveDate>,
     lines_read: u64,
     lines_skipped: u64,
+    /// The instances named by the lines read since [`Folder::read`]'s caller last took them.
+    instances: BTreeSet<String>,
 }
 
 impl Folder {
+    /// Folds the semester's lines of one log directory (and its archive) in.
+    fn read(
+        &mut self,
+        log: &LogDir,
+        semester: Semester,
+        pengguna: Option<&str>,
+    ) -> Result<Read, ReportError> {
+        let (dir, archive) = (log.dir.as_path(), log.archive.as_deref());
+        let unreadable = |path: &Path, source| ReportError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        };
+        let first = semester.first_day();
+        let last = semester.last_day();
+        let in_range = |day: NaiveDate| day >= first && day <= last.succ_opt().unwrap_or(last);
+        let mut files_read = 0;
+        let files = files::list_with_archive(dir, archive).map_err(|e| unreadable(dir, e))?;
+        let manifest = Manifest::read_unchecked(dir).map_err(|e| unreadable(dir, e))?;
+        let days_not_read = manifest
+            .entries
+            .iter()
+            .map(|e| e.day)
+            .filter(|&day| in_range(day) && files.iter().all(|f| f.day != day))
+            .collect();
+        for file in files {
+            if !file.regular || !in_range(file.day) {
+                continue;
+            }
+            files_read += 1;
+            let mut reader = files::open_reader(&file).map_err(|e| unreadable(&file.path, e))?;
+            while let Some(line) =
+                files::read_line(&mut reader).map_err(|e| unreadable(&file.path, e))?
+            {
+                self.lines_read += 1;
+                if !line.terminated || line.oversized {
+                    self.lines_skipped += 1;
+                    continue;
+                }
+                self.fold(&line.bytes, semester, pengguna);
+            }
+        }
+        Ok(Read {
+            files_read,
+            days_not_read,
+        })
+    }
+
     fn fold(&mut self, bytes: &[u8], semester: Semester, only: Option<&str>) {
         let Ok(line) = serde_json::from_slice::<ReportLine<'_>>(bytes) else {
             self.lines_skipped += 1;
             return;
         };
+        if let Some(instance) = line.instance.as_deref()
+            && !self.instances.contains(instance)
+        {
+            self.instances.insert(instance.to_owned());
+        }
         if line.event.is_some() {
             return; // the writer's own events are not requests
         }
@@ -379,6 +520,7 @@ impl Folder {
             lines_skipped: self.lines_skipped,
             totals: all.usage(true),
             pengguna,
+            chains: Vec::new(),
         }
     }
 }

@@ -172,6 +172,8 @@ pub struct FileSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     pub dir: PathBuf,
+    /// The gateway instances its verified lines name, sorted (one, unless it was renamed).
+    pub instances: Vec<String>,
     pub files: Vec<FileSummary>,
     /// Decision records that verified and chained.
     pub records: u64,
@@ -191,6 +193,7 @@ impl VerifyReport {
     fn empty(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            instances: Vec::new(),
             files: Vec::new(),
             records: 0,
             open_events: 0,
@@ -812,6 +815,11 @@ impl<'a> Walker<'a> {
         if let Some(summary) = self.report.files.last_mut() {
             summary.lines += 1;
             summary.last_seq = Some(v.seq);
+        }
+        if let Some(instance) = &v.instance
+            && let Err(at) = self.report.instances.binary_search(instance)
+        {
+            self.report.instances.insert(at, instance.clone());
         }
         match &v.open {
             Some(open) => {

@@ -1,10 +1,11 @@
 //! `gerbang audit verify` and `gerbang report`: reading the decision log Ditjen keeps.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use gerbang_audit::{AuditKey, Format, Semester};
+use gerbang_audit::{AuditKey, Format, LogDir, Semester, Verdict};
 
 /// `audit verify`'s exit codes: a script must never file a missing key as tampering, nor
 /// the reverse (issue 18, defect 7).
@@ -17,32 +18,38 @@ pub mod exit {
     pub const NOT_VERIFIED: u8 = 2;
 }
 
-/// Where a decision log is: its directory, archive directory and key file.
+/// Where the decision logs are: their directories with their archive directories, and the
+/// key file.
 struct Located {
-    dir: PathBuf,
-    archive: Option<PathBuf>,
+    logs: Vec<LogDir>,
     key_file: Option<PathBuf>,
 }
 
-/// The log directory, archive directory and key file: each as given on the command line,
+/// The log directories, archive directories and key file: each as given on the command line,
 /// else from the configuration's `[audit]`. `--dir` alone does not drop the configuration's
 /// key: it is read when `--config` was given or the default configuration exists.
+///
+/// `--archive-dir` pairs with `--dir` by position (docs/audit.md, "Several instances"). With
+/// one `--dir` or none, an `--archive-dir` overrides the configuration's `archive_dir`, as it
+/// always did. With several, there is either none, and the configuration's `archive_dir` goes
+/// with the configuration's own `dir` if it is among them, or one for each `--dir`, an empty
+/// one (`--archive-dir ''`) for a directory without an archive.
 fn locate(
     config: Option<&Path>,
-    dir: Option<PathBuf>,
-    archive: Option<PathBuf>,
+    dirs: Vec<PathBuf>,
+    archives: Vec<OsString>,
     key_file: Option<PathBuf>,
 ) -> Result<Located> {
     let default = crate::default_config();
     let path = config.unwrap_or(&default);
-    let settings = if config.is_none() && dir.is_some() && !path.exists() {
+    let settings = if config.is_none() && !dirs.is_empty() && !path.exists() {
         None
     } else {
         let loaded = gerbang_core::Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        match (loaded.audit, &dir) {
-            (Some(audit), _) => Some(audit),
-            (None, Some(_)) => None,
-            (None, None) => bail!(
+        match loaded.audit {
+            Some(audit) => Some(audit),
+            None if !dirs.is_empty() => None,
+            None => bail!(
                 "{} has no [audit] section; give --dir (and --key-file or GERBANG_AUDIT_KEY)",
                 loaded.path.display()
             ),
@@ -56,61 +63,122 @@ fn locate(
         ),
         None => (None, None, None),
     };
-    match dir.or(config_dir) {
-        Some(dir) => Ok(Located {
-            dir,
-            archive: archive.or(config_archive),
-            key_file: key_file.or(config_key),
-        }),
-        None => bail!("no log directory: give --dir or a configuration with [audit] dir"),
-    }
+    let key_file = key_file.or(config_key);
+    let archive = |given: OsString| (!given.is_empty()).then(|| PathBuf::from(given));
+    let logs = match dirs.len() {
+        0 | 1 => {
+            if archives.len() > 1 {
+                bail!(
+                    "{} --archive-dir for {} log directories: give one --archive-dir per --dir",
+                    archives.len(),
+                    dirs.len().max(1)
+                );
+            }
+            let Some(dir) = dirs.into_iter().next().or(config_dir) else {
+                bail!("no log directory: give --dir or a configuration with [audit] dir");
+            };
+            let archive = archives.into_iter().next().map(archive);
+            vec![LogDir::new(dir, archive.unwrap_or(config_archive))]
+        }
+        _ if archives.is_empty() => {
+            let config_dir = config_dir.map(|d| std::fs::canonicalize(&d).unwrap_or(d));
+            let own =
+                |dir: &Path| config_dir.is_some() && std::fs::canonicalize(dir).ok() == config_dir;
+            dirs.into_iter()
+                .map(|dir| {
+                    let archive = if own(&dir) {
+                        config_archive.clone()
+                    } else {
+                        None
+                    };
+                    LogDir::new(dir, archive)
+                })
+                .collect()
+        }
+        n if archives.len() == n => dirs
+            .into_iter()
+            .zip(archives)
+            .map(|(dir, given)| LogDir::new(dir, archive(given)))
+            .collect(),
+        n => bail!(
+            "{} --archive-dir for {n} --dir: --archive-dir pairs with --dir by position, so give \
+             one per --dir (an empty one, --archive-dir '', for a directory without an archive) \
+             or none",
+            archives.len()
+        ),
+    };
+    Ok(Located { logs, key_file })
 }
 
-/// `gerbang audit verify`: exit 0 when the chain is intact, 1 naming the first bad record, 2
-/// when it could not be verified at all.
+/// `gerbang audit verify`: one verdict per chain; exit 0 when all are intact, 1 when any is
+/// tampered with (the first bad record of each named), else 2 when any could not be verified.
 pub fn verify(
     config: Option<&Path>,
-    dir: Option<PathBuf>,
-    archive: Option<PathBuf>,
+    dirs: Vec<PathBuf>,
+    archives: Vec<OsString>,
     key_file: Option<PathBuf>,
 ) -> ExitCode {
-    let verified = locate(config, dir, archive, key_file).and_then(|log| {
-        let key = AuditKey::load(log.key_file.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        gerbang_audit::verify_with_archive(&log.dir, log.archive.as_deref(), &key)
-            .with_context(|| format!("verifying {}", log.dir.display()))
+    let located = locate(config, dirs, archives, key_file).and_then(|located| {
+        let key =
+            AuditKey::load(located.key_file.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok((located.logs, key))
     });
-    match verified {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::from(if report.is_intact() {
-                exit::INTACT
-            } else {
-                exit::TAMPERED
+    let (logs, key) = match located {
+        Ok(found) => found,
+        Err(e) => return not_verified(&e),
+    };
+    if let [log] = logs.as_slice() {
+        // One log directory: the report it always gave.
+        return match gerbang_audit::verify_with_archive(&log.dir, log.archive.as_deref(), &key)
+            .with_context(|| format!("verifying {}", log.dir.display()))
+        {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::from(if report.is_intact() {
+                    exit::INTACT
+                } else {
+                    exit::TAMPERED
+                })
+            }
+            Err(e) => not_verified(&e),
+        };
+    }
+    match gerbang_audit::verify_fleet(&logs, &key) {
+        Ok(fleet) => {
+            println!("{fleet}");
+            ExitCode::from(match fleet.verdict() {
+                Verdict::Intact => exit::INTACT,
+                Verdict::Tampered => exit::TAMPERED,
+                Verdict::NotVerified => exit::NOT_VERIFIED,
             })
         }
-        Err(e) => {
-            eprintln!("error: {e:#}\nnothing was verified");
-            ExitCode::from(exit::NOT_VERIFIED)
-        }
+        Err(e) => not_verified(&e.into()),
     }
 }
 
-/// `gerbang report`: a semester's use per Pengguna and User ID (art. 40).
+fn not_verified(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}\nnothing was verified");
+    ExitCode::from(exit::NOT_VERIFIED)
+}
+
+/// `gerbang report`: a semester's use per Pengguna and User ID (art. 40), over the logs of
+/// one instance or several.
 pub fn report(
     config: Option<&Path>,
-    dir: Option<PathBuf>,
-    archive: Option<PathBuf>,
+    dirs: Vec<PathBuf>,
+    archives: Vec<OsString>,
     semester: &str,
     pengguna: Option<&str>,
     format: Format,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let Located { dir, archive, .. } = locate(config, dir, archive, None)?;
+    let Located { logs, .. } = locate(config, dirs, archives, None)?;
     let semester: Semester = semester
         .parse()
         .map_err(|e| anyhow::anyhow!("--semester: {e}"))?;
-    let report = gerbang_audit::report_with_archive(&dir, archive.as_deref(), semester, pengguna)
-        .with_context(|| format!("reading {}", dir.display()))?;
+    let shown: Vec<String> = logs.iter().map(|l| l.dir.display().to_string()).collect();
+    let report = gerbang_audit::report_fleet(&logs, semester, pengguna)
+        .with_context(|| format!("reading {}", shown.join(" and ")))?;
     if !report.days_not_read.is_empty() {
         let days: Vec<String> = report.days_not_read.iter().map(|d| d.to_string()).collect();
         eprintln!(
@@ -130,4 +198,74 @@ pub fn report(
         None => report.render(format, &mut std::io::stdout().lock())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration whose `[audit]` has `dir = "log"` and `archive_dir = "arsip"`.
+    fn config_with_archive() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("gerbang.toml");
+        std::fs::write(
+            &config,
+            "[listen]\naddress = \"127.0.0.1:1\"\nplaintext = true\n[upstream]\naddress = \
+             \"127.0.0.1:2\"\n[pks]\ndir = \"pks\"\n[policy]\ndir = \"policies\"\n[audit]\n\
+             dir = \"log\"\nkey_file = \"audit.key\"\nretention_days = 2\narchive_dir = \"arsip\"\n",
+        )
+        .expect("write config");
+        std::fs::create_dir(dir.path().join("log")).expect("mkdir");
+        (dir, config)
+    }
+
+    fn archives(located: &Located) -> Vec<Option<PathBuf>> {
+        located.logs.iter().map(|l| l.archive.clone()).collect()
+    }
+
+    /// `--archive-dir` pairs with `--dir` by position; without it, the configuration's
+    /// archive goes with the configuration's own directory only; a count that pairs nothing
+    /// is refused.
+    #[test]
+    fn archive_dirs_pair_with_dirs_by_position() {
+        let (root, config) = config_with_archive();
+        let own = root.path().join("log");
+        let other = root.path().join("other");
+        let arsip = root.path().join("arsip");
+
+        // One directory (or none): as always, the configuration's archive unless given.
+        let one = locate(Some(&config), vec![other.clone()], vec![], None).expect("one");
+        assert_eq!(archives(&one), vec![Some(arsip.clone())]);
+        let none = locate(Some(&config), vec![], vec![], None).expect("none");
+        assert_eq!(none.logs[0].dir, own);
+
+        let both = locate(
+            Some(&config),
+            vec![other.clone(), own.clone()],
+            vec![],
+            None,
+        )
+        .expect("two without archives");
+        assert_eq!(archives(&both), vec![None, Some(arsip)]);
+
+        let paired = locate(
+            Some(&config),
+            vec![own.clone(), other.clone()],
+            vec![OsString::new(), "x".into()],
+            None,
+        )
+        .expect("paired");
+        assert_eq!(archives(&paired), vec![None, Some(PathBuf::from("x"))]);
+
+        let err = locate(Some(&config), vec![own, other], vec!["x".into()], None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("one per --dir"), "{err}");
+        let err = locate(Some(&config), vec![], vec!["x".into(), "y".into()], None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("one --archive-dir per --dir"), "{err}");
+    }
 }

@@ -12,6 +12,7 @@ mod reader;
 mod readiness;
 mod sam;
 
+use std::ffi::OsString;
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,12 +83,14 @@ enum Command {
         pengguna: Option<String>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
         format: ReportFormat,
-        /// The log directory (default: [audit] dir of the configuration).
+        /// The log directory (default: [audit] dir of the configuration); repeat it for the
+        /// logs of several instances, added up into one report, nothing counted twice.
         #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Where archived days are (default: [audit] archive_dir of the configuration).
+        dir: Vec<PathBuf>,
+        /// Where archived days are (default: [audit] archive_dir of the configuration); with
+        /// several --dir, one per --dir by position ('' for none), or none at all.
         #[arg(long)]
-        archive_dir: Option<PathBuf>,
+        archive_dir: Vec<OsString>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -169,16 +172,19 @@ enum PolicyCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the chain and seals. Exit 0: intact; 1: tampered, the first bad record named;
-    /// 2: could not verify (no key, unreadable directory or file, bad configuration).
+    /// Verify the chain and seals, one verdict per log directory. Exit 0: all intact; 1: any
+    /// tampered, the first bad record named; 2: none tampered but any not verified (no key,
+    /// unreadable directory or file, bad configuration).
     Verify {
-        /// The log directory (default: [audit] dir of the configuration).
+        /// The log directory (default: [audit] dir of the configuration); repeat it for the
+        /// logs of several instances.
         #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Where archived days are (default: [audit] archive_dir of the configuration); days
+        dir: Vec<PathBuf>,
+        /// Where archived days are (default: [audit] archive_dir of the configuration); with
+        /// several --dir, one per --dir by position ('' for none), or none at all. Days
         /// handed to an archive_command are stepped over by their manifest entries.
         #[arg(long)]
-        archive_dir: Option<PathBuf>,
+        archive_dir: Vec<OsString>,
         /// The key file (default: [audit] key_file of the configuration, also with --dir,
         /// else GERBANG_AUDIT_KEY).
         #[arg(long)]
@@ -491,6 +497,41 @@ mod tests {
         let cli = parse(&["audit", "verify", "--dir", "log"]).expect("no config");
         assert_eq!(cli.config, None);
         assert_eq!(cli.command.reads_config(), Some(false));
+    }
+
+    /// Several instances' logs: `--dir` repeats, and `--archive-dir ''` (no archive for
+    /// that directory) is a value, so archives pair with directories by position.
+    #[test]
+    fn dir_and_archive_dir_repeat_and_an_empty_archive_is_kept() {
+        let cli = parse(&[
+            "audit",
+            "verify",
+            "--dir",
+            "a",
+            "--archive-dir",
+            "",
+            "--dir",
+            "b",
+            "--archive-dir",
+            "b-arsip",
+        ]);
+        let Ok(Command::Audit {
+            command: AuditCommand::Verify {
+                dir, archive_dir, ..
+            },
+        }) = cli.map(|c| c.command)
+        else {
+            panic!("audit verify with two --dir does not parse");
+        };
+        assert_eq!(dir, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(
+            archive_dir,
+            vec![OsString::new(), OsString::from("b-arsip")]
+        );
+        let cli = parse(&["report", "--semester", "2026-2", "--dir", "a", "--dir", "b"]);
+        assert!(
+            matches!(cli.map(|c| c.command), Ok(Command::Report { dir, .. }) if dir.len() == 2)
+        );
     }
 
     #[test]

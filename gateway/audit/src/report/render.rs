@@ -159,6 +159,19 @@ impl Report {
             "From the decision log: {} files, {} lines read, {} not records",
             self.files_read, self.lines_read, self.lines_skipped
         );
+        if !self.chains.is_empty() {
+            let chains: Vec<String> = self
+                .chains
+                .iter()
+                .map(|c| format!("{} ({})", c.dir.display(), c.instances.join(", ")))
+                .collect();
+            let _ = write!(
+                line,
+                "; {} instances' logs added up: {}",
+                chains.len(),
+                chains.join(", ")
+            );
+        }
         if let Some(p) = &self.pengguna_filter {
             let _ = write!(line, "; Pengguna {p} only");
         }

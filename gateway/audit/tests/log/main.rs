@@ -5,6 +5,7 @@ mod archive;
 mod chain;
 mod crash;
 mod failure;
+mod fleet;
 mod reports;
 mod support;
 mod tamper;
