@@ -6,7 +6,7 @@
 use gerbang_core::{Refusal, SamReason};
 
 /// Every refusal but the card-reader verdicts, which come from [`SamReason::ALL`].
-const REFUSALS: [Refusal; 27] = [
+const REFUSALS: [Refusal; 28] = [
     Refusal::LoginFailed,
     Refusal::LoginLocked,
     Refusal::IpMismatch,
@@ -34,6 +34,7 @@ const REFUSALS: [Refusal; 27] = [
     Refusal::BadFraming,
     Refusal::UnknownParameter,
     Refusal::UserIdFormat,
+    Refusal::ClientCertificate,
 ];
 
 /// Does not compile when `Refusal` gains a variant: add it to [`REFUSALS`] (and the guide).
@@ -67,7 +68,8 @@ fn listed(r: Refusal) {
         | Refusal::BodyTimeout
         | Refusal::BadFraming
         | Refusal::UnknownParameter
-        | Refusal::UserIdFormat => {}
+        | Refusal::UserIdFormat
+        | Refusal::ClientCertificate => {}
     }
 }
 

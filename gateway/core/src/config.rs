@@ -116,6 +116,9 @@ struct ListenFile {
     tls_cert: Option<Spanned<String>>,
     /// PEM private key for TLS.
     tls_key: Option<Spanned<String>>,
+    /// PEM certificates of the authorities whose client certificates the listener accepts
+    /// (mTLS); required when a PKS file names `sertifikat_klien`.
+    tls_client_ca: Option<Spanned<String>>,
     /// Serve without TLS. Must be said explicitly; only for a closed test network.
     #[serde(default)]
     plaintext: bool,
@@ -360,6 +363,10 @@ fn listen_settings(
         (Some(cert), Some(key), false) => Some(TlsFiles {
             cert: base.join(cert.get_ref()),
             key: base.join(key.get_ref()),
+            client_ca: file
+                .tls_client_ca
+                .as_ref()
+                .map(|ca| base.join(ca.get_ref())),
         }),
         (None, None, true) => None,
         (Some(c), _, true) | (_, Some(c), true) => {
@@ -388,6 +395,13 @@ fn listen_settings(
         }
     };
 
+    if let (Some(ca), true) = (&file.tls_client_ca, file.plaintext) {
+        errors.push(src.error(
+            Some(ca.span()),
+            "listen.tls_client_ca",
+            "client certificates need TLS: remove it or configure tls_cert and tls_key",
+        ));
+    }
     let limits = listen_limits(file, src, errors);
     let proxy_protocol_from = proxy_protocol_from(file, src, errors);
 
@@ -1268,6 +1282,9 @@ fn listen_limits(
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The authorities whose client certificates are accepted (mTLS); `None`: no client
+    /// certificate is asked for.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -1471,7 +1488,12 @@ pub fn check(path: &Path) -> Result<Config, ConfigErrors> {
     let config = Config::load(path)?;
     let mut errors = Vec::new();
     if let Some(tls) = &config.listen.tls {
-        for (field, file) in [("listen.tls_cert", &tls.cert), ("listen.tls_key", &tls.key)] {
+        let files = [
+            ("listen.tls_cert", Some(&tls.cert)),
+            ("listen.tls_key", Some(&tls.key)),
+            ("listen.tls_client_ca", tls.client_ca.as_ref()),
+        ];
+        for (field, file) in files.into_iter().filter_map(|(f, p)| Some((f, p?))) {
             if !file.is_file() {
                 errors.push(ConfigError {
                     file: config.path.clone(),

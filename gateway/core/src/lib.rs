@@ -31,8 +31,9 @@ pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};
 pub use filter::{FilterError, Filtered, Shape, filter_answer, filter_lookup_answer};
 pub use nik::{Nik, NikError, NoKk, Sex, is_province_code};
 pub use pks::{
-    Channel, JenisPengguna, KunciAkses, Pks, PksCache, PksSet, PksStatus, Sam, SamStatus, Tingkat,
-    USER_ID_MAX_LEN, User, UserStatus, canonical_ip, is_user_id, load_blocklist,
+    CertFingerprint, Channel, JenisPengguna, KunciAkses, Pks, PksCache, PksSet, PksStatus, Sam,
+    SamStatus, Tingkat, USER_ID_MAX_LEN, User, UserStatus, canonical_ip, is_user_id,
+    load_blocklist,
 };
 pub use rejection::Rejection;
 pub use sanction::{

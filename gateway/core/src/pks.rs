@@ -8,8 +8,8 @@ mod parse;
 mod set;
 
 pub use model::{
-    Channel, JenisPengguna, KunciAkses, Pks, PksStatus, Sam, SamStatus, Tingkat, USER_ID_MAX_LEN,
-    User, UserStatus, canonical_ip, is_user_id,
+    CertFingerprint, Channel, JenisPengguna, KunciAkses, Pks, PksStatus, Sam, SamStatus, Tingkat,
+    USER_ID_MAX_LEN, User, UserStatus, canonical_ip, is_user_id,
 };
 pub use parse::load_blocklist;
 pub use set::{PksCache, PksSet};
@@ -78,6 +78,43 @@ status = "aktif"
         assert!(!p.users[0].ip_registered("127.0.0.3".parse().expect("ip")));
         assert!(p.valid_on(NaiveDate::from_ymd_opt(2027, 12, 31).expect("date")));
         assert!(!p.valid_on(NaiveDate::from_ymd_opt(2028, 1, 1).expect("date")));
+    }
+
+    #[test]
+    fn client_certificates_of_the_pks_apply_unless_the_user_id_names_its_own() {
+        let a = "AB:".repeat(31) + "AB";
+        let b = "cd".repeat(32);
+        let text = pks(
+            "1/A",
+            "u1",
+            "127.0.0.2",
+            &format!("sertifikat_klien = [\"sha256 Fingerprint={a}\"]\n"),
+        );
+        // The file ends with its [[user]] table: what follows is the User ID's.
+        let own = text;
+        let set = load(&[("a.toml", own.clone())]).expect("valid");
+        let user = &set.agreements[0].users[0];
+        assert_eq!(user.client_certs, vec![CertFingerprint([0xab; 32])]);
+        assert!(user.client_cert_accepted(&[0xab; 32]));
+        assert!(!user.client_cert_accepted(&[]));
+        assert!(!user.client_cert_accepted(&[0xcd; 32]));
+
+        let with_own = format!("{own}sertifikat_klien = [\"sha256:{b}\"]\n");
+        let set = load(&[("a.toml", with_own)]).expect("valid");
+        assert_eq!(
+            set.agreements[0].users[0].client_certs,
+            vec![CertFingerprint([0xcd; 32])]
+        );
+
+        let bad = format!("{own}sertifikat_klien = [\"ab:cd\"]\n");
+        let err = load(&[("a.toml", bad)]).expect_err("short").to_string();
+        assert!(
+            err.contains("user[0].sertifikat_klien") && err.contains("64 hex digits"),
+            "{err}"
+        );
+        // Without any, nothing is required.
+        let set = load(&[("a.toml", pks("1/A", "u1", "127.0.0.2", ""))]).expect("valid");
+        assert!(set.agreements[0].users[0].client_cert_accepted(&[]));
     }
 
     #[test]

@@ -340,6 +340,9 @@ pub enum Refusal {
     InstitutionInactive,
     /// The User ID is deactivated (art. 45).
     UserInactive,
+    /// The User ID must present a client certificate its PKS names (`sertifikat_klien`),
+    /// and the connection presented none or another.
+    ClientCertificate,
     /// The PKS does not grant this action, channel or lookup key.
     NotPermitted,
     /// The body is larger than the configured limit.
@@ -387,6 +390,7 @@ impl Refusal {
             Self::InstitutionInactive => "16",
             Self::UserInactive => "17",
             Self::NotPermitted => "21",
+            Self::ClientCertificate => "33",
             Self::UnknownService | Self::MethodNotAllowed => "22",
             Self::CardReaderUnavailable | Self::CardReader(_) => "23",
             Self::RateLimited => "24",
@@ -433,6 +437,7 @@ impl Refusal {
             Self::NikFormat => "NIK Tidak Sesuai Format Dukcapil",
             Self::InstitutionInactive => "Lembaga Tidak Aktif",
             Self::UserInactive => "User ID Tidak Aktif",
+            Self::ClientCertificate => "Sertifikat Klien Tidak Sesuai",
             Self::NotPermitted => "Akses Tidak Diizinkan oleh PKS",
             Self::BodyTooLarge => "Permintaan Terlalu Besar",
             Self::UnknownService => "Layanan Tidak Dikenal",
@@ -457,6 +462,7 @@ impl Refusal {
             | Self::OutsideValidity
             | Self::InstitutionInactive
             | Self::UserInactive
+            | Self::ClientCertificate
             | Self::NotPermitted
             | Self::CardReaderUnavailable => 403,
             Self::LoginLocked | Self::QuotaExhausted | Self::RateLimited => 429,
@@ -505,6 +511,7 @@ impl Refusal {
             Self::NikFormat => "nik_format",
             Self::InstitutionInactive => "institution_inactive",
             Self::UserInactive => "user_inactive",
+            Self::ClientCertificate => "client_certificate",
             Self::NotPermitted => "not_permitted",
             Self::BodyTooLarge => "body_too_large",
             Self::UnknownService => "unknown_service",

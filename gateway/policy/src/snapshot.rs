@@ -12,7 +12,8 @@ use cedar_policy::Entities;
 use chrono::NaiveDate;
 use dashmap::DashMap;
 use gerbang_core::{
-    ConfigErrors, ElementSet, Pks, PksCache, PksSet, Sam, Sanctions, User, Vocabulary, canonical_ip,
+    ConfigError, ConfigErrors, ElementSet, Pks, PksCache, PksSet, Sam, Sanctions, User, Vocabulary,
+    canonical_ip,
 };
 use ipnet::IpNet;
 use ipnet_index::IpIndex;
@@ -419,6 +420,9 @@ fn load(
         .ok();
     let blocked = config.load_blocklist().map_err(|e| errors.extend(e.0)).ok();
     let sanctions = config.load_sanctions().map_err(|e| errors.extend(e.0)).ok();
+    if let Some((_, set, _)) = &agreements {
+        errors.extend(unverifiable_client_certs(config, set));
+    }
     match (agreements, engine, blocked, sanctions) {
         (Some((vocab, mut set, files)), Some(engine), Some(mut blocked), Some(sanctions))
             if errors.is_empty() =>
@@ -454,6 +458,38 @@ fn load(
         }
         _ => Err(ConfigErrors(errors)),
     }
+}
+
+/// A User ID that must present a client certificate on a listener that asks for none
+/// could never be served: each one is an error at its `[[user]]`.
+fn unverifiable_client_certs(config: &gerbang_core::Config, set: &PksSet) -> Vec<ConfigError> {
+    if config
+        .listen
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca.is_some())
+    {
+        return Vec::new();
+    }
+    set.agreements
+        .iter()
+        .flat_map(|pks| {
+            pks.users
+                .iter()
+                .filter(|u| !u.client_certs.is_empty())
+                .map(|u| ConfigError {
+                    file: pks.source.clone(),
+                    line: Some(u.line),
+                    column: None,
+                    field: "sertifikat_klien".into(),
+                    message: format!(
+                        "User ID `{}` must present a client certificate, but the listener asks for none: set [listen] tls_client_ca in {}",
+                        u.id,
+                        config.path.display()
+                    ),
+                })
+        })
+        .collect()
 }
 
 /// Builds the shadow snapshot from a candidate policy directory. A candidate that does not

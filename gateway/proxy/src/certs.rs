@@ -77,9 +77,35 @@ fn build(files: &TlsFiles) -> Result<(Acceptor, i64), ServeError> {
         .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
         .map(|(_, c)| c.validity().not_after.timestamp())
         .ok_or_else(|| cannot(TlsError::NotX509))?;
-    let server = ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
-        .with_no_client_auth()
+    let builder = ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13]);
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path).map_err(cannot)?),
+    };
+    let server = builder
         .with_single_cert(certs, key_der)
         .map_err(|e| cannot(TlsError::Refused(e)))?;
     Ok((Acceptor::from_server_config(Arc::new(server)), not_after))
+}
+
+/// Asks every client for a certificate and checks one presented against the authorities in
+/// `path` (chain, validity, key usage); a client presenting none is let through the
+/// handshake, and refused later only if its User ID must present one (its PKS's
+/// `sertifikat_klien`), with an answer it can read instead of a failed handshake.
+fn client_verifier(
+    path: &std::path::Path,
+) -> Result<Arc<dyn pingora::tls::ClientCertVerifier>, TlsError> {
+    use pingora::tls::{RootCertStore, WebPkiClientVerifier, load_ca_file_into_store};
+    let mut roots = RootCertStore::empty();
+    load_ca_file_into_store(path, &mut roots).map_err(|source| TlsError::ClientCa {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .map_err(|source| TlsError::ClientVerifier {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
 }

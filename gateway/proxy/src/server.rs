@@ -85,6 +85,20 @@ pub enum TlsError {
     /// rustls refused the pair (a key that does not match the certificate, say).
     #[error(transparent)]
     Refused(pingora::tls::RusTlsError),
+    /// The client certificate authorities (`listen.tls_client_ca`) could not be read.
+    #[error("the client certificate authorities in {}: {source}", path.display())]
+    ClientCa {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<pingora::Error>,
+    },
+    /// rustls refused the client certificate authorities (none in the file, say).
+    #[error("the client certificate authorities in {}: {source}", path.display())]
+    ClientVerifier {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Loads the configuration at `path`, checks it, and serves until SIGTERM or SIGINT; then

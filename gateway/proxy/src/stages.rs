@@ -105,6 +105,7 @@ impl Gateway {
             }
             None => (Channel::WebService, false),
         };
+        check_client_cert(session, snap.user(user))?;
         let decision = self.authorize(ctx, &snap, user, action, channel, peer, sam_valid)?;
         self.meter_hit(ctx, &snap, user).await?;
         ctx.upstream_body = upstream;
@@ -613,6 +614,33 @@ fn check_nik(action: Action, nik: Option<&str>) -> std::result::Result<Option<Ni
             .map(Some)
             .map_err(|e| Rejection::new(Refusal::NikFormat, nik_reason(&e))),
     }
+}
+
+/// Step 13b: a User ID whose PKS names client certificates (`sertifikat_klien`) must have
+/// presented one of them in the TLS handshake (which checked it against `[listen]
+/// tls_client_ca`), in addition to its password and IP LAN.
+pub(crate) fn check_client_cert(
+    session: &Session,
+    user: &gerbang_core::User,
+) -> std::result::Result<(), Rejection> {
+    let presented = session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .map_or(&[][..], |tls| tls.cert_digest.as_slice());
+    if user.client_cert_accepted(presented) {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        Refusal::ClientCertificate,
+        if presented.is_empty() {
+            format!("User ID {} wajib memakai sertifikat klien", user.id)
+        } else {
+            format!(
+                "sertifikat klien ini tidak terdaftar untuk User ID {}",
+                user.id
+            )
+        },
+    ))
 }
 
 /// Step 9: a body `ip_user` grants nothing; one that is not the real peer is refused.

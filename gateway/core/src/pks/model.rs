@@ -161,8 +161,55 @@ pub struct User {
     pub ip_lan: Vec<IpNet>,
     pub kuota_harian: NonZeroU32,
     pub status: UserStatus,
+    /// Client certificates this User ID must present on the client listener, any one of
+    /// them (its own `sertifikat_klien`, else its PKS's); empty: none required.
+    pub client_certs: Vec<CertFingerprint>,
     /// Line of the `[[user]]` table, for messages.
     pub line: usize,
+}
+
+/// A client certificate, named by the SHA-256 of its DER encoding: what
+/// `openssl x509 -noout -fingerprint -sha256 -in cert.pem` prints (`AB:CD:…`, 32 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CertFingerprint(pub [u8; 32]);
+
+impl CertFingerprint {
+    /// Reads `AB:CD:…` or `abcd…`, also with a `sha256:` prefix or as openssl prints it
+    /// (`sha256 Fingerprint=AB:CD:…`, `SHA256 Fingerprint=` before OpenSSL 3).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bare = text.trim();
+        let bare = match bare.split_once('=') {
+            Some((label, value)) if label.to_ascii_lowercase().ends_with("fingerprint") => value,
+            _ => bare,
+        };
+        let bare = match bare.get(..7) {
+            Some(p) if p.eq_ignore_ascii_case("sha256:") => &bare[7..],
+            _ => bare,
+        };
+        let hex: Vec<u8> = bare.bytes().filter(|&b| b != b':').collect();
+        let invalid = || {
+            format!(
+                "`{text}` is not a SHA-256 certificate fingerprint: 64 hex digits, colons allowed (`openssl x509 -noout -fingerprint -sha256 -in cert.pem`)"
+            )
+        };
+        if hex.len() != 64 {
+            return Err(invalid());
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(hex.chunks(2)) {
+            let digits = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            *byte = u8::from_str_radix(digits, 16).map_err(|_| invalid())?;
+        }
+        Ok(Self(out))
+    }
+}
+
+impl User {
+    /// Whether the connection's client certificate (`digest`: the SHA-256 of its DER, empty
+    /// when none was presented) is one this User ID must use; true when none is required.
+    pub fn client_cert_accepted(&self, digest: &[u8]) -> bool {
+        self.client_certs.is_empty() || self.client_certs.iter().any(|c| c.0 == digest)
+    }
 }
 
 impl User {

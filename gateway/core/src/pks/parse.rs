@@ -55,6 +55,10 @@ struct PksFile {
     #[serde(default)]
     kuota_harian_pengguna: Option<Spanned<u32>>,
     status: PksStatus,
+    /// Client certificates (SHA-256 fingerprints) every User ID of the PKS must present,
+    /// any one of them, unless the User ID names its own; empty: none required.
+    #[serde(default)]
+    sertifikat_klien: Vec<Spanned<String>>,
     #[serde(default, rename = "user")]
     users: Vec<Spanned<UserFile>>,
     #[serde(default, rename = "sam")]
@@ -73,6 +77,9 @@ struct UserFile {
     /// NIK hits per calendar day (WIB).
     kuota_harian: Spanned<u32>,
     status: UserStatus,
+    /// Client certificates (SHA-256 fingerprints) this User ID must present, any one of them.
+    #[serde(default)]
+    sertifikat_klien: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -221,13 +228,14 @@ pub(super) fn parse_one(
         ));
     }
 
+    let pks_certs = fingerprints(src, &file.sertifikat_klien, "sertifikat_klien", &mut errors);
     let mut users = Vec::with_capacity(file.users.len());
     let mut user_pos = Vec::new();
     let mut ip_pos = Vec::new();
     for (i, u) in file.users.iter().enumerate() {
         let u_span = u.span();
         let u = u.get_ref();
-        if let Some(user) = parse_user(src, &lines, i, u, &mut errors) {
+        if let Some(user) = parse_user(src, &lines, i, u, &pks_certs, &mut errors) {
             users.push(user);
             user_pos.push(lines.pos(u.id.span().start));
             ip_pos.push(
@@ -336,11 +344,30 @@ pub(super) fn parse_one(
     Ok((pks, positions))
 }
 
+/// The fingerprints of a `sertifikat_klien` list, each bad one an error at its place.
+fn fingerprints(
+    src: &Source<'_>,
+    list: &[Spanned<String>],
+    field: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<CertFingerprint> {
+    list.iter()
+        .filter_map(|f| match CertFingerprint::parse(f.get_ref()) {
+            Ok(c) => Some(c),
+            Err(msg) => {
+                errors.push(src.error(Some(f.span()), field, msg));
+                None
+            }
+        })
+        .collect()
+}
+
 fn parse_user(
     src: &Source<'_>,
     lines: &Lines,
     i: usize,
     u: &UserFile,
+    pks_certs: &[CertFingerprint],
     errors: &mut Vec<ConfigError>,
 ) -> Option<User> {
     let before = errors.len();
@@ -393,6 +420,12 @@ fn parse_user(
             "must be at least 1; to stop a User ID set status = \"nonaktif\"",
         ));
     }
+    let own_certs = fingerprints(
+        src,
+        &u.sertifikat_klien,
+        &format!("user[{i}].sertifikat_klien"),
+        errors,
+    );
     if errors.len() != before {
         return None;
     }
@@ -402,6 +435,11 @@ fn parse_user(
         ip_lan,
         kuota_harian: kuota?,
         status: u.status,
+        client_certs: if own_certs.is_empty() {
+            pks_certs.to_vec()
+        } else {
+            own_certs
+        },
         line: lines.pos(u.id.span().start).0,
     })
 }

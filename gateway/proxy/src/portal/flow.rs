@@ -202,6 +202,12 @@ impl Gateway {
                 403,
                 "User ID ini dinonaktifkan; sesi diakhiri",
             )),
+            // On every page, not only at login: a session cookie is no client certificate.
+            Some(u) if crate::stages::check_client_cert(session, snap.user(u)).is_err() => Some((
+                Refusal::ClientCertificate,
+                403,
+                "sertifikat klien koneksi ini tidak terdaftar untuk User ID ini; sesi diakhiri",
+            )),
             Some(_) => None,
         };
         let (Some(user), None) = (registered, change) else {
@@ -406,6 +412,10 @@ impl Gateway {
                 return Ok(failed(401, reject.refusal, message).consumed());
             }
         };
+        if let Err(reject) = crate::stages::check_client_cert(session, snap.user(user)) {
+            let message = format!("{}: {}", reject.refusal.respon(), reject.detail);
+            return Ok(failed(403, reject.refusal, message).consumed());
+        }
         if let Err(reject) = self.authorize(
             ctx,
             &snap,
