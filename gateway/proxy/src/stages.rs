@@ -345,7 +345,7 @@ impl Gateway {
             }
             QuotaError::Unavailable(why) => {
                 // The meter logs each change of the store's health once; per request, debug only.
-                tracing::debug!(error = why.as_str(), "quota store unavailable; refusing");
+                tracing::debug!(error = %why, "quota store unavailable; refusing");
                 Rejection::new(Refusal::QuotaUnavailable, "")
             }
         }

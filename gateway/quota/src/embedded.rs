@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use crate::meter::QuotaError;
+use crate::meter::{QuotaError, StoreFailure};
 
 /// `"YYYY-MM-DD/user_id"` → hits covered. User IDs cannot contain `/` (PKS validation).
 const CEILINGS: TableDefinition<&str, u32> = TableDefinition::new("ceilings");
@@ -26,8 +26,8 @@ fn parse_key(k: &str) -> Option<(String, NaiveDate)> {
     Some((user.to_string(), day.parse().ok()?))
 }
 
-fn store_error(e: impl std::fmt::Display) -> QuotaError {
-    QuotaError::Unavailable(e.to_string())
+fn store_error(e: impl Into<StoreFailure>) -> QuotaError {
+    QuotaError::from(e.into())
 }
 
 enum Job {
@@ -79,11 +79,19 @@ impl Persist {
     /// `today` and later.
     pub(crate) fn open(path: &Path, today: NaiveDate) -> Result<(Self, Loaded), QuotaError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| store_error(format!("creating {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|source| {
+                store_error(StoreFailure::Directory {
+                    dir: dir.to_path_buf(),
+                    source,
+                })
+            })?;
         }
-        let db = Database::create(path)
-            .map_err(|e| store_error(format!("opening {}: {e}", path.display())))?;
+        let db = Database::create(path).map_err(|source| {
+            store_error(StoreFailure::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
         let mut loaded = Vec::new();
         let txn = db.begin_write().map_err(store_error)?;
         {
@@ -105,7 +113,7 @@ impl Persist {
         let writer = std::thread::Builder::new()
             .name("gerbang-quota-writer".into())
             .spawn(move || writer(&db, &rx))
-            .map_err(store_error)?;
+            .map_err(|e| store_error(StoreFailure::WriterStart(e)))?;
         Ok((
             Self {
                 jobs: Some(jobs),
@@ -161,7 +169,7 @@ impl Persist {
 }
 
 fn stopped() -> QuotaError {
-    store_error("the quota writer has stopped")
+    store_error(StoreFailure::WriterStopped)
 }
 
 /// A queued allocation.
@@ -246,7 +254,12 @@ fn commit_exact(db: &Database, counts: Loaded) -> Result<(), QuotaError> {
 
 /// Reads the persisted ceilings (for tools; the gateway holds the file open).
 pub fn read_ceilings(path: &Path) -> Result<Loaded, QuotaError> {
-    let db = redb::ReadOnlyDatabase::open(path).map_err(store_error)?;
+    let db = redb::ReadOnlyDatabase::open(path).map_err(|source| {
+        store_error(StoreFailure::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+    })?;
     let txn = db.begin_read().map_err(store_error)?;
     let table = match txn.open_table(CEILINGS) {
         Ok(t) => t,

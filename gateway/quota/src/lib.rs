@@ -16,7 +16,7 @@ pub use burst::{Burst, BurstExceeded, BurstScope};
 pub use day::until_next_wib_midnight;
 pub use embedded::read_ceilings;
 pub use health::StoreHealth;
-pub use meter::{Meter, QuotaError, SharedMeter, Usage};
+pub use meter::{Meter, QuotaError, SharedMeter, StoreFailure, Usage};
 pub use redis_store::RedisOptions;
 
 #[cfg(test)]

@@ -32,14 +32,119 @@ use crate::health::{Health, StoreHealth};
 use crate::redis_store::{RedisOptions, RedisStore, Reply, StoreError};
 
 /// Why a hit was not reserved.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QuotaError {
     /// Today's hits are used up.
     #[error("daily quota of {limit} hits used up ({used} used)")]
     Exhausted { used: u32, limit: u32 },
     /// The store could not persist a reservation; refuse rather than count blindly.
+    /// (Shared: one failed write of a batch answers every hit in it.)
     #[error("quota store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Arc<StoreFailure>),
+}
+
+impl From<StoreFailure> for QuotaError {
+    fn from(e: StoreFailure) -> Self {
+        Self::Unavailable(Arc::new(e))
+    }
+}
+
+/// Why the quota store could not count or persist.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreFailure {
+    /// The embedded file (redb) failed: opening, a transaction, a read or a write.
+    #[error(transparent)]
+    Embedded(#[from] redb::Error),
+    /// The embedded file could not be opened or created.
+    #[error("opening {}: {source}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// The embedded file's directory could not be made.
+    #[error("creating {}: {source}", dir.display())]
+    Directory {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The thread writing the embedded file could not start.
+    #[error("starting the quota writer: {0}")]
+    WriterStart(#[source] std::io::Error),
+    /// The thread writing the embedded file has stopped.
+    #[error("the quota writer has stopped")]
+    WriterStopped,
+    /// Redis could not be reached or failed the call.
+    #[error(transparent)]
+    Redis(#[from] gerbang_shared::Unavailable),
+    /// `quota.redis_url` does not parse.
+    #[error("redis_url: {0}")]
+    RedisUrl(#[from] gerbang_shared::TargetError),
+    /// Redis answered a lease that cannot be one.
+    #[error("Redis answered {0} hits")]
+    BadLease(i64),
+    /// Redis is down and this User ID's leased hits (and emergency share) are used.
+    #[error("{cause}; no leased hits left for this User ID{}", if *.emergency_share { " and its emergency share is used up" } else { "" })]
+    NoLease {
+        #[source]
+        cause: Box<StoreFailure>,
+        emergency_share: bool,
+    },
+    /// Counts could not be written back to Redis at the stop.
+    #[error(
+        "{failed} of {count} quota counts could not be written to Redis ({cause}); their leases stay counted for the day and unwritten emergency hits are not counted"
+    )]
+    NotWrittenBack {
+        failed: usize,
+        count: usize,
+        #[source]
+        cause: Box<StoreFailure>,
+    },
+    /// Writing the counts back to Redis at the stop took too long.
+    #[error(
+        "writing {count} quota counts to Redis took longer than {budget:?}; unwritten leases stay counted for the day"
+    )]
+    WriteBackTimeout { count: usize, budget: Duration },
+    /// The gateway is stopping.
+    #[error("the gateway is shutting down")]
+    Closing,
+}
+
+impl From<redb::DatabaseError> for StoreFailure {
+    fn from(e: redb::DatabaseError) -> Self {
+        Self::Embedded(e.into())
+    }
+}
+
+impl From<redb::TransactionError> for StoreFailure {
+    fn from(e: redb::TransactionError) -> Self {
+        Self::Embedded(e.into())
+    }
+}
+
+impl From<redb::TableError> for StoreFailure {
+    fn from(e: redb::TableError) -> Self {
+        Self::Embedded(e.into())
+    }
+}
+
+impl From<redb::StorageError> for StoreFailure {
+    fn from(e: redb::StorageError) -> Self {
+        Self::Embedded(e.into())
+    }
+}
+
+impl From<redb::SetDurabilityError> for StoreFailure {
+    fn from(e: redb::SetDurabilityError) -> Self {
+        Self::Embedded(e.into())
+    }
+}
+
+impl From<redb::CommitError> for StoreFailure {
+    fn from(e: redb::CommitError) -> Self {
+        Self::Embedded(e.into())
+    }
 }
 
 /// A User ID's use of one day.
@@ -139,7 +244,7 @@ enum StoreNeed {
 }
 
 fn closing() -> QuotaError {
-    QuotaError::Unavailable("the gateway is shutting down".into())
+    QuotaError::from(StoreFailure::Closing)
 }
 
 impl Meter {
@@ -365,14 +470,10 @@ impl Meter {
                     }));
                 }
                 self.health.refused();
-                Some(Err(QuotaError::Unavailable(format!(
-                    "{why}; no leased hits left for this User ID{}",
-                    if redis.emergency_share > 0 {
-                        " and its emergency share is used up"
-                    } else {
-                        ""
-                    }
-                ))))
+                Some(Err(QuotaError::from(StoreFailure::NoLease {
+                    cause: Box::new(why),
+                    emergency_share: redis.emergency_share > 0,
+                })))
             }
         }
     }
@@ -489,14 +590,14 @@ fn settle(store: &Arc<RedisStore>, counters: &Arc<Counters>) -> Result<(), Quota
     let (writer, counters) = (Arc::clone(store), Arc::clone(counters));
     store.handle().spawn(async move {
         let mut failed = 0usize;
-        let mut last_error = String::new();
+        let mut last_error: Option<StoreFailure> = None;
         let mut set = tokio::task::JoinSet::new();
         for ((user, day), lock) in keys {
             if set.len() >= PARALLEL
                 && let Some(Ok(Err(e))) = set.join_next().await
             {
                 failed += 1;
-                last_error = e;
+                last_error = Some(e);
             }
             let (writer, counters) = (Arc::clone(&writer), Arc::clone(&counters));
             set.spawn(async move {
@@ -520,7 +621,7 @@ fn settle(store: &Arc<RedisStore>, counters: &Arc<Counters>) -> Result<(), Quota
         while let Some(r) = set.join_next().await {
             if let Ok(Err(e)) = r {
                 failed += 1;
-                last_error = e;
+                last_error = Some(e);
             }
         }
         let _ = done.send((failed, last_error));
@@ -534,12 +635,15 @@ fn settle(store: &Arc<RedisStore>, counters: &Arc<Counters>) -> Result<(), Quota
             );
             Ok(())
         }
-        Ok((failed, why)) => Err(QuotaError::Unavailable(format!(
-            "{failed} of {count} quota counts could not be written to Redis ({why}); their leases stay counted for the day and unwritten emergency hits are not counted"
-        ))),
-        Err(_) => Err(QuotaError::Unavailable(format!(
-            "writing {count} quota counts to Redis took longer than {budget:?}; unwritten leases stay counted for the day"
-        ))),
+        Ok((failed, cause)) => Err(QuotaError::from(StoreFailure::NotWrittenBack {
+            failed,
+            count,
+            cause: Box::new(cause.unwrap_or(StoreFailure::WriterStopped)),
+        })),
+        Err(_) => Err(QuotaError::from(StoreFailure::WriteBackTimeout {
+            count,
+            budget,
+        })),
     }
 }
 

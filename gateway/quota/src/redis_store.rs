@@ -30,7 +30,7 @@ use redis::Script;
 use tokio::runtime::Handle;
 
 use crate::health::Health;
-use crate::meter::QuotaError;
+use crate::meter::{QuotaError, StoreFailure};
 
 /// Settings of the Redis store. Its `Debug` never shows the URL, which may carry a
 /// password (`redis://user:password@host`).
@@ -120,10 +120,10 @@ pub(crate) struct Reply {
 }
 
 /// Why a write did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum StoreError {
     /// Redis is unreachable, slow, or failed the call.
-    Down(String),
+    Down(StoreFailure),
     /// A newer write of this process was already applied (only while closing).
     Stale,
 }
@@ -141,8 +141,8 @@ pub(crate) struct RedisStore {
     health: Arc<Health>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> QuotaError {
-    QuotaError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<StoreFailure>) -> QuotaError {
+    QuotaError::from(e.into())
 }
 
 /// A field name unique to this process, so that no two live processes share one even when
@@ -167,8 +167,7 @@ impl RedisStore {
         options: &RedisOptions,
         health: Arc<Health>,
     ) -> Result<(Self, Redis), QuotaError> {
-        let target =
-            RedisTarget::parse(&options.url).map_err(|e| unavailable(format!("redis_url: {e}")))?;
+        let target = RedisTarget::parse(&options.url).map_err(unavailable)?;
         let redis = Redis::open(&target, options.timeout, Arc::clone(&health.state))
             .map_err(unavailable)?;
         let store = Self {
@@ -204,7 +203,9 @@ impl RedisStore {
         force: bool,
     ) -> Result<Reply, StoreError> {
         if !force && !self.health.may_try() {
-            return Err(StoreError::Down("Redis unreachable".into()));
+            return Err(StoreError::Down(StoreFailure::Redis(
+                gerbang_shared::Unavailable("Redis unreachable".into()),
+            )));
         }
         // Taken here, in call order: under the per-key lock of the meter, a later call of
         // the same key always carries a higher number.
@@ -221,12 +222,12 @@ impl RedisStore {
             .link
             .query_now(call)
             .await
-            .map_err(|e| StoreError::Down(e.0))?;
+            .map_err(|e| StoreError::Down(e.into()))?;
         match reply {
             (-1, _) => Err(StoreError::Stale),
             (granted, total) => Ok(Reply {
                 granted: u32::try_from(granted)
-                    .map_err(|_| StoreError::Down(format!("Redis answered {granted} hits")))?,
+                    .map_err(|_| StoreError::Down(StoreFailure::BadLease(granted)))?,
                 total: u32::try_from(total.max(0)).unwrap_or(u32::MAX),
             }),
         }
