@@ -200,10 +200,15 @@ async fn stack(config_path: &Path, config: &Config, children: &mut Children) -> 
 
     let sim = Sim::new(sim_addr)?;
     let api = Api::new(config)?;
-    let reader = match (
-        &config.sam,
-        ReaderKey::load(&config_dir.join(DEMO_READER_KEY)),
-    ) {
+    let key_path = config_dir.join(DEMO_READER_KEY);
+    // The published demo key comes out of git readable by everyone, and a reader refuses a
+    // key file others can read: owner-only, as `gerbang sam keygen` writes one. (If this
+    // fails, the load below says why.)
+    let _ = std::fs::set_permissions(
+        &key_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    );
+    let reader = match (&config.sam, ReaderKey::load(&key_path)) {
         (Some(_), Ok(key)) => Some(key),
         (Some(_), Err(e)) => {
             println!("(no card-reader steps: {e})");

@@ -80,8 +80,13 @@ impl ReaderKey {
         })
     }
 
-    /// Reads a key file.
+    /// Reads a key file; one that other users can read or change is refused (it holds the
+    /// reader's private key: whoever reads it can sign as the reader).
     pub fn load(path: &Path) -> Result<Self, KeyFileError> {
+        gerbang_core::check_private(path).map_err(|e| KeyFileError::Invalid {
+            path: path.to_path_buf(),
+            message: e.message,
+        })?;
         let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
             path: path.to_path_buf(),
             source,
@@ -197,8 +202,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.key");
         std::fs::write(&path, "sam_id = \"S\"\nprivate_key = \"ed25519:AAAA\"\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let err = ReaderKey::load(&path).expect_err("short key");
         assert!(err.to_string().contains("32 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("reader.key");
+        ReaderKey::generate("SAM-UJI-4")
+            .expect("key")
+            .write(&path, false)
+            .expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = ReaderKey::load(&path).expect_err("readable by others");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        ReaderKey::load(&path).expect("owner only");
     }
 
     #[test]
