@@ -90,6 +90,7 @@ async fn a_user_id_bound_to_a_client_certificate_is_served_only_with_that_certif
     // The registered certificate, with the right password from the IP LAN: served.
     let (code, body) = lookup(client("127.0.0.2", Some(&one)), "rsud_01").await;
     assert_eq!(code, None, "{body}");
+    let forwarded = sim.requests().await;
     // No certificate: refused (33), saying one is required.
     let (code, body) = lookup(client("127.0.0.2", None), "rsud_01").await;
     assert_eq!(code.as_deref(), Some("33"), "{body}");
@@ -110,6 +111,11 @@ async fn a_user_id_bound_to_a_client_certificate_is_served_only_with_that_certif
     assert!(
         answer.is_err(),
         "a certificate of an unknown authority got {answer:?}"
+    );
+    assert_eq!(
+        sim.requests().await,
+        forwarded,
+        "a refused lookup reached the DWH"
     );
     // A User ID whose PKS names no certificate: served with or without one.
     for cert in [None, Some(two.as_path())] {

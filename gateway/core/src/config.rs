@@ -16,11 +16,20 @@ use crate::pks::{PksCache, PksSet};
 
 mod audit;
 mod listen;
+mod portal;
+mod quota;
+mod sam;
 
 use audit::*;
 pub use audit::{AuditArchive, AuditKeep, AuditRetention, AuditSettings};
 use listen::*;
 pub use listen::{Listen, ListenLimits, TlsFiles};
+pub use portal::Portal;
+use portal::*;
+use quota::*;
+pub use quota::{QuotaSettings, QuotaStore, SharedSettings};
+use sam::*;
+pub use sam::{DEFAULT_SAM_TIMEOUT, SamSidecar, SidecarAddress};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,14 +58,6 @@ struct ConfigFile {
     /// State shared by several instances through the quota's Redis (portal sessions, login
     /// lockouts, sanctions); only with `[quota] store = "redis"`.
     shared: Option<SharedFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SharedFile {
-    /// Prefix of every shared key other than the quota's (default `gerbang:shared:`): the
-    /// same for every instance that acts as one gateway.
-    key_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -139,97 +140,6 @@ struct PksFile {
     vocabulary: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct QuotaFile {
-    /// `embedded` (a redb file; counts survive restarts and crashes), `redis` (shared by
-    /// several gateway instances) or `memory` (tests).
-    #[serde(default)]
-    store: QuotaStore,
-    /// The redb file of the embedded store (default: `quota.redb` beside this file).
-    path: Option<String>,
-    /// Hits persisted ahead per User ID at a time: at most this many can be lost for the
-    /// day by a crash, and one fsync covers this many hits.
-    block: Option<u32>,
-    /// Redis store: `redis://[user:password@]host:port/db`, `redis+unix:///path?db=N`, or
-    /// `redis+sentinel://[user:password@]host:port,host:port,…/master/db` (a master found
-    /// through Redis Sentinel), the same for every gateway instance sharing the quota.
-    redis_url: Option<Spanned<String>>,
-    /// Redis store: hits leased to this instance per User ID at a time (default 16). A
-    /// crashed instance loses at most this many of a User ID's day, never grants extra.
-    lease: Option<u32>,
-    /// Redis store: hits per User ID per day this instance may still grant once Redis is
-    /// unreachable and its leased hits are used (default 0: refuse). Each can put the day
-    /// over the quota by that many, per instance.
-    emergency_share: Option<u32>,
-    /// Redis store: prefix of every key (default `gerbang:quota:`).
-    key_prefix: Option<String>,
-    /// Redis store: time limit of connecting and of each call, in milliseconds (default 200).
-    redis_timeout_ms: Option<u64>,
-    /// Requests per second per User ID (0 or absent: no limit).
-    #[serde(default)]
-    burst_per_user: u32,
-    /// Requests per second per Pengguna, across its User IDs (0 or absent: no limit).
-    #[serde(default)]
-    burst_per_pengguna: u32,
-}
-
-/// Where daily quota counts are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QuotaStore {
-    /// A redb file owned by one gateway process.
-    #[default]
-    Embedded,
-    /// Redis, shared by several gateway instances (hits leased in chunks).
-    Redis,
-    /// In memory only: tests.
-    Memory,
-}
-
-/// Validated quota settings. Its `Debug` (and so the [`Config`]'s) never shows the Redis
-/// URL, which may carry a password.
-#[derive(Clone)]
-pub struct QuotaSettings {
-    pub store: QuotaStore,
-    pub path: PathBuf,
-    pub block: u32,
-    /// Redis store: the server's URL (empty for the other stores).
-    pub redis_url: String,
-    /// Redis store: hits leased per User ID at a time.
-    pub lease: u32,
-    /// Redis store: hits per User ID per day this instance may grant with Redis down.
-    pub emergency_share: u32,
-    /// Redis store: prefix of every key.
-    pub key_prefix: String,
-    /// Redis store: time limit of connecting and of each call.
-    pub redis_timeout: Duration,
-    pub burst_per_user: Option<NonZeroU32>,
-    pub burst_per_pengguna: Option<NonZeroU32>,
-}
-
-impl std::fmt::Debug for QuotaSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redis_url = if self.redis_url.is_empty() {
-            ""
-        } else {
-            "<redacted>"
-        };
-        f.debug_struct("QuotaSettings")
-            .field("store", &self.store)
-            .field("path", &self.path)
-            .field("block", &self.block)
-            .field("redis_url", &redis_url)
-            .field("lease", &self.lease)
-            .field("emergency_share", &self.emergency_share)
-            .field("key_prefix", &self.key_prefix)
-            .field("redis_timeout", &self.redis_timeout)
-            .field("burst_per_user", &self.burst_per_user)
-            .field("burst_per_pengguna", &self.burst_per_pengguna)
-            .finish()
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
@@ -252,17 +162,6 @@ struct PolicyFile {
 struct ServerFile {
     /// Worker threads (default: number of cores).
     threads: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SamFile {
-    /// The SAM sidecar (`gerbang-sam`): `127.0.0.1:PORT` (loopback only: the sidecar
-    /// speaks plain HTTP) or `unix:/path/to/socket`.
-    address: Spanned<String>,
-    /// How long one validation may take, connecting included, in milliseconds (default
-    /// 200). Past it the request is refused (fail closed).
-    timeout_ms: Option<Spanned<u64>>,
 }
 
 /// `[upstream]`: the DWH's address, TLS to it and the timeouts.
@@ -356,139 +255,6 @@ fn auth_settings(file: &AuthFile, src: &Source<'_>, errors: &mut Vec<ConfigError
     }
 }
 
-/// `[quota]`: the store and, for Redis, its connection and leases; Redis fields are refused
-/// with the local store.
-fn quota_settings(
-    file: QuotaFile,
-    base: &Path,
-    src: &Source<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> QuotaSettings {
-    let block = file.block.unwrap_or(16);
-    if block == 0 {
-        errors.push(src.error(None, "quota.block", "must be at least 1"));
-    }
-    let lease = file.lease.unwrap_or(16);
-    let redis_timeout_ms = file.redis_timeout_ms.unwrap_or(200);
-    let key_prefix = file
-        .key_prefix
-        .clone()
-        .unwrap_or_else(|| "gerbang:quota:".to_string());
-    if file.store == QuotaStore::Redis {
-        match &file.redis_url {
-            None => errors.push(src.error(
-                None,
-                "quota.redis_url",
-                "required with store = \"redis\" (e.g. `redis://127.0.0.1:6379/0`)",
-            )),
-            Some(url)
-                if !["redis://", "redis+unix://", "unix://", "redis+sentinel://"]
-                    .iter()
-                    .any(|scheme| url.get_ref().starts_with(scheme)) =>
-            {
-                // The value is not repeated: it may hold a password.
-                errors.push(src.error(
-                        Some(url.span()),
-                        "quota.redis_url",
-                        "not a Redis URL: `redis://host:port/db`, `redis+unix:///path?db=N` or `redis+sentinel://host:port,…/master/db` (TLS to Redis is not supported)",
-                    ));
-            }
-            Some(url) => {
-                // A Sentinel URL is parsed whole here, so a malformed one is refused with
-                // its line instead of at start; the error never quotes the URL.
-                if let Some(rest) = url
-                    .get_ref()
-                    .strip_prefix(crate::redis_url::SENTINEL_SCHEME)
-                    && let Err(e) = crate::redis_url::SentinelTarget::parse(rest)
-                {
-                    errors.push(src.error(Some(url.span()), "quota.redis_url", e.to_string()));
-                }
-            }
-        }
-        if lease == 0 {
-            errors.push(src.error(None, "quota.lease", "must be at least 1"));
-        }
-        if key_prefix.is_empty() {
-            errors.push(src.error(None, "quota.key_prefix", "must not be empty"));
-        }
-        if redis_timeout_ms == 0 {
-            errors.push(src.error(
-                None,
-                "quota.redis_timeout_ms",
-                "must be more than 0 milliseconds",
-            ));
-        }
-    } else {
-        for (field, set) in [
-            ("quota.redis_url", file.redis_url.is_some()),
-            ("quota.lease", file.lease.is_some()),
-            ("quota.emergency_share", file.emergency_share.is_some()),
-            ("quota.key_prefix", file.key_prefix.is_some()),
-            ("quota.redis_timeout_ms", file.redis_timeout_ms.is_some()),
-        ] {
-            if set {
-                errors.push(src.error(
-                    None,
-                    field,
-                    "only used with store = \"redis\"; set the store or remove the field",
-                ));
-            }
-        }
-    }
-    QuotaSettings {
-        store: file.store,
-        path: base.join(file.path.as_deref().unwrap_or("quota.redb")),
-        block,
-        redis_url: file.redis_url.map(Spanned::into_inner).unwrap_or_default(),
-        lease,
-        emergency_share: file.emergency_share.unwrap_or(0),
-        key_prefix,
-        redis_timeout: Duration::from_millis(redis_timeout_ms),
-        burst_per_user: NonZeroU32::new(file.burst_per_user),
-        burst_per_pengguna: NonZeroU32::new(file.burst_per_pengguna),
-    }
-}
-
-/// Where the state shared by several instances lives: the quota's Redis, under its own
-/// key prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SharedSettings {
-    /// Prefix of the shared keys (sessions, lockouts, sanctions).
-    pub key_prefix: String,
-}
-
-/// `[shared]`: the key prefix of the shared state. The state is shared exactly when the
-/// quota is (`store = "redis"`): instances that share the quota run behind one balancer,
-/// and per-process sessions, lockouts and sanctions would break there.
-fn shared_settings(
-    file: Option<SharedFile>,
-    quota: &QuotaSettings,
-    src: &Source<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<SharedSettings> {
-    if quota.store != QuotaStore::Redis {
-        if file.is_some() {
-            errors.push(src.error(
-                None,
-                "shared",
-                "only used with [quota] store = \"redis\" (the shared state lives in the quota's Redis); set the store or remove the section",
-            ));
-        }
-        return None;
-    }
-    let key_prefix = file
-        .and_then(|f| f.key_prefix)
-        .unwrap_or_else(|| "gerbang:shared:".to_string());
-    if key_prefix.is_empty() || key_prefix.chars().any(char::is_whitespace) {
-        errors.push(src.error(
-            None,
-            "shared.key_prefix",
-            "must not be empty or contain spaces",
-        ));
-    }
-    Some(SharedSettings { key_prefix })
-}
-
 /// Checks `[admin]`, adding what is wrong to `errors`.
 fn admin_settings(
     file: &AdminFile,
@@ -522,188 +288,6 @@ fn admin_settings(
         token_file: file.token_file.as_ref().map(|t| base.join(t)),
         quota_series: file.quota_series.unwrap_or(1000),
     })
-}
-
-/// Default time the SAM sidecar may take to answer one validation.
-pub const DEFAULT_SAM_TIMEOUT: Duration = Duration::from_millis(200);
-
-/// Where the SAM sidecar listens: loopback TCP or a Unix socket, never another host (its
-/// answers decide card-reader access and travel unencrypted).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SidecarAddress {
-    /// A loopback `IP:port`.
-    Tcp(SocketAddr),
-    /// A Unix socket path.
-    Unix(PathBuf),
-}
-
-impl SidecarAddress {
-    /// Parses `IP:port` (loopback) or `unix:/path`; a relative socket path is taken
-    /// relative to `base`. The error says what is expected, in words for an operator.
-    pub fn parse(s: &str, base: &Path) -> Result<Self, String> {
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err(
-                    "`unix:` needs a socket path, e.g. `unix:/run/gerbang/sam.sock`".into(),
-                );
-            }
-            return Ok(Self::Unix(base.join(path)));
-        }
-        match s.parse::<SocketAddr>() {
-            Ok(a) if a.ip().is_loopback() => Ok(Self::Tcp(a)),
-            Ok(a) => Err(format!(
-                "`{a}` is not a loopback address: the SAM sidecar runs beside the gateway, on 127.0.0.1, ::1 or a Unix socket"
-            )),
-            Err(_) => Err(format!(
-                "`{s}` is neither `IP:port` (e.g. `127.0.0.1:7443`) nor `unix:/path/to/socket`"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for SidecarAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Tcp(a) => write!(f, "{a}"),
-            Self::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-/// Validated `[sam]` settings: the gateway's client to the SAM sidecar.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SamSidecar {
-    pub address: SidecarAddress,
-    /// Time limit of one validation, connecting included.
-    pub timeout: Duration,
-}
-
-/// Checks `[sam]`, adding what is wrong to `errors`.
-fn sam_settings(
-    file: Option<SamFile>,
-    base: &Path,
-    src: &Source<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<SamSidecar> {
-    let file = file?;
-    let address = match SidecarAddress::parse(file.address.get_ref(), base) {
-        Ok(a) => Some(a),
-        Err(msg) => {
-            errors.push(src.error(Some(file.address.span()), "sam.address", msg));
-            None
-        }
-    };
-    let timeout = match &file.timeout_ms {
-        None => DEFAULT_SAM_TIMEOUT,
-        Some(ms) if (1..=10_000).contains(ms.get_ref()) => Duration::from_millis(*ms.get_ref()),
-        Some(ms) => {
-            errors.push(src.error(
-                Some(ms.span()),
-                "sam.timeout_ms",
-                "must be between 1 and 10000 milliseconds (a card reader waits on it; 200 is the default)",
-            ));
-            DEFAULT_SAM_TIMEOUT
-        }
-    };
-    Some(SamSidecar {
-        address: address?,
-        timeout,
-    })
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct PortalFile {
-    /// Path prefix of the DWH's Web Portal application upstream (default `/portal/`):
-    /// `/portal/x` at the gateway is forwarded as `{upstream_prefix}x`.
-    upstream_prefix: Option<String>,
-    /// A portal session ends after this many seconds without a request (default 900).
-    idle_timeout_secs: Option<u64>,
-    /// A portal session ends this many seconds after login, used or not (default 28800).
-    absolute_timeout_secs: Option<u64>,
-    /// Name of the session cookie (default `gerbang_portal`).
-    cookie_name: Option<String>,
-}
-
-/// Validated Web Portal settings (`[portal]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Portal {
-    /// Path prefix of the portal application upstream; starts and ends with `/`.
-    pub upstream_prefix: String,
-    /// Inactivity after which a session ends.
-    pub idle_timeout: Duration,
-    /// Time after login at which a session ends whatever its use.
-    pub absolute_timeout: Duration,
-    /// Name of the session cookie.
-    pub cookie_name: String,
-}
-
-impl Default for Portal {
-    fn default() -> Self {
-        Self {
-            upstream_prefix: "/portal/".to_string(),
-            idle_timeout: Duration::from_secs(15 * 60),
-            absolute_timeout: Duration::from_secs(8 * 60 * 60),
-            cookie_name: "gerbang_portal".to_string(),
-        }
-    }
-}
-
-/// Checks `[portal]`, adding what is wrong to `errors`.
-fn portal_settings(file: PortalFile, src: &Source<'_>, errors: &mut Vec<ConfigError>) -> Portal {
-    let defaults = Portal::default();
-    let upstream_prefix = file.upstream_prefix.unwrap_or(defaults.upstream_prefix);
-    if !upstream_prefix.starts_with('/')
-        || !upstream_prefix.ends_with('/')
-        || !upstream_prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
-    {
-        errors.push(src.error(
-            None,
-            "portal.upstream_prefix",
-            "must be a path that starts and ends with `/` (e.g. `/portal/`), letters, digits and - _ . ~ only",
-        ));
-    }
-    let idle_timeout = file
-        .idle_timeout_secs
-        .map_or(defaults.idle_timeout, Duration::from_secs);
-    let absolute_timeout = file
-        .absolute_timeout_secs
-        .map_or(defaults.absolute_timeout, Duration::from_secs);
-    if idle_timeout.is_zero() {
-        errors.push(src.error(
-            None,
-            "portal.idle_timeout_secs",
-            "must be at least 1 second",
-        ));
-    }
-    if absolute_timeout < idle_timeout {
-        errors.push(src.error(
-            None,
-            "portal.absolute_timeout_secs",
-            "must not be shorter than portal.idle_timeout_secs",
-        ));
-    }
-    let cookie_name = file.cookie_name.unwrap_or(defaults.cookie_name);
-    // RFC 6265 cookie-name is an HTTP token; keep to the plain subset.
-    if cookie_name.is_empty()
-        || !cookie_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-    {
-        errors.push(src.error(
-            None,
-            "portal.cookie_name",
-            "must be letters, digits, - and _ only",
-        ));
-    }
-    Portal {
-        upstream_prefix,
-        idle_timeout,
-        absolute_timeout,
-        cookie_name,
-    }
 }
 
 /// How refusals map to HTTP statuses.
