@@ -566,7 +566,11 @@ impl BackgroundService for ReloadService {
             .as_ref()
             .map(|store| store.changes());
         if shared.is_some() {
-            run("shared sanctions").await;
+            // Quietly: this runs while the gateway starts, before systemd has heard READY=1.
+            let r = Arc::clone(&reloader);
+            let _ =
+                tokio::task::spawn_blocking(move || r.reload_before_serving("shared sanctions"))
+                    .await;
         }
         loop {
             tokio::select! {
