@@ -507,11 +507,7 @@ impl Admin {
             sanction.id = id.as_str(),
             "sanction applied on every instance"
         );
-        let summary = self.reload_after_shared_change().await;
-        let hash = summary.as_ref().map_or_else(
-            || self.snapshot.load().engine().hash().to_string(),
-            |s| s.policy_hash.clone(),
-        );
+        let (summary, hash) = self.reload_after_shared_change().await;
         self.audit_sanction(
             &format!("SanksiTambah:{}", fields.jenis.as_str()),
             &id,
@@ -555,11 +551,7 @@ impl Admin {
             sanction.id = id.as_str(),
             "sanction lifted on every instance"
         );
-        let summary = self.reload_after_shared_change().await;
-        let hash = summary.as_ref().map_or_else(
-            || self.snapshot.load().engine().hash().to_string(),
-            |s| s.policy_hash.clone(),
-        );
+        let (summary, hash) = self.reload_after_shared_change().await;
         self.audit_sanction("SanksiCabut", &id, None, peer, &hash);
         json_reply(
             StatusCode::OK,
@@ -567,13 +559,17 @@ impl Admin {
         )
     }
 
-    /// Reloads so that the change is in force here before the answer; `None` (logged) if
-    /// the reload was refused: the change stands in Redis, and the files must be mended.
-    async fn reload_after_shared_change(&self) -> Option<crate::reload::ReloadSummary> {
+    /// Reloads so that the change is in force here before the answer; the summary, `None`
+    /// (logged) if the reload was refused (the change stands in Redis, and the files must be
+    /// mended), and the policy hash in force for the decision-log record.
+    async fn reload_after_shared_change(&self) -> (Option<crate::reload::ReloadSummary>, String) {
         let r = Arc::clone(&self.reloader);
         match tokio::task::spawn_blocking(move || r.reload("shared sanction")).await {
-            Ok(Ok(summary)) => Some(summary),
-            Ok(Err(_)) | Err(_) => None,
+            Ok(Ok(summary)) => {
+                let hash = summary.policy_hash.clone();
+                (Some(summary), hash)
+            }
+            Ok(Err(_)) | Err(_) => (None, self.snapshot.load().engine().hash().to_string()),
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct Reloader {
     /// The sanctions several instances share, in force besides the file's; the admin API
     /// adds and lifts them there instead of in the file.
     shared_sanctions: Option<Arc<dyn gerbang_shared::SanctionStore>>,
+    /// The shared set the running snapshot was built with (`None`: none yet, as at start).
+    shared_applied: Mutex<Option<Arc<gerbang_shared::SanctionSet>>>,
 }
 
 impl Reloader {
@@ -81,6 +83,7 @@ impl Reloader {
             audit: None,
             cert: None,
             shared_sanctions: None,
+            shared_applied: Mutex::new(None),
         }
     }
 
@@ -99,19 +102,42 @@ impl Reloader {
         self.shared_sanctions.as_ref()
     }
 
-    /// The snapshot the files on disk (and the shared sanctions) make now.
-    fn candidate(&self, running: &Snapshot) -> Result<Snapshot, ConfigErrors> {
+    /// Whether the shared sanctions in force differ from the set the running snapshot was
+    /// built with (at start: whether there are any), so that a start reloads only when it
+    /// must.
+    pub(crate) fn shared_sanctions_changed(&self) -> bool {
         let Some(store) = &self.shared_sanctions else {
-            return reload_snapshot(&self.config, running);
+            return false;
         };
-        let (shared, problems) = gerbang_core::Sanctions::shared(&store.current().entries);
+        let current = store.current();
+        match &*self
+            .shared_applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(applied) => applied.entries != current.entries,
+            None => !current.entries.is_empty(),
+        }
+    }
+
+    /// The snapshot the files on disk (and the shared sanctions) make now.
+    /// With the shared set it was built with, recorded once it is swapped in.
+    fn candidate(
+        &self,
+        running: &Snapshot,
+    ) -> Result<(Snapshot, Option<Arc<gerbang_shared::SanctionSet>>), ConfigErrors> {
+        let Some(store) = &self.shared_sanctions else {
+            return reload_snapshot(&self.config, running).map(|snap| (snap, None));
+        };
+        let set = store.current();
+        let (shared, problems) = gerbang_core::Sanctions::shared(&set.entries);
         for problem in problems {
             tracing::error!(
                 problem = problem.as_str(),
                 "a shared sanction in Redis is not valid and is not in force"
             );
         }
-        reload_snapshot_with(&self.config, running, shared)
+        reload_snapshot_with(&self.config, running, shared).map(|snap| (snap, Some(set)))
     }
 
     /// Records every reload that changes something in the decision log (action `Reload`,
@@ -133,7 +159,7 @@ impl Reloader {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let running = self.snapshot.load_full();
-        let candidate = self.candidate(&running)?;
+        let (candidate, _) = self.candidate(&running)?;
         gerbang_assure::review(&running, &candidate, &self.config.policy_dir, today(), None)
     }
 
@@ -207,7 +233,7 @@ impl Reloader {
         // What did not change is taken from the running set; an owned handle, not a guard,
         // as the reload takes a while.
         let running = self.snapshot.load_full();
-        let loaded = self.candidate(&running).and_then(|snap| {
+        let loaded = self.candidate(&running).and_then(|(snap, shared)| {
             let review = gerbang_assure::review(
                 &running,
                 &snap,
@@ -215,11 +241,17 @@ impl Reloader {
                 today(),
                 Some(gerbang_assure::RELOAD_DIFF_USERS),
             )?;
-            Ok((snap, review))
+            Ok((snap, shared, review))
         });
         drop(running);
         match loaded {
-            Ok((snap, review)) => {
+            Ok((snap, shared, review)) => {
+                if shared.is_some() {
+                    *self
+                        .shared_applied
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = shared;
+                }
                 let summary = ReloadSummary {
                     policy_hash: snap.engine().hash().to_string(),
                     pks: snap.agreements().len(),
@@ -565,7 +597,7 @@ impl BackgroundService for ReloadService {
             .shared_sanctions
             .as_ref()
             .map(|store| store.changes());
-        if shared.is_some() {
+        if shared.is_some() && reloader.shared_sanctions_changed() {
             // Quietly: this runs while the gateway starts, before systemd has heard READY=1.
             let r = Arc::clone(&reloader);
             let _ =
@@ -575,7 +607,13 @@ impl BackgroundService for ReloadService {
         loop {
             tokio::select! {
                 _ = hup.recv() => run("SIGHUP").await,
-                true = sanctions_changed(&mut shared) => run("shared sanctions").await,
+                // Unless the change is already in force (the admin API that made it here
+                // reloads before answering).
+                true = sanctions_changed(&mut shared) => {
+                    if reloader.shared_sanctions_changed() {
+                        run("shared sanctions").await;
+                    }
+                }
                 Some(()) = changes.recv() => {
                     // Let a burst of events settle, then reload once.
                     while let Ok(Some(())) = tokio::time::timeout(SETTLE, changes.recv()).await {}

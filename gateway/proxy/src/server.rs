@@ -248,7 +248,9 @@ pub fn serve(
         // Before the first request: an instance never serves without the sanctions other
         // instances applied.
         shared.read_sanctions();
-        if let Err(errors) = reloader.reload_before_serving("shared sanctions") {
+        if reloader.shared_sanctions_changed()
+            && let Err(errors) = reloader.reload_before_serving("shared sanctions")
+        {
             tracing::error!("starting without the shared sanctions:\n{errors}");
         }
     }
