@@ -16,6 +16,7 @@ use crate::pks::{PksCache, PksSet};
 
 mod audit;
 mod listen;
+mod balikan;
 mod portal;
 mod quota;
 mod sam;
@@ -24,6 +25,8 @@ use audit::*;
 pub use audit::{AuditArchive, AuditKeep, AuditRetention, AuditSettings};
 use listen::*;
 pub use listen::{Listen, ListenLimits, TlsFiles};
+pub use balikan::{BalikanSettings, MAX_BALIKAN_RECORDS};
+use balikan::*;
 pub use portal::Portal;
 use portal::*;
 use quota::*;
@@ -55,6 +58,9 @@ struct ConfigFile {
     sam: Option<SamFile>,
     #[serde(default)]
     portal: PortalFile,
+    /// The data-balikan channel (what a Pengguna returns under its PKS).
+    #[serde(default)]
+    balikan: BalikanFile,
     /// State shared by several instances through the quota's Redis (portal sessions, login
     /// lockouts, sanctions); only with `[quota] store = "redis"`.
     shared: Option<SharedFile>,
@@ -329,6 +335,8 @@ pub struct Config {
     pub audit: Option<AuditSettings>,
     /// The Web Portal channel (art. 30(2): read-only).
     pub portal: Portal,
+    /// The data-balikan channel.
+    pub balikan: BalikanSettings,
     pub quota: QuotaSettings,
     /// Portal sessions, login lockouts and sanctions shared through Redis (`[quota] store =
     /// "redis"`);
@@ -442,6 +450,7 @@ impl Config {
             .and_then(|a| admin_settings(a, base, &src, &mut errors));
         let sam = sam_settings(file.sam, base, &src, &mut errors);
         let portal = portal_settings(file.portal, &src, &mut errors);
+        let balikan = balikan_settings(file.balikan, base, &quota.path, &src, &mut errors);
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -466,6 +475,7 @@ impl Config {
             admin,
             audit,
             portal,
+            balikan,
             quota,
             shared,
             threads,

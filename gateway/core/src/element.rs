@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::balikan::{BalikanField, BalikanFile};
 use crate::diag::{ConfigError, ConfigErrors, Source, read_file};
 
 /// The vocabulary shipped with Gerbang (a copy of `config/elemen.toml`).
@@ -67,6 +68,9 @@ struct VocabularyFile {
     /// Named groups of elements, usable in a PKS's `elemen_data` like one element.
     #[serde(default)]
     grup: HashMap<String, toml::Spanned<Vec<toml::Spanned<String>>>>,
+    /// The fields a PKS's `data_balikan` may name (data the Pengguna returns).
+    #[serde(default)]
+    balikan: Vec<toml::Spanned<BalikanFile>>,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +94,7 @@ pub struct Vocabulary {
     protected: ElementSet,
     by_name: HashMap<String, ElementId>,
     groups: HashMap<String, ElementSet>,
+    balikan: Vec<BalikanField>,
 }
 
 impl Vocabulary {
@@ -117,6 +122,7 @@ impl Vocabulary {
             protected: ElementSet::EMPTY,
             by_name: HashMap::new(),
             groups: HashMap::new(),
+            balikan: Vec::new(),
         };
         for (i, spanned) in file.elemen.iter().enumerate() {
             let span = spanned.span();
@@ -186,6 +192,20 @@ impl Vocabulary {
             }
             vocab.groups.insert(name.clone(), set);
         }
+        for (i, spanned) in file.balikan.into_iter().enumerate() {
+            let span = spanned.span();
+            let field = format!("balikan[{i}]");
+            match spanned.into_inner().field() {
+                Ok(f) if vocab.balikan.iter().any(|b| b.nama == f.nama) => errors.push(
+                    src.error(Some(span), field, format!("balikan field `{}` is defined twice", f.nama)),
+                ),
+                Ok(f) if vocab.balikan.iter().any(|b| b.kolom == f.kolom) => errors.push(
+                    src.error(Some(span), field, format!("column `{}` is used twice", f.kolom)),
+                ),
+                Ok(f) => vocab.balikan.push(f),
+                Err(why) => errors.push(src.error(Some(span), field, why)),
+            }
+        }
         if errors.is_empty() {
             Ok(vocab)
         } else {
@@ -235,6 +255,16 @@ impl Vocabulary {
     /// The field names of a set, in vocabulary order.
     pub fn names(&self, set: ElementSet) -> Vec<&str> {
         set.iter().map(|id| self.name(id)).collect()
+    }
+
+    /// The balikan field a PKS names `nama`.
+    pub fn balikan(&self, nama: &str) -> Option<&BalikanField> {
+        self.balikan.iter().find(|f| f.nama == nama)
+    }
+
+    /// Every balikan field, in the file's order.
+    pub fn balikan_fields(&self) -> &[BalikanField] {
+        &self.balikan
     }
 
     /// All element and group names, for "did you mean" style messages.
@@ -305,6 +335,19 @@ mod tests {
         assert!(shown.contains("defined twice"), "{shown}");
         assert!(shown.contains("v.toml:10:"), "{shown}");
         assert!(shown.contains("`NOPE`"), "{shown}");
+    }
+
+    #[test]
+    fn balikan_fields_are_checked_with_their_line() {
+        let v = Vocabulary::embedded();
+        let nop = v.balikan("NOP PBB-P2").expect("embedded");
+        assert_eq!(nop.kolom, "NOP_PBB_P2");
+        assert!(nop.check("331309000100200010").is_ok());
+        let text = "[[elemen]]\nnama = \"NIK\"\nlabel = \"x\"\n\n[[balikan]]\nnama = \"A\"\nkolom = \"A\"\nlabel = \"a\"\njenis = \"angka\"\npanjang = 3\n\n[[balikan]]\nnama = \"B\"\nkolom = \"A\"\nlabel = \"b\"\njenis = \"teks\"\npanjang = 3\n\n[[balikan]]\nnama = \"C\"\nkolom = \"C\"\nlabel = \"c\"\njenis = \"angka\"\n";
+        let err = Vocabulary::parse(Path::new("v.toml"), text).expect_err("invalid");
+        let shown = err.to_string();
+        assert!(shown.contains("v.toml:12:") && shown.contains("`A` is used twice"), "{shown}");
+        assert!(shown.contains("v.toml:19:") && shown.contains("needs `panjang`"), "{shown}");
     }
 
     #[test]

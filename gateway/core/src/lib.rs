@@ -4,6 +4,7 @@
 //! tests without linking pingora.
 #![forbid(unsafe_code)]
 
+mod balikan;
 mod card_reader;
 mod clock;
 mod config;
@@ -18,10 +19,12 @@ mod sanction;
 pub mod systemd;
 mod wire;
 
+pub use balikan::{BalikanField, BalikanFormat, MAX_VALUE_CHARS, ValueRefused};
 pub use card_reader::SamReason;
 pub use clock::{Clock, FakeClock, SystemClock, WIB, wib_day};
 pub use config::{
-    Admin, Api, AuditArchive, AuditKeep, AuditRetention, AuditSettings, Auth, Config,
+    Admin, Api, AuditArchive, AuditKeep, AuditRetention, AuditSettings, Auth, BalikanSettings,
+    Config, MAX_BALIKAN_RECORDS,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen, ListenLimits, MAX_BODY_CEILING, Portal,
     QuotaSettings, QuotaStore, SamSidecar, SharedSettings, SidecarAddress, StatusMode, TlsFiles,
     Upstream, check, check_private, default_config_path,

@@ -128,6 +128,23 @@ status = "aktif"
     }
 
     #[test]
+    fn data_balikan_names_fields_of_the_vocabulary() {
+        let ok = pks("1/A", "u1", "127.0.0.2", "data_balikan = [\"NOP PBB-P2\", \"NPWPD\"]\n");
+        let set = load(&[("a.toml", ok)]).expect("valid");
+        assert_eq!(set.agreements[0].data_balikan, ["NOP PBB-P2", "NPWPD"]);
+        let unknown = pks("1/A", "u1", "127.0.0.2", "data_balikan = [\"NOP PBB\"]\n");
+        let shown = load(&[("config/pks/a.toml", unknown)])
+            .expect_err("unknown field")
+            .to_string();
+        assert!(shown.starts_with("config/pks/a.toml:13:"), "{shown}");
+        assert!(shown.contains("field `data_balikan`"), "{shown}");
+        assert!(shown.contains("`NOP PBB`") && shown.contains("NOP PBB-P2"), "{shown}");
+        let twice = pks("1/A", "u1", "127.0.0.2", "data_balikan = [\"NPWPD\", \"NPWPD\"]\n");
+        let shown = load(&[("a.toml", twice)]).expect_err("twice").to_string();
+        assert!(shown.contains("listed twice"), "{shown}");
+    }
+
+    #[test]
     fn end_before_start_and_bad_hash_and_bad_ip_are_all_reported() {
         let text = pks("1/A", "u1", "10.0.0.1/24", "")
             .replace("sampai = 2027-12-31", "sampai = 2024-12-31")

@@ -14,6 +14,7 @@ mod clock;
 mod health;
 mod link;
 mod lockouts;
+mod lookups;
 mod nonces;
 mod sanctions;
 mod sessions;
@@ -24,6 +25,9 @@ pub use health::{Health, HealthMessages};
 pub use link::{Link, Redis, Request, ScriptCall, Unavailable};
 pub use lockouts::{
     EmbeddedLockouts, LockoutSettings, LockoutStore, MAX_ADDRESSES, RedisLockouts, Subject,
+};
+pub use lookups::{
+    EmbeddedLookups, LOOKUP_QUEUE, LookupMemory, LookupStoreError, RedisLookups,
 };
 pub use nonces::{DEFAULT_MAX_NONCES_PER_SAM, EmbeddedNonces, NonceStore, RedisNonces, Seen};
 pub use sanctions::{EmbeddedSanctions, RedisSanctions, SanctionSet, SanctionStore};

@@ -120,6 +120,8 @@ pub struct Pks {
     pub elemen_data: ElementSet,
     pub metode_akses: Vec<Channel>,
     pub kunci_akses: Vec<KunciAkses>,
+    /// The balikan fields the Pengguna returns (names of the vocabulary's `[[balikan]]`
+    /// fields, each once); empty: the PKS obliges none and a balikan is refused.
     pub data_balikan: Vec<String>,
     pub mulai: NaiveDate,
     pub sampai: NaiveDate,

@@ -35,9 +35,9 @@ struct PksFile {
     metode_akses: Spanned<Vec<Channel>>,
     /// Allowed lookup keys.
     kunci_akses: Spanned<Vec<KunciAkses>>,
-    /// Data the Pengguna sends back (informative).
+    /// Data the Pengguna sends back: names of the vocabulary's `[[balikan]]` fields.
     #[serde(default)]
-    data_balikan: Vec<String>,
+    data_balikan: Vec<Spanned<String>>,
     /// First day of validity (inclusive, WIB).
     mulai: Spanned<toml::value::Datetime>,
     /// Last day of validity (inclusive, WIB).
@@ -187,6 +187,34 @@ pub(super) fn parse_one(
         ));
     }
 
+    let mut data_balikan: Vec<String> = Vec::new();
+    for name in &file.data_balikan {
+        let name_ref = name.get_ref();
+        if vocab.balikan(name_ref).is_none() {
+            let known: Vec<&str> = vocab
+                .balikan_fields()
+                .iter()
+                .map(|f| f.nama.as_str())
+                .collect();
+            errors.push(src.error(
+                Some(name.span()),
+                "data_balikan",
+                format!(
+                    "`{name_ref}` is not a balikan field of the vocabulary (known: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            ));
+        } else if data_balikan.iter().any(|n| n == name_ref) {
+            errors.push(src.error(
+                Some(name.span()),
+                "data_balikan",
+                format!("`{name_ref}` is listed twice"),
+            ));
+        } else {
+            data_balikan.push(name_ref.clone());
+        }
+    }
+
     if file.metode_akses.get_ref().is_empty() {
         errors.push(src.error(
             Some(file.metode_akses.span()),
@@ -330,7 +358,7 @@ pub(super) fn parse_one(
         elemen_data,
         metode_akses: file.metode_akses.into_inner(),
         kunci_akses: file.kunci_akses.into_inner(),
-        data_balikan: file.data_balikan,
+        data_balikan,
         mulai,
         sampai,
         kepemilikan_asing_mayoritas: file.kepemilikan_asing_mayoritas,
