@@ -2,8 +2,9 @@
 # Checks everything in monitoring/ without a running gateway; called by `make test`.
 #   1 promtool check config   prometheus.yml (and the rule file it names)
 #   2 promtool check rules    alerts.yml
-#   3 promtool test rules     alerts_test.yml: every alert fires in one case and stays silent
-#                             in another (queries.py check-alert-tests makes sure of both)
+#   3 promtool test rules     alerts_test.yml and alerts_test_30d.yml (the 30-day alerts,
+#                             evaluated hourly): every alert fires in one case and stays
+#                             silent in another (queries.py check-alert-tests makes sure)
 #   4 dashboard JSON          parses; every panel has the provisioned Prometheus datasource
 #                             and targets; variables resolve; $pengguna matched with =~
 #   5 dashboard queries       every panel query parses as PromQL and returns data over the
@@ -38,9 +39,9 @@ promtool check config prometheus.yml
 step "promtool check rules alerts.yml"
 promtool check rules alerts.yml
 
-step "promtool test rules alerts_test.yml"
+step "promtool test rules alerts_test.yml alerts_test_30d.yml"
 python3 queries.py check-alert-tests
-promtool test rules alerts_test.yml
+promtool test rules alerts_test.yml alerts_test_30d.yml
 
 step "dashboard JSON: grafana/dashboards/gerbang.json"
 python3 -m json.tool grafana/dashboards/gerbang.json >/dev/null

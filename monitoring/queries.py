@@ -3,7 +3,7 @@
 
     queries.py check-dashboard            structural checks of grafana/dashboards/gerbang.json
     queries.py check-alert-tests          every alert in alerts.yml has a firing and a
-                                          non-firing case in alerts_test.yml
+                                          non-firing case in alerts_test*.yml
     queries.py list [--rate-interval 1m] [--range 1h] [--pengguna '.*']
                                           every dashboard query, variables substituted, as
                                           JSON lines {"panel", "title", "ref", "expr"}; the
@@ -38,7 +38,8 @@ HERE = Path(__file__).resolve().parent
 DASHBOARD = HERE / "grafana" / "dashboards" / "gerbang.json"
 DATASOURCES = HERE / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 ALERTS = HERE / "alerts.yml"
-ALERT_TESTS = HERE / "alerts_test.yml"
+# 30-day alerts are tested apart, evaluated hourly (see the file's header).
+ALERT_TESTS = (HERE / "alerts_test.yml", HERE / "alerts_test_30d.yml")
 TRAFFIC = HERE / "testdata" / "traffic.yml"
 
 # Grafana's own variables the dashboard may use; anything else must be a template variable.
@@ -260,31 +261,33 @@ def live(base: str, rate_interval: str, range_: str, alerts: bool) -> int:
 
 
 def check_alert_tests() -> Problems:
-    """Reads the two files as text: alert names, and per `alertname:` whether the case
+    """Reads the files as text: alert names, and per `alertname:` whether the case
     expects alerts (`exp_alerts:` followed by entries) or none (`exp_alerts: []`)."""
     problems = Problems()
     alerts = re.findall(r"^\s*- alert:\s*(\w+)", ALERTS.read_text(), re.MULTILINE)
     fires: dict[str, int] = {}
     silent: dict[str, int] = {}
-    current = None
-    for line in ALERT_TESTS.read_text().splitlines():
-        match = re.match(r"\s*alertname:\s*(\w+)", line)
-        if match:
-            current = match.group(1)
-            continue
-        match = re.match(r"\s*exp_alerts:\s*(.*)$", line)
-        if match and current:
-            bucket = silent if match.group(1).strip() == "[]" else fires
-            bucket[current] = bucket.get(current, 0) + 1
-            current = None
+    for tests in ALERT_TESTS:
+        current = None
+        for line in tests.read_text().splitlines():
+            match = re.match(r"\s*alertname:\s*(\w+)", line)
+            if match:
+                current = match.group(1)
+                continue
+            match = re.match(r"\s*exp_alerts:\s*(.*)$", line)
+            if match and current:
+                bucket = silent if match.group(1).strip() == "[]" else fires
+                bucket[current] = bucket.get(current, 0) + 1
+                current = None
+    where = "alerts_test*.yml"
     for name in alerts:
         if not fires.get(name):
-            problems.add(ALERT_TESTS.name, f"{name} has no case where it fires")
+            problems.add(where, f"{name} has no case where it fires")
         if not silent.get(name):
-            problems.add(ALERT_TESTS.name, f"{name} has no case where it must not fire")
+            problems.add(where, f"{name} has no case where it must not fire")
     for name in sorted(set(fires) | set(silent)):
         if name not in alerts:
-            problems.add(ALERT_TESTS.name, f"tests {name}, which alerts.yml does not define")
+            problems.add(where, f"tests {name}, which alerts.yml does not define")
     print(f"{len(alerts)} alerts, each with a firing and a non-firing case"
           if not problems else f"{len(alerts)} alerts")
     return problems

@@ -47,7 +47,7 @@ pub(crate) fn operation(rest: &str) -> Option<Operation> {
 
 /// A DWH response code with its text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Code {
+pub(crate) enum Code {
     Incomplete,
     Deceased,
     Duplicate,
@@ -83,6 +83,11 @@ impl Code {
 /// An error page: `RESPON` and `RESPONSE_CODE`, plus `RESPONSE_DESC` in the
 /// verification style.
 fn error_page(code: Code, with_desc: bool, quota: Option<u64>) -> Vec<u8> {
+    error_page_with(code, with_desc.then_some(code.text()), quota)
+}
+
+/// An error page whose `RESPONSE_DESC`, if any, is `desc`.
+pub(crate) fn error_page_with(code: Code, desc: Option<&str>, quota: Option<u64>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     json::open_page(&mut out);
     out.push(b'{');
@@ -91,10 +96,10 @@ fn error_page(code: Code, with_desc: bool, quota: Option<u64>) -> Vec<u8> {
     out.push(b',');
     json::push_key(&mut out, "RESPONSE_CODE");
     json::push_str(&mut out, code.number());
-    if with_desc {
+    if let Some(desc) = desc {
         out.push(b',');
         json::push_key(&mut out, "RESPONSE_DESC");
-        json::push_str(&mut out, code.text());
+        json::push_str(&mut out, desc);
     }
     out.push(b'}');
     json::close_page(&mut out, Page::single(quota));
@@ -105,7 +110,7 @@ fn error_page(code: Code, with_desc: bool, quota: Option<u64>) -> Vec<u8> {
 /// `serde_json` was built with (its `Map` sorts keys unless `preserve_order` is on), so
 /// verdicts come back in the order of the claims.
 #[derive(Debug, Default)]
-struct Body(Vec<(String, Value)>);
+pub(crate) struct Body(Vec<(String, Value)>);
 
 impl<'de> Deserialize<'de> for Body {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Body, D::Error> {
@@ -132,7 +137,7 @@ impl<'de> Deserialize<'de> for Body {
 }
 
 impl Body {
-    fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }

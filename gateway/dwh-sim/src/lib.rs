@@ -7,15 +7,21 @@
 //! upstream" of its benchmarks, so the hot path is lock-free: lookups binary-search
 //! immutable tables and the counters are atomics.
 //!
+//! `POST /dukcapil/balikan/{pengguna}` takes a batch of data balikan (the data a
+//! Pengguna returns to Dukcapil under its PKS, `{"data":[{"NIK":"…","NOP_PBB_P2":"…"},…]}`,
+//! at most 1,000 records), checks its shape and answers `Data Balikan Diterima` with the
+//! number of records, or the DWH's error page. It keeps only counts.
+//!
 //! Below `/portal/` it plays the DWH's Web Portal: a page, its assets and a NIK search,
 //! plus the export, download, bulk search and write form the gateway must refuse
 //! (art. 30(2)); it trusts the User ID the gateway asserts in a header.
 //!
-//! Test hooks below `/__sim/` report and reset counters, list sample NIKs by kind,
-//! return full records, add an artificial delay, show the last data request exactly as it
-//! was received (`last`), and make the simulator answer as a DWH with a bug would
-//! (`misbehave`: verification answers carrying values, a lookup answered with another
-//! person's record).
+//! Test hooks below `/__sim/` report and reset counters (lookups, portal requests,
+//! balikan batches and their records), list sample NIKs by kind, return full records, add
+//! an artificial delay (to lookups and balikan batches), show the last data request (a
+//! lookup or a balikan batch) exactly as it was received (`last`), and make the simulator
+//! answer as a DWH with a bug would (`misbehave`: verification answers carrying values, a
+//! lookup answered with another person's record; balikan batches are never misanswered).
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -31,6 +37,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod balikan;
 mod date;
 mod geo;
 mod handlers;

@@ -23,6 +23,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 use tracing::{debug, warn};
 
+use crate::balikan;
 use crate::handlers::{self, Operation};
 use crate::population::Population;
 use crate::portal;
@@ -52,6 +53,11 @@ pub struct Stats {
     pub by_elemen: u64,
     /// Every request below `/portal/` (the Web Portal), whatever it asked.
     pub portal: u64,
+    /// Every data balikan batch below `/dukcapil/balikan/`, accepted or refused (not
+    /// counted in `requests`, which are lookups).
+    pub balikan: u64,
+    /// The records of the accepted data balikan batches.
+    pub balikan_records: u64,
 }
 
 /// Everything the request handlers share: the population, counters, the delay and the
@@ -64,10 +70,13 @@ pub struct SimState {
     verify: AtomicU64,
     by_elemen: AtomicU64,
     portal: AtomicU64,
+    balikan: AtomicU64,
+    balikan_records: AtomicU64,
     delay_ms: AtomicU64,
     /// How the simulator misbehaves, if it does ([`Misbehaviour`] as a number).
     misbehaviour: AtomicU8,
-    /// The last data request received, as received (`/__sim/last`).
+    /// The last data request received (a lookup or a balikan batch), as received
+    /// (`/__sim/last`).
     last: Mutex<Option<Received>>,
 }
 
@@ -123,13 +132,16 @@ impl SimState {
             verify: AtomicU64::new(0),
             by_elemen: AtomicU64::new(0),
             portal: AtomicU64::new(0),
+            balikan: AtomicU64::new(0),
+            balikan_records: AtomicU64::new(0),
             delay_ms: AtomicU64::new(0),
             misbehaviour: AtomicU8::new(0),
             last: Mutex::new(None),
         }
     }
 
-    /// The last data request received (below `/dukcapil/get_json/`), if any.
+    /// The last data request received (below `/dukcapil/get_json/` or
+    /// `/dukcapil/balikan/`), if any.
     pub fn last_request(&self) -> Option<Received> {
         self.last
             .lock()
@@ -165,6 +177,8 @@ impl SimState {
             verify: self.verify.load(Relaxed),
             by_elemen: self.by_elemen.load(Relaxed),
             portal: self.portal.load(Relaxed),
+            balikan: self.balikan.load(Relaxed),
+            balikan_records: self.balikan_records.load(Relaxed),
         }
     }
 
@@ -176,6 +190,8 @@ impl SimState {
             &self.verify,
             &self.by_elemen,
             &self.portal,
+            &self.balikan,
+            &self.balikan_records,
         ] {
             counter.store(0, Relaxed);
         }
@@ -190,6 +206,19 @@ impl SimState {
     /// The delay applied before answering each data request.
     pub fn delay(&self) -> Duration {
         Duration::from_millis(self.delay_ms.load(Relaxed))
+    }
+
+    /// Keeps `received` as the last data request (`/__sim/last`).
+    fn keep_last(&self, received: Received) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(received);
+    }
+
+    /// Waits the delay `/__sim/delay` set, before a data request is answered.
+    async fn wait_delay(&self) {
+        let delay = self.delay_ms.load(Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
     }
 
     fn counter(&self, operation: Operation) -> &AtomicU64 {
@@ -355,36 +384,12 @@ async fn handle(state: Arc<SimState>, request: Request<Incoming>) -> Result<Answ
         if parts.method != Method::POST {
             return Ok(error(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
         }
-        let received = Received {
-            method: parts.method.to_string(),
-            target: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| path.to_string(), |p| p.as_str().to_string()),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: Bytes::new(),
-        };
-        let body = match read_body(body).await {
+        let body = match read_body(body, MAX_BODY).await {
             Ok(body) => body,
             Err(answer) => return Ok(answer),
         };
-        *state.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Received {
-            body: body.clone(),
-            ..received
-        });
-        let delay = state.delay_ms.load(Relaxed);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
+        state.keep_last(received(&parts, &body));
+        state.wait_delay().await;
         let population = &state.population;
         let misbehaviour = state.misbehaviour();
         let answer = match operation {
@@ -404,12 +409,15 @@ async fn handle(state: Arc<SimState>, request: Request<Incoming>) -> Result<Answ
         };
         return Ok(json(StatusCode::OK, answer));
     }
+    if let Some(pengguna) = path.strip_prefix("/dukcapil/balikan/") {
+        return Ok(submit_balikan(&state, &parts, pengguna, body).await);
+    }
     if let Some(rest) = path.strip_prefix("/portal/") {
         state.portal.fetch_add(1, Relaxed);
         let Some(op) = portal::route(&parts.method, rest) else {
             return Ok(error(StatusCode::NOT_FOUND, "no such portal page"));
         };
-        let body = match read_body(body).await {
+        let body = match read_body(body, MAX_BODY).await {
             Ok(body) => body,
             Err(answer) => return Ok(answer),
         };
@@ -425,8 +433,62 @@ async fn handle(state: Arc<SimState>, request: Request<Incoming>) -> Result<Answ
     Ok(error(StatusCode::NOT_FOUND, "not found"))
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, Answer> {
-    match Limited::new(body, MAX_BODY).collect().await {
+/// `POST /dukcapil/balikan/{pengguna}`: a data balikan batch, counted, kept as the last
+/// data request and checked; nothing of it is stored. The delay applies as to lookups.
+async fn submit_balikan(
+    state: &SimState,
+    parts: &http::request::Parts,
+    pengguna: &str,
+    body: Incoming,
+) -> Answer {
+    state.balikan.fetch_add(1, Relaxed);
+    if !balikan::is_pengguna(pengguna) {
+        return error(StatusCode::NOT_FOUND, "unknown pengguna");
+    }
+    if parts.method != Method::POST {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+    }
+    let body = match read_body(body, balikan::MAX_BODY).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
+    state.keep_last(received(parts, &body));
+    state.wait_delay().await;
+    match balikan::check(&body) {
+        Ok(records) => {
+            state
+                .balikan_records
+                .fetch_add(u64::try_from(records).unwrap_or(u64::MAX), Relaxed);
+            json(StatusCode::OK, balikan::accepted(records))
+        }
+        Err(refusal) => json(StatusCode::OK, balikan::refused(&refusal)),
+    }
+}
+
+/// A data request as received: method, target, headers in order, body.
+fn received(parts: &http::request::Parts, body: &Bytes) -> Received {
+    Received {
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.clone(),
+    }
+}
+
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Answer> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -466,7 +528,7 @@ async fn sim_hook(
         },
         "delay" if get => json(StatusCode::OK, delay_json(state.delay_ms.load(Relaxed))),
         "delay" if post => {
-            let body = match read_body(body).await {
+            let body = match read_body(body, MAX_BODY).await {
                 Ok(body) => body,
                 Err(answer) => return answer,
             };
@@ -487,7 +549,7 @@ async fn sim_hook(
         },
         "misbehave" if get => json(StatusCode::OK, mode_json(state.misbehaviour())),
         "misbehave" if post => {
-            let body = match read_body(body).await {
+            let body = match read_body(body, MAX_BODY).await {
                 Ok(body) => body,
                 Err(answer) => return answer,
             };
@@ -511,8 +573,14 @@ async fn sim_hook(
 
 fn stats_json(stats: Stats) -> Vec<u8> {
     format!(
-        r#"{{"requests":{},"call_nik":{},"verify":{},"by_elemen":{},"portal":{}}}"#,
-        stats.requests, stats.call_nik, stats.verify, stats.by_elemen, stats.portal
+        r#"{{"requests":{},"call_nik":{},"verify":{},"by_elemen":{},"portal":{},"balikan":{},"balikan_records":{}}}"#,
+        stats.requests,
+        stats.call_nik,
+        stats.verify,
+        stats.by_elemen,
+        stats.portal,
+        stats.balikan,
+        stats.balikan_records
     )
     .into_bytes()
 }

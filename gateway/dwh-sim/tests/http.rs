@@ -455,7 +455,10 @@ async fn hooks_count_reset_sample_and_delay() {
     let stats = |body: &str| serde_json::from_str::<Value>(body).expect("stats JSON");
     assert_eq!(
         stats(&get(&format!("{base}/__sim/stats")).await.1),
-        json!({"requests": 0, "call_nik": 0, "verify": 0, "by_elemen": 0, "portal": 0})
+        json!({
+            "requests": 0, "call_nik": 0, "verify": 0, "by_elemen": 0, "portal": 0,
+            "balikan": 0, "balikan_records": 0
+        })
     );
 
     let nik = sample(&base, "alive", 1).await.remove(0);
@@ -479,7 +482,10 @@ async fn hooks_count_reset_sample_and_delay() {
         .await
         .expect("send");
     assert_eq!(unknown.status(), 404);
-    let want = json!({"requests": 5, "call_nik": 2, "verify": 1, "by_elemen": 1, "portal": 0});
+    let want = json!({
+        "requests": 5, "call_nik": 2, "verify": 1, "by_elemen": 1, "portal": 0,
+        "balikan": 0, "balikan_records": 0
+    });
     assert_eq!(stats(&get(&format!("{base}/__sim/stats")).await.1), want);
     assert_eq!(state.stats().requests, 5);
     let reset = client()
@@ -618,4 +624,140 @@ async fn last_shows_the_request_as_received_and_misbehave_answers_wrongly() {
         "Sesuai"
     );
     assert_eq!(misbehave("sometimes").await.status(), 400);
+}
+
+#[tokio::test]
+async fn balikan_batches_are_checked_counted_and_kept_as_last() {
+    let (addr, state) = start(13, 1_000, None);
+    let base = format!("http://{addr}");
+    let stats = || async {
+        let (status, body) = get(&format!("{base}/__sim/stats")).await;
+        assert_eq!(status, 200);
+        serde_json::from_str::<Value>(&body).expect("stats JSON")
+    };
+    let niks = sample(&base, "alive", 2).await;
+    let url = format!("{base}/dukcapil/balikan/bkd-karanganyar");
+    let body = format!(
+        r#"{{"data":[{{"NIK":"{}","NOP_PBB_P2":"331309000100200010","NPWPD":"P.2.0001234.33.13"}},{{"NIK":"{}","NOP_PBB_P2":"331309000100200011"}}]}}"#,
+        niks[0], niks[1]
+    );
+    assert_eq!(
+        post_json(&format!("{url}?x=1"), &body).await,
+        json!({"content":[{"RESPON":"Data Balikan Diterima","JUMLAH":2}],"lastPage":true,
+            "numberOfElements":1,"sort":null,"totalElements":1,"firstPage":true,"number":0,
+            "size":1})
+    );
+    let (status, last) = get(&format!("{base}/__sim/last")).await;
+    assert_eq!(status, 200);
+    let last: Value = serde_json::from_str(&last).expect("JSON");
+    assert_eq!(last["method"], "POST");
+    assert_eq!(last["target"], "/dukcapil/balikan/bkd-karanganyar?x=1");
+    assert_eq!(last["body"], body);
+    let s = stats().await;
+    assert_eq!(
+        (s["balikan"].as_u64(), s["balikan_records"].as_u64()),
+        (Some(1), Some(2))
+    );
+    // A batch is not a lookup.
+    assert_eq!(s["requests"], 0);
+
+    // Each malformed batch: the DWH's error page, HTTP 200, nothing counted as records.
+    let nik = &niks[0];
+    let too_many = format!(
+        r#"{{"data":[{}]}}"#,
+        vec![format!(r#"{{"NIK":"{nik}","NO_RM":"1"}}"#); 1001].join(",")
+    );
+    let cases = [
+        ("not json".to_owned(), "07", "Data balikan bukan objek JSON"),
+        (
+            r#"{"rows":[]}"#.to_owned(),
+            "07",
+            "Data balikan tidak memiliki larik data",
+        ),
+        (
+            format!(r#"{{"data":[{{"NIK":"{nik}"}},"x"]}}"#),
+            "07",
+            "Data balikan ke-2 bukan objek",
+        ),
+        (
+            format!(r#"{{"data":[{{"NIK":"{nik}","NO_RM":7}}]}}"#),
+            "07",
+            "Data balikan ke-1 memuat nilai bukan teks",
+        ),
+        (
+            format!(r#"{{"data":[{{"NIK":"{nik}","no_rm":"7"}}]}}"#),
+            "07",
+            "Data balikan ke-1 memuat nama kolom tidak sah",
+        ),
+        (
+            r#"{"data":[{"NIK":"320101410190","NO_RM":"7"}]}"#.to_owned(),
+            "15",
+            "NIK data balikan ke-1 tidak sesuai format",
+        ),
+        (
+            r#"{"data":[{"NO_RM":"7"}]}"#.to_owned(),
+            "07",
+            "Data balikan ke-1 tidak memuat NIK",
+        ),
+        (
+            too_many,
+            "07",
+            "Jumlah data balikan 1001 melebihi batas 1000 per kiriman",
+        ),
+    ];
+    for (body, want, desc) in &cases {
+        let answer = post_json(&url, body).await;
+        assert_eq!(code(&answer), *want, "{desc}");
+        assert_eq!(answer["content"][0]["RESPONSE_DESC"], *desc);
+        let respon = answer["content"][0]["RESPON"].as_str().unwrap_or_default();
+        assert!(
+            [
+                "Parameter Tidak Lengkap",
+                "NIK Tidak Sesuai Format Dukcapil"
+            ]
+            .contains(&respon),
+            "{respon}"
+        );
+        assert_single_page(&answer);
+        // Refused or not, it reached the DWH as sent.
+        let last: Value =
+            serde_json::from_str(&get(&format!("{base}/__sim/last")).await.1).expect("JSON");
+        assert_eq!(last["body"], *body);
+    }
+    let s = stats().await;
+    assert_eq!(s["balikan"].as_u64(), Some(1 + cases.len() as u64));
+    assert_eq!(s["balikan_records"], 2);
+
+    // The path names a Pengguna; only POST; the body is bounded.
+    for bad in ["BKD", "a/b", ""] {
+        let response = client()
+            .post(format!("{base}/dukcapil/balikan/{bad}"))
+            .body(body.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 404, "{bad}");
+    }
+    assert_eq!(get(&url).await.0, 405);
+    let huge = format!(r#"{{"data":[],"pad":"{}"}}"#, "x".repeat(1 << 20));
+    let response = client().post(&url).body(huge).send().await.expect("send");
+    assert_eq!(response.status(), 413);
+    assert_eq!(state.stats().balikan_records, 2);
+
+    // The delay slows batches down as it does lookups; reset zeroes the counters.
+    state.set_delay(Duration::from_millis(200));
+    let started = Instant::now();
+    post_json(&url, r#"{"data":[]}"#).await;
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    state.set_delay(Duration::ZERO);
+    let reset = client()
+        .post(format!("{base}/__sim/reset"))
+        .send()
+        .await
+        .expect("reset");
+    let reset: Value = serde_json::from_str(&reset.text().await.expect("body")).expect("JSON");
+    assert_eq!(
+        (reset["balikan"].as_u64(), reset["balikan_records"].as_u64()),
+        (Some(0), Some(0))
+    );
 }
