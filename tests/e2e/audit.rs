@@ -545,6 +545,7 @@ fn verify_and_report_read_the_archive_named_in_the_configuration() {
                 policy_hash: String::new(),
                 nik_digest: Some(key.nik_digest(&format!("99{i:014}"))),
                 elements: vec!["NIK".into()],
+                balikan: None,
                 upstream_status: (i % 4 != 0).then_some(200),
                 latency_us: 100,
                 quota_used: Some(i),

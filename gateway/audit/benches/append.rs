@@ -37,6 +37,7 @@ fn record(key: &AuditKey) -> Record {
         ]
         .map(str::to_owned)
         .to_vec(),
+        balikan: None,
         upstream_status: Some(200),
         latency_us: 812,
         quota_used: Some(17),

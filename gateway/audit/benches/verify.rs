@@ -36,6 +36,7 @@ fn record(key: &AuditKey, n: u64, time: DateTime<Utc>) -> Record {
         elements: ["NIK", "NAMA_LGKP", "TGL_LHR", "ALAMAT"]
             .map(str::to_owned)
             .to_vec(),
+        balikan: None,
         upstream_status: (!refused).then_some(200),
         latency_us: 812,
         quota_used: Some(17),

@@ -178,6 +178,7 @@ fn synthetic(
         policy_hash: "7d4f0c2a9b1e3f5d6c8a0b2e4d6f8a1c3e5b7d9f0a2c4e6b8d0f1a3c5e7b9d2f".to_owned(),
         nik_digest: Some(key.nik_digest(&nik)),
         elements,
+        balikan: None,
         upstream_status: upstream,
         latency_us: 300 + rng.below(1_700),
         quota_used: upstream.map(|_| user.used),

@@ -36,7 +36,7 @@ pub use maintain::{
     ArchiveTo, COMPRESSION_LEVEL, DiskSpace, Keep, Maintained, MaintenanceError, Retention,
     disk_space,
 };
-pub use record::{Decision, Record};
+pub use record::{BALIKAN_ACTION, Balikan, Decision, Record};
 pub use report::{
     ChainRead, ChannelShare, Format, FormatUnknown, PeakDay, PenggunaReport, Report, ReportError,
     Semester, SemesterInvalid, Usage, UserReport, report, report_fleet, report_with_archive,

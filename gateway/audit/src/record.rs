@@ -74,9 +74,13 @@ pub struct Record {
     /// The looked-up NIK as a keyed digest ([`crate::AuditKey::nik_digest`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nik_digest: Option<NikDigest>,
-    /// The names of the data elements released (never their values).
+    /// The names of the data elements released (never their values); for a data-balikan
+    /// batch, the names of the balikan fields it sent (`Nomor rekam medis`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elements: Vec<String>,
+    /// A data-balikan batch (action `SubmitBalikan`): how many records, never their values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balikan: Option<Balikan>,
     /// The DWH's HTTP status when the request reached it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_status: Option<u16>,
@@ -90,11 +94,50 @@ pub struct Record {
     pub quota_limit: Option<u32>,
 }
 
+/// The action of a data-balikan batch (`POST /dukcapil/balikan/{instansi}`), as the gateway
+/// names it in `action`. The audit crate does not depend on the policy crate that defines the
+/// actions, so the name is repeated here; a test of the CLI, which
+/// depends on both, holds the two together.
+pub const BALIKAN_ACTION: &str = "SubmitBalikan";
+
+/// What a data-balikan batch carried: the data a Pengguna must return to Dukcapil under its
+/// PKS (a tax office's tax object numbers, a hospital's medical record numbers). Counts and
+/// keyed digests only: the values returned are population data and never enter the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balikan {
+    /// Records accepted and forwarded to the DWH.
+    pub accepted: u32,
+    /// Records refused (a field malformed or unknown, a NIK the Pengguna never looked up, the daily limit).
+    pub refused: u32,
+    /// The keyed digests of the accepted records' NIKs, in the batch's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nik_digests: Vec<NikDigest>,
+}
+
 impl Record {
     /// Whether this record is a NIK hit: an allowed lookup that reached the DWH (it has an
-    /// upstream status). Quota and the semester reports count these.
+    /// upstream status). Quota and the semester reports count these. A data-balikan batch
+    /// also reaches the DWH, but it returns data rather than looking a person up: it is
+    /// never a hit, or a Pengguna returning its data would seem to use its quota and its
+    /// returned NIKs would count as people it looked up.
     pub fn is_hit(&self) -> bool {
-        self.decision == Decision::Allow && self.upstream_status.is_some()
+        self.decision == Decision::Allow && self.upstream_status.is_some() && !self.is_balikan()
+    }
+
+    /// Whether this record is a data-balikan batch: its action is [`BALIKAN_ACTION`], or it
+    /// carries balikan counts. Either is enough, so a batch refused before its records were
+    /// read (no counts yet) is still known for one.
+    pub fn is_balikan(&self) -> bool {
+        self.balikan.is_some() || self.action.as_deref() == Some(BALIKAN_ACTION)
+    }
+
+    /// The NIK digests this record is about: the looked-up NIK of a lookup, and the accepted
+    /// records' NIKs of a data-balikan batch. A search for one person's records must look at
+    /// both, or it misses the data returned about them.
+    pub fn nik_digests(&self) -> impl Iterator<Item = &NikDigest> {
+        self.nik_digest
+            .iter()
+            .chain(self.balikan.iter().flat_map(|b| b.nik_digests.iter()))
     }
 }
 
@@ -146,6 +189,7 @@ mod tests {
             policy_hash: "ab".repeat(32),
             nik_digest: Some(key.nik_digest("3313010101900001")),
             elements: vec!["NIK".into(), "NAMA_LGKP".into()],
+            balikan: None,
             upstream_status: Some(200),
             latency_us: 812,
             quota_used: Some(3),
@@ -169,6 +213,61 @@ mod tests {
         let back: Record = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, record);
         assert!(back.is_hit());
+    }
+
+    /// A data-balikan batch round-trips with its counts and digests, and is not a hit
+    /// although it reached the DWH: counted as one, it would use quota and inflate the
+    /// Pengguna's lookups in the semester report.
+    #[test]
+    fn a_balikan_batch_round_trips_and_is_not_a_hit() {
+        let key = AuditKey::from_material(&[1u8; 32], "t").expect("key");
+        let mut record = sample(&key);
+        record.action = Some(BALIKAN_ACTION.into());
+        record.nik_digest = None;
+        record.elements = vec!["Nomor rekam medis".into()];
+        record.quota_used = None;
+        record.quota_limit = None;
+        record.balikan = Some(Balikan {
+            accepted: 2,
+            refused: 1,
+            nik_digests: vec![
+                key.nik_digest("3201014101900001"),
+                key.nik_digest("3201014101900002"),
+            ],
+        });
+        let json = serde_json::to_string(&record).expect("json");
+        assert!(
+            json.contains(r#""balikan":{"accepted":2,"refused":1,"nik_digests":[""#),
+            "{json}"
+        );
+        assert!(!json.contains("3201014101900001"), "no raw NIK: {json}");
+        let back: Record = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, record);
+        assert!(back.is_balikan());
+        assert!(!back.is_hit(), "a balikan batch is not a NIK hit");
+        assert_eq!(back.nik_digests().count(), 2);
+
+        // Refused before its records were read: no counts, still a balikan by its action.
+        record.balikan = None;
+        assert!(record.is_balikan());
+        assert!(!record.is_hit());
+    }
+
+    /// Lines written before the field existed have no `balikan` member: they still parse,
+    /// and a lookup among them is still a hit.
+    #[test]
+    fn a_record_without_balikan_still_parses() {
+        let key = AuditKey::from_material(&[1u8; 32], "t").expect("key");
+        let record = sample(&key);
+        let json = serde_json::to_string(&record).expect("json");
+        assert!(!json.contains("balikan"), "{json}");
+        let back: Record = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.balikan, None);
+        assert!(back.is_hit() && !back.is_balikan());
+        assert_eq!(
+            back.nik_digests().collect::<Vec<_>>(),
+            [&key.nik_digest("3313010101900001")]
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::archive::Manifest;
 use crate::files;
 use crate::fleet::{ChainId, FleetError, LogDir, chain_id, distinct};
-use crate::record::{Decision, wib_day};
+use crate::record::{BALIKAN_ACTION, Decision, wib_day};
 
 pub use render::{Format, FormatUnknown};
 
@@ -331,6 +331,8 @@ struct ReportLine<'a> {
     user_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     channel: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    action: Option<Cow<'a, str>>,
     #[serde(default)]
     decision: Option<Decision>,
     #[serde(default, borrow)]
@@ -341,6 +343,15 @@ struct ReportLine<'a> {
     upstream_status: Option<u16>,
     #[serde(default)]
     quota_limit: Option<u32>,
+    #[serde(default)]
+    balikan: Option<serde::de::IgnoredAny>,
+}
+
+impl ReportLine<'_> {
+    /// [`crate::Record::is_balikan`], on the borrowed line.
+    fn is_balikan(&self) -> bool {
+        self.balikan.is_some() || self.action.as_deref() == Some(BALIKAN_ACTION)
+    }
 }
 
 /// Running counters of one User ID (or one Pengguna, or everything, once merged).
@@ -461,7 +472,8 @@ impl Folder {
             .or_default();
         tally.requests += 1;
         match decision {
-            Decision::Allow if line.upstream_status.is_some() => {
+            // A data-balikan batch reaches the DWH too, but it is no lookup (Record::is_hit).
+            Decision::Allow if line.upstream_status.is_some() && !line.is_balikan() => {
                 tally.hits += 1;
                 let day_tally = tally.days.entry(day).or_default();
                 day_tally.hits += 1;

@@ -1309,6 +1309,7 @@ mod queue_tests {
             policy_hash: String::new(),
             nik_digest: None,
             elements: Vec::new(),
+            balikan: None,
             upstream_status: None,
             latency_us: 1,
             quota_used: None,

@@ -614,6 +614,7 @@ impl Admin {
             policy_hash: policy_hash.to_string(),
             nik_digest: None,
             elements: Vec::new(),
+            balikan: None,
             upstream_status: None,
             latency_us: 0,
             quota_used: None,

@@ -152,6 +152,7 @@ impl Gateway {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
+            balikan: None,
             upstream_status: ctx.upstream_status,
             latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             quota_used: ctx.quota.as_ref().map(|q| q.usage.used),

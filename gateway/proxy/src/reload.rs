@@ -341,6 +341,7 @@ impl Reloader {
             policy_hash: summary.policy_hash.clone(),
             nik_digest: None,
             elements: Vec::new(),
+            balikan: None,
             upstream_status: None,
             latency_us: 0,
             quota_used: None,

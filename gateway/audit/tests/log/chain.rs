@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gerbang_audit::{AuditError, AuditLog, Record, WriterOptions, verify};
 
-use crate::support::{TestClock, files, hit, key, open};
+use crate::support::{TestClock, balikan, files, hit, key, open};
 
 #[test]
 fn records_round_trip_and_the_chain_continues_across_restarts() {
@@ -62,6 +62,60 @@ fn records_round_trip_and_the_chain_continues_across_restarts() {
     assert!(report.is_intact(), "{report}");
     assert_eq!((report.records, report.open_events), (101, 2));
     assert_eq!(files(dir.path()).len(), 1);
+}
+
+/// Data-balikan batches go through the chain like any record: their counts and digests
+/// read back as written, the log verifies, and an edited count is named. The lookups
+/// between them have no `balikan` member, byte for byte the lines of a writer that
+/// predates the field, and verify and parse alongside them.
+#[test]
+fn balikan_records_round_trip_and_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = TestClock::at("2026-03-01T10:00:00+07:00");
+    let log = open(dir.path(), &clock);
+    let sent = [
+        hit(clock.now(), 1),
+        hit(clock.now(), 2),
+        balikan(clock.now(), 3, &[1, 2], 1),
+        hit(clock.now(), 4),
+        balikan(clock.now(), 5, &[], 3),
+    ];
+    for record in &sent {
+        log.append(record).expect("append");
+    }
+    log.close().expect("close");
+    let report = verify(dir.path(), &key()).expect("verify");
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, 5);
+
+    let (name, lines) = &files(dir.path())[0];
+    for (line, record) in lines[1..].iter().zip(&sent) {
+        assert_eq!(
+            line.contains(r#""balikan":"#),
+            record.balikan.is_some(),
+            "{line}"
+        );
+        let back: Record = serde_json::from_str(line).expect("record");
+        assert_eq!(&back, record);
+        assert_eq!(back.is_hit(), !back.is_balikan(), "{line}");
+        assert!(!line.contains("9900000000000"), "no raw NIK: {line}");
+    }
+    assert!(lines[3].contains(r#""balikan":{"accepted":2,"refused":1,"nik_digests":["#));
+    assert!(lines[5].contains(r#""balikan":{"accepted":0,"refused":3}"#));
+
+    // One more record accepted than the gateway wrote: the seal no longer verifies.
+    let mut edited = lines.clone();
+    edited[3] = edited[3].replace(r#""accepted":2"#, r#""accepted":3"#);
+    std::fs::write(dir.path().join(name), edited.join("\n") + "\n").expect("write");
+    let report = verify(dir.path(), &key()).expect("verify");
+    assert!(!report.is_intact(), "{report}");
+    assert!(
+        report
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.detail.contains("record 3 does not verify")),
+        "{report}"
+    );
 }
 
 #[test]

@@ -91,6 +91,7 @@ fn write_log(dir: &Path) {
                 .filter(|_| allow)
                 .map(|l| key.nik_digest(&nik(&l))),
             elements: vec![],
+            balikan: None,
             upstream_status: dash(status).map(|s| s.parse().expect("status")),
             latency_us: 10,
             quota_used: None,

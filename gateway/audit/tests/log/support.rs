@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
-use gerbang_audit::{AuditKey, AuditLog, Clock, Decision, Record, WriterOptions};
+use gerbang_audit::{
+    AuditKey, AuditLog, BALIKAN_ACTION, Balikan, Clock, Decision, Record, WriterOptions,
+};
 
 /// A synthetic audit key (tests only).
 pub fn key() -> AuditKey {
@@ -75,10 +77,32 @@ pub fn hit(time: DateTime<Utc>, n: u64) -> Record {
         policy_hash: "0f".repeat(32),
         nik_digest: Some(key().nik_digest(&format!("99{n:014}"))),
         elements: vec!["NIK".into(), "NAMA_LGKP".into()],
+        balikan: None,
         upstream_status: Some(200),
         latency_us: 100 + n,
         quota_used: Some(u32::try_from(n % 1000).expect("small")),
         quota_limit: Some(1000),
+    }
+}
+
+/// A data-balikan batch of `hit`'s Pengguna returning the NIKs `accepted` (as `hit` makes
+/// them from `n`), with `refused` more records refused, forwarded to the DWH.
+pub fn balikan(time: DateTime<Utc>, n: u64, accepted: &[u64], refused: u32) -> Record {
+    Record {
+        action: Some(BALIKAN_ACTION.into()),
+        nik_digest: None,
+        elements: vec!["Nomor rekam medis".into()],
+        balikan: Some(Balikan {
+            accepted: u32::try_from(accepted.len()).expect("small"),
+            refused,
+            nik_digests: accepted
+                .iter()
+                .map(|m| key().nik_digest(&format!("99{m:014}")))
+                .collect(),
+        }),
+        quota_used: None,
+        quota_limit: None,
+        ..hit(time, n)
     }
 }
 
