@@ -310,7 +310,14 @@ impl Sim {
         assert!(r.status().is_success());
     }
 
-    /// The last data request the simulator received (below `/dukcapil/get_json/`):
+    /// Data-balikan records the simulator received (batches it refused included).
+    pub async fn balikan_records(&self) -> u64 {
+        self.get_json("/__sim/stats").await["balikan_records"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// The last data request the simulator received (a lookup or a data balikan):
     /// `method`, `target` (path and query as sent), `headers` (`[name, value]` pairs) and
     /// `body`.
     pub async fn last_request(&self) -> serde_json::Value {

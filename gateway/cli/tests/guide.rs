@@ -6,7 +6,7 @@
 use gerbang_core::{Refusal, SamReason};
 
 /// Every refusal but the card-reader verdicts, which come from [`SamReason::ALL`].
-const REFUSALS: [Refusal; 28] = [
+const REFUSALS: [Refusal; 30] = [
     Refusal::LoginFailed,
     Refusal::LoginLocked,
     Refusal::IpMismatch,
@@ -35,6 +35,8 @@ const REFUSALS: [Refusal; 28] = [
     Refusal::UnknownParameter,
     Refusal::UserIdFormat,
     Refusal::ClientCertificate,
+    Refusal::BalikanNotAgreed,
+    Refusal::BalikanUnavailable,
 ];
 
 /// Does not compile when `Refusal` gains a variant: add it to [`REFUSALS`] (and the guide).
@@ -69,7 +71,9 @@ fn listed(r: Refusal) {
         | Refusal::BadFraming
         | Refusal::UnknownParameter
         | Refusal::UserIdFormat
-        | Refusal::ClientCertificate => {}
+        | Refusal::ClientCertificate
+        | Refusal::BalikanNotAgreed
+        | Refusal::BalikanUnavailable => {}
     }
 }
 

@@ -151,7 +151,9 @@ impl BalikanFile {
             {
                 BalikanFormat::Mask(mask)
             }
-            ("angka", ..) => return Err("`jenis = \"angka\"` needs `panjang` from 1 to 64 and no `pola`".into()),
+            ("angka", ..) => {
+                return Err("`jenis = \"angka\"` needs `panjang` from 1 to 64 and no `pola`".into());
+            }
             ("teks", ..) => {
                 return Err(format!(
                     "`jenis = \"teks\"` needs `panjang` from 1 to {MAX_VALUE_CHARS} and no `pola`"
@@ -163,9 +165,7 @@ impl BalikanFile {
                 ));
             }
             (other, ..) => {
-                return Err(format!(
-                    "`jenis` `{other}` is not one of angka, pola, teks"
-                ));
+                return Err(format!("`jenis` `{other}` is not one of angka, pola, teks"));
             }
         };
         Ok(BalikanField {
@@ -193,11 +193,13 @@ mod tests {
     #[test]
     fn digits_must_be_exactly_that_many() {
         let f = field(BalikanFormat::Digits(18));
-        assert_eq!(
-            f.check(" 331309000100200010 "),
-            Ok("331309000100200010")
-        );
-        for bad in ["33130900010020001", "3313090001002000100", "33130900010020001a", "３３"] {
+        assert_eq!(f.check(" 331309000100200010 "), Ok("331309000100200010"));
+        for bad in [
+            "33130900010020001",
+            "3313090001002000100",
+            "33130900010020001a",
+            "３３",
+        ] {
             assert_eq!(f.check(bad), Err(ValueRefused::Digits(18)), "{bad}");
         }
         assert_eq!(f.check("  "), Err(ValueRefused::Empty));
@@ -207,7 +209,12 @@ mod tests {
     fn a_mask_takes_digits_letters_and_itself() {
         let f = field(BalikanFormat::Mask("P.@.#######.##.##".into()));
         assert!(f.check("P.B.0001234.33.13").is_ok());
-        for bad in ["P.b.0001234.33.13", "P.B.000123.33.13", "P.B.0001234-33.13", "X.B.0001234.33.13"] {
+        for bad in [
+            "P.b.0001234.33.13",
+            "P.B.000123.33.13",
+            "P.B.0001234-33.13",
+            "X.B.0001234.33.13",
+        ] {
             assert!(f.check(bad).is_err(), "{bad}");
         }
     }
@@ -231,14 +238,15 @@ mod tests {
 
     #[test]
     fn entries_are_checked() {
-        let entry = |jenis: &str, panjang: Option<u32>, pola: Option<&str>, kolom: &str| BalikanFile {
-            nama: "N".into(),
-            kolom: kolom.into(),
-            label: "l".into(),
-            jenis: jenis.into(),
-            panjang,
-            pola: pola.map(str::to_string),
-        };
+        let entry =
+            |jenis: &str, panjang: Option<u32>, pola: Option<&str>, kolom: &str| BalikanFile {
+                nama: "N".into(),
+                kolom: kolom.into(),
+                label: "l".into(),
+                jenis: jenis.into(),
+                panjang,
+                pola: pola.map(str::to_string),
+            };
         assert!(entry("angka", Some(18), None, "NOP").field().is_ok());
         assert!(entry("pola", None, Some("P.#"), "NPWPD").field().is_ok());
         assert!(entry("teks", Some(30), None, "RM").field().is_ok());

@@ -15,18 +15,18 @@ use crate::element::Vocabulary;
 use crate::pks::{PksCache, PksSet};
 
 mod audit;
-mod listen;
 mod balikan;
+mod listen;
 mod portal;
 mod quota;
 mod sam;
 
 use audit::*;
 pub use audit::{AuditArchive, AuditKeep, AuditRetention, AuditSettings};
+use balikan::*;
+pub use balikan::{BalikanSettings, MAX_BALIKAN_RECORDS};
 use listen::*;
 pub use listen::{Listen, ListenLimits, TlsFiles};
-pub use balikan::{BalikanSettings, MAX_BALIKAN_RECORDS};
-use balikan::*;
 pub use portal::Portal;
 use portal::*;
 use quota::*;

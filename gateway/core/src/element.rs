@@ -196,12 +196,18 @@ impl Vocabulary {
             let span = spanned.span();
             let field = format!("balikan[{i}]");
             match spanned.into_inner().field() {
-                Ok(f) if vocab.balikan.iter().any(|b| b.nama == f.nama) => errors.push(
-                    src.error(Some(span), field, format!("balikan field `{}` is defined twice", f.nama)),
-                ),
-                Ok(f) if vocab.balikan.iter().any(|b| b.kolom == f.kolom) => errors.push(
-                    src.error(Some(span), field, format!("column `{}` is used twice", f.kolom)),
-                ),
+                Ok(f) if vocab.balikan.iter().any(|b| b.nama == f.nama) => errors.push(src.error(
+                    Some(span),
+                    field,
+                    format!("balikan field `{}` is defined twice", f.nama),
+                )),
+                Ok(f) if vocab.balikan.iter().any(|b| b.kolom == f.kolom) => {
+                    errors.push(src.error(
+                        Some(span),
+                        field,
+                        format!("column `{}` is used twice", f.kolom),
+                    ))
+                }
                 Ok(f) => vocab.balikan.push(f),
                 Err(why) => errors.push(src.error(Some(span), field, why)),
             }
@@ -346,8 +352,14 @@ mod tests {
         let text = "[[elemen]]\nnama = \"NIK\"\nlabel = \"x\"\n\n[[balikan]]\nnama = \"A\"\nkolom = \"A\"\nlabel = \"a\"\njenis = \"angka\"\npanjang = 3\n\n[[balikan]]\nnama = \"B\"\nkolom = \"A\"\nlabel = \"b\"\njenis = \"teks\"\npanjang = 3\n\n[[balikan]]\nnama = \"C\"\nkolom = \"C\"\nlabel = \"c\"\njenis = \"angka\"\n";
         let err = Vocabulary::parse(Path::new("v.toml"), text).expect_err("invalid");
         let shown = err.to_string();
-        assert!(shown.contains("v.toml:12:") && shown.contains("`A` is used twice"), "{shown}");
-        assert!(shown.contains("v.toml:19:") && shown.contains("needs `panjang`"), "{shown}");
+        assert!(
+            shown.contains("v.toml:12:") && shown.contains("`A` is used twice"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("v.toml:19:") && shown.contains("needs `panjang`"),
+            "{shown}"
+        );
     }
 
     #[test]

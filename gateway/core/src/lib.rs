@@ -24,10 +24,9 @@ pub use card_reader::SamReason;
 pub use clock::{Clock, FakeClock, SystemClock, WIB, wib_day};
 pub use config::{
     Admin, Api, AuditArchive, AuditKeep, AuditRetention, AuditSettings, Auth, BalikanSettings,
-    Config, MAX_BALIKAN_RECORDS,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen, ListenLimits, MAX_BODY_CEILING, Portal,
-    QuotaSettings, QuotaStore, SamSidecar, SharedSettings, SidecarAddress, StatusMode, TlsFiles,
-    Upstream, check, check_private, default_config_path,
+    Config, DEFAULT_MAX_BODY_BYTES, DEFAULT_SAM_TIMEOUT, Listen, ListenLimits, MAX_BALIKAN_RECORDS,
+    MAX_BODY_CEILING, Portal, QuotaSettings, QuotaStore, SamSidecar, SharedSettings,
+    SidecarAddress, StatusMode, TlsFiles, Upstream, check, check_private, default_config_path,
 };
 pub use diag::{ConfigError, ConfigErrors, Source, read_file as read_config_file};
 pub use element::{ElementId, ElementSet, MAX_ELEMENTS, Vocabulary};

@@ -129,7 +129,12 @@ status = "aktif"
 
     #[test]
     fn data_balikan_names_fields_of_the_vocabulary() {
-        let ok = pks("1/A", "u1", "127.0.0.2", "data_balikan = [\"NOP PBB-P2\", \"NPWPD\"]\n");
+        let ok = pks(
+            "1/A",
+            "u1",
+            "127.0.0.2",
+            "data_balikan = [\"NOP PBB-P2\", \"NPWPD\"]\n",
+        );
         let set = load(&[("a.toml", ok)]).expect("valid");
         assert_eq!(set.agreements[0].data_balikan, ["NOP PBB-P2", "NPWPD"]);
         let unknown = pks("1/A", "u1", "127.0.0.2", "data_balikan = [\"NOP PBB\"]\n");
@@ -138,8 +143,16 @@ status = "aktif"
             .to_string();
         assert!(shown.starts_with("config/pks/a.toml:13:"), "{shown}");
         assert!(shown.contains("field `data_balikan`"), "{shown}");
-        assert!(shown.contains("`NOP PBB`") && shown.contains("NOP PBB-P2"), "{shown}");
-        let twice = pks("1/A", "u1", "127.0.0.2", "data_balikan = [\"NPWPD\", \"NPWPD\"]\n");
+        assert!(
+            shown.contains("`NOP PBB`") && shown.contains("NOP PBB-P2"),
+            "{shown}"
+        );
+        let twice = pks(
+            "1/A",
+            "u1",
+            "127.0.0.2",
+            "data_balikan = [\"NPWPD\", \"NPWPD\"]\n",
+        );
         let shown = load(&[("a.toml", twice)]).expect_err("twice").to_string();
         assert!(shown.contains("listed twice"), "{shown}");
     }

@@ -127,7 +127,9 @@ impl RequestBody {
         Ok(Self { pairs, lower })
     }
 
-    fn raw(&self, key_lower: &str) -> Option<&RawValue> {
+    /// The raw JSON value of a key given in lower case (matched without case), for a value
+    /// that is not a single claim (the records of a data balikan).
+    pub fn raw(&self, key_lower: &str) -> Option<&RawValue> {
         self.lower
             .iter()
             .position(|k| k == key_lower)
@@ -345,6 +347,11 @@ pub enum Refusal {
     ClientCertificate,
     /// The PKS does not grant this action, channel or lookup key.
     NotPermitted,
+    /// A data balikan under a PKS whose `data_balikan` names nothing to return.
+    BalikanNotAgreed,
+    /// The data balikan cannot be checked now (the store of looked-up NIKs or the decision
+    /// log's key is unavailable): refused rather than accepted unchecked.
+    BalikanUnavailable,
     /// The body is larger than the configured limit.
     BodyTooLarge,
     /// No such service path.
@@ -391,6 +398,8 @@ impl Refusal {
             Self::UserInactive => "17",
             Self::NotPermitted => "21",
             Self::ClientCertificate => "33",
+            Self::BalikanNotAgreed => "34",
+            Self::BalikanUnavailable => "35",
             Self::UnknownService | Self::MethodNotAllowed => "22",
             Self::CardReaderUnavailable | Self::CardReader(_) => "23",
             Self::RateLimited => "24",
@@ -439,6 +448,8 @@ impl Refusal {
             Self::UserInactive => "User ID Tidak Aktif",
             Self::ClientCertificate => "Sertifikat Klien Tidak Sesuai",
             Self::NotPermitted => "Akses Tidak Diizinkan oleh PKS",
+            Self::BalikanNotAgreed => "PKS Tidak Mengatur Data Balikan",
+            Self::BalikanUnavailable => "Layanan Data Balikan Tidak Tersedia",
             Self::BodyTooLarge => "Permintaan Terlalu Besar",
             Self::UnknownService => "Layanan Tidak Dikenal",
             Self::MethodNotAllowed => "Metode Tidak Diizinkan",
@@ -464,10 +475,11 @@ impl Refusal {
             | Self::UserInactive
             | Self::ClientCertificate
             | Self::NotPermitted
+            | Self::BalikanNotAgreed
             | Self::CardReaderUnavailable => 403,
             Self::LoginLocked | Self::QuotaExhausted | Self::RateLimited => 429,
             Self::CardReader(reason) => reason.rest_status(),
-            Self::QuotaUnavailable | Self::AuditUnavailable => 503,
+            Self::QuotaUnavailable | Self::AuditUnavailable | Self::BalikanUnavailable => 503,
             Self::IncompleteParameters
             | Self::NikFormat
             | Self::InvalidIp
@@ -513,6 +525,8 @@ impl Refusal {
             Self::UserInactive => "user_inactive",
             Self::ClientCertificate => "client_certificate",
             Self::NotPermitted => "not_permitted",
+            Self::BalikanNotAgreed => "balikan_not_agreed",
+            Self::BalikanUnavailable => "balikan_unavailable",
             Self::BodyTooLarge => "body_too_large",
             Self::UnknownService => "unknown_service",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -61,6 +61,8 @@ pub struct Admin {
     pub instance: String,
     /// Whether the gateway is stopping (`/ready` says so).
     pub(crate) drain: Arc<crate::listener::Drain>,
+    /// The looked-up NIKs kept for data balikan (its unnoted count is a metric).
+    pub(crate) lookups: Arc<dyn gerbang_shared::LookupMemory>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -218,6 +220,7 @@ impl Admin {
             quota_series: self.quota_series,
         });
         self.metrics.refresh_audit(self.audit.as_deref());
+        self.metrics.set_balikan_unnoted(self.lookups.dropped());
         match self.metrics.render() {
             Ok(text) => reply(StatusCode::OK, "text/plain; version=0.0.4", text),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),

@@ -387,7 +387,7 @@ impl Upstream {
 
 /// Largest DWH answer Gerbang buffers for filtering. A lookup answer is a few kilobytes; a
 /// search page at most tens of records.
-const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 impl Gateway {
     /// Sends the DWH only what it needs: the path rebuilt from the route and the Pengguna
@@ -469,6 +469,10 @@ impl Gateway {
         let mut body = self.filter(ctx, &answer);
         if ctx.refusal.is_none() && ctx.records > 0 {
             body = self.audit_release(ctx, body).await;
+        }
+        if ctx.refusal.is_none() && ctx.records > 0 {
+            // Released: the PKS may now return data about this NIK.
+            self.remember_lookup(ctx);
         }
         let portal = ctx.portal.is_some();
         let status = match ctx.refusal {

@@ -70,6 +70,8 @@ pub struct Gateway {
     pub(crate) shared: crate::shared::SharedState,
     /// Which refusals of addresses in no registered IP LAN are recorded.
     pub(crate) strangers: Strangers,
+    /// The data-balikan channel's settings.
+    pub(crate) balikan: gerbang_core::BalikanSettings,
 }
 
 /// Per-request state, from the first filter to `logging`.
@@ -111,6 +113,8 @@ pub struct GatewayCtx {
     pub(crate) quota: Option<QuotaCtx>,
     /// A Web Portal request: what it is, for the response filters.
     pub(crate) portal: Option<PortalCtx>,
+    /// A data balikan's outcome, for its record.
+    pub(crate) balikan: Option<crate::balikan::BalikanCtx>,
 }
 
 /// The quota of the request's User ID.
@@ -187,6 +191,7 @@ impl Gateway {
             portal: Portal::new(&config.portal, Arc::clone(&shared.sessions)),
             shared,
             strangers: Strangers::default(),
+            balikan: config.balikan.clone(),
         }
     }
 
@@ -235,6 +240,7 @@ impl ProxyHttp for Gateway {
             records: 0,
             quota: None,
             portal: None,
+            balikan: None,
         }
     }
 
@@ -262,6 +268,9 @@ impl ProxyHttp for Gateway {
         }
         if is_portal(session.req_header().uri.path()) {
             return self.portal_request(session, ctx).await;
+        }
+        if crate::route::is_balikan(session.req_header().uri.path()) {
+            return self.balikan_request(session, ctx).await;
         }
         match self.admit(session, ctx).await {
             Ok(()) => self.forward(session, ctx).await?,

@@ -9,6 +9,7 @@
 
 mod admin;
 mod answer;
+mod balikan;
 mod certs;
 mod forward;
 mod framing;
@@ -35,7 +36,7 @@ pub use portal::{
 };
 pub use record::AuditOpenError;
 pub use reload::{ReloadSummary, Reloader};
-pub use route::route;
+pub use route::{is_balikan, route};
 pub use server::{ServeError, TlsError, serve};
 pub use shared::SharedState;
 pub use upgrade::TakeoverError;

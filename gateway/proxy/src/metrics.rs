@@ -61,6 +61,14 @@ pub struct Metrics {
     pub unregistered: IntCounterVec,
     sanctions_active: IntGaugeVec,
     pub shadow_disagreements: IntCounterVec,
+    /// Data-balikan records by Pengguna and outcome (accepted|refused).
+    balikan_records: IntCounterVec,
+    /// 1 for each Pengguna whose PKS in force names `data_balikan`.
+    balikan_obligated: IntGaugeVec,
+    /// Looked-up NIKs not noted for a balikan (queue full or store failing), from the store.
+    balikan_notes_dropped: IntGauge,
+    /// The Pengguna last exported as obligated, to set back to 0 when no longer.
+    balikan_pengguna: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -208,6 +216,21 @@ impl Metrics {
                 "Requests the shadow (candidate) policies would decide differently, by the decision each gives.",
                 &["active", "shadow"],
             )?,
+            balikan_records: counter(
+                "gerbang_balikan_records_total",
+                "Data-balikan records by Pengguna and outcome (accepted|refused).",
+                &["pengguna", "outcome"],
+            )?,
+            balikan_obligated: gauge(
+                "gerbang_balikan_obligated",
+                "1 for each Pengguna whose PKS in force names data_balikan (data it must return).",
+                &["pengguna"],
+            )?,
+            balikan_notes_dropped: single_gauge(
+                "gerbang_balikan_lookups_unnoted_total",
+                "Looked-up NIKs not noted for a data balikan since start (queue full or store failing): their records are refused until looked up again.",
+            )?,
+            balikan_pengguna: std::sync::Mutex::default(),
             registry,
         }
         .with_known_series())
@@ -249,8 +272,43 @@ impl Metrics {
         self
     }
 
-    /// Records the sanctions now in force (the policy hash is read at each scrape).
+    /// Counts a data balikan's records.
+    pub(crate) fn count_balikan(&self, pengguna: &str, accepted: u32, refused: u32) {
+        for (outcome, n) in [("accepted", accepted), ("refused", refused)] {
+            self.balikan_records
+                .with_label_values(&[pengguna, outcome])
+                .inc_by(u64::from(n));
+        }
+    }
+
+    /// The looked-up NIKs not noted so far (read from the store at each scrape).
+    pub(crate) fn set_balikan_unnoted(&self, n: u64) {
+        self.balikan_notes_dropped
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Records the sanctions now in force (the policy hash is read at each scrape), and
+    /// which Pengguna must return data balikan (their record counters exported from 0).
     pub fn set_policy(&self, snap: &Snapshot) {
+        // Set in place, never reset: a scrape during a reload sees the old set or the new.
+        let obligated: std::collections::HashSet<&str> = snap
+            .agreements()
+            .iter()
+            .filter(|p| !p.data_balikan.is_empty())
+            .map(|p| p.pengguna.as_str())
+            .collect();
+        if let Ok(mut before) = self.balikan_pengguna.lock() {
+            for gone in before.iter().filter(|p| !obligated.contains(p.as_str())) {
+                self.balikan_obligated.with_label_values(&[gone]).set(0);
+            }
+            *before = obligated.iter().map(|p| p.to_string()).collect();
+        }
+        for pengguna in obligated {
+            self.balikan_obligated.with_label_values(&[pengguna]).set(1);
+            for outcome in ["accepted", "refused"] {
+                self.balikan_records.with_label_values(&[pengguna, outcome]);
+            }
+        }
         let mut by_kind = std::collections::HashMap::new();
         for kind in SanctionKind::ALL {
             *by_kind.entry(kind.metric_kind()).or_insert(0) += snap.sanctions().count(kind);

@@ -107,6 +107,19 @@ impl Gateway {
         }
     }
 
+    /// Writes the request's record before it is answered (a data balikan: the DWH has the
+    /// records, the answer says so). A failed write is logged and counted; the answer stands.
+    pub(crate) async fn audit_now(&self, ctx: &mut GatewayCtx) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        ctx.audited = true;
+        let record = self.audit_record(audit, ctx);
+        if let Err(e) = audit.log.append_async(&record).await {
+            tracing::error!(error = %e, "decision log not written for a data balikan the DWH received");
+        }
+    }
+
     /// Records a request that released no population data, off the answer's path.
     pub(crate) fn audit_nowait(&self, ctx: &GatewayCtx) {
         if let Some(audit) = &self.audit {
@@ -146,13 +159,20 @@ impl Gateway {
                 .unwrap_or_default(),
             policy_hash: snap.engine().hash().to_string(),
             nik_digest: ctx.nik_digest.clone(),
-            elements: snap
-                .vocabulary()
-                .names(ctx.released)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            balikan: None,
+            elements: match &ctx.balikan {
+                Some(b) => b.fields.clone(),
+                None => snap
+                    .vocabulary()
+                    .names(ctx.released)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            },
+            balikan: ctx.balikan.as_ref().map(|b| gerbang_audit::Balikan {
+                accepted: b.accepted,
+                refused: b.refused,
+                nik_digests: b.digests.clone(),
+            }),
             upstream_status: ctx.upstream_status,
             latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             quota_used: ctx.quota.as_ref().map(|q| q.usage.used),

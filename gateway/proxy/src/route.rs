@@ -39,6 +39,28 @@ pub fn route(path: &str) -> Option<Action> {
         .map(Service::action)
 }
 
+/// Whether `path` is the data-balikan web service: `/dukcapil/balikan/{instansi}`, a query
+/// string ignored, `{instansi}` a plain segment (whatever it says, the DWH is sent the
+/// authenticated User ID's own Pengguna).
+pub fn is_balikan(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    let mut segments = path.split('/');
+    segments.next() == Some("")
+        && segments
+            .next()
+            .is_some_and(|s| s.eq_ignore_ascii_case("dukcapil"))
+        && segments
+            .next()
+            .is_some_and(|s| s.eq_ignore_ascii_case("balikan"))
+        && segments.next().is_some_and(plain_segment)
+        && segments.next().is_none()
+}
+
+/// The DWH's data-balikan path for the records of `pengguna`.
+pub fn balikan_upstream_path(pengguna: &str) -> String {
+    format!("/dukcapil/balikan/{pengguna}")
+}
+
 /// The path the DWH is sent for `action` of a User ID of `pengguna`:
 /// `/dukcapil/get_json/{pengguna}/{SERVICE}`, the service in the DWH's upper case. The
 /// `{instansi}` of the DWH's paths is the Pengguna's stable id from its PKS files (lower
@@ -144,6 +166,29 @@ mod tests {
         ] {
             assert_eq!(route(p), None, "{p}");
         }
+    }
+
+    #[test]
+    fn the_balikan_path_takes_one_plain_segment() {
+        for p in [
+            "/dukcapil/balikan/rsud-kota-contoh",
+            "/DUKCAPIL/Balikan/X?y=1",
+        ] {
+            assert!(is_balikan(p), "{p}");
+        }
+        for p in [
+            "/dukcapil/balikan",
+            "/dukcapil/balikan/",
+            "/dukcapil/balikan/a/b",
+            "/dukcapil/balikan/..",
+            "/dukcapil/balikan/a%2Fb",
+            "/dukcapil/balikan/a;b",
+            "//dukcapil/balikan/a",
+            "/dukcapil/get_json/a/CALL_NIK",
+        ] {
+            assert!(!is_balikan(p), "{p}");
+        }
+        assert_eq!(route("/dukcapil/balikan/a"), None);
     }
 
     #[test]

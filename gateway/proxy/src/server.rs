@@ -281,6 +281,7 @@ pub fn serve(
                         audit: audit_log.clone(),
                         instance: instance.clone(),
                         drain: Arc::clone(&drain),
+                        lookups: Arc::clone(&shared.lookups),
                     }),
                 },
             ));

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use gerbang_core::Config;
 use gerbang_shared::{
-    EmbeddedLockouts, EmbeddedSessions, Health, HealthMessages, LockoutSettings, LockoutStore,
-    NewLogin, Redis, RedisLockouts, RedisSanctions, RedisSessions, RedisTarget, SanctionStore,
-    SessionSettings, SessionStore, Subject, Ticks, Unavailable,
+    EmbeddedLockouts, EmbeddedLookups, EmbeddedSessions, Health, HealthMessages, LockoutSettings,
+    LockoutStore, LookupMemory, NewLogin, Redis, RedisLockouts, RedisLookups, RedisSanctions,
+    RedisSessions, RedisTarget, SanctionStore, SessionSettings, SessionStore, Subject, Ticks,
+    Unavailable,
 };
 
 /// The stores of the state shared between instances (or kept in this process).
@@ -19,6 +20,8 @@ use gerbang_shared::{
 pub struct SharedState {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) lockouts: Arc<dyn LockoutStore>,
+    /// The NIKs each PKS looked up, for its data balikan.
+    pub(crate) lookups: Arc<dyn LookupMemory>,
     /// The sanctions applied through any instance's admin API (`None`: one instance, whose
     /// sanctions are its file's).
     sanctions: Option<Arc<RedisSanctions>>,
@@ -42,7 +45,11 @@ impl SharedState {
             new_login: NewLogin::RefusedWhileActive,
         };
         let Some(shared) = &config.shared else {
-            return Ok(Self::embedded(lockout, sessions));
+            let lookups = EmbeddedLookups::open(&config.balikan.path)
+                .map_err(|e| Unavailable(format!("balikan store: {e}")))?;
+            let mut state = Self::embedded(lockout, sessions);
+            state.lookups = Arc::new(lookups);
+            return Ok(state);
         };
         let target = RedisTarget::parse(&config.quota.redis_url)
             .map_err(|e| Unavailable(format!("quota.redis_url: {e}")))?;
@@ -67,6 +74,7 @@ impl SharedState {
                 lockout,
                 Ticks::default(),
             )),
+            lookups: Arc::new(RedisLookups::new(&redis, prefix)),
             sanctions: Some(Arc::new(RedisSanctions::start(&redis, prefix))),
             redis: Some(redis),
         })
@@ -99,14 +107,38 @@ impl SharedState {
         }
     }
 
-    /// The stores of one instance alone, in this process.
+    /// The stores of one instance alone, in this process; the looked-up NIKs are not kept
+    /// (every balikan is refused) until [`SharedState::open`] opens their file.
     pub fn embedded(lockout: LockoutSettings, sessions: SessionSettings) -> Self {
         Self {
             sessions: Arc::new(EmbeddedSessions::new(sessions, Ticks::default())),
             lockouts: Arc::new(EmbeddedLockouts::new(lockout, Ticks::default())),
+            lookups: Arc::new(NoLookups),
             sanctions: None,
             redis: None,
         }
+    }
+}
+
+/// No store of looked-up NIKs: nothing is noted, and a balikan cannot be checked.
+#[derive(Debug)]
+struct NoLookups;
+
+#[async_trait::async_trait]
+impl LookupMemory for NoLookups {
+    fn remember(&self, _pks: &str, _digest: &str, _until: i64) {}
+
+    async fn looked_up(
+        &self,
+        _pks: &str,
+        _digests: &[String],
+        _now: i64,
+    ) -> Result<Vec<bool>, Unavailable> {
+        Err(Unavailable("no store of looked-up NIKs".into()))
+    }
+
+    fn dropped(&self) -> u64 {
+        0
     }
 }
 

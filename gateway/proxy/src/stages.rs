@@ -282,7 +282,11 @@ impl Gateway {
     }
 
     /// Step 15: requests per second of the User ID and of its Pengguna.
-    fn burst_limits(&self, user_id: &str, pengguna: &str) -> std::result::Result<(), Rejection> {
+    pub(crate) fn burst_limits(
+        &self,
+        user_id: &str,
+        pengguna: &str,
+    ) -> std::result::Result<(), Rejection> {
         let Err(e) = self.burst.check(user_id, pengguna) else {
             return Ok(());
         };
@@ -391,8 +395,17 @@ impl Gateway {
         &self,
         session: &mut Session,
     ) -> Result<std::result::Result<Bytes, Rejection>> {
+        self.read_body_within(session, self.max_body_bytes).await
+    }
+
+    /// [`Gateway::read_body`] with another size limit (a data balikan's batch).
+    pub(crate) async fn read_body_within(
+        &self,
+        session: &mut Session,
+        max_body_bytes: usize,
+    ) -> Result<std::result::Result<Bytes, Rejection>> {
         let too_large = || {
-            let detail = format!("badan permintaan melebihi {} byte", self.max_body_bytes);
+            let detail = format!("badan permintaan melebihi {max_body_bytes} byte");
             Rejection::new(Refusal::BodyTooLarge, detail).body_unread()
         };
         let declared = session
@@ -401,15 +414,14 @@ impl Gateway {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > self.max_body_bytes) {
+        if declared.is_some_and(|n| n > max_body_bytes) {
             return Ok(Err(too_large()));
         }
         session.as_downstream_mut().enable_retry_buffering();
-        let mut buf =
-            bytes::BytesMut::with_capacity(declared.unwrap_or(512).min(self.max_body_bytes));
+        let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(512).min(max_body_bytes));
         let read = async {
             while let Some(chunk) = session.read_request_body().await? {
-                if buf.len() + chunk.len() > self.max_body_bytes {
+                if buf.len() + chunk.len() > max_body_bytes {
                     return Ok(false);
                 }
                 buf.extend_from_slice(&chunk);
@@ -525,7 +537,7 @@ impl Gateway {
 
 /// Step 1: the client's address is the TCP peer's (or the one a trusted balancer's PROXY header
 /// carried, `proxy_protocol.rs`), never an HTTP header's.
-fn identify(peer: Option<IpAddr>) -> std::result::Result<IpAddr, Rejection> {
+pub(crate) fn identify(peer: Option<IpAddr>) -> std::result::Result<IpAddr, Rejection> {
     peer.ok_or_else(|| Rejection::new(Refusal::IpNotRegistered, "koneksi tanpa alamat IP"))
 }
 
@@ -555,8 +567,7 @@ fn body_fields(
     action: Action,
     snap: &Snapshot,
 ) -> std::result::Result<Fields, Rejection> {
-    let parsed =
-        RequestBody::parse(body).map_err(|e| Rejection::new(body_refusal(&e), body_reason(&e)))?;
+    let parsed = RequestBody::parse(body).map_err(|e| body_rejection(&e))?;
     if let Some(key) = unknown_key(&parsed, action, snap.vocabulary()) {
         return Err(Rejection::new(
             Refusal::UnknownParameter,
@@ -581,17 +592,7 @@ fn body_fields(
         (Ok(u), Ok(p), Ok(i), Ok(n)) => (u.unwrap_or_default(), p.unwrap_or_default(), i, n),
         (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => return Err(r),
     };
-    if user_id.is_empty() || password.is_empty() {
-        return Err(Rejection::new(
-            Refusal::EmptyCredentials,
-            "user_id dan password wajib diisi",
-        ));
-    }
-    // Nothing the client sent is kept (recorded, logged, used as a key) before its shape
-    // is known: a User ID is short ASCII, as the PKS loader requires.
-    if !is_user_id(&user_id) {
-        return Err(Rejection::new(Refusal::UserIdFormat, user_id_reason()));
-    }
+    check_credentials(&user_id, &password)?;
     Ok(Fields {
         parsed,
         user_id,
@@ -599,6 +600,30 @@ fn body_fields(
         ip_user,
         nik,
     })
+}
+
+/// Step 7a: non-empty credentials and a User ID's shape. Nothing the client sent is kept
+/// (recorded, logged, used as a key) before its shape is known: a User ID is short ASCII,
+/// as the PKS loader requires.
+pub(crate) fn check_credentials(
+    user_id: &str,
+    password: &str,
+) -> std::result::Result<(), Rejection> {
+    if user_id.is_empty() || password.is_empty() {
+        return Err(Rejection::new(
+            Refusal::EmptyCredentials,
+            "user_id dan password wajib diisi",
+        ));
+    }
+    if !is_user_id(user_id) {
+        return Err(Rejection::new(Refusal::UserIdFormat, user_id_reason()));
+    }
+    Ok(())
+}
+
+/// A body that does not parse, as its refusal.
+pub(crate) fn body_rejection(e: &BodyError) -> Rejection {
+    Rejection::new(body_refusal(e), body_reason(e))
 }
 
 /// Step 8: the NIK, checked before anything reaches the DWH, so a malformed one costs no
@@ -644,7 +669,10 @@ pub(crate) fn check_client_cert(
 }
 
 /// Step 9: a body `ip_user` grants nothing; one that is not the real peer is refused.
-fn check_ip_user(claimed: Option<&str>, peer: IpAddr) -> std::result::Result<(), Rejection> {
+pub(crate) fn check_ip_user(
+    claimed: Option<&str>,
+    peer: IpAddr,
+) -> std::result::Result<(), Rejection> {
     let Some(claimed) = claimed.filter(|s| !s.is_empty()) else {
         return Ok(());
     };
@@ -699,7 +727,7 @@ fn body_reason(e: &BodyError) -> String {
 }
 
 /// A client's key as quoted back in a refusal: at most 64 characters of it.
-fn shown_key(key: &str) -> String {
+pub(crate) fn shown_key(key: &str) -> String {
     match key.char_indices().nth(64) {
         Some((end, _)) => format!("{}…", &key[..end]),
         None => key.to_string(),

@@ -26,9 +26,7 @@ pub use link::{Link, Redis, Request, ScriptCall, Unavailable};
 pub use lockouts::{
     EmbeddedLockouts, LockoutSettings, LockoutStore, MAX_ADDRESSES, RedisLockouts, Subject,
 };
-pub use lookups::{
-    EmbeddedLookups, LOOKUP_QUEUE, LookupMemory, LookupStoreError, RedisLookups,
-};
+pub use lookups::{EmbeddedLookups, LOOKUP_QUEUE, LookupMemory, LookupStoreError, RedisLookups};
 pub use nonces::{DEFAULT_MAX_NONCES_PER_SAM, EmbeddedNonces, NonceStore, RedisNonces, Seen};
 pub use sanctions::{EmbeddedSanctions, RedisSanctions, SanctionSet, SanctionStore};
 pub use sessions::{

@@ -14,9 +14,9 @@
 //! both are counted ([`LookupMemory::dropped`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -155,7 +155,11 @@ impl Drop for EmbeddedLookups {
 
 /// The open file: at once, or once the process holding it lets go. `None`: the store was
 /// dropped first.
-fn wait_for(db: &OnceLock<Arc<Database>>, path: &Path, closed: &AtomicBool) -> Option<Arc<Database>> {
+fn wait_for(
+    db: &OnceLock<Arc<Database>>,
+    path: &Path,
+    closed: &AtomicBool,
+) -> Option<Arc<Database>> {
     loop {
         if let Some(open) = db.get() {
             return Some(Arc::clone(open));
@@ -168,7 +172,9 @@ fn wait_for(db: &OnceLock<Arc<Database>>, path: &Path, closed: &AtomicBool) -> O
                 return Some(opened);
             }
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {}
-            Err(e) => tracing::warn!(error = %e, path = %path.display(), "could not open the balikan store; trying again"),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "could not open the balikan store; trying again")
+            }
         }
         if closed.load(Ordering::Acquire) {
             return None;
@@ -179,20 +185,20 @@ fn wait_for(db: &OnceLock<Arc<Database>>, path: &Path, closed: &AtomicBool) -> O
 
 /// Reads the notes of `pks` (blocking: call off the async workers).
 fn read(db: &Database, pks: &str, digests: &[String], now: i64) -> Result<Vec<bool>, Unavailable> {
-        let failed = |e: &dyn std::fmt::Display| Unavailable(format!("balikan store: {e}"));
-        let txn = db.begin_read().map_err(|e| failed(&e))?;
-        let table = match txn.open_table(LOOKED_UP) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![false; digests.len()]),
-            Err(e) => return Err(failed(&e)),
-        };
-        digests
-            .iter()
-            .map(|d| {
-                let until = table.get(key(pks, d).as_str()).map_err(|e| failed(&e))?;
-                Ok(until.is_some_and(|u| u.value() >= now))
-            })
-            .collect()
+    let failed = |e: &dyn std::fmt::Display| Unavailable(format!("balikan store: {e}"));
+    let txn = db.begin_read().map_err(|e| failed(&e))?;
+    let table = match txn.open_table(LOOKED_UP) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![false; digests.len()]),
+        Err(e) => return Err(failed(&e)),
+    };
+    digests
+        .iter()
+        .map(|d| {
+            let until = table.get(key(pks, d).as_str()).map_err(|e| failed(&e))?;
+            Ok(until.is_some_and(|u| u.value() >= now))
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -303,11 +309,10 @@ impl RedisLookups {
     pub fn new(redis: &Redis, prefix: &str) -> Self {
         let (notes, rx) = tokio::sync::mpsc::channel(LOOKUP_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        redis.link().handle().spawn(send_notes(
-            redis.link().clone(),
-            rx,
-            Arc::clone(&dropped),
-        ));
+        redis
+            .link()
+            .handle()
+            .spawn(send_notes(redis.link().clone(), rx, Arc::clone(&dropped)));
         Self {
             link: redis.link().clone(),
             _redis: redis.clone(),
@@ -332,7 +337,12 @@ async fn send_notes(
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
         for (k, until) in &batch {
-            pipe.cmd("SET").arg(k).arg(1).arg("EXAT").arg(*until).ignore();
+            pipe.cmd("SET")
+                .arg(k)
+                .arg(1)
+                .arg("EXAT")
+                .arg(*until)
+                .ignore();
         }
         if let Err(e) = link.query::<()>(pipe).await {
             dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -381,7 +391,12 @@ impl LookupMemory for RedisLookups {
 mod tests {
     use super::*;
 
-    async fn settled(store: &EmbeddedLookups, pks: &str, digests: &[String], now: i64) -> Vec<bool> {
+    async fn settled(
+        store: &EmbeddedLookups,
+        pks: &str,
+        digests: &[String],
+        now: i64,
+    ) -> Vec<bool> {
         // The writer is asynchronous: wait until the notes are visible (bounded).
         for _ in 0..200 {
             let seen = store.looked_up(pks, digests, now).await.expect("read");
@@ -402,9 +417,15 @@ mod tests {
         let digests = vec!["aa".to_string(), "bb".to_string()];
         assert_eq!(settled(&store, "1/A", &digests, 900).await, [true, false]);
         // Another PKS, even of the same Pengguna, did not look it up.
-        assert_eq!(store.looked_up("2/A", &digests, 900).await.expect("read"), [false, false]);
+        assert_eq!(
+            store.looked_up("2/A", &digests, 900).await.expect("read"),
+            [false, false]
+        );
         // Past the window.
-        assert_eq!(store.looked_up("1/A", &digests, 1_001).await.expect("read"), [false, false]);
+        assert_eq!(
+            store.looked_up("1/A", &digests, 1_001).await.expect("read"),
+            [false, false]
+        );
         // A later lookup extends it; an earlier note does not shorten it.
         store.remember("1/A", "aa", 5_000);
         store.remember("1/A", "aa", 2_000);
@@ -429,7 +450,13 @@ mod tests {
             reopened = EmbeddedLookups::open(&path);
         }
         let reopened = reopened.expect("reopen");
-        assert_eq!(reopened.looked_up("1/A", &digests, 4_000).await.expect("read"), [true, false]);
+        assert_eq!(
+            reopened
+                .looked_up("1/A", &digests, 4_000)
+                .await
+                .expect("read"),
+            [true, false]
+        );
     }
 
     #[test]

@@ -63,10 +63,7 @@ pub(super) fn balikan_settings(
     }
     let path = match file.path {
         Some(p) => base.join(p),
-        None => quota_path
-            .parent()
-            .unwrap_or(base)
-            .join("balikan.redb"),
+        None => quota_path.parent().unwrap_or(base).join("balikan.redb"),
     };
     BalikanSettings {
         window: Duration::from_secs(u64::from(window_days) * 86_400),

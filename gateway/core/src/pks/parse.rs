@@ -201,7 +201,11 @@ pub(super) fn parse_one(
                 "data_balikan",
                 format!(
                     "`{name_ref}` is not a balikan field of the vocabulary (known: {})",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             ));
         } else if data_balikan.iter().any(|n| n == name_ref) {
