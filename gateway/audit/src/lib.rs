@@ -38,8 +38,9 @@ pub use maintain::{
 };
 pub use record::{BALIKAN_ACTION, Balikan, Decision, Record};
 pub use report::{
-    ChainRead, ChannelShare, Format, FormatUnknown, PeakDay, PenggunaReport, Report, ReportError,
-    Semester, SemesterInvalid, Usage, UserReport, report, report_fleet, report_with_archive,
+    BALIKAN_WINDOW_DAYS, BalikanBehind, BalikanCounts, BalikanReport, BalikanRow, ChainRead,
+    ChannelShare, Format, FormatUnknown, PeakDay, PenggunaReport, Report, ReportError, Semester,
+    SemesterInvalid, Usage, UserReport, report, report_fleet, report_with_archive,
 };
 pub use verify::{
     FileSummary, Location, Note, Problem, ProblemKind, VerifyError, VerifyReport, verify,

@@ -133,6 +133,8 @@ pub struct Report {
     /// By Pengguna id; records refused before the caller was identified come last, under
     /// `pengguna: null`.
     pub pengguna: Vec<PenggunaReport>,
+    /// Data balikan per Pengguna and PKS, and who is behind on returning it.
+    pub balikan: BalikanReport,
     /// With several log directories: what each added (empty for one directory, whose report
     /// is as it always was).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -181,6 +183,111 @@ pub struct Usage {
     /// Hits per active day; given for Pengguna and totals (the charts), not per User ID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily_hits: Option<BTreeMap<NaiveDate, u64>>,
+}
+
+/// How many days, ending on the semester's last day, the "behind" rule of data balikan
+/// looks at: the same window as the Prometheus alert `GerbangBalikanOverdue`, so the
+/// report and the alert name the same Pengguna.
+pub const BALIKAN_WINDOW_DAYS: u32 = 30;
+
+/// Data balikan: what each Pengguna looked up under each PKS against what it returned
+/// (`SubmitBalikan` batches), and the obligated PKS that are behind.
+///
+/// A PKS is obligated when its file lists `data_balikan`; the PKS files are not the audit
+/// crate's to read, so the caller passes the obligated numbers to
+/// [`Report::check_obligations`]. Until then `obligations_checked` is false and nobody is
+/// listed as behind. The rule: an obligated PKS is **behind** when it has NIK hits within
+/// the [`BALIKAN_WINDOW_DAYS`] last days of the semester and no data-balikan batch with an
+/// accepted record within those same days.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BalikanReport {
+    /// Whether obligations were checked against PKS files (`false`: counts only).
+    pub obligations_checked: bool,
+    /// The first WIB day of the rule's window.
+    pub window_first: NaiveDate,
+    /// The last WIB day of the rule's window (the semester's last).
+    pub window_last: NaiveDate,
+    /// One row per Pengguna and PKS that looked a NIK up or sent data balikan, by Pengguna
+    /// then PKS.
+    pub rows: Vec<BalikanRow>,
+    /// Every row together (distinct NIKs across all rows).
+    pub totals: BalikanCounts,
+    /// The obligated PKS that are behind, in the order of `rows`.
+    pub behind: Vec<BalikanBehind>,
+}
+
+/// One Pengguna's data balikan under one PKS.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BalikanRow {
+    pub pengguna: String,
+    /// `None` for records that name no PKS (none should reach the DWH without one).
+    pub pks: Option<String>,
+    /// Whether the PKS lists `data_balikan`; `None` when obligations were not checked.
+    pub obligated: Option<bool>,
+    #[serde(flatten)]
+    pub counts: BalikanCounts,
+    /// Whether it is behind (see [`BalikanReport`]); always `false` when not checked.
+    pub behind: bool,
+}
+
+/// The figures of a [`BalikanRow`] (and of all rows together).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BalikanCounts {
+    /// NIK hits (lookups that reached the DWH; data-balikan batches are never hits).
+    pub lookups: u64,
+    /// NIK hits within the rule's window.
+    pub lookups_in_window: u64,
+    /// Data-balikan batches allowed (whatever their records' fate).
+    pub batches: u64,
+    /// Data-balikan records accepted and forwarded to the DWH.
+    pub accepted: u64,
+    /// Data-balikan records refused within allowed batches.
+    pub refused: u64,
+    /// Accepted data-balikan records within the rule's window.
+    pub accepted_in_window: u64,
+    /// Distinct NIK digests among the lookups.
+    pub distinct_niks_looked_up: u64,
+    /// Distinct NIK digests among the accepted data-balikan records.
+    pub distinct_niks_returned: u64,
+    /// The last WIB day of the semester with an accepted data-balikan record; `None`: never
+    /// in this semester.
+    pub last_balikan: Option<NaiveDate>,
+}
+
+/// An obligated PKS behind on its data balikan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BalikanBehind {
+    pub pengguna: String,
+    pub pks: String,
+    /// Its NIK hits within the window.
+    pub lookups_in_window: u64,
+    /// Its last accepted data balikan in the semester; `None`: never ("belum pernah").
+    pub last_balikan: Option<NaiveDate>,
+}
+
+impl Report {
+    /// Marks each row's PKS as obligated or not, from the numbers (`nomor`) of the PKS whose
+    /// file lists `data_balikan`, and lists the obligated ones that are behind (the rule of
+    /// [`BalikanReport`]). Without this call the report says obligations were not checked.
+    pub fn check_obligations(&mut self, obligated: &BTreeSet<String>) {
+        let b = &mut self.balikan;
+        b.obligations_checked = true;
+        b.behind.clear();
+        for row in &mut b.rows {
+            let is = row.pks.as_ref().is_some_and(|p| obligated.contains(p));
+            row.obligated = Some(is);
+            row.behind =
+                is && row.counts.lookups_in_window > 0 && row.counts.accepted_in_window == 0;
+            if let (true, Some(pks)) = (row.behind, &row.pks) {
+                b.behind.push(BalikanBehind {
+                    pengguna: row.pengguna.clone(),
+                    pks: pks.clone(),
+                    lookups_in_window: row.counts.lookups_in_window,
+                    last_balikan: row.counts.last_balikan,
+                });
+            }
+        }
+    }
 }
 
 /// The busiest day.
@@ -330,6 +437,8 @@ struct ReportLine<'a> {
     #[serde(default, borrow)]
     user_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
+    pks: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
     channel: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     action: Option<Cow<'a, str>>,
@@ -343,8 +452,8 @@ struct ReportLine<'a> {
     upstream_status: Option<u16>,
     #[serde(default)]
     quota_limit: Option<u32>,
-    #[serde(default)]
-    balikan: Option<serde::de::IgnoredAny>,
+    #[serde(default, borrow)]
+    balikan: Option<BalikanLine<'a>>,
 }
 
 impl ReportLine<'_> {
@@ -352,6 +461,17 @@ impl ReportLine<'_> {
     fn is_balikan(&self) -> bool {
         self.balikan.is_some() || self.action.as_deref() == Some(BALIKAN_ACTION)
     }
+}
+
+/// The `balikan` member of a line.
+#[derive(Deserialize)]
+struct BalikanLine<'a> {
+    #[serde(default)]
+    accepted: u32,
+    #[serde(default)]
+    refused: u32,
+    #[serde(default, borrow)]
+    nik_digests: Vec<Cow<'a, str>>,
 }
 
 /// Running counters of one User ID (or one Pengguna, or everything, once merged).
@@ -382,6 +502,34 @@ struct Folder {
     lines_skipped: u64,
     /// The instances named by the lines read since [`Folder::read`]'s caller last took them.
     instances: BTreeSet<String>,
+    /// (Pengguna, PKS) → lookups and data balikan, for [`BalikanReport`].
+    balikan: BTreeMap<(String, Option<String>), BalikanTally>,
+}
+
+/// Running counters of one Pengguna under one PKS, for [`BalikanCounts`].
+#[derive(Default)]
+struct BalikanTally {
+    counts: BalikanCounts,
+    looked_up: HashSet<u128>,
+    returned: HashSet<u128>,
+}
+
+impl BalikanTally {
+    fn counts(&self) -> BalikanCounts {
+        BalikanCounts {
+            distinct_niks_looked_up: self.looked_up.len() as u64,
+            distinct_niks_returned: self.returned.len() as u64,
+            ..self.counts.clone()
+        }
+    }
+}
+
+/// The first day of the "behind" rule's window in `semester`.
+fn window_first(semester: Semester) -> NaiveDate {
+    semester
+        .last_day()
+        .checked_sub_days(chrono::Days::new(u64::from(BALIKAN_WINDOW_DAYS - 1)))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 impl Folder {
@@ -461,6 +609,11 @@ impl Folder {
         if only.is_some() && pengguna != only {
             return;
         }
+        if decision == Decision::Allow
+            && let Some(pengguna) = pengguna
+        {
+            self.fold_balikan(&line, pengguna, day, semester);
+        }
         // A caller who was never identified gets no User ID of their own: the name in the
         // request is whatever they typed.
         let user = pengguna.and(line.user_id.as_deref());
@@ -493,6 +646,49 @@ impl Folder {
         }
     }
 
+    /// Counts an allowed record's lookup or data balikan under its Pengguna and PKS.
+    fn fold_balikan(
+        &mut self,
+        line: &ReportLine<'_>,
+        pengguna: &str,
+        day: NaiveDate,
+        semester: Semester,
+    ) {
+        let balikan = line.is_balikan();
+        let hit = line.upstream_status.is_some() && !balikan;
+        if !hit && !balikan {
+            return;
+        }
+        let in_window = day >= window_first(semester);
+        let tally = self
+            .balikan
+            .entry((pengguna.to_owned(), line.pks.as_deref().map(str::to_owned)))
+            .or_default();
+        if hit {
+            tally.counts.lookups += 1;
+            tally.counts.lookups_in_window += u64::from(in_window);
+            if let Some(digest) = line.nik_digest.as_deref().and_then(digest_prefix) {
+                tally.looked_up.insert(digest);
+            }
+            return;
+        }
+        tally.counts.batches += 1;
+        let Some(batch) = &line.balikan else {
+            return;
+        };
+        tally.counts.accepted += u64::from(batch.accepted);
+        tally.counts.refused += u64::from(batch.refused);
+        if batch.accepted > 0 {
+            if in_window {
+                tally.counts.accepted_in_window += u64::from(batch.accepted);
+            }
+            tally.counts.last_balikan = tally.counts.last_balikan.max(Some(day));
+        }
+        tally
+            .returned
+            .extend(batch.nik_digests.iter().filter_map(|d| digest_prefix(d)));
+    }
+
     fn finish(self, semester: Semester, only: Option<&str>, files_read: u64) -> Report {
         let mut all = Tally::default();
         let mut pengguna = Vec::new();
@@ -521,6 +717,36 @@ impl Folder {
             }
         }
         pengguna.extend(unidentified);
+        let mut balikan_totals = BalikanTally::default();
+        let mut rows = Vec::with_capacity(self.balikan.len());
+        for ((id, pks), tally) in self.balikan {
+            let counts = tally.counts();
+            let t = &mut balikan_totals.counts;
+            t.lookups += counts.lookups;
+            t.lookups_in_window += counts.lookups_in_window;
+            t.batches += counts.batches;
+            t.accepted += counts.accepted;
+            t.refused += counts.refused;
+            t.accepted_in_window += counts.accepted_in_window;
+            t.last_balikan = t.last_balikan.max(counts.last_balikan);
+            balikan_totals.looked_up.extend(tally.looked_up);
+            balikan_totals.returned.extend(tally.returned);
+            rows.push(BalikanRow {
+                pengguna: id,
+                pks,
+                obligated: None,
+                counts,
+                behind: false,
+            });
+        }
+        let balikan = BalikanReport {
+            obligations_checked: false,
+            window_first: window_first(semester),
+            window_last: semester.last_day(),
+            rows,
+            totals: balikan_totals.counts(),
+            behind: Vec::new(),
+        };
         Report {
             semester: semester.to_string(),
             first_day: semester.first_day(),
@@ -532,6 +758,7 @@ impl Folder {
             lines_skipped: self.lines_skipped,
             totals: all.usage(true),
             pengguna,
+            balikan,
             chains: Vec::new(),
         }
     }

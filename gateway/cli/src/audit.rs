@@ -1,8 +1,10 @@
 //! `gerbang audit verify` and `gerbang report`: reading the decision log Ditjen keeps.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use gerbang_audit::{AuditKey, Format, LogDir, Semester, Verdict};
@@ -23,6 +25,8 @@ pub mod exit {
 struct Located {
     logs: Vec<LogDir>,
     key_file: Option<PathBuf>,
+    /// The configuration, when one was given or found and read.
+    config: Option<gerbang_core::Config>,
 }
 
 /// The log directories, archive directories and key file: each as given on the command line,
@@ -42,18 +46,21 @@ fn locate(
 ) -> Result<Located> {
     let default = crate::default_config();
     let path = config.unwrap_or(&default);
-    let settings = if config.is_none() && !dirs.is_empty() && !path.exists() {
+    let loaded = if config.is_none() && !dirs.is_empty() && !path.exists() {
         None
     } else {
-        let loaded = gerbang_core::Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        match loaded.audit {
-            Some(audit) => Some(audit),
+        Some(gerbang_core::Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?)
+    };
+    let settings = match &loaded {
+        None => None,
+        Some(loaded) => match &loaded.audit {
+            Some(audit) => Some(audit.clone()),
             None if !dirs.is_empty() => None,
             None => bail!(
                 "{} has no [audit] section; give --dir (and --key-file or GERBANG_AUDIT_KEY)",
                 loaded.path.display()
             ),
-        }
+        },
     };
     let (config_dir, config_archive, config_key) = match settings {
         Some(audit) => (
@@ -107,7 +114,11 @@ fn locate(
             archives.len()
         ),
     };
-    Ok(Located { logs, key_file })
+    Ok(Located {
+        logs,
+        key_file,
+        config: loaded,
+    })
 }
 
 /// `gerbang audit verify`: one verdict per chain; exit 0 when all are intact, 1 when any is
@@ -172,13 +183,36 @@ pub fn report(
     format: Format,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let Located { logs, .. } = locate(config, dirs, archives, None)?;
+    let Located {
+        logs,
+        config: loaded,
+        ..
+    } = locate(config, dirs, archives, None)?;
     let semester: Semester = semester
         .parse()
         .map_err(|e| anyhow::anyhow!("--semester: {e}"))?;
+    // Without PKS files the report still counts data balikan, and says it checked nobody's
+    // obligation: a report from a copy of the logs with a bare configuration stays possible.
+    let obligated = match loaded.as_ref().map(obligated) {
+        Some(Ok(obligated)) => Some(obligated),
+        Some(Err(e)) => {
+            eprintln!("warning: {e:#}; data balikan is counted but obligations are not checked");
+            None
+        }
+        None => {
+            eprintln!(
+                "warning: no configuration, so no PKS files: data balikan is counted but \
+                 obligations are not checked (give --config)"
+            );
+            None
+        }
+    };
     let shown: Vec<String> = logs.iter().map(|l| l.dir.display().to_string()).collect();
-    let report = gerbang_audit::report_fleet(&logs, semester, pengguna)
+    let mut report = gerbang_audit::report_fleet(&logs, semester, pengguna)
         .with_context(|| format!("reading {}", shown.join(" and ")))?;
+    if let Some(obligated) = &obligated {
+        report.check_obligations(obligated);
+    }
     if !report.days_not_read.is_empty() {
         let days: Vec<String> = report.days_not_read.iter().map(|d| d.to_string()).collect();
         eprintln!(
@@ -200,6 +234,28 @@ pub fn report(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The numbers of the PKS that oblige their Pengguna to return data (a `data_balikan` list
+/// in the file), for the report's "behind" list. The audit crate takes plain numbers, so
+/// that it needs nothing of the PKS model. A PKS set that does not load checks nobody (its
+/// error says why), rather than passing for a set where nobody is obligated.
+fn obligated(config: &gerbang_core::Config) -> Result<BTreeSet<String>> {
+    let (_, set) = config.load_agreements().map_err(|errors| {
+        anyhow::anyhow!(
+            "the PKS files of {} do not load, so data-balikan obligations cannot be checked:\n{errors}",
+            config.path.display()
+        )
+    })?;
+    Ok(obligated_in(&set.agreements))
+}
+
+fn obligated_in(agreements: &[Arc<gerbang_core::Pks>]) -> BTreeSet<String> {
+    agreements
+        .iter()
+        .filter(|pks| !pks.data_balikan.is_empty())
+        .map(|pks| pks.nomor.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +273,63 @@ mod tests {
         .expect("write config");
         std::fs::create_dir(dir.path().join("log")).expect("mkdir");
         (dir, config)
+    }
+
+    /// The PKS that list `data_balikan` are the obligated ones: of the example files, the
+    /// tax office, the hospital and the manpower office, not the others.
+    #[test]
+    fn obligations_are_the_pks_that_list_data_balikan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/pks");
+        let config = dir.path().join("gerbang.toml");
+        let write = |pks: &Path| {
+            std::fs::write(
+                &config,
+                format!(
+                    "[listen]\naddress = \"127.0.0.1:1\"\nplaintext = true\n[upstream]\n\
+                     address = \"127.0.0.1:2\"\n[pks]\ndir = {:?}\n[policy]\n\
+                     dir = \"policies\"\n",
+                    pks.display().to_string()
+                ),
+            )
+            .expect("write config");
+        };
+        write(&examples);
+        let loaded = locate(Some(&config), vec![dir.path().into()], vec![], None)
+            .expect("located")
+            .config
+            .expect("the configuration was read");
+        let found = obligated(&loaded).expect("the example PKS files load");
+        assert_eq!(
+            found,
+            [
+                "438/PMD.07.01/CTH/2025",
+                "440/017/RSUD-CTH/2025",
+                "470/900.1/BKD-CTH/2025"
+            ]
+            .map(str::to_owned)
+            .into()
+        );
+
+        // PKS files that do not load: an error (the report then says nothing was checked),
+        // never an empty set that would pass for "nobody is obligated".
+        write(&dir.path().join("no-such-dir"));
+        let loaded = gerbang_core::Config::load(&config).expect("config");
+        let err = obligated(&loaded)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("obligations cannot be checked"), "{err}");
+    }
+
+    /// The audit crate names the data-balikan action without depending on the policy crate;
+    /// the name must stay the one the gateway writes.
+    #[test]
+    fn the_balikan_action_is_the_policy_crates() {
+        assert_eq!(
+            gerbang_audit::BALIKAN_ACTION,
+            gerbang_policy::Action::SubmitBalikan.as_str()
+        );
     }
 
     fn archives(located: &Located) -> Vec<Option<PathBuf>> {

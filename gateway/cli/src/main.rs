@@ -36,9 +36,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     /// The configuration file, for every command that reads one (default:
     /// config/gerbang.toml in the working directory if it exists, else /etc/gerbang/gerbang.toml).
-    /// `report` and `audit verify` read its [audit]; with --dir, `audit verify` reads it only
-    /// when it exists. `policy diff` takes the PKS files that go with a bare policy directory
-    /// from it, and asks its admin listener with --running.
+    /// `report` and `audit verify` read its [audit]; with --dir, they read it only when it
+    /// exists. `report` also reads its PKS files, for who owes data balikan. `policy diff`
+    /// takes the PKS files that go with a bare policy directory from it, and asks its admin
+    /// listener with --running.
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -74,7 +75,8 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// A semester's use per Pengguna and User ID from the decision log (art. 40).
+    /// A semester's use per Pengguna and User ID from the decision log (art. 40), and data
+    /// balikan per Pengguna and PKS against their lookups, with who is behind.
     Report {
         /// `YYYY-1` (January–June) or `YYYY-2` (July–December).
         #[arg(long)]

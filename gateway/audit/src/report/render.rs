@@ -10,7 +10,9 @@ use std::str::FromStr;
 use chrono::{Datelike as _, NaiveDate};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::{PenggunaReport, Report, Usage};
+use super::{
+    BALIKAN_WINDOW_DAYS, BalikanCounts, BalikanReport, BalikanRow, PenggunaReport, Report, Usage,
+};
 
 /// An output format of `gerbang report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +91,21 @@ impl Report {
         header.extend(reasons.iter().map(|r| format!("refusals:{r}")));
         header.extend(channels.iter().map(|c| format!("hits:{c}")));
         header.extend(channels.iter().map(|c| format!("share:{c}")));
+        header.extend(BALIKAN_CSV_COLUMNS.map(str::to_owned));
         csv.write_record(&header)?;
+        // A `pks` row fills the usage columns it has (hits and distinct NIKs are its
+        // lookups), and leaves the rest empty.
+        let usage_width = header.len() - 3 - BALIKAN_CSV_COLUMNS.len();
+        let balikan = &self.balikan;
+        let pks_row = |row: &BalikanRow| -> Vec<String> {
+            let mut cells = vec!["pks".to_owned(), row.pengguna.clone(), String::new()];
+            let mut usage = vec![String::new(); usage_width];
+            usage[1] = row.counts.lookups.to_string();
+            usage[7] = row.counts.distinct_niks_looked_up.to_string();
+            cells.extend(usage);
+            cells.extend(csv_balikan_cells(balikan, Some(row), &row.counts));
+            cells
+        };
         let row = |scope: &str, pengguna: &str, user: &str, usage: &Usage| -> Vec<String> {
             let mut row = vec![
                 scope.to_owned(),
@@ -131,19 +147,33 @@ impl Report {
             );
             row
         };
+        let blank = || vec![String::new(); BALIKAN_CSV_COLUMNS.len()];
         for p in &self.pengguna {
             let name = pengguna_label(p);
-            csv.write_record(row("pengguna", name, "", &p.usage))?;
+            let mut first = row("pengguna", name, "", &p.usage);
+            first.extend(blank());
+            csv.write_record(first)?;
             for u in &p.users {
-                csv.write_record(row(
+                let mut user = row(
                     "user_id",
                     name,
                     u.user_id.as_deref().unwrap_or(""),
                     &u.usage,
-                ))?;
+                );
+                user.extend(blank());
+                csv.write_record(user)?;
+            }
+            for b in balikan
+                .rows
+                .iter()
+                .filter(|b| p.pengguna.as_deref() == Some(b.pengguna.as_str()))
+            {
+                csv.write_record(pks_row(b))?;
             }
         }
-        csv.write_record(row("total", "", "", &self.totals))?;
+        let mut total = row("total", "", "", &self.totals);
+        total.extend(csv_balikan_cells(balikan, None, &balikan.totals));
+        csv.write_record(total)?;
         csv.flush()
     }
 
@@ -216,6 +246,7 @@ impl Report {
             ));
             md.push_str(&md_breakdown(&p.usage));
         }
+        md.push_str(&self.balikan.markdown());
         md
     }
 
@@ -264,6 +295,7 @@ impl Report {
                     @for p in &self.pengguna {
                         (self.html_pengguna(p))
                     }
+                    (self.balikan.html())
                 }
             }
         }
@@ -299,6 +331,209 @@ impl Report {
                         tr { th { "Reason" } th { "Refusals" } }
                         @for (reason, n) in &p.usage.refusals {
                             tr { td { (reason) } td class="n" { (n) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The CSV columns of data balikan, after the usage columns: filled on `pks` rows and the
+/// total, empty on the others.
+const BALIKAN_CSV_COLUMNS: [&str; 10] = [
+    "pks",
+    "balikan_obligated",
+    "lookups_last_30_days",
+    "balikan_batches",
+    "balikan_accepted",
+    "balikan_refused",
+    "balikan_accepted_last_30_days",
+    "distinct_niks_returned",
+    "last_balikan",
+    "balikan_behind",
+];
+
+/// How a report says an obligated PKS never returned data in the semester.
+const NEVER: &str = "belum pernah";
+
+/// The data-balikan cells of a CSV row: a PKS's (`row`), or the total's.
+fn csv_balikan_cells(
+    report: &BalikanReport,
+    row: Option<&BalikanRow>,
+    counts: &BalikanCounts,
+) -> [String; 10] {
+    // The total row has no flags of its own.
+    let flag = |value: Option<bool>| match (row.is_some(), report.obligations_checked, value) {
+        (false, _, _) => "",
+        (true, false, _) => "not checked",
+        (true, true, Some(true)) => "yes",
+        (true, true, Some(false)) => "no",
+        (true, true, None) => "",
+    };
+    [
+        row.and_then(|r| r.pks.clone()).unwrap_or_default(),
+        flag(row.and_then(|r| r.obligated)).to_owned(),
+        counts.lookups_in_window.to_string(),
+        counts.batches.to_string(),
+        counts.accepted.to_string(),
+        counts.refused.to_string(),
+        counts.accepted_in_window.to_string(),
+        counts.distinct_niks_returned.to_string(),
+        counts
+            .last_balikan
+            .map_or_else(|| "never".to_owned(), |d| d.to_string()),
+        flag(row.map(|r| r.behind)).to_owned(),
+    ]
+}
+
+/// The Indonesian headings of the data-balikan table.
+fn balikan_columns() -> [String; 12] {
+    [
+        "Pengguna".to_owned(),
+        "PKS".to_owned(),
+        "Wajib data balikan".to_owned(),
+        "Hit NIK".to_owned(),
+        "Data balikan diterima".to_owned(),
+        "Data balikan ditolak".to_owned(),
+        "NIK berbeda yang dicari".to_owned(),
+        "NIK berbeda yang dikembalikan".to_owned(),
+        format!("Hit {BALIKAN_WINDOW_DAYS} hari terakhir"),
+        format!("Diterima {BALIKAN_WINDOW_DAYS} hari terakhir"),
+        "Data balikan terakhir".to_owned(),
+        "Tertinggal".to_owned(),
+    ]
+}
+
+fn last_balikan(day: Option<NaiveDate>) -> String {
+    day.map_or_else(|| NEVER.to_owned(), |d| d.to_string())
+}
+
+impl BalikanReport {
+    /// The rule, in the report's words, and whether it was applied.
+    fn rule(&self) -> String {
+        let mut text = format!(
+            "Data balikan tidak dihitung sebagai hit. PKS wajib data balikan: PKS yang \
+             mencantumkan data_balikan. Tertinggal: PKS wajib yang mencatat hit NIK dalam \
+             {BALIKAN_WINDOW_DAYS} hari terakhir periode ({} s.d. {}) tetapi tidak satu pun \
+             data balikan yang diterima dalam {BALIKAN_WINDOW_DAYS} hari yang sama. \
+             \"{NEVER}\": tidak ada data balikan yang diterima selama semester ini.",
+            self.window_first, self.window_last
+        );
+        if !self.obligations_checked {
+            text.push_str(
+                " KEWAJIBAN TIDAK DIPERIKSA: laporan ini dibuat tanpa berkas PKS (berikan \
+                 --config); hanya jumlahnya yang ditampilkan.",
+            );
+        }
+        text
+    }
+
+    /// One row of the table: a PKS's, or the total.
+    fn cells(&self, row: Option<&BalikanRow>) -> [String; 12] {
+        let counts = row.map_or(&self.totals, |r| &r.counts);
+        let flag = |value: Option<bool>| match (self.obligations_checked, value) {
+            (true, Some(true)) => "ya",
+            (true, Some(false)) => "tidak",
+            _ => "–",
+        };
+        [
+            row.map_or_else(|| "Total".to_owned(), |r| r.pengguna.clone()),
+            row.and_then(|r| r.pks.clone()).unwrap_or_default(),
+            row.map_or("", |r| flag(r.obligated)).to_owned(),
+            counts.lookups.to_string(),
+            counts.accepted.to_string(),
+            counts.refused.to_string(),
+            counts.distinct_niks_looked_up.to_string(),
+            counts.distinct_niks_returned.to_string(),
+            counts.lookups_in_window.to_string(),
+            counts.accepted_in_window.to_string(),
+            last_balikan(counts.last_balikan),
+            row.map_or("", |r| flag(Some(r.behind))).to_owned(),
+        ]
+    }
+
+    fn behind_line(&self) -> Option<&'static str> {
+        if !self.obligations_checked {
+            Some("Tidak diperiksa: kewajiban data balikan tidak diketahui tanpa berkas PKS.")
+        } else if self.behind.is_empty() {
+            Some("Tidak ada.")
+        } else {
+            None
+        }
+    }
+
+    fn markdown(&self) -> String {
+        let mut md = format!(
+            "\n## Data balikan per Pengguna dan PKS\n\n{}\n\n",
+            md_cell(&self.rule())
+        );
+        let columns = balikan_columns();
+        let _ = writeln!(md, "| {} |", columns.join(" | "));
+        let _ = writeln!(md, "|---|---|---|{}", "---:|".repeat(columns.len() - 3));
+        for row in self.rows.iter().map(Some).chain([None]) {
+            let cells: Vec<String> = self.cells(row).iter().map(|c| md_cell(c)).collect();
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
+        }
+        md.push_str("\n## Pengguna yang tertinggal kewajiban data balikan\n\n");
+        match self.behind_line() {
+            Some(line) => {
+                let _ = writeln!(md, "{line}");
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "| Pengguna | PKS | Hit {BALIKAN_WINDOW_DAYS} hari terakhir | Data balikan \
+                     terakhir |\n|---|---|---:|---|"
+                );
+                for b in &self.behind {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} |",
+                        md_cell(&b.pengguna),
+                        md_cell(&b.pks),
+                        b.lookups_in_window,
+                        last_balikan(b.last_balikan)
+                    );
+                }
+            }
+        }
+        md
+    }
+
+    fn html(&self) -> Markup {
+        html! {
+            section {
+                h2 { "Data balikan per Pengguna dan PKS" }
+                p { (self.rule()) }
+                table {
+                    tr { @for column in balikan_columns() { th { (column) } } }
+                    @for row in self.rows.iter().map(Some).chain([None]) {
+                        tr {
+                            @for (i, cell) in self.cells(row).into_iter().enumerate() {
+                                @if i < 3 { td { (cell) } } @else { td class="n" { (cell) } }
+                            }
+                        }
+                    }
+                }
+                h2 { "Pengguna yang tertinggal kewajiban data balikan" }
+                @if let Some(line) = self.behind_line() {
+                    p { (line) }
+                } @else {
+                    table {
+                        tr {
+                            th { "Pengguna" }
+                            th { "PKS" }
+                            th { "Hit " (BALIKAN_WINDOW_DAYS) " hari terakhir" }
+                            th { "Data balikan terakhir" }
+                        }
+                        @for b in &self.behind {
+                            tr {
+                                td { (b.pengguna) }
+                                td { (b.pks) }
+                                td class="n" { (b.lookups_in_window) }
+                                td { (last_balikan(b.last_balikan)) }
+                            }
                         }
                     }
                 }
@@ -566,7 +801,36 @@ mod tests {
             distinct_niks: 1,
             refusals_total: 1,
         };
+        let mut balikan = BalikanReport {
+            obligations_checked: false,
+            window_first: NaiveDate::MIN,
+            window_last: NaiveDate::MIN,
+            rows: vec![BalikanRow {
+                pengguna: hostile.to_owned(),
+                pks: Some(hostile.to_owned()),
+                obligated: None,
+                counts: BalikanCounts {
+                    lookups_in_window: 1,
+                    ..BalikanCounts::default()
+                },
+                behind: false,
+            }],
+            totals: BalikanCounts::default(),
+            behind: Vec::new(),
+        };
+        let unchecked = balikan.html().into_string();
+        balikan.rows[0].obligated = Some(true);
+        balikan.rows[0].behind = true;
+        balikan.obligations_checked = true;
+        balikan.behind = vec![super::super::BalikanBehind {
+            pengguna: hostile.to_owned(),
+            pks: hostile.to_owned(),
+            lookups_in_window: 1,
+            last_balikan: None,
+        }];
         let pieces = [
+            unchecked,
+            balikan.html().into_string(),
             html_usage_table(hostile, std::iter::once((hostile.to_owned(), &usage))).into_string(),
             hbar_chart(&[(hostile.to_owned(), 3)], hostile).into_string(),
             share_chart(&usage).into_string(),

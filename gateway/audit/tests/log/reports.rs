@@ -1,11 +1,12 @@
 //! Semester reports from a synthetic log across two semesters, checked number by number in
 //! every format.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use gerbang_audit::{Decision, Format, Record, Report, Semester, report};
 
-use crate::support::{TestClock, key, open, parse};
+use crate::support::{TestClock, balikan, hit, key, open, parse};
 
 /// The synthetic log, one request a line: decision time, write time (`-`: the same; it
 /// decides the day file), Pengguna (`-`: unidentified), User ID, channel, decision, NIK
@@ -231,7 +232,10 @@ fn first_semester_figures_are_exact_in_every_format() {
          quota_limit_sum,quota_utilisation,distinct_niks,refusals_total,\
          refusals:login_failed,refusals:not_permitted,refusals:quota_exhausted,\
          hits:card_reader,hits:web_portal,hits:web_service,\
-         share:card_reader,share:web_portal,share:web_service"
+         share:card_reader,share:web_portal,share:web_service,\
+         pks,balikan_obligated,lookups_last_30_days,balikan_batches,balikan_accepted,\
+         balikan_refused,balikan_accepted_last_30_days,distinct_niks_returned,last_balikan,\
+         balikan_behind"
     );
     // Every row parses as CSV with the header's width.
     let rows: Vec<String> = reader
@@ -249,24 +253,28 @@ fn first_semester_figures_are_exact_in_every_format() {
     };
     assert_eq!(
         row("user_id,bkd-kra,bkd_kra_01,"),
-        "user_id,bkd-kra,bkd_kra_01,5,4,2,2026-03-02,3,20,0.2000,3,1,0,0,1,0,1,3,0.0000,0.2500,0.7500"
+        "user_id,bkd-kra,bkd_kra_01,5,4,2,2026-03-02,3,20,0.2000,3,1,0,0,1,0,1,3,0.0000,0.2500,0.7500,,,,,,,,,,"
     );
     assert_eq!(
         row("pengguna,bkd-kra,,"),
-        "pengguna,bkd-kra,,7,6,3,2026-03-02,3,25,0.2400,4,1,0,0,1,2,1,3,0.3333,0.1667,0.5000"
+        "pengguna,bkd-kra,,7,6,3,2026-03-02,3,25,0.2400,4,1,0,0,1,2,1,3,0.3333,0.1667,0.5000,,,,,,,,,,"
     );
     assert_eq!(
         row("user_id,(unidentified),,"),
-        "user_id,(unidentified),,2,0,0,,,0,,0,2,2,0,0,0,0,0,0.0000,0.0000,0.0000"
+        "user_id,(unidentified),,2,0,0,,,0,,0,2,2,0,0,0,0,0,0.0000,0.0000,0.0000,,,,,,,,,,"
     );
     assert_eq!(
         row("total,"),
-        "total,,,15,10,4,2026-05-10,4,45,0.2222,8,4,2,1,1,2,1,7,0.2000,0.1000,0.7000"
+        "total,,,15,10,4,2026-05-10,4,45,0.2222,8,4,2,1,1,2,1,7,0.2000,0.1000,0.7000,,,2,0,0,0,0,0,never,"
+    );
+    assert_eq!(
+        row("pks,bkd-kra,,"),
+        "pks,bkd-kra,,,6,,,,,,4,,,,,,,,,,,PKS/bkd-kra,not checked,2,0,0,0,0,0,never,not checked"
     );
     assert_eq!(
         rows.len(),
-        3 + 4 + 1,
-        "3 Pengguna rows, 4 User ID rows, the total"
+        3 + 4 + 2 + 1,
+        "3 Pengguna rows, 4 User ID rows, 2 PKS rows, the total"
     );
 
     // JSON: the model as is.
@@ -369,4 +377,317 @@ fn damaged_lines_are_counted_not_fatal() {
     let r = report(dir.path(), semester("2026-1"), None).expect("report");
     assert_eq!(r.lines_skipped, 2);
     assert_eq!(r.totals.hits, 10);
+}
+
+/// The data-balikan fixture: Pengguna, PKS, time, and a lookup (`hit N`: a NIK hit for
+/// NIK number N), a batch (`balikan N,M refused R`: accepted NIKs N and M, R records
+/// refused; `-` for none accepted), or a refused batch (`denied`). The semester is 2026-1,
+/// so the rule's window is 1 to 30 June.
+const BALIKAN_LOG: &[&str] = &[
+    // rsud-uji: looks up NIKs 1, 2, 1, 3 in June and returns 1 and 2 on 10 June: kept up.
+    "rsud-uji PKS/RSUD/1 2026-06-02T09:00:00+07:00 hit 1",
+    "rsud-uji PKS/RSUD/1 2026-06-03T09:00:00+07:00 hit 2",
+    "rsud-uji PKS/RSUD/1 2026-06-04T09:00:00+07:00 hit 1",
+    "rsud-uji PKS/RSUD/1 2026-06-05T09:00:00+07:00 hit 3",
+    "rsud-uji PKS/RSUD/1 2026-06-10T09:00:00+07:00 balikan 1,2 refused 1",
+    "rsud-uji PKS/RSUD/1 2026-06-11T09:00:00+07:00 denied",
+    // bapenda-uji under its first PKS: returned in March, looked up again in June and
+    // returned nothing since: behind, last 15 March.
+    "bapenda-uji PKS/BAPENDA/1 2026-03-10T09:00:00+07:00 hit 5",
+    "bapenda-uji PKS/BAPENDA/1 2026-03-15T09:00:00+07:00 balikan 5 refused 0",
+    "bapenda-uji PKS/BAPENDA/1 2026-06-20T09:00:00+07:00 hit 6",
+    // ... and under a second PKS that owes no data balikan: not behind.
+    "bapenda-uji PKS/BAPENDA/2 2026-06-21T09:00:00+07:00 hit 7",
+    // dinsos-uji: a hit on the window's first minute, and a batch whose every record was
+    // refused: behind, never returned anything.
+    "dinsos-uji PKS/DINSOS/1 2026-06-01T00:00:00+07:00 hit 8",
+    "dinsos-uji PKS/DINSOS/1 2026-06-26T09:00:00+07:00 balikan - refused 2",
+    // disdik-uji: its last hit a second before the window: not behind.
+    "disdik-uji PKS/DISDIK/1 2026-05-31T23:59:59+07:00 hit 9",
+];
+
+/// The PKS whose files list `data_balikan` (all but PKS/BAPENDA/2).
+fn obligated() -> BTreeSet<String> {
+    [
+        "PKS/RSUD/1",
+        "PKS/BAPENDA/1",
+        "PKS/DINSOS/1",
+        "PKS/DISDIK/1",
+    ]
+    .map(str::to_owned)
+    .into()
+}
+
+fn write_balikan_log(dir: &Path) {
+    let clock = TestClock::at("2026-03-01T09:00:00+07:00");
+    let log = open(dir, &clock);
+    for (n, line) in BALIKAN_LOG.iter().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (pengguna, pks, time) = (f[0], f[1], f[2]);
+        clock.set(time);
+        let at = parse(time);
+        let n = n as u64 + 100;
+        let mut record = match f[3..] {
+            ["hit", nik] => hit(at, nik.parse().expect("nik")),
+            ["balikan", niks, "refused", refused] => {
+                let niks: Vec<u64> = niks
+                    .split(',')
+                    .filter(|n| *n != "-")
+                    .map(|n| n.parse().expect("nik"))
+                    .collect();
+                balikan(at, n, &niks, refused.parse().expect("refused"))
+            }
+            ["denied"] => Record {
+                decision: Decision::Deny,
+                reason: Some("not_permitted".into()),
+                upstream_status: None,
+                balikan: None,
+                ..balikan(at, n, &[], 0)
+            },
+            _ => panic!("bad line {line}"),
+        };
+        record.request_id = format!("req-{n}");
+        record.pengguna = Some(pengguna.into());
+        record.user_id = Some(format!("{pengguna}_01"));
+        record.pks = Some(pks.into());
+        log.append(&record).expect("append");
+    }
+    log.close().expect("close");
+}
+
+/// Lookups against data balikan per Pengguna and PKS, and who is behind, in every format.
+/// The batches reached the DWH (`upstream_status` 200), so the figures would be wrong in
+/// many places if a batch were counted as a hit.
+#[test]
+fn balikan_against_lookups_and_who_is_behind_in_every_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_balikan_log(dir.path());
+    let mut r = report(dir.path(), semester("2026-1"), None).expect("report");
+
+    // Batches are requests, never hits: 9 lookups among 13 records.
+    assert_eq!((r.totals.requests, r.totals.hits), (13, 9));
+    assert_eq!(r.totals.distinct_niks, 8);
+    assert_eq!(
+        r.totals.quota_limit_sum,
+        9 * 1000,
+        "9 active days of the User IDs, batches use no quota"
+    );
+    let rsud = r
+        .pengguna
+        .iter()
+        .find(|p| p.pengguna.as_deref() == Some("rsud-uji"))
+        .expect("rsud-uji");
+    assert_eq!((rsud.usage.requests, rsud.usage.hits), (6, 4));
+    assert_eq!(rsud.usage.distinct_niks, 3);
+    assert_eq!(rsud.usage.refusals.get("not_permitted"), Some(&1));
+
+    // Counted, but not checked without the PKS files.
+    let b = &r.balikan;
+    assert!(!b.obligations_checked);
+    assert_eq!(
+        (b.window_first.to_string(), b.window_last.to_string()),
+        ("2026-06-01".into(), "2026-06-30".into())
+    );
+    assert!(b.behind.is_empty());
+    assert!(
+        b.rows
+            .iter()
+            .all(|row| row.obligated.is_none() && !row.behind)
+    );
+    let md = render(&r, Format::Markdown);
+    assert!(md.contains("KEWAJIBAN TIDAK DIPERIKSA"), "{md}");
+    assert!(
+        md.contains("Tidak diperiksa: kewajiban data balikan tidak diketahui"),
+        "{md}"
+    );
+    assert!(render(&r, Format::Csv).contains(",not checked,"));
+
+    r.check_obligations(&obligated());
+    let b = &r.balikan;
+    assert!(b.obligations_checked);
+    let shown: Vec<String> = b
+        .rows
+        .iter()
+        .map(|row| {
+            let c = &row.counts;
+            format!(
+                "{} {} {:?} {}/{} {}/{}/{}/{} {}/{} {:?} {}",
+                row.pengguna,
+                row.pks.as_deref().unwrap_or("-"),
+                row.obligated,
+                c.lookups,
+                c.lookups_in_window,
+                c.batches,
+                c.accepted,
+                c.refused,
+                c.accepted_in_window,
+                c.distinct_niks_looked_up,
+                c.distinct_niks_returned,
+                c.last_balikan.map(|d| d.to_string()),
+                if row.behind { "BEHIND" } else { "ok" },
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "bapenda-uji PKS/BAPENDA/1 Some(true) 2/1 1/1/0/0 2/1 Some(\"2026-03-15\") BEHIND",
+            "bapenda-uji PKS/BAPENDA/2 Some(false) 1/1 0/0/0/0 1/0 None ok",
+            "dinsos-uji PKS/DINSOS/1 Some(true) 1/1 1/0/2/0 1/0 None BEHIND",
+            "disdik-uji PKS/DISDIK/1 Some(true) 1/0 0/0/0/0 1/0 None ok",
+            "rsud-uji PKS/RSUD/1 Some(true) 4/4 1/2/1/2 3/2 Some(\"2026-06-10\") ok",
+        ]
+    );
+    let t = &b.totals;
+    assert_eq!(
+        (
+            t.lookups,
+            t.lookups_in_window,
+            t.batches,
+            t.accepted,
+            t.refused
+        ),
+        (9, 7, 3, 3, 3)
+    );
+    assert_eq!(
+        (t.distinct_niks_looked_up, t.distinct_niks_returned),
+        (8, 3)
+    );
+    let behind: Vec<(&str, &str, u64, Option<String>)> = b
+        .behind
+        .iter()
+        .map(|x| {
+            (
+                x.pengguna.as_str(),
+                x.pks.as_str(),
+                x.lookups_in_window,
+                x.last_balikan.map(|d| d.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        behind,
+        [
+            ("bapenda-uji", "PKS/BAPENDA/1", 1, Some("2026-03-15".into())),
+            ("dinsos-uji", "PKS/DINSOS/1", 1, None),
+        ]
+    );
+
+    // JSON: the same model.
+    let json: serde_json::Value = serde_json::from_str(&render(&r, Format::Json)).expect("json");
+    let jb = &json["balikan"];
+    assert_eq!(jb["obligations_checked"], true);
+    assert_eq!(jb["window_first"], "2026-06-01");
+    assert_eq!(jb["totals"]["accepted"], 3);
+    assert_eq!(jb["rows"][4]["pks"], "PKS/RSUD/1");
+    assert_eq!(jb["rows"][4]["lookups"], 4);
+    assert_eq!(jb["rows"][4]["distinct_niks_returned"], 2);
+    assert_eq!(jb["behind"][0]["last_balikan"], "2026-03-15");
+    assert_eq!(jb["behind"][1]["pks"], "PKS/DINSOS/1");
+    assert_eq!(jb["behind"][1]["last_balikan"], serde_json::Value::Null);
+    assert_eq!(json["totals"]["hits"], 9);
+
+    // CSV: a `pks` row per Pengguna and PKS, after the Pengguna's User IDs.
+    let csv_text = render(&r, Format::Csv);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            assert_eq!(r.len(), header.len());
+            r.iter().map(str::to_owned).collect()
+        })
+        .collect();
+    let cell = |row: &[String], name: &str| -> String {
+        let i = header.iter().position(|h| h == name).expect(name);
+        row[i].clone()
+    };
+    let pks = |nomor: &str| -> Vec<String> {
+        rows.iter()
+            .find(|r| r[0] == "pks" && cell(r, "pks") == nomor)
+            .unwrap_or_else(|| panic!("no pks row {nomor}:\n{csv_text}"))
+            .clone()
+    };
+    let bapenda = pks("PKS/BAPENDA/1");
+    for (column, expected) in [
+        ("pengguna", "bapenda-uji"),
+        ("hits", "2"),
+        ("distinct_niks", "2"),
+        ("balikan_obligated", "yes"),
+        ("lookups_last_30_days", "1"),
+        ("balikan_accepted", "1"),
+        ("balikan_accepted_last_30_days", "0"),
+        ("last_balikan", "2026-03-15"),
+        ("balikan_behind", "yes"),
+    ] {
+        assert_eq!(cell(&bapenda, column), expected, "{column}");
+    }
+    assert_eq!(cell(&pks("PKS/DINSOS/1"), "last_balikan"), "never");
+    assert_eq!(cell(&pks("PKS/DINSOS/1"), "balikan_refused"), "2");
+    assert_eq!(cell(&pks("PKS/BAPENDA/2"), "balikan_obligated"), "no");
+    assert_eq!(cell(&pks("PKS/RSUD/1"), "balikan_behind"), "no");
+    assert_eq!(cell(&pks("PKS/RSUD/1"), "distinct_niks_returned"), "2");
+    let total = rows.iter().find(|r| r[0] == "total").expect("total");
+    assert_eq!(cell(total, "hits"), "9");
+    assert_eq!(cell(total, "balikan_accepted"), "3");
+    assert_eq!(cell(total, "distinct_niks_returned"), "3");
+    let order: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .take(4)
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("pengguna", "bapenda-uji"),
+            ("user_id", "bapenda-uji"),
+            ("pks", "bapenda-uji"),
+            ("pks", "bapenda-uji"),
+        ]
+    );
+
+    // Markdown: the table, the rule and the behind list, in Indonesian.
+    let md = render(&r, Format::Markdown);
+    for expected in [
+        "## Data balikan per Pengguna dan PKS",
+        "dalam 30 hari terakhir periode (2026-06-01 s.d. 2026-06-30)",
+        "| bapenda-uji | PKS/BAPENDA/1 | ya | 2 | 1 | 0 | 2 | 1 | 1 | 0 | 2026-03-15 | ya |",
+        "| bapenda-uji | PKS/BAPENDA/2 | tidak | 1 | 0 | 0 | 1 | 0 | 1 | 0 | belum pernah | tidak |",
+        "| rsud-uji | PKS/RSUD/1 | ya | 4 | 2 | 1 | 3 | 2 | 4 | 2 | 2026-06-10 | tidak |",
+        "| Total |  |  | 9 | 3 | 3 | 8 | 3 | 7 | 2 | 2026-06-10 |  |",
+        "## Pengguna yang tertinggal kewajiban data balikan",
+        "| bapenda-uji | PKS/BAPENDA/1 | 1 | 2026-03-15 |",
+        "| dinsos-uji | PKS/DINSOS/1 | 1 | belum pernah |",
+    ] {
+        assert!(md.contains(expected), "missing `{expected}` in:\n{md}");
+    }
+    assert!(!md.contains("TIDAK DIPERIKSA"), "{md}");
+
+    // HTML: the same, through the template.
+    let html = render(&r, Format::Html);
+    for expected in [
+        "<h2>Data balikan per Pengguna dan PKS</h2>",
+        "<th>Hit 30 hari terakhir</th>",
+        "<h2>Pengguna yang tertinggal kewajiban data balikan</h2>",
+        "<tr><td>bapenda-uji</td><td>PKS/BAPENDA/1</td><td class=\"n\">1</td><td>2026-03-15</td></tr>",
+        "<tr><td>dinsos-uji</td><td>PKS/DINSOS/1</td><td class=\"n\">1</td><td>belum pernah</td></tr>",
+    ] {
+        assert!(html.contains(expected), "missing `{expected}` in:\n{html}");
+    }
+
+    // Nobody behind: said so.
+    let mut kept_up = report(dir.path(), semester("2026-1"), Some("rsud-uji")).expect("report");
+    kept_up.check_obligations(&obligated());
+    assert_eq!(kept_up.balikan.rows.len(), 1);
+    assert!(kept_up.balikan.behind.is_empty());
+    assert!(
+        render(&kept_up, Format::Markdown)
+            .contains("tertinggal kewajiban data balikan\n\nTidak ada.")
+    );
 }
