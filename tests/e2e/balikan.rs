@@ -32,6 +32,7 @@ fn agreements() -> Vec<TestPks> {
             vec![TestUser::aktif("bank_01", "127.0.0.3")],
         ),
         TestPks {
+            jenis: "bhi",
             extra: "kepemilikan_asing_mayoritas = true",
             ..TestPks::new(
                 "asing.toml",
@@ -78,7 +79,7 @@ async fn a_batch_is_checked_record_by_record_and_only_valid_records_of_looked_up
     let niks = sim.sample("alive", 3).await;
     let (looked, never) = (&niks[0], &niks[1]);
     let rsud = gw.client("127.0.0.2");
-    let url = gw.url("/dukcapil/balikan/rsud");
+    let url = gw.balikan_url("rsud");
 
     // Before any lookup, nothing can be returned about anyone.
     let (status, body) = post(
@@ -102,12 +103,7 @@ async fn a_batch_is_checked_record_by_record_and_only_valid_records_of_looked_up
     );
     assert_eq!(sim.balikan_records().await, 0, "nothing forwarded");
 
-    let (status, body) = post(
-        &rsud,
-        &gw.url("/dukcapil/get_json/rsud/CALL_NIK"),
-        lookup("rsud_01", looked),
-    )
-    .await;
+    let (status, body) = post(&rsud, &gw.url("CALL_NIK"), lookup("rsud_01", looked)).await;
     assert_eq!((status, response_code(&body)), (200, None), "{body}");
     let hits_after_lookup = quota_limiter(&body).unwrap();
 
@@ -151,7 +147,7 @@ async fn a_batch_is_checked_record_by_record_and_only_valid_records_of_looked_up
     let bkd = gw.client("127.0.0.5");
     let (_, body) = post(
         &bkd,
-        &gw.url("/dukcapil/balikan/bkd"),
+        &gw.balikan_url("bkd"),
         batch(
             "bkd_01",
             &[serde_json::json!({"NIK": looked, "NOP_PBB_P2": "331309000100200010"})],
@@ -173,7 +169,7 @@ async fn a_batch_is_checked_record_by_record_and_only_valid_records_of_looked_up
     ] {
         let (_, body) = post(
             &gw.client(ip),
-            &gw.url(&format!("/dukcapil/balikan/{file}")),
+            &gw.balikan_url(file),
             batch(
                 user,
                 &[serde_json::json!({"NIK": looked, "NO_REKAM_MEDIS": "RM-1"})],
@@ -225,12 +221,7 @@ async fn a_batch_is_checked_record_by_record_and_only_valid_records_of_looked_up
     );
 
     // No NIK hit was used by the balikan.
-    let (_, body) = post(
-        &rsud,
-        &gw.url("/dukcapil/get_json/rsud/CALL_NIK"),
-        lookup("rsud_01", looked),
-    )
-    .await;
+    let (_, body) = post(&rsud, &gw.url("CALL_NIK"), lookup("rsud_01", looked)).await;
     assert_eq!(quota_limiter(&body), Some(hits_after_lookup - 1), "{body}");
 
     // Its own daily limit (3 here): one record is used, two more pass, the third not.

@@ -41,6 +41,10 @@ const NOT_CREATED: &[(&str, &str)] = &[
         "needs two instances with different PKS sets",
     ),
     (
+        "GerbangBalikanOverdue",
+        "needs 30 days of lookups without data balikan; alerts_test_30d.yml fires it",
+    ),
+    (
         "GerbangTlsCertificateExpiring",
         "needs a certificate within 30 days of its end; e2e/tls_reload.rs reads the gauge, alerts_test.yml fires it",
     ),
@@ -108,14 +112,17 @@ async fn prometheus_gets_data_for_every_panel_and_alert() {
             ],
         )
     };
-    let big = TestPks::new(
-        "dinas.toml",
-        "2/DINAS/MON",
-        vec![
-            TestUser::aktif("dinas_01", "127.0.0.5"),
-            TestUser::aktif("dinas_02", "127.0.0.6"),
-        ],
-    );
+    let big = TestPks {
+        extra: r#"data_balikan = ["Nomor rekam medis"]"#,
+        ..TestPks::new(
+            "dinas.toml",
+            "2/DINAS/MON",
+            vec![
+                TestUser::aktif("dinas_01", "127.0.0.5"),
+                TestUser::aktif("dinas_02", "127.0.0.6"),
+            ],
+        )
+    };
     let gw = Gateway::start(GatewayOptions {
         sam: Some(sam_addr),
         timeout_ms: 400,
@@ -221,6 +228,23 @@ async fn prometheus_gets_data_for_every_panel_and_alert() {
         .await;
         assert!(respon(&body).is_some());
     }
+    // Data balikan: one record about a NIK the Pengguna looked up (accepted), one about a
+    // NIK it never did (refused).
+    assert_eq!(
+        respon(&call("dinas_01", "127.0.0.5", niks[2].clone()).await),
+        None
+    );
+    let batch = serde_json::json!({
+        "user_id": "dinas_01", "password": PASSWORD,
+        "data": [{"NIK": niks[2], "NO_REKAM_MEDIS": "RM-1"}, {"NIK": niks[19], "NO_REKAM_MEDIS": "RM-2"}],
+    });
+    let (_, body) = post(
+        &gw.client("127.0.0.5"),
+        &gw.balikan_url("dinas"),
+        batch.to_string(),
+    )
+    .await;
+    assert!(body.contains("\"DITERIMA\":1"), "{body}");
     // Card readers: valid, stale, and one while the sidecar is down.
     assert_eq!(
         respon(&reader_lookup(&gw, &key, "kab_03", "127.0.0.4", &niks[1], 0).await),

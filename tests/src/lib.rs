@@ -730,6 +730,12 @@ impl Gateway {
         format!("{scheme}://{host}/dukcapil/get_json/UJI/{service}")
     }
 
+    /// The URL of the data-balikan web service on this gateway.
+    pub fn balikan_url(&self, instansi: &str) -> String {
+        self.url("")
+            .replace("/get_json/UJI/", &format!("/balikan/{instansi}"))
+    }
+
     /// The URL of a Web Portal path (below `/portal/`) on this gateway.
     pub fn portal_url(&self, path: &str) -> String {
         let base = self.url("");

@@ -460,9 +460,9 @@ fn json_row(raw: &RawValue) -> Row {
         gerbang_core::BodyError::NotJson(_) => "data bukan objek JSON".into(),
     })?;
     let mut columns = Vec::new();
-    for (key, _) in parsed.keys() {
+    for (key, lower) in parsed.keys() {
         let value = parsed
-            .text(key)
+            .text(lower)
             .map_err(|_| format!("nilai kolom {} harus berupa teks", shown(key)))?
             .unwrap_or_default();
         columns.push((key.to_string(), value));

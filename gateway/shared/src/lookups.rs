@@ -54,6 +54,29 @@ pub trait LookupMemory: Send + Sync + std::fmt::Debug {
     fn dropped(&self) -> u64;
 }
 
+/// Notes queued but not yet written: a balikan sent right after its lookup must find it.
+/// Bounded by the queue (a note is here only while it is queued).
+#[derive(Debug, Default)]
+struct Pending(dashmap::DashMap<String, i64>);
+
+impl Pending {
+    fn add(&self, key: &str, until: i64) {
+        let mut e = self.0.entry(key.to_string()).or_insert(until);
+        *e = (*e).max(until);
+    }
+
+    /// Forgets the written notes (unless a later lookup extended one meanwhile).
+    fn written(&self, batch: &[(String, i64)]) {
+        for (k, until) in batch {
+            self.0.remove_if(k, |_, v| *v <= *until);
+        }
+    }
+
+    fn open(&self, key: &str, now: i64) -> bool {
+        self.0.get(key).is_some_and(|u| *u >= now)
+    }
+}
+
 fn key(pks: &str, digest: &str) -> String {
     // `\u{1f}` cannot occur in a PKS number read from TOML as a printable string, nor in a
     // hex digest: the pair is unambiguous.
@@ -90,6 +113,7 @@ pub struct EmbeddedLookups {
     /// (a binary upgrade), when it lets go; notes wait in the queue meanwhile.
     db: Arc<OnceLock<Arc<Database>>>,
     notes: mpsc::SyncSender<(String, i64)>,
+    pending: Arc<Pending>,
     dropped: Arc<AtomicU64>,
     /// Tells a writer still waiting for the file that the store is gone.
     closed: Arc<AtomicBool>,
@@ -124,6 +148,8 @@ impl EmbeddedLookups {
         let (notes, rx) = mpsc::sync_channel(LOOKUP_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let (writer_db, writer_dropped) = (Arc::clone(&db), Arc::clone(&dropped));
+        let pending = Arc::new(Pending::default());
+        let writer_pending = Arc::clone(&pending);
         let writer_path = path.to_path_buf();
         let closed = Arc::new(AtomicBool::new(false));
         let writer_closed = Arc::clone(&closed);
@@ -131,7 +157,7 @@ impl EmbeddedLookups {
             .name("gerbang-lookups".into())
             .spawn(move || {
                 if let Some(db) = wait_for(&writer_db, &writer_path, &writer_closed) {
-                    write_notes(&db, &rx, &writer_dropped);
+                    write_notes(&db, &rx, &writer_pending, &writer_dropped);
                 }
             })
             .map_err(|source| LookupStoreError::Writer {
@@ -141,6 +167,7 @@ impl EmbeddedLookups {
         Ok(Self {
             db,
             notes,
+            pending,
             dropped,
             closed,
         })
@@ -204,7 +231,10 @@ fn read(db: &Database, pks: &str, digests: &[String], now: i64) -> Result<Vec<bo
 #[async_trait]
 impl LookupMemory for EmbeddedLookups {
     fn remember(&self, pks: &str, digest: &str, until: i64) {
-        if self.notes.try_send((key(pks, digest), until)).is_err() {
+        let k = key(pks, digest);
+        self.pending.add(&k, until);
+        if self.notes.try_send((k.clone(), until)).is_err() {
+            self.pending.written(&[(k, until)]);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -221,10 +251,15 @@ impl LookupMemory for EmbeddedLookups {
                 "the balikan store is still held by the previous process".into(),
             ));
         };
-        let (pks, digests) = (pks.to_string(), digests.to_vec());
-        tokio::task::spawn_blocking(move || read(&db, &pks, &digests, now))
+        let (owned_pks, owned) = (pks.to_string(), digests.to_vec());
+        let stored = tokio::task::spawn_blocking(move || read(&db, &owned_pks, &owned, now))
             .await
-            .map_err(|e| Unavailable(format!("balikan store: {e}")))?
+            .map_err(|e| Unavailable(format!("balikan store: {e}")))??;
+        Ok(stored
+            .into_iter()
+            .zip(digests)
+            .map(|(s, d)| s || self.pending.open(&key(pks, d), now))
+            .collect())
     }
 
     fn dropped(&self) -> u64 {
@@ -234,7 +269,12 @@ impl LookupMemory for EmbeddedLookups {
 
 /// The embedded writer: takes what is queued, commits it as one batch, and prunes expired
 /// notes now and then. Ends when the store is dropped.
-fn write_notes(db: &Database, rx: &mpsc::Receiver<(String, i64)>, dropped: &AtomicU64) {
+fn write_notes(
+    db: &Database,
+    rx: &mpsc::Receiver<(String, i64)>,
+    pending: &Pending,
+    dropped: &AtomicU64,
+) {
     let mut last_prune: Option<Instant> = None;
     loop {
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
@@ -259,6 +299,7 @@ fn write_notes(db: &Database, rx: &mpsc::Receiver<(String, i64)>, dropped: &Atom
             dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
             tracing::warn!(error = %e, notes = batch.len(), "could not write looked-up NIK digests: their NIKs cannot be returned as data balikan until looked up again");
         }
+        pending.written(&batch);
     }
 }
 
@@ -301,6 +342,7 @@ pub struct RedisLookups {
     _redis: Redis,
     prefix: String,
     notes: tokio::sync::mpsc::Sender<(String, i64)>,
+    pending: Arc<Pending>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -309,15 +351,19 @@ impl RedisLookups {
     pub fn new(redis: &Redis, prefix: &str) -> Self {
         let (notes, rx) = tokio::sync::mpsc::channel(LOOKUP_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        redis
-            .link()
-            .handle()
-            .spawn(send_notes(redis.link().clone(), rx, Arc::clone(&dropped)));
+        let pending = Arc::new(Pending::default());
+        redis.link().handle().spawn(send_notes(
+            redis.link().clone(),
+            rx,
+            Arc::clone(&pending),
+            Arc::clone(&dropped),
+        ));
         Self {
             link: redis.link().clone(),
             _redis: redis.clone(),
             prefix: prefix.to_string(),
             notes,
+            pending,
             dropped,
         }
     }
@@ -331,6 +377,7 @@ impl RedisLookups {
 async fn send_notes(
     link: Link,
     mut rx: tokio::sync::mpsc::Receiver<(String, i64)>,
+    pending: Arc<Pending>,
     dropped: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -348,6 +395,7 @@ async fn send_notes(
             dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
             tracing::warn!(error = %e, notes = batch.len(), "could not write looked-up NIK digests to Redis: their NIKs cannot be returned as data balikan until looked up again");
         }
+        pending.written(&batch);
         batch.clear();
     }
 }
@@ -355,11 +403,10 @@ async fn send_notes(
 #[async_trait]
 impl LookupMemory for RedisLookups {
     fn remember(&self, pks: &str, digest: &str, until: i64) {
-        if self
-            .notes
-            .try_send((self.redis_key(pks, digest), until))
-            .is_err()
-        {
+        let k = self.redis_key(pks, digest);
+        self.pending.add(&k, until);
+        if self.notes.try_send((k.clone(), until)).is_err() {
+            self.pending.written(&[(k, until)]);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -368,7 +415,7 @@ impl LookupMemory for RedisLookups {
         &self,
         pks: &str,
         digests: &[String],
-        _now: i64,
+        now: i64,
     ) -> Result<Vec<bool>, Unavailable> {
         if digests.is_empty() {
             return Ok(Vec::new());
@@ -377,9 +424,13 @@ impl LookupMemory for RedisLookups {
         // Redis expires each key at the end of its window.
         let found: Vec<Option<String>> = self
             .link
-            .query(redis::cmd("MGET").arg(keys).clone())
+            .query(redis::cmd("MGET").arg(&keys).clone())
             .await?;
-        Ok(found.into_iter().map(|v| v.is_some()).collect())
+        Ok(found
+            .into_iter()
+            .zip(&keys)
+            .map(|(v, k)| v.is_some() || self.pending.open(k, now))
+            .collect())
     }
 
     fn dropped(&self) -> u64 {
@@ -410,28 +461,42 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_note_is_per_pks_and_ends_with_its_window() {
+        // Real times: the writer prunes what expired before now.
+        let t = unix_now();
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("b.redb");
         let store = EmbeddedLookups::open(&path).expect("open");
-        store.remember("1/A", "aa", 1_000);
+        store.remember("1/A", "aa", t + 1_000);
         let digests = vec!["aa".to_string(), "bb".to_string()];
-        assert_eq!(settled(&store, "1/A", &digests, 900).await, [true, false]);
+        assert_eq!(
+            settled(&store, "1/A", &digests, t + 900).await,
+            [true, false]
+        );
         // Another PKS, even of the same Pengguna, did not look it up.
         assert_eq!(
-            store.looked_up("2/A", &digests, 900).await.expect("read"),
+            store
+                .looked_up("2/A", &digests, t + 900)
+                .await
+                .expect("read"),
             [false, false]
         );
         // Past the window.
         assert_eq!(
-            store.looked_up("1/A", &digests, 1_001).await.expect("read"),
+            store
+                .looked_up("1/A", &digests, t + 1_001)
+                .await
+                .expect("read"),
             [false, false]
         );
         // A later lookup extends it; an earlier note does not shorten it.
-        store.remember("1/A", "aa", 5_000);
-        store.remember("1/A", "aa", 2_000);
+        store.remember("1/A", "aa", t + 5_000);
+        store.remember("1/A", "aa", t + 2_000);
         let mut seen = Vec::new();
         for _ in 0..200 {
-            seen = store.looked_up("1/A", &digests, 4_000).await.expect("read");
+            seen = store
+                .looked_up("1/A", &digests, t + 4_000)
+                .await
+                .expect("read");
             if seen[0] {
                 break;
             }
@@ -440,23 +505,18 @@ mod tests {
         assert_eq!(seen, [true, false]);
         drop(store);
         // The notes survive a restart.
-        let mut reopened = EmbeddedLookups::open(&path);
+        // The old writer may hold the file a moment longer: the new store opens it when
+        // released (as after a binary upgrade), and answers once it has.
+        let reopened = EmbeddedLookups::open(&path).expect("reopen");
+        let mut seen = reopened.looked_up("1/A", &digests, t + 4_000).await;
         for _ in 0..200 {
-            if reopened.is_ok() {
+            if seen.is_ok() {
                 break;
             }
-            // The old writer thread may still hold the file for a moment.
             tokio::time::sleep(Duration::from_millis(10)).await;
-            reopened = EmbeddedLookups::open(&path);
+            seen = reopened.looked_up("1/A", &digests, t + 4_000).await;
         }
-        let reopened = reopened.expect("reopen");
-        assert_eq!(
-            reopened
-                .looked_up("1/A", &digests, 4_000)
-                .await
-                .expect("read"),
-            [true, false]
-        );
+        assert_eq!(seen.expect("read once released"), [true, false]);
     }
 
     #[test]

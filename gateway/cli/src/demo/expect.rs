@@ -10,6 +10,8 @@ pub(super) enum Expect {
     Records { absent: &'static [&'static str] },
     /// Only `Sesuai` / `Tidak Sesuai` verdicts, no values.
     Verdicts,
+    /// A data balikan's per-record verdicts: this many accepted and refused.
+    Balikan { accepted: u64, refused: u64 },
 }
 
 impl Expect {
@@ -18,6 +20,9 @@ impl Expect {
             Self::Respon(text) => format!("RESPON \"{text}\""),
             Self::Records { .. } => "records".to_string(),
             Self::Verdicts => "verdicts only".to_string(),
+            Self::Balikan { accepted, refused } => {
+                format!("{accepted} record(s) accepted, {refused} refused")
+            }
         }
     }
 
@@ -55,6 +60,16 @@ impl Expect {
                     }
                 }
                 Ok(())
+            }
+            Self::Balikan { accepted, refused } => {
+                if let Some(got) = respon {
+                    return Err(format!("got RESPON \"{got}\""));
+                }
+                let count = |k: &str| v.get(k).and_then(Value::as_u64);
+                match (count("DITERIMA"), count("DITOLAK")) {
+                    (Some(a), Some(r)) if a == *accepted && r == *refused => Ok(()),
+                    (a, r) => Err(format!("got {a:?} accepted, {r:?} refused")),
+                }
             }
             Self::Verdicts => {
                 if let Some(got) = respon {

@@ -158,7 +158,15 @@ impl Api {
         })
     }
 
+    /// The URL of a web service: a lookup's, or the data-balikan service's for
+    /// [`BALIKAN`].
     pub(super) fn url(&self, instansi: &str, service: &str) -> String {
+        if service == BALIKAN {
+            return format!(
+                "{}://localhost:{}/dukcapil/balikan/{instansi}",
+                self.scheme, self.port
+            );
+        }
         format!(
             "{}://localhost:{}/dukcapil/get_json/{instansi}/{service}",
             self.scheme, self.port
@@ -217,6 +225,9 @@ impl Api {
         s
     }
 }
+
+/// The `service` of a [`Call`] to the data-balikan web service (`/dukcapil/balikan/…`).
+pub(super) const BALIKAN: &str = "balikan";
 
 /// One request of the tour.
 pub(super) struct Call {

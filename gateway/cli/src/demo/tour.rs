@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::PASSWORD;
 use super::expect::Expect;
-use super::http::{Api, Call, Person, Sim};
+use super::http::{Api, BALIKAN, Call, Person, Sim};
 use super::json::{body, pretty, top_level_keys};
 use super::printout::indent;
 
@@ -68,6 +68,27 @@ impl Tour {
         if let Some(answer) = answer {
             compare_fields(&first.raw, &answer);
         }
+
+        // a2. Data balikan: the hospital returns its medical record number of the patient
+        // it just looked up; one about a person it never looked up is refused.
+        let records = serde_json::json!([
+            {"NIK": first.nik, "NO_REKAM_MEDIS": "RM-2026-000123"},
+            {"NIK": search.nik, "NO_REKAM_MEDIS": "RM-2026-000124"},
+        ]);
+        let balikan = serde_json::json!({
+            "user_id": "rsud_cth_01", "password": PASSWORD, "data": records,
+        });
+        let call = Call::new([127, 0, 0, 2], "RSUD_CTH", BALIKAN, balikan.to_string());
+        self.step(
+            "Data balikan / returning data: rsud_cth_01 sends medical record numbers back",
+            &call,
+            Expect::Balikan {
+                accepted: 1,
+                refused: 1,
+            },
+            "Accepted only for the NIK this PKS looked up (docs/balikan.md); the DWH got that record alone, the decision log its digest, no NIK hit was used.",
+        )
+        .await;
 
         // b. Wrong password.
         let call = Call::new(
