@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use gerbang_e2e::redis::Redis as Server;
 use gerbang_shared::{
-    Health, HealthMessages, LockoutSettings, LockoutStore, NewLogin, NonceStore, Redis,
-    RedisLockouts, RedisNonces, RedisSanctions, RedisSessions, RedisTarget, SanctionStore, Seen,
-    SessionError, SessionSettings, SessionStore, StartError, Subject, Ticks,
+    Health, HealthMessages, LockoutSettings, LockoutStore, LookupMemory, NewLogin, NonceStore,
+    Redis, RedisLockouts, RedisLookups, RedisNonces, RedisSanctions, RedisSessions, RedisTarget,
+    SanctionStore, Seen, SessionError, SessionSettings, SessionStore, StartError, Subject, Ticks,
 };
 use serde_json::{Map, Value};
 
@@ -213,6 +213,46 @@ async fn a_nonce_used_on_one_instance_is_a_replay_on_the_other_and_refused_witho
             .is_err(),
         "an unconfirmed nonce is refused, not accepted"
     );
+}
+
+#[tokio::test]
+async fn a_lookup_noted_on_one_instance_opens_a_balikan_on_the_other_until_its_window_ends() {
+    let mut server = Server::start();
+    let (one, two) = (instance(&server), instance(&server));
+    let (a, b) = (
+        RedisLookups::new(&one, PREFIX),
+        RedisLookups::new(&two, PREFIX),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let digests = vec!["d1".to_string(), "d2".to_string()];
+    a.remember("1/RSUD", "d1", now + 3);
+    // Instance two sees it once written (one pipeline), another PKS never.
+    eventually(
+        "the note reaches Redis",
+        Duration::from_secs(5),
+        async || b.looked_up("1/RSUD", &digests, now).await.unwrap() == [true, false],
+    )
+    .await;
+    assert_eq!(
+        b.looked_up("2/BKD", &digests, now).await.unwrap(),
+        [false, false]
+    );
+    // Redis itself forgets it when the window ends.
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{PREFIX}lookup:1/RSUD:d1"))
+        .query(&mut server.connection())
+        .unwrap();
+    assert!((1..=3).contains(&ttl), "{ttl}");
+    eventually("the window ends", Duration::from_secs(6), async || {
+        b.looked_up("1/RSUD", &digests, now).await.unwrap() == [false, false]
+    })
+    .await;
+    // Without Redis nothing can be checked: an error, never "looked up".
+    server.kill();
+    assert!(b.looked_up("1/RSUD", &digests, now).await.is_err());
 }
 
 fn lockouts(redis: &Redis) -> RedisLockouts {

@@ -50,11 +50,14 @@ pub(crate) struct BalikanCtx {
     pub(crate) fields: Vec<String>,
 }
 
+/// A record's checked values, by field.
+pub(crate) type Values<'f> = Vec<(&'f BalikanField, String)>;
+
 /// A record that passed the field checks: its NIK, its digest and its values by field.
 struct Valid<'f> {
     nik: Nik,
     digest: gerbang_audit::NikDigest,
-    values: Vec<(&'f BalikanField, String)>,
+    values: Values<'f>,
 }
 
 /// Longest key of a record shown back in a refusal (a client chose it).
@@ -475,7 +478,7 @@ fn json_row(raw: &RawValue) -> Row {
 pub(crate) fn check_row<'f>(
     columns: &[(String, String)],
     fields: &[&'f BalikanField],
-) -> std::result::Result<(Nik, Vec<(&'f BalikanField, String)>), String> {
+) -> std::result::Result<(Nik, Values<'f>), String> {
     let mut nik = None;
     let mut values = Vec::new();
     let mut seen = HashSet::new();

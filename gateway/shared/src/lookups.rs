@@ -60,9 +60,23 @@ pub trait LookupMemory: Send + Sync + std::fmt::Debug {
 struct Pending(dashmap::DashMap<String, i64>);
 
 impl Pending {
-    fn add(&self, key: &str, until: i64) {
-        let mut e = self.0.entry(key.to_string()).or_insert(until);
-        *e = (*e).max(until);
+    /// Holds a note here and hands it to `send` (the writer's queue); one the queue does
+    /// not take is dropped and counted.
+    fn queue(
+        &self,
+        key: String,
+        until: i64,
+        dropped: &AtomicU64,
+        send: impl FnOnce((String, i64)) -> bool,
+    ) {
+        {
+            let mut e = self.0.entry(key.clone()).or_insert(until);
+            *e = (*e).max(until);
+        }
+        if !send((key.clone(), until)) {
+            self.written(&[(key, until)]);
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Forgets the written notes (unless a later lookup extended one meanwhile).
@@ -231,12 +245,10 @@ fn read(db: &Database, pks: &str, digests: &[String], now: i64) -> Result<Vec<bo
 #[async_trait]
 impl LookupMemory for EmbeddedLookups {
     fn remember(&self, pks: &str, digest: &str, until: i64) {
-        let k = key(pks, digest);
-        self.pending.add(&k, until);
-        if self.notes.try_send((k.clone(), until)).is_err() {
-            self.pending.written(&[(k, until)]);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.pending
+            .queue(key(pks, digest), until, &self.dropped, |note| {
+                self.notes.try_send(note).is_ok()
+            });
     }
 
     async fn looked_up(
@@ -403,12 +415,10 @@ async fn send_notes(
 #[async_trait]
 impl LookupMemory for RedisLookups {
     fn remember(&self, pks: &str, digest: &str, until: i64) {
-        let k = self.redis_key(pks, digest);
-        self.pending.add(&k, until);
-        if self.notes.try_send((k.clone(), until)).is_err() {
-            self.pending.written(&[(k, until)]);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.pending
+            .queue(self.redis_key(pks, digest), until, &self.dropped, |note| {
+                self.notes.try_send(note).is_ok()
+            });
     }
 
     async fn looked_up(
