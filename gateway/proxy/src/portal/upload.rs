@@ -146,10 +146,8 @@ fn csv_rows(bytes: &[u8], max_records: usize) -> Result<Table, String> {
         if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        let line = record
-            .position()
-            .map_or(i + 1, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
-        table.push((line, cells));
+        // Its record number, the header being 1 (a blank line is no record).
+        table.push((i + 1, cells));
         too_many(&table, max_records)?;
     }
     Ok(table)
