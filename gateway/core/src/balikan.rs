@@ -152,7 +152,9 @@ impl BalikanFile {
                 BalikanFormat::Mask(mask)
             }
             ("angka", ..) => {
-                return Err("`jenis = \"angka\"` needs `panjang` from 1 to 64 and no `pola`".into());
+                return Err(
+                    "`jenis = \"angka\"` needs `panjang` from 1 to 64 and no `pola`".into(),
+                );
             }
             ("teks", ..) => {
                 return Err(format!(
