@@ -502,9 +502,10 @@ fn json_row(raw: &RawValue) -> Row {
         gerbang_core::BodyError::NotJson(_) => "data bukan objek JSON".into(),
     })?;
     let mut columns = Vec::new();
-    for (key, _) in parsed.keys() {
+    // `text` looks a key up by its lower-case form; the record keeps the client's spelling.
+    for (key, lower) in parsed.keys() {
         let value = parsed
-            .text(key)
+            .text(lower)
             .map_err(|_| format!("nilai kolom {} harus berupa teks", shown(key)))?
             .unwrap_or_default();
         columns.push((key.to_string(), value));
@@ -512,12 +513,15 @@ fn json_row(raw: &RawValue) -> Row {
     Ok(columns)
 }
 
+/// A record that passed [`check_row`]: its NIK and its values by field, trimmed.
+pub(crate) type Checked<'f> = (Nik, Vec<(&'f BalikanField, String)>);
+
 /// Checks one record's columns against the PKS's fields: the NIK in the Dukcapil format,
 /// only the PKS's columns, each at most once, each value in its format, at least one.
 pub(crate) fn check_row<'f>(
     columns: &[(String, String)],
     fields: &[&'f BalikanField],
-) -> std::result::Result<(Nik, Vec<(&'f BalikanField, String)>), String> {
+) -> std::result::Result<Checked<'f>, String> {
     let mut nik = None;
     let mut values = Vec::new();
     let mut seen = HashSet::new();
