@@ -33,6 +33,7 @@ fn agreements() -> Vec<TestPks> {
         ),
         TestPks {
             extra: "kepemilikan_asing_mayoritas = true",
+            jenis: "bhi",
             ..TestPks::new(
                 "asing.toml",
                 "4/ASING/VERIFIKASI",
