@@ -309,7 +309,7 @@ fn policy_diff_reports_an_added_element_and_a_frozen_agreement() {
         "{out}"
     );
     assert!(
-        out.contains("User ID bkd_kra_01 (PKS 470/900.1/BKD-CTH/2025, bkd-karanganyar): loses all access; loses CallNik over card_reader, VerifyByElement over card_reader, PortalRead over web_portal, SubmitBalikan over card_reader; loses elements NIK, "),
+        out.contains("User ID bkd_kra_01 (PKS 470/900.1/BKD-CTH/2025, bkd-karanganyar): loses all access; loses CallNik over card_reader, VerifyByElement over card_reader, PortalRead over web_portal, SubmitBalikan over web_portal; loses elements NIK, "),
         "{out}"
     );
     assert!(

@@ -581,3 +581,267 @@ async fn cross_site_posts_from_an_unregistered_address_are_counted_not_logged_ea
     );
     assert_eq!(lines(WARNING), 1, "{log}");
 }
+
+/// A portal PKS that names data balikan (`docs/balikan.md`).
+fn balikan_pks() -> TestPks {
+    TestPks {
+        metode: r#"["web_portal"]"#,
+        extra: r#"data_balikan = ["NOP PBB-P2", "NPWPD"]"#,
+        ..TestPks::new(
+            "bkd.toml",
+            "8/BKD/PORTAL",
+            vec![TestUser {
+                id: "bkd_portal",
+                ip: "127.0.0.24",
+                status: "aktif",
+            }],
+        )
+    }
+}
+
+/// A `multipart/form-data` body carrying one file in the field `berkas`, as a browser
+/// sends the upload form.
+fn upload(
+    client: &reqwest::Client,
+    url: String,
+    cookie: &str,
+    file: &str,
+) -> reqwest::RequestBuilder {
+    let boundary = "----gerbang-e2e-7d3f";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"berkas\"; filename=\"balikan.csv\"\r\nContent-Type: text/csv\r\n\r\n{file}\r\n--{boundary}--\r\n"
+    );
+    client
+        .post(url)
+        .header("Cookie", cookie)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+}
+
+/// The hidden field of the preview's send form, decoded from the page.
+fn hidden_data(page: &str) -> String {
+    let start = page.find("name=\"data\" value=\"").unwrap() + "name=\"data\" value=\"".len();
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end]
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn data_balikan_by_upload_is_previewed_without_sending_then_sent_and_by_form() {
+    let sim = Sim::start(2_000);
+    let gw = Gateway::start(GatewayOptions::new(
+        sim.addr,
+        vec![balikan_pks(), portal_pks()],
+    ));
+    let niks = sim.sample("alive", 3).await;
+    let (looked, never, form_nik) = (&niks[0], &niks[1], &niks[2]);
+    let client = gw.portal_client("127.0.0.24");
+    let cookie = gw.portal_login(&client, "bkd_portal").await;
+
+    // The page lists the PKS's fields and offers the upload and the form.
+    let page = send(
+        client
+            .get(gw.portal_url("balikan"))
+            .header("Cookie", &cookie),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_secure("balikan page", &page);
+    for needle in [
+        "NOP_PBB_P2",
+        "18 digit angka",
+        "P.#.#######.##.##",
+        "enctype=\"multipart/form-data\"",
+        "action=\"/portal/balikan/pratinjau\"",
+        "action=\"/portal/balikan/isi\"",
+        "type=\"file\"",
+    ] {
+        assert!(page.body.contains(needle), "{needle}: {}", page.body);
+    }
+    assert!(!page.body.contains("<script"), "{}", page.body);
+
+    // Looked up through the portal's own search, so the PKS may return data about it.
+    for nik in [looked, form_nik] {
+        let (status, body) = gw.portal_search(&client, &cookie, nik).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let portal_before = sim.portal_requests().await;
+
+    let file = format!(
+        "NIK,NOP_PBB_P2,NPWPD\r\n{looked},331309000100200010,P.2.0001234.33.13\r\n{never},331309000100200011,\r\n{looked},12,<b>tebal</b>\r\n"
+    );
+    let preview = send(upload(
+        &client,
+        gw.portal_url("balikan/pratinjau"),
+        &cookie,
+        &file,
+    ))
+    .await;
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert_secure("balikan preview", &preview);
+    assert!(
+        preview.body.contains("<span id=\"jumlah-valid\">1</span>")
+            && preview
+                .body
+                .contains("<span id=\"jumlah-tidak-valid\">2</span>"),
+        "{}",
+        preview.body
+    );
+    assert!(
+        preview.body.contains("tidak diakses oleh PKS ini"),
+        "{}",
+        preview.body
+    );
+    assert!(
+        preview.body.contains("NOP_PBB_P2: harus 18 digit angka"),
+        "{}",
+        preview.body
+    );
+    // The sender's own values come back as text, never as markup.
+    assert!(
+        preview.body.contains("&lt;b&gt;tebal&lt;/b&gt;"),
+        "{}",
+        preview.body
+    );
+    assert!(!preview.body.contains("<b>tebal"), "{}", preview.body);
+    assert_eq!(sim.balikan_records().await, 0, "a preview sends nothing");
+
+    // Sent: checked again, and only the valid record reaches the DWH, as validated.
+    let data = hidden_data(&preview.body);
+    let sent = send(
+        client
+            .post(gw.portal_url("balikan/kirim"))
+            .header("Cookie", &cookie)
+            .form(&[("data", data.as_str())]),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert_secure("balikan result", &sent);
+    assert!(
+        sent.body.contains("<span id=\"jumlah-diterima\">1</span>")
+            && sent.body.contains("<span id=\"jumlah-ditolak\">2</span>"),
+        "{}",
+        sent.body
+    );
+    assert_eq!(sim.balikan_records().await, 1);
+    let last = sim.last_request().await;
+    assert_eq!(last["target"], "/dukcapil/balikan/bkd", "{last}");
+    let body: serde_json::Value = serde_json::from_str(last["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"data": [{"NIK": looked, "NOP_PBB_P2": "331309000100200010", "NPWPD": "P.2.0001234.33.13"}]})
+    );
+
+    // A forged hidden field is checked like a file: the never-looked-up NIK stays out.
+    let forged =
+        format!(r#"[{{"baris":2,"kolom":[["NIK","{never}"],["NPWPD","P.2.0001234.33.13"]]}}]"#);
+    let sent = send(
+        client
+            .post(gw.portal_url("balikan/kirim"))
+            .header("Cookie", &cookie)
+            .form(&[("data", forged.as_str())]),
+    )
+    .await;
+    assert!(
+        sent.body.contains("<span id=\"jumlah-diterima\">0</span>"),
+        "{}",
+        sent.body
+    );
+    assert_eq!(sim.balikan_records().await, 1);
+
+    // The online form: one record.
+    let sent = send(
+        client
+            .post(gw.portal_url("balikan/isi"))
+            .header("Cookie", &cookie)
+            .form(&[
+                ("NIK", form_nik.as_str()),
+                ("NPWPD", "P.2.0009999.33.13"),
+                ("NOP_PBB_P2", ""),
+            ]),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert!(
+        sent.body.contains("<span id=\"jumlah-diterima\">1</span>"),
+        "{}",
+        sent.body
+    );
+    assert_eq!(sim.balikan_records().await, 2);
+    let last = sim.last_request().await;
+    let body: serde_json::Value = serde_json::from_str(last["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"data": [{"NIK": form_nik, "NPWPD": "P.2.0009999.33.13"}]})
+    );
+    // The balikan pages never reached the DWH's portal application.
+    assert_eq!(sim.portal_requests().await, portal_before);
+
+    // A file past the header's rules is refused whole, on the page, sending nothing.
+    let refused = send(upload(
+        &client,
+        gw.portal_url("balikan/pratinjau"),
+        &cookie,
+        "NIK,NAMA_LGKP\r\n1,x\r\n",
+    ))
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("NAMA_LGKP tidak diatur"),
+        "{}",
+        refused.body
+    );
+
+    // Another site cannot post a balikan with the browser's cookie.
+    let cross = send(
+        client
+            .post(gw.portal_url("balikan/isi"))
+            .header("Cookie", &cookie)
+            .header("Origin", "https://evil.example")
+            .form(&[("NIK", form_nik.as_str()), ("NPWPD", "P.2.0009999.33.13")]),
+    )
+    .await;
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    assert_eq!(sim.balikan_records().await, 2);
+
+    // Without a session: the page sends to the login, a post is refused.
+    let anon = gw.portal_client("127.0.0.24");
+    let page = send(anon.get(gw.portal_url("balikan"))).await;
+    assert_eq!(
+        (page.status, page.header("location")),
+        (303, "/portal/masuk")
+    );
+    let post = send(
+        anon.post(gw.portal_url("balikan/isi"))
+            .form(&[("NIK", form_nik.as_str())]),
+    )
+    .await;
+    assert_eq!(post.status, 401, "{}", post.body);
+
+    // A portal PKS without data balikan: the page says so, a post is refused with 34.
+    let other = gw.portal_client("127.0.0.9");
+    let cookie = gw.portal_login(&other, "portal_01").await;
+    let page = send(
+        other
+            .get(gw.portal_url("balikan"))
+            .header("Cookie", &cookie),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"tanpa-balikan\""), "{}", page.body);
+    let post = send(
+        other
+            .post(gw.portal_url("balikan/isi"))
+            .header("Cookie", &cookie)
+            .form(&[("NIK", form_nik.as_str()), ("NPWPD", "P.2.0009999.33.13")]),
+    )
+    .await;
+    assert!(post.body.contains("kode 34"), "{}", post.body);
+    assert_eq!(sim.balikan_records().await, 2);
+}

@@ -193,6 +193,7 @@ async fn a_person_searches_and_is_refused_export_and_a_second_session_in_chromiu
     let pks = TestPks {
         metode: r#"["web_portal"]"#,
         kuota: 50,
+        extra: r#"data_balikan = ["NOP PBB-P2", "NPWPD"]"#,
         // A browser's connection to any 127.x address comes from 127.0.0.1.
         ..TestPks::new(
             "portal.toml",
@@ -300,5 +301,51 @@ async fn a_person_searches_and_is_refused_export_and_a_second_session_in_chromiu
     // The first browser still works from its own address.
     browser.goto(&base).await.unwrap();
     wait_for(&browser, "#nik").await;
+
+    // 7. Data balikan: a CSV uploaded through the file input is previewed (nothing sent),
+    // then sent; only its valid record, about a NIK looked up above, reaches the DWH.
+    let csv = gw.dir.path().join("balikan.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "NIK,NOP_PBB_P2,NPWPD\n{},331309000100200010,P.2.0001234.33.13\n{},12,\n",
+            niks[0], niks[1]
+        ),
+    )
+    .unwrap();
+    browser.goto(&format!("{base}balikan")).await.unwrap();
+    wait_for(&browser, "#kolom-balikan").await;
+    screenshot(&browser, &out, "07-balikan.png").await;
+    browser
+        .find(Locator::Css("#berkas"))
+        .await
+        .unwrap()
+        .send_keys(&csv.display().to_string())
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#tombol-pratinjau"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "#pratinjau").await;
+    assert_eq!(text_of(&browser, "#jumlah-valid").await, "1");
+    assert_eq!(text_of(&browser, "#jumlah-tidak-valid").await, "1");
+    screenshot(&browser, &out, "08-balikan-pratinjau.png").await;
+    assert_eq!(sim.balikan_records().await, 0, "a preview sends nothing");
+    browser
+        .find(Locator::Css("#tombol-kirim"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "#hasil").await;
+    assert_eq!(text_of(&browser, "#jumlah-diterima").await, "1");
+    assert_eq!(text_of(&browser, "#jumlah-ditolak").await, "1");
+    screenshot(&browser, &out, "09-balikan-terkirim.png").await;
+    assert_eq!(sim.balikan_records().await, 1);
     browser.close().await.unwrap();
 }

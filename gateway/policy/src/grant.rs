@@ -16,16 +16,16 @@ use crate::snapshot::{Snapshot, UserRef};
 pub const CHANNELS: [Channel; 3] = [Channel::WebService, Channel::WebPortal, Channel::CardReader];
 
 /// The channels the gateway asks an action over: the portal's actions only from the Web
-/// Portal, the others from the web service and from card readers. What the rules would say
-/// of another pair is never asked, so a grant does not list it.
+/// Portal, a data balikan from the web service and the portal's upload and form, the others
+/// from the web service and from card readers. What the rules would say of another pair is
+/// never asked, so a grant does not list it.
 pub fn channels_of(action: Action) -> &'static [Channel] {
     match action {
         Action::PortalRead | Action::PortalWrite | Action::PortalExport => &[Channel::WebPortal],
-        Action::CallNik
-        | Action::CallNoKk
-        | Action::VerifyByElement
-        | Action::SearchByElements
-        | Action::SubmitBalikan => &[Channel::WebService, Channel::CardReader],
+        Action::CallNik | Action::CallNoKk | Action::VerifyByElement | Action::SearchByElements => {
+            &[Channel::WebService, Channel::CardReader]
+        }
+        Action::SubmitBalikan => &[Channel::WebService, Channel::WebPortal],
     }
 }
 

@@ -137,40 +137,8 @@ impl Gateway {
         rows: Vec<Row>,
     ) -> std::result::Result<Vec<Verdict>, Rejection> {
         let pks = snap.pks(user);
-        if pks.data_balikan.is_empty() {
-            return Err(Rejection::new(
-                Refusal::BalikanNotAgreed,
-                format!("PKS {} tidak menyebut data balikan", pks.nomor),
-            ));
-        }
-        let Some(audit) = &self.audit else {
-            return Err(Rejection::new(
-                Refusal::BalikanUnavailable,
-                "log keputusan tidak dikonfigurasi di gateway ini",
-            ));
-        };
-        let fields: Vec<&BalikanField> = pks
-            .data_balikan
-            .iter()
-            .filter_map(|n| snap.vocabulary().balikan(n))
-            .collect();
-        let mut verdicts = Vec::with_capacity(rows.len());
-        let mut valid = Vec::new();
-        for row in &rows {
-            match row.as_ref().map_err(Clone::clone).and_then(|columns| {
-                check_row(columns, &fields).map(|(nik, values)| Valid {
-                    digest: audit.key.nik_digest(nik.as_str()),
-                    nik,
-                    values,
-                })
-            }) {
-                Ok(v) => {
-                    valid.push((verdicts.len(), v));
-                    verdicts.push(Verdict::Accepted);
-                }
-                Err(why) => verdicts.push(Verdict::Refused(why)),
-            }
-        }
+        let (audit, fields) = self.balikan_fields(snap, user)?;
+        let (mut verdicts, mut valid) = check_rows(audit, &fields, &rows);
         self.looked_up(&mut verdicts, &mut valid, &pks.nomor)
             .await?;
         let reserved = self
@@ -202,6 +170,45 @@ impl Gateway {
         ctx.balikan = Some(outcome);
         self.audit_now(ctx).await;
         Ok(verdicts)
+    }
+
+    /// The verdicts a batch would get now, for the portal's preview: the field checks and
+    /// whether this PKS looked each NIK up (its own lookups, nothing of the DWH's data).
+    /// Nothing is sent, counted, reserved or recorded; the send step checks again.
+    pub(crate) async fn preview_balikan(
+        &self,
+        snap: &Snapshot,
+        user: UserRef,
+        rows: &[Row],
+    ) -> std::result::Result<Vec<Verdict>, Rejection> {
+        let (audit, fields) = self.balikan_fields(snap, user)?;
+        let (mut verdicts, mut valid) = check_rows(audit, &fields, rows);
+        self.looked_up(&mut verdicts, &mut valid, &snap.pks(user).nomor)
+            .await?;
+        Ok(verdicts)
+    }
+
+    /// The fields the User ID's PKS returns, and the audit key its NIKs are digested with:
+    /// refusal 34 for a PKS that names none, 35 without a decision log.
+    fn balikan_fields<'s>(
+        &'s self,
+        snap: &'s Snapshot,
+        user: UserRef,
+    ) -> std::result::Result<(&'s crate::record::Audit, Vec<&'s BalikanField>), Rejection> {
+        let pks = snap.pks(user);
+        if pks.data_balikan.is_empty() {
+            return Err(Rejection::new(
+                Refusal::BalikanNotAgreed,
+                format!("PKS {} tidak menyebut data balikan", pks.nomor),
+            ));
+        }
+        let Some(audit) = &self.audit else {
+            return Err(Rejection::new(
+                Refusal::BalikanUnavailable,
+                "log keputusan tidak dikonfigurasi di gateway ini",
+            ));
+        };
+        Ok((audit, balikan_fields(snap, user)))
     }
 
     /// Refuses the records whose NIK the PKS did not look up within the window.
@@ -372,6 +379,41 @@ impl Gateway {
     }
 }
 
+/// The balikan fields of the User ID's PKS, in its order (none when it names none).
+pub(crate) fn balikan_fields(snap: &Snapshot, user: UserRef) -> Vec<&BalikanField> {
+    snap.pks(user)
+        .data_balikan
+        .iter()
+        .filter_map(|n| snap.vocabulary().balikan(n))
+        .collect()
+}
+
+/// Each record's field checks: a verdict per record, and the valid ones with their digests.
+fn check_rows<'f>(
+    audit: &crate::record::Audit,
+    fields: &[&'f BalikanField],
+    rows: &[Row],
+) -> (Vec<Verdict>, Vec<(usize, Valid<'f>)>) {
+    let mut verdicts = Vec::with_capacity(rows.len());
+    let mut valid = Vec::new();
+    for row in rows {
+        match row.as_ref().map_err(Clone::clone).and_then(|columns| {
+            check_row(columns, fields).map(|(nik, values)| Valid {
+                digest: audit.key.nik_digest(nik.as_str()),
+                nik,
+                values,
+            })
+        }) {
+            Ok(v) => {
+                valid.push((verdicts.len(), v));
+                verdicts.push(Verdict::Accepted);
+            }
+            Err(why) => verdicts.push(Verdict::Refused(why)),
+        }
+    }
+    (verdicts, valid)
+}
+
 /// The meter key of a User ID's daily balikan records: `@` cannot start a User ID.
 pub(crate) fn balikan_key(user_id: &str) -> String {
     format!("@balikan/{user_id}")
@@ -463,6 +505,7 @@ fn json_row(raw: &RawValue) -> Row {
         gerbang_core::BodyError::NotJson(_) => "data bukan objek JSON".into(),
     })?;
     let mut columns = Vec::new();
+    // `text` looks a key up by its lower-case form; the record keeps the client's spelling.
     for (key, lower) in parsed.keys() {
         let value = parsed
             .text(lower)
@@ -473,12 +516,15 @@ fn json_row(raw: &RawValue) -> Row {
     Ok(columns)
 }
 
+/// A record that passed [`check_row`]: its NIK and its values by field, trimmed.
+pub(crate) type Checked<'f> = (Nik, Values<'f>);
+
 /// Checks one record's columns against the PKS's fields: the NIK in the Dukcapil format,
 /// only the PKS's columns, each at most once, each value in its format, at least one.
 pub(crate) fn check_row<'f>(
     columns: &[(String, String)],
     fields: &[&'f BalikanField],
-) -> std::result::Result<(Nik, Values<'f>), String> {
+) -> std::result::Result<Checked<'f>, String> {
     let mut nik = None;
     let mut values = Vec::new();
     let mut seen = HashSet::new();

@@ -15,16 +15,20 @@
 //! NIK search is `PortalRead` counted as one hit and filtered exactly like `CALL_NIK`,
 //! export/download/bulk endpoints are `PortalExport` and every other write is
 //! `PortalWrite`; Cedar refuses the last two (`portal-read-only`), and they are never
-//! forwarded. Unknown paths are refused (default deny). An upstream page that turns out to
+//! forwarded. The data balikan pages (`balikan`, its preview, send and form) are the
+//! gateway's own, decided as `SubmitBalikan`, and never reach the DWH's portal application
+//! (`balikan`). Unknown paths are refused (default deny). An upstream page that turns out to
 //! be a download (`Content-Disposition: attachment`, CSV/XLS/PDF) is replaced by the
 //! refusal page. Every answer carries `Cache-Control: no-store`, a strict CSP,
 //! `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and `nosniff`.
 
 mod answer;
+mod balikan;
 mod flow;
 mod page;
 mod route;
 mod session;
+mod upload;
 
 pub(crate) use answer::{PortalCtx, secure};
 pub use route::{PortalRoute, classify, is_download, is_page_type, is_portal, same_origin};

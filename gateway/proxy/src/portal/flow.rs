@@ -2,6 +2,7 @@
 //! User ID as it is now, Cedar's decision) and the login.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Method;
@@ -142,6 +143,10 @@ impl Gateway {
             }
             PortalRoute::Page
             | PortalRoute::Search
+            | PortalRoute::Balikan
+            | PortalRoute::BalikanPreview
+            | PortalRoute::BalikanSend
+            | PortalRoute::BalikanForm
             | PortalRoute::Export
             | PortalRoute::Write
             | PortalRoute::Unknown => {}
@@ -256,6 +261,21 @@ impl Gateway {
                 "data pada Web Portal hanya dapat dibaca (pasal 30 ayat 2)",
             )));
         }
+        if matches!(
+            route,
+            PortalRoute::Balikan
+                | PortalRoute::BalikanPreview
+                | PortalRoute::BalikanSend
+                | PortalRoute::BalikanForm
+        ) {
+            // The gateway's own pages: answered here, never forwarded to the DWH portal.
+            ctx.decision = Some(decision);
+            ctx.snapshot = Some(Arc::clone(&snap));
+            return self
+                .portal_balikan(session, ctx, route, &snap, user)
+                .await
+                .map(Some);
+        }
         ctx.portal = Some(PortalCtx {
             route,
             blocked: None,
@@ -324,13 +344,17 @@ impl Gateway {
             SessionError::Expired | SessionError::Replaced | SessionError::Ended
         );
         let mut answer = match (route, e) {
-            (PortalRoute::Page | PortalRoute::Unknown, SessionError::Unavailable(_)) if is_get => {
-                sessions_unavailable()
-            }
-            (PortalRoute::Page | PortalRoute::Unknown, SessionError::Missing) if is_get => {
-                PortalAnswer::redirect("/portal/masuk")
-            }
-            (PortalRoute::Page | PortalRoute::Unknown, _) if is_get && gone => {
+            (
+                PortalRoute::Page | PortalRoute::Balikan | PortalRoute::Unknown,
+                SessionError::Unavailable(_),
+            ) if is_get => sessions_unavailable(),
+            (
+                PortalRoute::Page | PortalRoute::Balikan | PortalRoute::Unknown,
+                SessionError::Missing,
+            ) if is_get => PortalAnswer::redirect("/portal/masuk"),
+            (PortalRoute::Page | PortalRoute::Balikan | PortalRoute::Unknown, _)
+                if is_get && gone =>
+            {
                 PortalAnswer::redirect("/portal/masuk")
             }
             (PortalRoute::Search, SessionError::Unavailable(_)) => PortalAnswer::refused_json(

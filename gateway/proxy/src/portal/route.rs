@@ -22,6 +22,18 @@ pub enum PortalRoute {
     Page,
     /// The NIK search's JSON call (`PortalRead`, one hit, answer filtered).
     Search,
+    /// `GET balikan`: the data balikan page (`SubmitBalikan`): the PKS's fields, the
+    /// upload and the form. The gateway's own page; nothing of the DWH's data on it.
+    Balikan,
+    /// `POST balikan/pratinjau`: an uploaded CSV or XLSX file, checked and shown back to
+    /// its sender; nothing is sent (`SubmitBalikan`).
+    BalikanPreview,
+    /// `POST balikan/kirim`: the previewed records, checked again and sent
+    /// (`SubmitBalikan`).
+    BalikanSend,
+    /// `POST balikan/isi`: one record from the online form, checked and sent
+    /// (`SubmitBalikan`).
+    BalikanForm,
     /// Export, download, print or bulk search (`PortalExport`, always refused).
     Export,
     /// Any other method than GET (`PortalWrite`, always refused).
@@ -35,6 +47,11 @@ impl PortalRoute {
     pub fn action(self) -> Option<Action> {
         match self {
             Self::Page | Self::Search | Self::Login => Some(Action::PortalRead),
+            // Data going *to* Dukcapil under the PKS, not population data leaving the
+            // portal: decided as the web service's balikan is, over `web_portal`.
+            Self::Balikan | Self::BalikanPreview | Self::BalikanSend | Self::BalikanForm => {
+                Some(Action::SubmitBalikan)
+            }
             Self::Export => Some(Action::PortalExport),
             Self::Write => Some(Action::PortalWrite),
             Self::LoginPage | Self::Logout | Self::Style | Self::Unknown => None,
@@ -67,6 +84,12 @@ pub fn classify(method: &Method, path: &str) -> PortalRoute {
         "masuk" | "login" if post => return PortalRoute::Login,
         "keluar" | "logout" if post => return PortalRoute::Logout,
         "_gerbang.css" if get => return PortalRoute::Style,
+        // The gateway's own data balikan pages, before the export words and the writes:
+        // their names hold none, and their posts are balikan, not writes to the portal.
+        "balikan" if get => return PortalRoute::Balikan,
+        "balikan/pratinjau" if post => return PortalRoute::BalikanPreview,
+        "balikan/kirim" if post => return PortalRoute::BalikanSend,
+        "balikan/isi" if post => return PortalRoute::BalikanForm,
         _ => {}
     }
     let lower = rest.to_ascii_lowercase();
@@ -189,6 +212,15 @@ mod tests {
             (Method::GET, "/portal/admin", Unknown),
             (Method::GET, "/portal/%61pp.js", Unknown),
             (Method::GET, "/portal/../dukcapil", Unknown),
+            (Method::GET, "/portal/balikan", Balikan),
+            (Method::POST, "/portal/balikan/pratinjau", BalikanPreview),
+            (Method::POST, "/portal/balikan/kirim", BalikanSend),
+            (Method::POST, "/portal/balikan/isi", BalikanForm),
+            (Method::POST, "/portal/balikan", Write),
+            (Method::PUT, "/portal/balikan/kirim", Write),
+            (Method::GET, "/portal/balikan/kirim", Unknown),
+            (Method::POST, "/portal/balikan/kirim.csv", Export),
+            (Method::POST, "/portal/balikan/%6birim", Write),
         ];
         for (method, path, want) in cases {
             assert_eq!(classify(&method, path), want, "{method} {path}");
@@ -201,6 +233,10 @@ mod tests {
         assert_eq!(PortalRoute::Write.action(), Some(Action::PortalWrite));
         assert_eq!(PortalRoute::Search.action(), Some(Action::PortalRead));
         assert_eq!(PortalRoute::Unknown.action(), None);
+        assert_eq!(
+            PortalRoute::BalikanSend.action(),
+            Some(Action::SubmitBalikan)
+        );
     }
 
     #[test]
