@@ -34,7 +34,6 @@ fn agreements() -> Vec<TestPks> {
         TestPks {
             jenis: "bhi",
             extra: "kepemilikan_asing_mayoritas = true",
-            jenis: "bhi",
             ..TestPks::new(
                 "asing.toml",
                 "4/ASING/VERIFIKASI",
