@@ -66,7 +66,7 @@ pub struct Metrics {
     /// 1 for each Pengguna whose PKS in force names `data_balikan`.
     balikan_obligated: IntGaugeVec,
     /// Looked-up NIKs not noted for a balikan (queue full or store failing), from the store.
-    balikan_notes_dropped: IntGauge,
+    balikan_notes_dropped: IntCounter,
     /// The Pengguna last exported as obligated, to set back to 0 when no longer.
     balikan_pengguna: std::sync::Mutex<Vec<String>>,
 }
@@ -226,10 +226,14 @@ impl Metrics {
                 "1 for each Pengguna whose PKS in force names data_balikan (data it must return).",
                 &["pengguna"],
             )?,
-            balikan_notes_dropped: single_gauge(
-                "gerbang_balikan_lookups_unnoted_total",
-                "Looked-up NIKs not noted for a data balikan since start (queue full or store failing): their records are refused until looked up again.",
-            )?,
+            balikan_notes_dropped: {
+                let c = IntCounter::new(
+                    "gerbang_balikan_lookups_unnoted_total",
+                    "Looked-up NIKs not noted for a data balikan since start (queue full or store failing): their records are refused until looked up again.",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
             balikan_pengguna: std::sync::Mutex::default(),
             registry,
         }
@@ -281,10 +285,13 @@ impl Metrics {
         }
     }
 
-    /// The looked-up NIKs not noted so far (read from the store at each scrape).
+    /// The looked-up NIKs not noted so far (read from the store at each scrape; the store's
+    /// own count only grows, so the counter follows it).
     pub(crate) fn set_balikan_unnoted(&self, n: u64) {
-        self.balikan_notes_dropped
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        let seen = self.balikan_notes_dropped.get();
+        if n > seen {
+            self.balikan_notes_dropped.inc_by(n - seen);
+        }
     }
 
     /// Records the sanctions now in force (the policy hash is read at each scrape), and
