@@ -244,6 +244,10 @@ fn portal_hint(tour: &Tour, config: &Config, nik: &str) {
     println!(
         "Search NIK {nik}: only the PKS elements are shown, and the remaining quota drops. \"Ekspor CSV\", \"Cetak / unduh PDF\", the bulk search and the address form are refused with a page saying why; a second login of the same User ID is refused while the first session lives."
     );
+    println!(
+        "Data balikan (docs/balikan.md): then open {}://{}/portal/balikan and upload a CSV file with the lines `NIK,NOP_PBB_P2,NPWPD` and `{nik},331309000100200010,P.2.0001234.33.13`: the preview shows each row's verdict and nothing is sent until \"Kirim\"; a row for a NIK BKD never looked up is refused. The one-record form on the same page does the same.",
+        tour.api.scheme, tour.api.connect
+    );
 }
 
 #[cfg(test)]
