@@ -361,18 +361,11 @@ impl Gateway {
 
     /// Notes a released lookup's NIK for its PKS's data balikan, when the PKS names any.
     pub(crate) fn remember_lookup(&self, ctx: &GatewayCtx) {
-        let (Some(snap), Some(pks), Some(digest)) = (&ctx.snapshot, &ctx.pks, &ctx.nik_digest)
+        // Decided when the User ID was attributed: no scan of the agreements per request.
+        let (true, Some(pks), Some(digest)) = (ctx.balikan_obligated, &ctx.pks, &ctx.nik_digest)
         else {
             return;
         };
-        let obliged = snap
-            .agreements()
-            .iter()
-            .find(|p| &p.nomor == pks)
-            .is_some_and(|p| !p.data_balikan.is_empty());
-        if !obliged {
-            return;
-        }
         let window = i64::try_from(self.balikan.window.as_secs()).unwrap_or(i64::MAX);
         let until = self.clock.now().timestamp().saturating_add(window);
         self.shared.lookups.remember(pks, digest.as_str(), until);

@@ -115,6 +115,8 @@ pub struct GatewayCtx {
     pub(crate) portal: Option<PortalCtx>,
     /// A data balikan's outcome, for its record.
     pub(crate) balikan: Option<crate::balikan::BalikanCtx>,
+    /// The authenticated User ID's PKS names `data_balikan`: its released lookups are noted.
+    pub(crate) balikan_obligated: bool,
 }
 
 /// The quota of the request's User ID.
@@ -154,6 +156,7 @@ impl GatewayCtx {
         let pks = snap.pks(user);
         self.pks = Some(pks.nomor.clone());
         self.pengguna = Some(pks.pengguna.clone());
+        self.balikan_obligated = !pks.data_balikan.is_empty();
     }
 }
 
@@ -241,6 +244,7 @@ impl ProxyHttp for Gateway {
             quota: None,
             portal: None,
             balikan: None,
+            balikan_obligated: false,
         }
     }
 
