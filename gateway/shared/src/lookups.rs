@@ -258,6 +258,13 @@ impl LookupMemory for EmbeddedLookups {
         now: i64,
     ) -> Result<Vec<bool>, Unavailable> {
         // A read transaction is quick, but it is file I/O: not on an async worker.
+        // Queued notes first: one written after this check is in the file the read sees (it
+        // leaves the queue only once committed); checked after the read, it could be in
+        // neither.
+        let queued: Vec<bool> = digests
+            .iter()
+            .map(|d| self.pending.open(&key(pks, d), now))
+            .collect();
         let Some(db) = self.db.get().map(Arc::clone) else {
             return Err(Unavailable(
                 "the balikan store is still held by the previous process".into(),
@@ -269,8 +276,8 @@ impl LookupMemory for EmbeddedLookups {
             .map_err(|e| Unavailable(format!("balikan store: {e}")))??;
         Ok(stored
             .into_iter()
-            .zip(digests)
-            .map(|(s, d)| s || self.pending.open(&key(pks, d), now))
+            .zip(queued)
+            .map(|(s, q)| s || q)
             .collect())
     }
 
@@ -432,14 +439,16 @@ impl LookupMemory for RedisLookups {
         }
         let keys: Vec<String> = digests.iter().map(|d| self.redis_key(pks, d)).collect();
         // Redis expires each key at the end of its window.
+        // Queued notes first, as in the embedded store.
+        let queued: Vec<bool> = keys.iter().map(|k| self.pending.open(k, now)).collect();
         let found: Vec<Option<String>> = self
             .link
             .query(redis::cmd("MGET").arg(&keys).clone())
             .await?;
         Ok(found
             .into_iter()
-            .zip(&keys)
-            .map(|(v, k)| v.is_some() || self.pending.open(k, now))
+            .zip(queued)
+            .map(|(v, q)| v.is_some() || q)
             .collect())
     }
 
